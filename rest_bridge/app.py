@@ -1,0 +1,108 @@
+"""The aiohttp application: one handler per annotated route, calling the RPC over one
+long-lived gRPC channel."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import grpc
+from aiohttp import web
+
+from rest_bridge import marshal
+from rest_bridge.errors import from_rpc_error, openai_errors
+from rest_bridge.routes import Binding, Route, discover, proto_modules, services
+from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
+from server.errors import invalid_api_key
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+GRPC_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
+    authorization = request.headers.get("Authorization")
+    if authorization is None:
+        return ()
+    # gRPC metadata carries printable ASCII only; nothing else can be a valid key.
+    if not authorization.isascii() or not authorization.isprintable():
+        raise invalid_api_key()
+    return (("authorization", authorization),)
+
+
+async def _request_message(request: web.Request, binding: Binding, body: dict | None):
+    data = dict(body) if body is not None else {}
+    if binding.body == "":
+        data.update(marshal.query_fields(binding.request_class, request.query, binding.path_fields))
+    elif binding.body != "*":
+        data = {binding.body: data}
+    for name in binding.path_fields:
+        data[name] = request.match_info[name]
+    return marshal.to_message(binding.request_class, data)
+
+
+def _handler(route: Route):
+    unary = route.bindings[0]
+    streaming = route.bindings[-1] if route.bindings[-1].server_streaming else None
+    wants_body = unary.body != ""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = marshal.parse_body(await request.read()) if wants_body else None
+        binding = streaming if streaming is not None and (
+            len(route.bindings) == 1 or (body or {}).get("stream") is True) else unary
+        message = await _request_message(request, binding, body)
+        call = request.app[CALLABLES][binding.rpc_path]
+        if binding.server_streaming:
+            return await _relay_stream(request, call(message, metadata=_metadata(request)))
+        return marshal.json_response(await call(message, metadata=_metadata(request)))
+
+    return handle
+
+
+async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) -> web.StreamResponse:
+    """Relay each message as one SSE event as it arrives. Errors before the first
+    message are ordinary JSON errors; after it, the status is sent, so an error
+    becomes an in-band event and the stream ends."""
+    try:
+        first = await call.read()
+        response = web.StreamResponse(headers=marshal.SSE_HEADERS)
+        await response.prepare(request)
+        message = first
+        try:
+            while message is not grpc.aio.EOF:
+                await response.write(marshal.sse_event(message))
+                message = await call.read()
+            await response.write(marshal.DONE)
+        except grpc.aio.AioRpcError as error:
+            await response.write(marshal.sse_error(from_rpc_error(error)))
+        await response.write_eof()
+        return response
+    finally:
+        # The client went away (aiohttp cancels this handler) or we are done: either
+        # way the RPC, and with it the upstream request, must not outlive the response.
+        call.cancel()
+
+
+def _multi_callable(channel: grpc.aio.Channel, binding: Binding):
+    make = channel.unary_stream if binding.server_streaming else channel.unary_unary
+    return make(binding.rpc_path, request_serializer=binding.request_class.SerializeToString,
+                response_deserializer=binding.response_class.FromString)
+
+
+def build_app(grpc_target: str, routes: list[Route] | None = None,
+              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+    routes = routes if routes is not None else discover(services(proto_modules()))
+    app = web.Application(middlewares=[openai_errors], client_max_size=max_body_bytes)
+    app[MAX_BODY_BYTES] = max_body_bytes
+    app[CALLABLES] = {}
+
+    async def grpc_channel(app: web.Application) -> AsyncIterator[None]:
+        channel = grpc.aio.insecure_channel(grpc_target, options=[
+            ("grpc.max_receive_message_length", GRPC_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", GRPC_MESSAGE_BYTES),
+        ])
+        app[CALLABLES].update({b.rpc_path: _multi_callable(channel, b) for r in routes for b in r.bindings})
+        yield
+        await channel.close()
+
+    app.cleanup_ctx.append(grpc_channel)
+    for route in routes:
+        app.router.add_route(route.method, route.path, _handler(route))
+    return app

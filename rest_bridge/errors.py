@@ -1,0 +1,53 @@
+"""Every failure the bridge answers becomes an OpenAI error body, in one middleware."""
+from __future__ import annotations
+
+import logging
+
+import grpc
+from aiohttp import web
+from google.rpc import status_pb2
+
+from rest_bridge.marshal import error_response
+from rest_bridge.state import MAX_BODY_BYTES
+from server.errors import GatewayError
+from server.services.status import DETAILS_KEY
+
+log = logging.getLogger("st_ai.bridge")
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
+    status = None
+    for key, value in error.trailing_metadata() or ():
+        if key == DETAILS_KEY:
+            status = status_pb2.Status.FromString(value)
+    return GatewayError.from_status(error.code(), error.details() or "", status)
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> GatewayError:
+    if exc.status == 404:
+        return GatewayError(404, f"Unknown request URL: {request.method} {request.path}.", "unknown_url")
+    if exc.status == 405:
+        return GatewayError(405, f"Method {request.method} is not allowed on {request.path}.",
+                            "method_not_allowed", type="invalid_request_error")
+    if exc.status == 413:
+        return GatewayError(413, f"The request body is larger than this gateway accepts "
+                            f"({request.app[MAX_BODY_BYTES]} bytes).", "request_too_large")
+    return GatewayError(exc.status, exc.reason or "The request failed.")
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as error:
+        return error_response(error)
+    except grpc.aio.AioRpcError as error:
+        return error_response(from_rpc_error(error))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http(exc, request))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(GatewayError(500, "The gateway failed to process the request.",
+                                           "internal_error", type="api_error"))

@@ -1,0 +1,82 @@
+"""JSON and SSE on the wire: request bodies in, JSON answers and event streams out."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from server.codec import codec_for
+from server.errors import GatewayError, invalid_request
+
+JSON_TYPE = "application/json"
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # tell reverse proxies not to hold events back
+}
+DONE = b"data: [DONE]\n\n"
+
+
+def parse_body(raw: bytes) -> dict:
+    if not raw.strip():
+        raise invalid_request("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"We could not parse the JSON body of your request: {exc.msg}.",
+                              code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise invalid_request("The request body must be a JSON object.", code="invalid_json")
+    return data
+
+
+def _query_value(field: FieldDescriptor, raw: str) -> Any:
+    kind = field.type
+    try:
+        if kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64,
+                    FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64):
+            return int(raw)
+        if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+            return float(raw)
+    except ValueError:
+        raise invalid_request(f"'{field.name}' must be a number.", param=field.name) from None
+    if kind == FieldDescriptor.TYPE_BOOL:
+        if raw not in ("true", "false"):
+            raise invalid_request(f"'{field.name}' must be true or false.", param=field.name)
+        return raw == "true"
+    return raw
+
+
+def query_fields(request_class: type[Message], query: Any, skip: tuple[str, ...]) -> dict:
+    """Query parameters that name scalar request fields, converted to their types."""
+    fields = request_class.DESCRIPTOR.fields_by_name
+    out = {}
+    for name, raw in query.items():
+        field = fields.get(name)
+        if field is not None and field.message_type is None and name not in skip:
+            out[name] = _query_value(field, raw)
+    return out
+
+
+def to_message(request_class: type[Message], data: dict) -> Message:
+    return codec_for(request_class, strict=True).to_message(data)
+
+
+def json_response(message: Message) -> web.Response:
+    body = orjson.dumps(codec_for(type(message)).to_dict(message))
+    return web.Response(body=body, content_type=JSON_TYPE)
+
+
+def sse_event(message: Message) -> bytes:
+    return b"data: " + orjson.dumps(codec_for(type(message)).to_dict(message)) + b"\n\n"
+
+
+def sse_error(error: GatewayError) -> bytes:
+    return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+
+
+def error_response(error: GatewayError) -> web.Response:
+    return web.Response(status=error.http_status, body=orjson.dumps(error.body()), content_type=JSON_TYPE)

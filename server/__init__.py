@@ -1,0 +1,1 @@
+"""st-ai: the gateway's gRPC services, relay core, providers and stores."""

@@ -1,0 +1,82 @@
+"""The hot path's view of tokens and channels: an in-memory snapshot, reloaded
+within a second of any change another process (the CLI) commits to the database."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from server.errors import invalid_api_key
+from server.store import channels as channel_store
+from server.store import tokens as token_store
+from server.store.channels import Channel
+from server.store.db import DbWorker, data_version
+from server.store.tokens import Token, hash_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tokens_by_hash: dict[str, Token] = field(default_factory=dict)
+    # public model name -> enabled channels serving it, best priority first
+    channels_by_model: dict[str, tuple[Channel, ...]] = field(default_factory=dict)
+    channels_by_id: dict[int, Channel] = field(default_factory=dict)
+
+
+def load_snapshot(db: sqlite_utils.Database) -> tuple[int, Snapshot]:
+    version = data_version(db)
+    tokens = {t.key_hash: t for t in token_store.all_tokens(db)}
+    by_model: dict[str, list[Channel]] = {}
+    channels = channel_store.all_channels(db)
+    for channel in channels:
+        if channel.enabled:
+            for model in channel.models:
+                by_model.setdefault(model, []).append(channel)
+    ordered = {m: tuple(sorted(cs, key=lambda c: -c.priority)) for m, cs in by_model.items()}
+    return version, Snapshot(tokens, ordered, {c.id: c for c in channels})
+
+
+class Catalog:
+    def __init__(self, worker: DbWorker, refresh_interval: float = 0.25) -> None:
+        self._worker = worker
+        self._interval = refresh_interval
+        self._version = -1
+        self.snapshot = Snapshot()
+
+    async def load(self) -> None:
+        self._version, self.snapshot = await self._worker.run(load_snapshot)
+
+    async def watch(self) -> None:
+        """Reload whenever the database changed; runs until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                version = await self._worker.run(data_version)
+                if version != self._version:
+                    await self.load()
+            except Exception:  # a locked or briefly unreadable file: try again next tick
+                log.exception("reloading tokens and channels failed")
+
+    def authenticate(self, authorization: str | None) -> Token:
+        """The token behind an `Authorization: Bearer ...` value, or a 401."""
+        if not authorization:
+            raise invalid_api_key("You didn't provide an API key. Send it as 'Authorization: Bearer <token>'.")
+        scheme, _, key = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise invalid_api_key("Send the API key as 'Authorization: Bearer <token>'.")
+        digest = hash_key(key.strip())
+        token = self.snapshot.tokens_by_hash.get(digest)
+        # The dict lookup is keyed by a hash of the secret; compare again in constant time
+        # so that no code path compares secret-derived bytes early-exit style.
+        if token is None or not hmac.compare_digest(token.key_hash, digest):
+            raise invalid_api_key()
+        if not token.enabled:
+            raise invalid_api_key("This API key has been disabled.")
+        if token.expired(time.time()):
+            raise invalid_api_key("This API key has expired.")
+        return token

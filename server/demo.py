@@ -1,0 +1,34 @@
+"""`st-ai serve --demo`: a simulator channel and a demo token on first start."""
+from __future__ import annotations
+
+import sqlite_utils
+
+from server.store import channels as channel_store
+from server.store import tokens as token_store
+
+DEMO_CHANNEL = "demo-simulator"
+DEMO_TOKEN = "demo"
+DEMO_MODELS = ["gpt-4o-mini", "gpt-3.5-turbo", "gpt-4"]
+
+
+def ensure_demo(db: sqlite_utils.Database) -> list[str]:
+    """Create what is missing; returns the lines to print."""
+    lines = []
+    try:
+        channel_store.get(db, DEMO_CHANNEL)
+    except channel_store.ChannelError:
+        channel_store.add(db, DEMO_CHANNEL, "simulator", "", "", DEMO_MODELS)
+        lines.append(f"demo: created the simulator channel '{DEMO_CHANNEL}' serving "
+                     f"{', '.join(DEMO_MODELS)} (simulated answers, no upstream)")
+    try:
+        token_store.get(db, DEMO_TOKEN)
+        lines.append(f"demo: the token '{DEMO_TOKEN}' exists (its key was shown on first start); "
+                     "make another with: st-ai token create --name NAME")
+    except token_store.TokenError:
+        _, key = token_store.create(db, DEMO_TOKEN)
+        lines.append(f"demo: created the token '{DEMO_TOKEN}'; its key is shown only this once:")
+        lines.append(f"demo:   {key}")
+    lines.append("demo: try  curl -s http://127.0.0.1:8080/v1/chat/completions "
+                 "-H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' "
+                 "-d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'")
+    return lines

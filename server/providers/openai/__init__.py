@@ -1,0 +1,10 @@
+"""OpenAI and every OpenAI-compatible service (`type: openai`)."""
+from server.providers.interface import ProviderSpec
+from server.providers.openai.chat import OpenAIChat
+
+PROVIDER = ProviderSpec(
+    type="openai",
+    label="OpenAI / OpenAI-compatible",
+    default_base_url="https://api.openai.com/v1",
+    chat=OpenAIChat,
+)

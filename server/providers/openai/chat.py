@@ -1,0 +1,87 @@
+"""Chat completions against `POST {base_url}/chat/completions`."""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+
+import aiohttp
+import orjson
+
+from server.errors import GatewayError, upstream_failed
+from server.providers.interface import Upstream
+from server.providers.openai import errors
+from server.providers.sse import data_events
+from server.store.channels import Channel
+
+DEFAULT_TIMEOUT = 600.0
+
+
+def _headers(channel: Channel, stream: bool) -> dict[str, str]:
+    headers = {"Content-Type": "application/json",
+               "Accept": "text/event-stream" if stream else "application/json"}
+    if channel.key:
+        headers["Authorization"] = f"Bearer {channel.key}"
+    return headers
+
+
+def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds or DEFAULT_TIMEOUT)
+
+
+class OpenAIChat:
+    def __init__(self, upstream: Upstream) -> None:
+        self._http = upstream.http
+
+    async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
+        try:
+            async with self._http.post(f"{channel.base_url}/chat/completions", data=orjson.dumps(body),
+                                       headers=_headers(channel, False), timeout=_timeout(timeout)) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise errors.from_response(resp.status, raw, channel)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _network_error(exc) from None
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise upstream_failed("The upstream service answered with something that is not JSON.") from None
+        if not isinstance(answer, dict):
+            raise upstream_failed("The upstream service answered with an unexpected body.")
+        return answer
+
+    async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
+        try:
+            async with self._http.post(f"{channel.base_url}/chat/completions", data=orjson.dumps(body),
+                                       headers=_headers(channel, True), timeout=_timeout(timeout)) as resp:
+                if resp.status >= 400:
+                    raise errors.from_response(resp.status, await resp.read(), channel)
+                if not resp.content_type.startswith("text/event-stream"):
+                    # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
+                    yield _as_chunk(orjson.loads(await resp.read()))
+                    return
+                async for data in data_events(resp.content):
+                    if data == b"[DONE]":
+                        return
+                    chunk = orjson.loads(data)
+                    if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                        raise errors.from_stream_event(chunk["error"], channel)
+                    yield chunk
+        except GatewayError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise _network_error(exc) from None
+
+
+def _network_error(exc: BaseException) -> GatewayError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return GatewayError(504, "The upstream service did not answer in time.", "upstream_timeout",
+                            retryable=True)
+    # The exception's text may hold the upstream address: say only what kind of failure it was.
+    return upstream_failed(f"Could not reach the upstream service ({type(exc).__name__}).")
+
+
+def _as_chunk(answer: dict) -> dict:
+    choices = [{"index": c.get("index", 0), "delta": c.get("message", {}),
+                "finish_reason": c.get("finish_reason")} for c in answer.get("choices", [])]
+    chunk = {k: v for k, v in answer.items() if k != "choices"}
+    return chunk | {"object": "chat.completion.chunk", "choices": choices}

@@ -1,0 +1,38 @@
+"""Finds the provider packages and builds their capabilities once per server."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
+import server.providers as providers_package
+from server.providers.interface import ChatProvider, ProviderSpec, Upstream
+
+
+def discover() -> dict[str, ProviderSpec]:
+    specs: dict[str, ProviderSpec] = {}
+    for info in pkgutil.iter_modules(providers_package.__path__):
+        module = importlib.import_module(f"{providers_package.__name__}.{info.name}")
+        spec = getattr(module, "PROVIDER", None)
+        if isinstance(spec, ProviderSpec):
+            specs[spec.type] = spec
+    return specs
+
+
+@dataclass
+class Registry:
+    specs: dict[str, ProviderSpec]
+    chat: dict[str, ChatProvider] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, upstream: Upstream) -> "Registry":
+        specs = discover()
+        registry = cls(specs)
+        for type_, spec in specs.items():
+            if spec.chat is not None:
+                registry.chat[type_] = spec.chat(upstream)
+        return registry
+
+    @property
+    def chat_types(self) -> set[str]:
+        return set(self.chat)

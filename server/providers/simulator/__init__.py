@@ -1,0 +1,11 @@
+"""The built-in simulator (`type: simulator`): answers deterministically from the
+request, with no upstream, so a fresh machine can run the whole walk-through.
+Everything it returns says so in `system_fingerprint`."""
+from server.providers.interface import ProviderSpec
+from server.providers.simulator.chat import SimulatorChat
+
+PROVIDER = ProviderSpec(
+    type="simulator",
+    label="SIMULATOR (built-in, no upstream; answers are generated locally)",
+    chat=SimulatorChat,
+)

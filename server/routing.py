@@ -1,0 +1,34 @@
+"""Which channels may serve a request, in the order to try them."""
+from __future__ import annotations
+
+import itertools
+import random
+
+from server.catalog import Snapshot
+from server.errors import model_not_allowed, model_not_found, no_channel
+from server.store.channels import Channel
+from server.store.tokens import Token
+
+
+def visible_models(snapshot: Snapshot, token: Token) -> list[str]:
+    return sorted(m for m in snapshot.channels_by_model if token.allows(m))
+
+
+def candidates(snapshot: Snapshot, token: Token, model: str, capability: set[str]) -> list[Channel]:
+    """Channels to try for `model`: best priority first, shuffled within a priority so
+    that load spreads; only channels whose provider has `capability` (a set of
+    provider types) count. Raises 404 / 403 / 503 as the contract says."""
+    channels = snapshot.channels_by_model.get(model)
+    if not channels:
+        raise model_not_found(model)
+    if not token.allows(model):
+        raise model_not_allowed(model)
+    usable = [c for c in channels if c.type in capability]
+    if not usable:
+        raise no_channel(model)
+    ordered: list[Channel] = []
+    for _, group in itertools.groupby(usable, key=lambda c: c.priority):
+        group = list(group)
+        random.shuffle(group)
+        ordered.extend(group)
+    return ordered

@@ -1,0 +1,1 @@
+"""The gRPC servicers: protobuf in, relay core, protobuf out."""

@@ -1,0 +1,39 @@
+"""st_ai.v1.Chat over gRPC."""
+from __future__ import annotations
+
+import grpc
+
+from server.catalog import Catalog
+from server.codec import codec_for
+from server.relay import ChatRelay
+from server.services.status import bearer, rpc_errors
+from st_ai.v1 import chat_pb2, chat_pb2_grpc
+
+REQUEST = codec_for(chat_pb2.ChatCompletionRequest, strict=True)
+COMPLETION = codec_for(chat_pb2.ChatCompletion)
+CHUNK = codec_for(chat_pb2.ChatCompletionChunk)
+
+
+class ChatService(chat_pb2_grpc.ChatServicer):
+    def __init__(self, catalog: Catalog, relay: ChatRelay) -> None:
+        self._catalog = catalog
+        self._relay = relay
+
+    @rpc_errors
+    async def CreateChatCompletion(self, request: chat_pb2.ChatCompletionRequest,
+                                   context: grpc.aio.ServicerContext) -> chat_pb2.ChatCompletion:
+        token = self._catalog.authenticate(bearer(context))
+        answer = await self._relay.complete(token, REQUEST.to_dict(request), context.time_remaining())
+        return COMPLETION.to_message(answer)
+
+    @rpc_errors
+    async def StreamChatCompletion(self, request: chat_pb2.ChatCompletionRequest,
+                                   context: grpc.aio.ServicerContext):
+        token = self._catalog.authenticate(bearer(context))
+        chunks = self._relay.stream(token, REQUEST.to_dict(request), context.time_remaining())
+        try:
+            async for chunk in chunks:
+                yield CHUNK.to_message(chunk)
+        finally:
+            # A cancelled RPC lands here: closing the relay closes the upstream request.
+            await chunks.aclose()

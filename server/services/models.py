@@ -1,0 +1,36 @@
+"""st_ai.v1.Models over gRPC: the models the calling token may use."""
+from __future__ import annotations
+
+import grpc
+
+from server import routing
+from server.catalog import Catalog
+from server.errors import model_not_found
+from server.services.status import bearer, rpc_errors
+from st_ai.v1 import models_pb2, models_pb2_grpc
+
+
+class ModelsService(models_pb2_grpc.ModelsServicer):
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def _model(self, name: str) -> models_pb2.Model:
+        snapshot = self._catalog.snapshot
+        channels = snapshot.channels_by_model.get(name, ())
+        owner = "st-ai-simulator" if channels and channels[0].type == "simulator" else "st-ai"
+        return models_pb2.Model(id=name, object="model", created=0, owned_by=owner)
+
+    @rpc_errors
+    async def ListModels(self, request: models_pb2.ListModelsRequest,
+                         context: grpc.aio.ServicerContext) -> models_pb2.ModelList:
+        token = self._catalog.authenticate(bearer(context))
+        names = routing.visible_models(self._catalog.snapshot, token)
+        return models_pb2.ModelList(object="list", data=[self._model(n) for n in names])
+
+    @rpc_errors
+    async def GetModel(self, request: models_pb2.GetModelRequest,
+                       context: grpc.aio.ServicerContext) -> models_pb2.Model:
+        token = self._catalog.authenticate(bearer(context))
+        if request.model not in routing.visible_models(self._catalog.snapshot, token):
+            raise model_not_found(request.model)
+        return self._model(request.model)

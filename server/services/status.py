@@ -1,0 +1,69 @@
+"""How a servicer method fails: a GatewayError becomes the matching gRPC status with
+an `st_ai.v1.ErrorDetail` in `grpc-status-details-bin`; anything unexpected is
+logged here and reported as INTERNAL without internals."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any, Callable
+
+import grpc
+
+from server.errors import GatewayError
+
+log = logging.getLogger("st_ai.rpc")
+DETAILS_KEY = "grpc-status-details-bin"
+
+
+async def abort(context: grpc.aio.ServicerContext, error: GatewayError) -> None:
+    await context.abort(error.grpc_code, error.message,
+                        trailing_metadata=((DETAILS_KEY, error.to_status().SerializeToString()),))
+
+
+def _unexpected(method: str) -> GatewayError:
+    log.exception("%s failed", method)
+    return GatewayError(500, "The gateway failed to process the request.", "internal_error",
+                        type="api_error")
+
+
+def rpc_errors(method: Callable) -> Callable:
+    """Wrap a unary or server-streaming servicer method."""
+    name = method.__name__
+    if inspect.isasyncgenfunction(method):
+        @functools.wraps(method)
+        async def streaming(self: Any, request: Any, context: grpc.aio.ServicerContext):
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except GatewayError as error:
+                await abort(context, error)
+            except Exception as exc:
+                if _is_abort(exc):
+                    raise
+                await abort(context, _unexpected(name))
+        return streaming
+
+    @functools.wraps(method)
+    async def unary(self: Any, request: Any, context: grpc.aio.ServicerContext):
+        try:
+            return await method(self, request, context)
+        except GatewayError as error:
+            await abort(context, error)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            await abort(context, _unexpected(name))
+    return unary
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # context.abort() raises this to end the RPC; it must pass through.
+    return type(exc).__name__ == "AbortError"
+
+
+def bearer(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value
+    return None

@@ -1,0 +1,1 @@
+"""SQLite persistence (sqlite-utils): tokens, channels, usage."""

@@ -1,0 +1,82 @@
+"""Upstream channels: where a model's requests go, with which upstream key."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: int
+    name: str
+    type: str
+    base_url: str
+    key: str = field(repr=False)  # the upstream secret: never printed
+    models: tuple[str, ...] = ()
+    model_map: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    priority: int = 0
+
+    def upstream_model(self, model: str) -> str:
+        return self.model_map.get(model, model)
+
+    @property
+    def key_hint(self) -> str:
+        if not self.key:
+            return "(none)"
+        return f"...{self.key[-4:]}" if len(self.key) >= 12 else "(set)"
+
+
+class ChannelError(ValueError):
+    pass
+
+
+def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str,
+        models: list[str], model_map: dict[str, str] | None = None, priority: int = 0) -> Channel:
+    if not name:
+        raise ChannelError("a channel needs a name")
+    if not models:
+        raise ChannelError("a channel needs at least one model")
+    if db["channels"].count_where("name = ?", [name]):
+        raise ChannelError(f"a channel named {name!r} already exists")
+    row = {"name": name, "type": type, "base_url": base_url.rstrip("/"), "key": key,
+           "models": json.dumps(list(dict.fromkeys(models))),
+           "model_map": json.dumps(model_map or {}), "enabled": 1, "priority": priority,
+           "created_at": int(time.time())}
+    with db.conn:
+        db["channels"].insert(row)
+    return get(db, name)
+
+
+def get(db: sqlite_utils.Database, name: str) -> Channel:
+    rows = list(db["channels"].rows_where("name = ?", [name]))
+    if not rows:
+        raise ChannelError(f"no channel named {name!r}")
+    return _from_row(rows[0])
+
+
+def all_channels(db: sqlite_utils.Database) -> list[Channel]:
+    return [_from_row(r) for r in db["channels"].rows_where(order_by="id")]
+
+
+def set_enabled(db: sqlite_utils.Database, name: str, enabled: bool) -> Channel:
+    channel = get(db, name)
+    with db.conn:
+        db["channels"].update(channel.id, {"enabled": int(enabled)})
+    return get(db, name)
+
+
+def delete(db: sqlite_utils.Database, name: str) -> None:
+    channel = get(db, name)
+    with db.conn:
+        db["channels"].delete(channel.id)
+
+
+def _from_row(row: dict) -> Channel:
+    return Channel(id=row["id"], name=row["name"], type=row["type"], base_url=row.get("base_url") or "",
+                   key=row.get("key") or "", models=tuple(json.loads(row["models"])),
+                   model_map=json.loads(row.get("model_map") or "{}"), enabled=bool(row["enabled"]),
+                   priority=row.get("priority") or 0)

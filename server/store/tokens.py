@@ -1,0 +1,96 @@
+"""Client tokens: created with a random secret shown once, stored only as its hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+
+KEY_PREFIX = "sk-"
+KEY_RANDOM_CHARS = 48
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    name: str
+    key_hash: str
+    key_hint: str
+    enabled: bool
+    expires_at: int | None
+    models: frozenset[str] | None  # None: every model
+    created_at: int
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+    def allows(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+class TokenError(ValueError):
+    pass
+
+
+def hash_key(key: str) -> str:
+    # Keys carry ~285 bits of randomness, so a fast hash is safe; it also makes the
+    # lookup independent of the secret's bytes.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_key() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return KEY_PREFIX + "".join(secrets.choice(alphabet) for _ in range(KEY_RANDOM_CHARS))
+
+
+def create(db: sqlite_utils.Database, name: str, models: list[str] | None = None,
+           expires_at: int | None = None) -> tuple[Token, str]:
+    """Create a token; returns it and its secret key, which is never stored."""
+    if not name:
+        raise TokenError("a token needs a name")
+    if db["tokens"].count_where("name = ?", [name]):
+        raise TokenError(f"a token named {name!r} already exists")
+    key = new_key()
+    row = {"name": name, "key_hash": hash_key(key), "key_hint": f"{key[:5]}...{key[-4:]}",
+           "enabled": 1, "expires_at": expires_at,
+           "models": json.dumps(sorted(set(models))) if models else None,
+           "created_at": int(time.time())}
+    with db.conn:
+        db["tokens"].insert(row)
+    return get(db, name), key
+
+
+def get(db: sqlite_utils.Database, name: str) -> Token:
+    rows = list(db["tokens"].rows_where("name = ?", [name]))
+    if not rows:
+        raise TokenError(f"no token named {name!r}")
+    return _from_row(rows[0])
+
+
+def all_tokens(db: sqlite_utils.Database) -> list[Token]:
+    return [_from_row(r) for r in db["tokens"].rows_where(order_by="id")]
+
+
+def set_enabled(db: sqlite_utils.Database, name: str, enabled: bool) -> Token:
+    token = get(db, name)
+    with db.conn:
+        db["tokens"].update(token.id, {"enabled": int(enabled)})
+    return get(db, name)
+
+
+def delete(db: sqlite_utils.Database, name: str) -> None:
+    token = get(db, name)
+    with db.conn:
+        db["tokens"].delete(token.id)
+
+
+def _from_row(row: dict) -> Token:
+    models = json.loads(row["models"]) if row.get("models") else None
+    return Token(id=row["id"], name=row["name"], key_hash=row["key_hash"],
+                 key_hint=row.get("key_hint") or "", enabled=bool(row["enabled"]),
+                 expires_at=row.get("expires_at"),
+                 models=frozenset(models) if models is not None else None,
+                 created_at=row["created_at"])
