@@ -47,6 +47,10 @@ async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return error_response(_from_http(exc, request))
+    except web.RequestPayloadError:
+        # Raised while reading the body: e.g. a Content-Encoding: gzip body that is not gzip.
+        return error_response(GatewayError(400, "The request body could not be read: it does not match "
+                                           "its Content-Encoding or Transfer-Encoding.", "invalid_body"))
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(GatewayError(500, "The gateway failed to process the request.",

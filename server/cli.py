@@ -5,6 +5,7 @@ import argparse
 import datetime as dt
 import os
 import re
+import sqlite3
 import sys
 
 from server.store import channels as channel_store
@@ -217,11 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
         p.set_defaults(func=func)
 
-    for sub_parser in (create, add):
-        db_option(sub_parser)
     usage = sub.add_parser("usage", help="requests and tokens used, per token and model")
     usage.add_argument("--token", help="only this token")
     usage.set_defaults(func=cmd_usage)
+    # `st-ai token list --db X` as well as `st-ai --db X token list`, for every command
+    # that opens the database (the bridge has none)
+    for sub_parser in (*token.choices.values(), *channel.choices.values(), usage):
+        db_option(sub_parser)
     return parser
 
 
@@ -231,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except (token_store.TokenError, channel_store.ChannelError) as exc:
         sys.exit(f"st-ai: {exc}")
+    except sqlite3.Error as exc:  # e.g. --db names a file that cannot be opened
+        sys.exit(f"st-ai: database {getattr(args, 'db', None) or default_path()}: {exc}")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,15 @@ DEFAULT_TYPE: dict[int, str] = {
 }
 
 
+MAX_MESSAGE_BYTES = 1024
+MAX_ECHOED_CHARS = 200
+
+
+def _shown(value: str) -> str:
+    """A client-chosen name as an error message quotes it: long ones are shortened."""
+    return value if len(value) <= MAX_ECHOED_CHARS else value[:MAX_ECHOED_CHARS - 1] + "\u2026"
+
+
 @dataclass
 class GatewayError(Exception):
     http_status: int
@@ -84,6 +93,12 @@ class GatewayError(Exception):
     retryable: bool = False
 
     def __post_init__(self) -> None:
+        # Messages may echo what a client sent; the gRPC status carries the message
+        # in trailers, whose size is limited, so a long one would lose the error.
+        if len(self.message) > MAX_MESSAGE_BYTES // 4:
+            raw = self.message.encode("utf-8", "replace")
+            if len(raw) > MAX_MESSAGE_BYTES:
+                self.message = raw[:MAX_MESSAGE_BYTES - 3].decode("utf-8", "ignore") + "\u2026"
         super().__init__(self.message)
         if self.type is None:
             self.type = DEFAULT_TYPE.get(self.http_status, "api_error")
@@ -139,17 +154,17 @@ def invalid_api_key(message: str = "Incorrect API key provided.") -> GatewayErro
 
 
 def model_not_allowed(model: str) -> GatewayError:
-    return GatewayError(403, f"This token is not allowed to use the model '{model}'.",
+    return GatewayError(403, f"This token is not allowed to use the model '{_shown(model)}'.",
                         "model_not_allowed", "model")
 
 
 def model_not_found(model: str) -> GatewayError:
-    return GatewayError(404, f"The model '{model}' does not exist or you do not have access to it.",
+    return GatewayError(404, f"The model '{_shown(model)}' does not exist or you do not have access to it.",
                         "model_not_found", "model")
 
 
 def no_channel(model: str) -> GatewayError:
-    return GatewayError(503, f"No channel is available for the model '{model}' right now.",
+    return GatewayError(503, f"No channel is available for the model '{_shown(model)}' right now.",
                         "no_available_channel")
 
 

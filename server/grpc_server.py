@@ -1,14 +1,18 @@
 """The grpc.aio server: st-ai's services, server reflection and grpc.health.v1."""
 from __future__ import annotations
 
+import inspect
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.catalog import Catalog
+from server.errors import invalid_request
 from server.relay import ChatRelay
 from server.services.chat import ChatService
 from server.services.models import ModelsService
+from server.services.status import abort
 from st_ai.v1 import chat_pb2, chat_pb2_grpc, models_pb2, models_pb2_grpc
 
 SERVICE_NAMES = (
@@ -16,11 +20,51 @@ SERVICE_NAMES = (
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
 )
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+_UNPARSABLE = object()  # what a request message that does not parse becomes
+
+
+class UnparsableRequests(grpc.aio.ServerInterceptor):
+    """A request whose bytes are not its message type (corrupt wire format, a string that
+    is not UTF-8) is the client's error: INVALID_ARGUMENT with our ErrorDetail, not the
+    UNKNOWN, naming a Python exception, that grpc answers when a deserializer raises."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None or handler.request_streaming:
+            return handler
+        parse = handler.request_deserializer
+
+        def safe_parse(data: bytes):
+            try:
+                return parse(data)
+            except Exception:
+                return _UNPARSABLE
+
+        def refusal():
+            return invalid_request("The request message could not be parsed: its protobuf encoding is "
+                                   "corrupt or a string in it is not UTF-8.", code="invalid_message")
+
+        kind = "unary_unary" if handler.unary_unary is not None else "unary_stream"
+        method = getattr(handler, kind)
+        if inspect.isasyncgenfunction(method):
+            async def behaviour(request, context):
+                if request is _UNPARSABLE:
+                    await abort(context, refusal())
+                async for item in method(request, context):
+                    yield item
+        elif inspect.iscoroutinefunction(method):  # unary, or streaming with context.write
+            async def behaviour(request, context):
+                if request is _UNPARSABLE:
+                    await abort(context, refusal())
+                return await method(request, context)
+        else:
+            return handler
+        return handler._replace(request_deserializer=safe_parse, **{kind: behaviour})
 
 
 async def build_server(catalog: Catalog, relay: ChatRelay,
                        addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    server = grpc.aio.server(options=[
+    server = grpc.aio.server(interceptors=[UnparsableRequests()], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),

@@ -55,6 +55,9 @@ class ChatRelay:
                 if exc.retryable:
                     continue
                 raise
+            except asyncio.CancelledError:
+                self._book(token, channel, body, False, 499, None, started)  # the client went away
+                raise
             self._book(token, channel, body, False, 200, answer.get("usage"), started)
             return answer
         raise error or _out_of_time()

@@ -23,7 +23,13 @@ from google.protobuf.message import Message
 from server.errors import GatewayError, invalid_request
 
 EXTRA = "extra_json"
-MAX_STRUCT_DEPTH = 64
+# A JSON level in a Struct costs up to three protobuf message levels (Struct, map entry,
+# Value) and protobuf parsers refuse messages nested over 100 deep: a deeper JSON Schema
+# would pass here, then fail to parse on the gRPC server (a 500 instead of a 400).
+MAX_STRUCT_DEPTH = 30
+# Unknown keys travel as JSON text, so only JSON's limit applies (orjson's is 255, counted
+# from the document's root, typed levels included).
+MAX_EXTRA_DEPTH = 64
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -100,13 +106,13 @@ _SCALAR_CHECKS: dict[int, Callable[[Any, str], Any]] = {
 
 # -- google.protobuf.Struct / Value: arbitrary JSON (JSON Schemas, ...) ---------------
 
-def _depth_ok(value: Any, depth: int = 0) -> bool:
-    if depth > MAX_STRUCT_DEPTH:
+def _depth_ok(value: Any, depth: int = 0, limit: int = MAX_STRUCT_DEPTH) -> bool:
+    if depth > limit:
         return False
     if isinstance(value, dict):
-        return all(_depth_ok(v, depth + 1) for v in value.values())
+        return all(_depth_ok(v, depth + 1, limit) for v in value.values())
     if isinstance(value, list):
-        return all(_depth_ok(v, depth + 1) for v in value)
+        return all(_depth_ok(v, depth + 1, limit) for v in value)
     return True
 
 
@@ -146,6 +152,7 @@ class Codec:
         self.message_class: type[Message] | None = None  # set by codec_for
         self._setters: dict[str, Setter] = {}
         self._getters: dict[str, tuple[str, Getter]] = {}  # field name -> (json key, convert)
+        self._list_keys: set[str] = set()  # JSON keys whose value may be an array
         self._has_extra = EXTRA in descriptor.fields_by_name
 
     def build(self) -> "Codec":
@@ -157,9 +164,13 @@ class Codec:
             if oneof is not None and not _is_synthetic(oneof):
                 oneof_members.setdefault(oneof.name, []).append(field)
                 self._getters[field.name] = (oneof.name, self._getter(field))
+                if field.message_type is not None and _is_list_wrapper(field.message_type):
+                    self._list_keys.add(oneof.name)
             else:
                 self._setters[field.name] = self._setter(field)
                 self._getters[field.name] = (field.name, self._getter(field))
+                if _is_repeated(field):
+                    self._list_keys.add(field.name)
         for key, members in oneof_members.items():
             self._setters[key] = self._oneof_setter(key, members)
         return self
@@ -182,6 +193,9 @@ class Codec:
             setter = setters.get(key)
             # nulls and empty arrays have no typed form that survives a round trip
             if setter is None or value is None or (type(value) is list and not value):
+                if self.strict and setter is not None and value == [] and key not in self._list_keys:
+                    # an array where none fits: the setter raises the type error
+                    setter(message, value, f"{path}.{key}" if path else key)
                 if extras is None:
                     extras = {}
                 extras[key] = value
@@ -203,6 +217,10 @@ class Codec:
                     key = next(iter(extras))
                     raise _Mismatch(f"{path}.{key}" if path else key, "no such field", extras[key])
                 return
+            # Checked here, not left to orjson: its limit (255) counts from the document's
+            # root, so extras just under it would be stored and fail to serialize later.
+            if not _depth_ok(extras, 0, MAX_EXTRA_DEPTH):
+                raise invalid_request("The request nests JSON too deeply.", param=path or None)
             try:
                 setattr(message, EXTRA, orjson.dumps(extras).decode())
             except orjson.JSONEncodeError:
@@ -276,7 +294,23 @@ class Codec:
             key, convert = entry
             out[key] = convert(value)
         if extra:
-            out.update(orjson.loads(extra))
+            # A gRPC client writes extra_json itself: bad JSON there is its error (400).
+            try:
+                extras = orjson.loads(extra)
+            except orjson.JSONDecodeError:
+                extras = None
+            if not isinstance(extras, dict) or (self.strict and not _depth_ok(extras, 0, MAX_EXTRA_DEPTH)):
+                raise invalid_request(
+                    f"'{EXTRA}' of {self.descriptor.name} must hold a JSON object nested at most "
+                    f"{MAX_EXTRA_DEPTH} levels deep.", param=EXTRA, code="invalid_value")
+            if self.strict:
+                # to_message only leaves a typed field's null or [] there; anything else
+                # would slip a value past its type check (e.g. "temperature": "hot").
+                for key, value in extras.items():
+                    if key in self._setters and value is not None and value != []:
+                        raise invalid_request(f"'{EXTRA}' may not set the typed field '{key}'.",
+                                              param=key, code="invalid_value")
+            out.update(extras)
         return out
 
     def _getter(self, field: FieldDescriptor) -> Getter:

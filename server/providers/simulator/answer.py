@@ -49,15 +49,21 @@ def _chosen_tool(body: dict) -> dict | None:
 
 def _arguments(schema: dict, text: str) -> dict:
     """Arguments that satisfy the tool's JSON Schema, filled from the user's words."""
-    properties = schema.get("properties") or {}
-    required = schema.get("required") or list(properties)
+    # The schema is whatever the client sent: anything not shaped like JSON Schema is ignored.
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    required = schema.get("required")
+    required = required if isinstance(required, list) and required else list(properties)
     capitalised = re.findall(r"\b[A-Z][\w-]*", text)
     subject = capitalised[-1] if capitalised else text.strip()[:60]
     args: dict = {}
     for name in required:
-        prop = properties.get(name) or {}
+        if not isinstance(name, str):
+            continue
+        prop = properties.get(name)
+        prop = prop if isinstance(prop, dict) else {}
         kind = prop.get("type", "string")
-        if prop.get("enum"):
+        if isinstance(prop.get("enum"), list) and prop["enum"]:
             args[name] = prop["enum"][0]
         elif kind in ("integer", "number"):
             args[name] = tokens.count(text)

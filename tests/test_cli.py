@@ -1,0 +1,288 @@
+"""server/cli.py: the `st-ai` command, run as a subprocess on a temporary database."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server.cli import build_parser
+from server.store import channels as channel_store
+from server.store import tokens as token_store
+from server.store.db import open_db
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_KEY = "sk-upstream-VERYSECRET-0123456789abcdef"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.strip().splitlines()
+
+
+def run(*args: str, db: str | None = None, env_db: str | None = None) -> Result:
+    env = {k: v for k, v in os.environ.items() if k != "ST_AI_DB"}
+    if env_db:
+        env["ST_AI_DB"] = env_db
+    argv = [sys.executable, "-m", "server.cli", *args] + (["--db", db] if db else [])
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "cli.db")
+
+
+@pytest.fixture
+def st_ai(db_path):
+    """`st-ai ARGS` with ST_AI_DB pointing at the test's database."""
+    def call(*args: str) -> Result:
+        return run(*args, env_db=db_path)
+    return call
+
+
+def clean_error(result: Result, *words: str) -> None:
+    assert result.code != 0
+    assert "Traceback" not in result.err and "Traceback" not in result.out
+    for word in words:
+        assert word in result.err, result.err
+
+
+def stored_tokens(db_path: str) -> dict[str, token_store.Token]:
+    db = open_db(db_path)
+    try:
+        return {t.name: t for t in token_store.all_tokens(db)}
+    finally:
+        db.close()
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+def test_token_create_prints_the_key_alone_on_the_last_line(st_ai, db_path):
+    result = st_ai("token", "create", "--name", "alice", "--models", "a,b")
+    assert result.code == 0, result.err
+    key = result.lines[-1]
+    assert key == key.strip() and key.startswith("sk-") and " " not in key and len(key) >= 35
+    assert key not in "\n".join(result.lines[:-1])
+    token = stored_tokens(db_path)["alice"]
+    assert token.key_hash == token_store.hash_key(key)
+    assert token.models == frozenset({"a", "b"})
+
+
+def test_token_list_never_shows_the_key_only_a_hint(st_ai):
+    key = st_ai("token", "create", "--name", "alice").lines[-1]
+    listing = st_ai("token", "list")
+    assert listing.code == 0, listing.err
+    assert key not in listing.out
+    assert key[3:] not in listing.out and key[:-4] not in listing.out
+    row = next(line for line in listing.lines if line.startswith("alice"))
+    assert f"{key[:5]}...{key[-4:]}" in row
+    assert "enabled" in row and "(all)" in row and "never" in row
+
+
+def test_token_create_expires_in_30d_sets_the_expiry(st_ai, db_path):
+    before = int(time.time())
+    result = st_ai("token", "create", "--name", "month", "--expires-in", "30d")
+    after = int(time.time())
+    assert result.code == 0, result.err
+    token = stored_tokens(db_path)["month"]
+    assert before + 30 * 86400 <= token.expires_at <= after + 30 * 86400
+    expected = time.strftime("%Y-%m-%d", time.gmtime(token.expires_at))
+    assert expected in result.out
+    row = next(line for line in st_ai("token", "list").lines if line.startswith("month"))
+    assert expected in row
+
+
+@pytest.mark.parametrize("duration, seconds", [("12h", 43200), ("90m", 5400), ("3600s", 3600),
+                                               ("2w", 1209600), ("45", 45)])
+def test_token_create_duration_units(st_ai, db_path, duration, seconds):
+    before = int(time.time())
+    assert st_ai("token", "create", "--name", "t", "--expires-in", duration).code == 0
+    expires_at = stored_tokens(db_path)["t"].expires_at
+    assert before + seconds <= expires_at <= int(time.time()) + seconds
+
+
+def test_token_create_bad_duration_is_a_clean_error(st_ai, db_path):
+    clean_error(st_ai("token", "create", "--name", "t", "--expires-in", "soon"), "duration")
+    assert "t" not in stored_tokens(db_path)
+
+
+def test_token_disable_and_enable(st_ai, db_path):
+    st_ai("token", "create", "--name", "bob")
+    result = st_ai("token", "disable", "bob")
+    assert result.code == 0 and "disabled" in result.out
+    assert not stored_tokens(db_path)["bob"].enabled
+    row = next(line for line in st_ai("token", "list").lines if line.startswith("bob"))
+    assert "disabled" in row
+    assert st_ai("token", "enable", "bob").code == 0
+    assert stored_tokens(db_path)["bob"].enabled
+
+
+def test_token_delete(st_ai, db_path):
+    st_ai("token", "create", "--name", "gone")
+    assert st_ai("token", "delete", "gone").code == 0
+    assert "gone" not in stored_tokens(db_path)
+
+
+def test_unknown_token_is_a_clean_error(st_ai):
+    clean_error(st_ai("token", "disable", "nobody"), "nobody")
+
+
+def test_duplicate_token_name_is_a_clean_error(st_ai, db_path):
+    first = st_ai("token", "create", "--name", "dup")
+    second = st_ai("token", "create", "--name", "dup")
+    clean_error(second, "dup", "already exists")
+    assert "sk-" not in second.out
+    assert stored_tokens(db_path)["dup"].key_hash == token_store.hash_key(first.lines[-1])
+
+
+# -- channels ---------------------------------------------------------------------------------
+
+def test_channel_add_openai_with_model_map(st_ai, db_path):
+    result = st_ai("channel", "add", "--name", "up", "--type", "openai", "--base-url", "https://api.example.com/v1",
+                   "--key", UPSTREAM_KEY, "--models", "a,b", "--model-map", "a=up-a")
+    assert result.code == 0, result.err
+    assert UPSTREAM_KEY not in result.out + result.err
+    db = open_db(db_path)
+    channel = channel_store.get(db, "up")
+    db.close()
+    assert channel.type == "openai" and channel.base_url == "https://api.example.com/v1"
+    assert channel.models == ("a", "b") and channel.model_map == {"a": "up-a"}
+    assert channel.key == UPSTREAM_KEY
+
+
+def test_channel_list_masks_the_key_and_labels_the_simulator(st_ai):
+    st_ai("channel", "add", "--name", "up", "--type", "openai", "--base-url", "https://api.example.com/v1",
+          "--key", UPSTREAM_KEY, "--models", "a,b", "--model-map", "a=up-a")
+    assert st_ai("channel", "add", "--name", "sim", "--type", "simulator", "--models", "sim-model").code == 0
+    listing = st_ai("channel", "list")
+    assert listing.code == 0, listing.err
+    assert UPSTREAM_KEY not in listing.out
+    assert UPSTREAM_KEY[:-4] not in listing.out and "VERYSECRET" not in listing.out
+    up = next(line for line in listing.lines if line.startswith("up "))
+    assert "...cdef" in up and "a=up-a" in up and "a,b" in up and "https://api.example.com/v1" in up
+    assert "SIMULATOR" not in up
+    sim = next(line for line in listing.lines if line.startswith("sim "))
+    assert "SIMULATOR" in sim and "sim-model" in sim
+
+
+def test_channel_disable_enable_delete(st_ai):
+    st_ai("channel", "add", "--name", "sim", "--type", "simulator", "--models", "m")
+    assert "disabled" in st_ai("channel", "disable", "sim").out
+    assert "disabled" in next(line for line in st_ai("channel", "list").lines if line.startswith("sim"))
+    assert st_ai("channel", "enable", "sim").code == 0
+    assert st_ai("channel", "delete", "sim").code == 0
+    assert not any(line.startswith("sim") for line in st_ai("channel", "list").lines)
+
+
+def test_unknown_channel_type_is_a_clean_error(st_ai, db_path):
+    result = st_ai("channel", "add", "--name", "x", "--type", "martian", "--base-url", "https://x",
+                   "--models", "m")
+    clean_error(result, "martian", "openai", "simulator")
+    assert st_ai("channel", "list").lines[1:] == []
+
+
+def test_openai_channel_without_base_url_uses_openai(st_ai, db_path):
+    assert st_ai("channel", "add", "--name", "x", "--type", "openai", "--models", "m").code == 0
+    db = open_db(db_path)
+    assert channel_store.get(db, "x").base_url == "https://api.openai.com/v1"
+    db.close()
+
+
+def test_duplicate_channel_name_is_a_clean_error(st_ai):
+    assert st_ai("channel", "add", "--name", "c", "--type", "simulator", "--models", "m").code == 0
+    clean_error(st_ai("channel", "add", "--name", "c", "--type", "simulator", "--models", "n"), "already exists")
+
+
+def test_bad_model_map_is_a_clean_error(st_ai):
+    clean_error(st_ai("channel", "add", "--name", "c", "--type", "simulator", "--models", "m",
+                      "--model-map", "m"), "public=upstream")
+
+
+def test_unopenable_database_is_a_clean_error(tmp_path):
+    clean_error(run("token", "list", db=str(tmp_path / "no" / "such" / "dir.db")), "database")
+
+
+def test_usage_on_an_empty_database(st_ai):
+    result = st_ai("usage")
+    assert result.code == 0, result.err
+    assert result.lines[0].split()[:2] == ["TOKEN", "MODEL"]
+
+
+# -- --db before or after the subcommand ---------------------------------------------------------
+
+SUBCOMMANDS = [
+    ("token", "create", "--name", "t2"),
+    ("token", "list"),
+    ("token", "disable", "t"),
+    ("token", "enable", "t"),
+    ("channel", "add", "--name", "c2", "--type", "simulator", "--models", "m"),
+    ("channel", "list"),
+    ("channel", "disable", "c"),
+    ("channel", "enable", "c"),
+    ("usage",),
+    ("token", "delete", "t"),
+    ("channel", "delete", "c"),
+]
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_db_option_works_before_and_after_the_subcommand(tmp_path, position):
+    chosen = str(tmp_path / "chosen.db")
+    decoy = str(tmp_path / "decoy.db")  # ST_AI_DB: must not be used when --db is given
+    db = open_db(chosen)
+    token_store.create(db, "t")
+    channel_store.add(db, "c", "simulator", "", "", ["m"])
+    db.close()
+    for command in SUBCOMMANDS:
+        if position == "before":
+            result = run("--db", chosen, *command, env_db=decoy)
+        else:
+            result = run(*command, db=chosen, env_db=decoy)
+        assert result.code == 0, (command, result.err)
+    assert not Path(decoy).exists()
+    assert set(stored_tokens(chosen)) == {"t2"}
+    db = open_db(chosen)
+    assert [c.name for c in channel_store.all_channels(db)] == ["c2"]
+    db.close()
+
+
+def leaf_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
+    subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subparsers:
+        yield prefix, parser
+        return
+    for name, child in subparsers[0].choices.items():
+        yield from leaf_parsers(child, (*prefix, name))
+
+
+REQUIRED = {("token", "create"): ["--name", "n"], ("token", "disable"): ["n"], ("token", "enable"): ["n"],
+            ("token", "delete"): ["n"], ("channel", "disable"): ["n"], ("channel", "enable"): ["n"],
+            ("channel", "delete"): ["n"], ("channel", "add"): ["--name", "n", "--type", "simulator", "--models", "m"],
+            ("bridge",): ["--grpc-target", "127.0.0.1:1"]}
+
+
+def test_every_leaf_subcommand_that_opens_the_database_accepts_db_in_both_places():
+    leaves = dict(leaf_parsers(build_parser()))
+    assert {("token", "list"), ("channel", "list"), ("usage",), ("serve",), ("grpc",)} <= set(leaves)
+    for path in leaves:
+        if path == ("bridge",):  # talks to a gRPC server, has no database
+            continue
+        extra = REQUIRED.get(path, [])
+        after = build_parser().parse_args([*path, *extra, "--db", "after.db"])
+        before = build_parser().parse_args(["--db", "before.db", *path, *extra])
+        both = build_parser().parse_args(["--db", "before.db", *path, *extra, "--db", "after.db"])
+        assert (after.db, before.db, both.db) == ("after.db", "before.db", "after.db"), path
+        assert build_parser().parse_args([*path, *extra]).db is None, path
