@@ -22,7 +22,8 @@ def default_path() -> str:
 
 
 def open_db(path: str) -> sqlite_utils.Database:
-    conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+    # Python's default isolation: `with db.conn:` is then a real transaction.
+    conn = sqlite3.connect(path, timeout=10, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")

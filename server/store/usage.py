@@ -1,7 +1,7 @@
 """Usage records: one row per relayed request, written in batches."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import astuple, dataclass, fields
 
 import sqlite_utils
 
@@ -22,9 +22,14 @@ class UsageRecord:
     latency_ms: int = 0
 
 
+_COLUMNS = [f.name for f in fields(UsageRecord)]
+_INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+
+
 def insert_many(db: sqlite_utils.Database, records: list[UsageRecord]) -> None:
+    # One transaction and plain tuples: this runs for every request, in batches.
     with db.conn:
-        db["usage"].insert_all([asdict(r) | {"stream": int(r.stream)} for r in records])
+        db.conn.executemany(_INSERT, [astuple(r) for r in records])
 
 
 def summary(db: sqlite_utils.Database, token_name: str | None = None) -> list[dict]:
