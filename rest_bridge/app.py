@@ -6,6 +6,7 @@ from typing import AsyncIterator
 
 import grpc
 from aiohttp import web
+from google.api.httpbody_pb2 import HttpBody
 
 from rest_bridge import marshal
 from rest_bridge.errors import from_rpc_error, openai_errors
@@ -38,22 +39,76 @@ async def _request_message(request: web.Request, binding: Binding, body: dict | 
     return marshal.to_message(binding.request_class, data)
 
 
+# Response metadata a server may set that clients see as HTTP headers.
+FORWARDED_HEADERS = ("openai-poll-after-ms",)
+
+
+async def _read_body(request: web.Request, binding: Binding) -> dict:
+    if request.content_type == "multipart/form-data":
+        return marshal.form_fields(binding.request_class, await request.post())
+    return marshal.parse_body(await request.read())
+
+
 def _handler(route: Route):
     unary = route.bindings[0]
     streaming = route.bindings[-1] if route.bindings[-1].server_streaming else None
     wants_body = unary.body != ""
+    ranged = "range_start" in unary.request_class.DESCRIPTOR.fields_by_name
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = marshal.parse_body(await request.read()) if wants_body else None
+        body = await _read_body(request, unary) if wants_body else None
         binding = streaming if streaming is not None and (
             len(route.bindings) == 1 or (body or {}).get("stream") is True) else unary
+        if ranged:
+            start, end = marshal.byte_range(request.headers.get("Range"))
+            if start is not None:
+                body = {"range_start": start, **({"range_end": end} if end is not None else {})}
         message = await _request_message(request, binding, body)
-        call = request.app[CALLABLES][binding.rpc_path]
+        call = request.app[CALLABLES][binding.rpc_path](message, metadata=_metadata(request))
+        if binding.response_class is HttpBody:
+            return await _relay_bytes(request, call)
         if binding.server_streaming:
-            return await _relay_stream(request, call(message, metadata=_metadata(request)))
-        return marshal.json_response(await call(message, metadata=_metadata(request)))
+            return await _relay_stream(request, call)
+        response = marshal.json_response(await call)
+        for key, value in await call.initial_metadata() or ():
+            if key in FORWARDED_HEADERS:
+                response.headers[key] = value
+        return response
 
     return handle
+
+
+async def _relay_bytes(request: web.Request, call: grpc.aio.UnaryStreamCall) -> web.StreamResponse:
+    """google.api.HttpBody messages are the response body itself (grpc-gateway's rule):
+    the first one's content type is the response's; its metadata gives the length."""
+    response = None
+    try:
+        first = await call.read()
+        metadata = dict(await call.initial_metadata() or ())
+        content_range = metadata.get("st-ai-content-range")
+        response = web.StreamResponse(status=206 if content_range else 200)
+        response.content_type = first.content_type if first is not grpc.aio.EOF else "application/octet-stream"
+        response.headers["Accept-Ranges"] = "bytes"
+        if "st-ai-content-length" in metadata:
+            response.content_length = int(metadata["st-ai-content-length"])
+        if content_range:
+            response.headers["Content-Range"] = content_range
+        await response.prepare(request)
+        message = first
+        while message is not grpc.aio.EOF:
+            await response.write(message.data)
+            message = await call.read()
+        await response.write_eof()
+        return response
+    except grpc.aio.AioRpcError as error:
+        if response is None or not response.prepared:
+            return marshal.error_response(from_rpc_error(error))
+        # The status line is sent: end the body short of its Content-Length, which
+        # tells the client the download failed.
+        request.transport.close()
+        return response
+    finally:
+        call.cancel()
 
 
 async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) -> web.StreamResponse:

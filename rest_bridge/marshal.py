@@ -61,6 +61,39 @@ def query_fields(request_class: type[Message], query: Any, skip: tuple[str, ...]
     return out
 
 
+def form_fields(request_class: type[Message], form: Any) -> dict:
+    """A multipart/form-data body as a request dict: text parts converted to their
+    fields' types, uploaded files into InputFile-shaped fields (data, filename,
+    content_type). Parts that name no field travel on as text, like unknown JSON keys."""
+    fields = request_class.DESCRIPTOR.fields_by_name
+    out: dict = {}
+    for name, value in form.items():
+        field = fields.get(name)
+        if hasattr(value, "file"):  # an uploaded file
+            if field is None or field.message_type is None or "data" not in field.message_type.fields_by_name:
+                raise invalid_request(f"'{name}' does not take a file.", param=name)
+            out[name] = {"data": value.file.read(), "filename": value.filename,
+                         "content_type": value.content_type}
+        elif field is not None and field.message_type is None and not field.is_repeated:
+            out[name] = _query_value(field, value)
+        elif field is not None and field.message_type is not None:
+            out[name] = parse_body(value.encode())  # e.g. metadata sent as a JSON text part
+        else:
+            out[name] = value
+    return out
+
+
+def byte_range(header: str | None) -> tuple[int | None, int | None]:
+    """`Range: bytes=START-END` (one range; END optional) -> (START, END); a suffix
+    range `bytes=-N` is not supported and is ignored like other unparsable ranges."""
+    if not header or not header.startswith("bytes="):
+        return None, None
+    first, sep, last = header[6:].strip().partition("-")
+    if not sep or not first.isdigit() or (last and not last.isdigit()) or "," in header:
+        return None, None
+    return int(first), int(last) if last else None
+
+
 def to_message(request_class: type[Message], data: dict) -> Message:
     return codec_for(request_class, strict=True).to_message(data)
 

@@ -24,6 +24,25 @@ def parse_duration(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _env_float(name: str, fallback: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError("must be more than 0")
+        return value
+    return parse
+
+
+def _env_default(name: str, fallback: float) -> float:
+    try:
+        return float(os.environ.get(name, fallback))
+    except ValueError:
+        sys.exit(f"st-ai: ${name} must be a number of seconds")
+
+
 def parse_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -54,28 +73,36 @@ def _db(args: argparse.Namespace):
 
 # -- commands -------------------------------------------------------------------------
 
+def _config(args: argparse.Namespace):
+    from server import gateway
+    from server.video_tasks import VideoConfig
+
+    video = VideoConfig(poll_interval=args.video_poll_interval, timeout=args.video_timeout,
+                        retention=args.video_retention)
+    return gateway.Config(db_path=args.db or default_path(), host=args.host,
+                          http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
+                          max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
+                          upstream_timeout=args.upstream_timeout, assets_dir=args.assets_dir,
+                          public_url=args.public_url, video=video)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from server import gateway
     from server.demo import ensure_demo
 
-    db_path = args.db or default_path()
+    config = _config(args)
     if args.demo:
-        db = open_db(db_path)
+        db = open_db(config.db_path)
         for line in ensure_demo(db):
             print(line, flush=True)
         db.close()
-    config = gateway.Config(db_path=db_path, host=args.host, http_port=args.http_port,
-                            grpc_port=args.grpc_port, max_body_bytes=args.max_body_bytes,
-                            upstream_timeout=args.upstream_timeout)
     gateway.run(gateway.serve(config))
 
 
 def cmd_grpc(args: argparse.Namespace) -> None:
     from server import gateway
 
-    config = gateway.Config(db_path=args.db or default_path(), host=args.host, grpc_port=args.grpc_port,
-                            upstream_timeout=args.upstream_timeout)
-    gateway.run(gateway.serve_grpc(config))
+    gateway.run(gateway.serve_grpc(_config(args)))
 
 
 def cmd_bridge(args: argparse.Namespace) -> None:
@@ -122,6 +149,8 @@ def cmd_channel_add(args: argparse.Namespace) -> None:
     base_url = args.base_url or spec.default_base_url or ""
     if spec.type != "simulator" and not base_url:
         raise channel_store.ChannelError("this channel type needs --base-url")
+    if spec.key_format == "ACCESS_KEY:SECRET_KEY" and len((args.key or "").split(":")) != 2:
+        raise channel_store.ChannelError(f"a {spec.type} channel's --key is ACCESS_KEY:SECRET_KEY")
     channel = channel_store.add(_db(args), args.name, args.type, base_url, args.key or "", args.models,
                                 args.model_map, args.priority)
     print(f"added channel '{channel.name}' ({spec.label}) serving {', '.join(channel.models)}")
@@ -181,6 +210,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--grpc-port", type=int, default=50051)
         p.add_argument("--upstream-timeout", type=float, default=600.0,
                        help="longest an upstream call may take, in seconds (default 600)")
+        p.add_argument("--assets-dir", default=os.environ.get("ST_AI_ASSETS_DIR", "st-ai-assets"),
+                       help="where finished videos and served images are kept "
+                            "(default: $ST_AI_ASSETS_DIR or ./st-ai-assets)")
+        p.add_argument("--video-poll-interval", type=_env_float("ST_AI_VIDEO_POLL_INTERVAL", 5.0),
+                       default=_env_default("ST_AI_VIDEO_POLL_INTERVAL", 5.0),
+                       help="seconds between polls of a video task (default: $ST_AI_VIDEO_POLL_INTERVAL or 5)")
+        p.add_argument("--video-timeout", type=_env_float("ST_AI_VIDEO_TIMEOUT", 3600.0),
+                       default=_env_default("ST_AI_VIDEO_TIMEOUT", 3600.0),
+                       help="a video task unfinished after this many seconds fails "
+                            "(default: $ST_AI_VIDEO_TIMEOUT or 3600)")
+        p.add_argument("--video-retention", type=parse_duration,
+                       default=parse_duration(os.environ.get("ST_AI_VIDEO_RETENTION", "7d")),
+                       help="how long finished videos are kept, e.g. 48h (default: $ST_AI_VIDEO_RETENTION or 7d)")
+        p.add_argument("--public-url", default=os.environ.get("ST_AI_PUBLIC_URL"),
+                       help="the REST bridge's address as clients see it, for image URLs st-ai hands out "
+                            "(default: http://HOST:HTTP_PORT)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
     serve.set_defaults(func=cmd_serve)
@@ -204,9 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     channel = sub.add_parser("channel", help="upstream channels").add_subparsers(dest="action", required=True)
     add = channel.add_parser("add", help="add a channel")
     add.add_argument("--name", required=True)
-    add.add_argument("--type", required=True, help="openai (any OpenAI-compatible API) or simulator")
+    add.add_argument("--type", required=True,
+                     help="openai (any OpenAI-compatible API), kling, runway or simulator")
     add.add_argument("--base-url", help="the API's base URL, e.g. https://api.openai.com/v1")
-    add.add_argument("--key", help="the upstream API key (stored for use, never printed)")
+    add.add_argument("--key", help="the upstream API key, for kling ACCESS_KEY:SECRET_KEY "
+                                   "(stored for use, never printed)")
     add.add_argument("--models", type=parse_list, required=True, help="comma-separated public model names")
     add.add_argument("--model-map", type=parse_model_map, help="public=upstream,... renames sent upstream")
     add.add_argument("--priority", type=int, default=0, help="higher is tried first (default 0)")

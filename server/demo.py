@@ -8,7 +8,9 @@ from server.store import tokens as token_store
 
 DEMO_CHANNEL = "demo-simulator"
 DEMO_TOKEN = "demo"
-DEMO_MODELS = ["gpt-4o-mini", "gpt-3.5-turbo", "gpt-4"]
+DEMO_MODELS = ["gpt-4o-mini", "gpt-3.5-turbo", "gpt-4",  # chat
+               "dall-e-3", "gpt-image-1",                # images
+               "sora-2", "kling-v1", "runway-gen3"]      # videos
 
 
 def ensure_demo(db: sqlite_utils.Database) -> list[str]:

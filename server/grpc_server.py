@@ -7,17 +7,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.catalog import Catalog
 from server.errors import invalid_request
-from server.relay import ChatRelay
 from server.services.chat import ChatService
+from server.services.images import ImagesService
 from server.services.models import ModelsService
 from server.services.status import abort
-from st_ai.v1 import chat_pb2, chat_pb2_grpc, models_pb2, models_pb2_grpc
+from server.services.videos import VideosService
+from st_ai.v1 import (chat_pb2, chat_pb2_grpc, images_pb2, images_pb2_grpc, models_pb2, models_pb2_grpc,
+                      videos_pb2, videos_pb2_grpc)
 
 SERVICE_NAMES = (
     chat_pb2.DESCRIPTOR.services_by_name["Chat"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
+    images_pb2.DESCRIPTOR.services_by_name["Images"].full_name,
+    videos_pb2.DESCRIPTOR.services_by_name["Videos"].full_name,
 )
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _UNPARSABLE = object()  # what a request message that does not parse becomes
@@ -62,15 +65,17 @@ class UnparsableRequests(grpc.aio.ServerInterceptor):
         return handler._replace(request_deserializer=safe_parse, **{kind: behaviour})
 
 
-async def build_server(catalog: Catalog, relay: ChatRelay,
-                       addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
     server = grpc.aio.server(interceptors=[UnparsableRequests()], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),
     ])
-    chat_pb2_grpc.add_ChatServicer_to_server(ChatService(catalog, relay), server)
-    models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(catalog), server)
+    chat_pb2_grpc.add_ChatServicer_to_server(ChatService(core.catalog, core.relay), server)
+    models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(core.catalog), server)
+    images_pb2_grpc.add_ImagesServicer_to_server(ImagesService(core.catalog, core.images, core.assets), server)
+    videos_pb2_grpc.add_VideosServicer_to_server(VideosService(core.catalog, core.videos), server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

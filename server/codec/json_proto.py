@@ -13,6 +13,8 @@ field is kept, as is, in `extra_json`.
 from __future__ import annotations
 
 from functools import cache
+import base64
+import binascii
 from typing import Any, Callable
 
 import orjson
@@ -86,6 +88,18 @@ def _int_check(bounds: tuple[int, int], label: str) -> Callable[[Any, str], int]
     return check
 
 
+def _check_bytes(value: Any, path: str) -> bytes:
+    # bytes arrive as such from a multipart upload, as base64 text from JSON
+    if type(value) is bytes:
+        return value
+    if type(value) is str:
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise _Mismatch(path, "base64 text", value) from None
+    raise _Mismatch(path, "base64 text", value)
+
+
 def _check_double(value: Any, path: str) -> float:
     if type(value) in (int, float):
         return float(value)
@@ -101,6 +115,7 @@ _SCALAR_CHECKS: dict[int, Callable[[Any, str], Any]] = {
     FieldDescriptor.TYPE_SINT64: _int_check(_INT64, "an integer"),
     FieldDescriptor.TYPE_DOUBLE: _check_double,
     FieldDescriptor.TYPE_FLOAT: _check_double,
+    FieldDescriptor.TYPE_BYTES: _check_bytes,
 }
 
 

@@ -1,19 +1,28 @@
-"""The small interface a provider implements. Providers see OpenAI-shaped dicts and
-a shared HTTP client, never a transport (no aiohttp request, no gRPC context)."""
+"""The small interfaces a provider implements. Providers see plain dicts and
+dataclasses and a shared HTTP client, never a transport (no aiohttp request, no gRPC
+context). A provider implements only the capabilities it has; the registry answers
+for the rest."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Protocol, runtime_checkable
 
 import aiohttp
 
 from server.store.channels import Channel
 
+if TYPE_CHECKING:
+    from server.assets import AssetStore
+
 
 @dataclass(frozen=True)
 class Upstream:
-    """What providers share: one pooled HTTP client for every upstream call."""
+    """What providers share: one pooled HTTP client for every upstream call, and for
+    providers that produce files themselves (the simulator) the asset store and the
+    public base URL (e.g. http://127.0.0.1:8080) under which st-ai serves them."""
     http: aiohttp.ClientSession
+    assets: "AssetStore | None" = None
+    public_url: str = ""
 
 
 class ChatProvider(Protocol):
@@ -24,9 +33,80 @@ class ChatProvider(Protocol):
         """The completion as OpenAI `chat.completion.chunk` dicts, each as it arrives."""
 
 
+class ImagesProvider(Protocol):
+    async def generate(self, channel: Channel, body: dict, timeout: float | None) -> dict:
+        """OpenAI `POST /images/generations` body in (upstream model name), its answer out.
+        A `url` in the answer must be fetchable by the client."""
+
+
+# -- asynchronous video tasks ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A video task as the client asked for it, provider-neutral. Values a provider
+    cannot take exactly are mapped by the provider to its nearest supported ones."""
+    model: str                       # the upstream model name
+    prompt: str
+    image: str | None = None         # URL, data: URI or bare base64
+    image_bytes: bytes | None = None  # an uploaded file (OpenAI's input_reference)
+    image_type: str | None = None    # its content type
+    duration: float | None = None    # seconds
+    width: int | None = None
+    height: int | None = None
+    fps: int | None = None
+    seed: int | None = None
+    metadata: dict = field(default_factory=dict)  # provider-specific parameters
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What will be sent upstream, decided before anything is sent."""
+    body: dict                       # the provider's own request body
+    asked: dict                      # duration, width, height, fps really asked (reported to the client)
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """A provider's answer about a task, in st-ai's four public states."""
+    status: str                      # queued | in_progress | completed | failed
+    progress: int = 0                # 0..100
+    error_code: str | None = None
+    error_message: str | None = None
+    video_url: str | None = None     # where the finished MP4 can be downloaded, if a URL
+    thumbnail_url: str | None = None
+    updated_at: int | None = None    # the provider's last change, Unix seconds (normalised)
+
+
+class VideoProvider(Protocol):
+    def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
+        """Map the request to the provider's parameters. Raises a 400 GatewayError for
+        what cannot be honoured at all; never does I/O."""
+
+    async def submit(self, channel: Channel, prepared: Prepared) -> str:
+        """Start the task upstream; returns the provider's task id."""
+
+    async def poll(self, channel: Channel, task_id: str) -> TaskState:
+        """The task's state. A transient failure (429, network) raises a retryable GatewayError."""
+
+    def download(self, channel: Channel, task_id: str, state: TaskState, variant: str) -> AsyncIterator[bytes]:
+        """The finished video (variant "video") or its thumbnail ("thumbnail"), in chunks."""
+
+
+@runtime_checkable
+class VideoRemixer(Protocol):
+    """Implemented by video providers that can remix a finished task."""
+
+    async def remix(self, channel: Channel, task_id: str, prompt: str) -> str:
+        """Start a remix of `task_id`; returns the new task's id."""
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     type: str                       # the channel type, e.g. "openai"
     label: str                      # shown in `st-ai channel list`
     default_base_url: str | None = None
     chat: Callable[[Upstream], ChatProvider] | None = None
+    images: Callable[[Upstream], ImagesProvider] | None = None
+    video: Callable[[Upstream], VideoProvider] | None = None
+    # how `--key` is written for this type, for the CLI's help and checks
+    key_format: str = "KEY"

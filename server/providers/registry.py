@@ -6,7 +6,7 @@ import pkgutil
 from dataclasses import dataclass, field
 
 import server.providers as providers_package
-from server.providers.interface import ChatProvider, ProviderSpec, Upstream
+from server.providers.interface import ChatProvider, ImagesProvider, ProviderSpec, Upstream, VideoProvider
 
 
 def discover() -> dict[str, ProviderSpec]:
@@ -23,16 +23,28 @@ def discover() -> dict[str, ProviderSpec]:
 class Registry:
     specs: dict[str, ProviderSpec]
     chat: dict[str, ChatProvider] = field(default_factory=dict)
+    images: dict[str, ImagesProvider] = field(default_factory=dict)
+    video: dict[str, VideoProvider] = field(default_factory=dict)
 
     @classmethod
     def build(cls, upstream: Upstream) -> "Registry":
         specs = discover()
         registry = cls(specs)
         for type_, spec in specs.items():
-            if spec.chat is not None:
-                registry.chat[type_] = spec.chat(upstream)
+            for capability in ("chat", "images", "video"):
+                factory = getattr(spec, capability)
+                if factory is not None:
+                    getattr(registry, capability)[type_] = factory(upstream)
         return registry
 
     @property
     def chat_types(self) -> set[str]:
         return set(self.chat)
+
+    @property
+    def images_types(self) -> set[str]:
+        return set(self.images)
+
+    @property
+    def video_types(self) -> set[str]:
+        return set(self.video)

@@ -6,12 +6,15 @@ event loop. The CLI calls the same store functions directly: it has no loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
 import sqlite_utils
+
+from server.store import videos
 
 DEFAULT_PATH = "st-ai.db"
 T = TypeVar("T")
@@ -54,6 +57,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
             "latency_ms": int,
         }, pk="id", if_not_exists=True)
         db["usage"].create_index(["token_id", "ts"], if_not_exists=True)
+    videos.ensure_schema(db)
 
 
 def data_version(db: sqlite_utils.Database) -> int:
@@ -69,8 +73,9 @@ class DbWorker:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="st-ai-db")
         self.db: sqlite_utils.Database = self._pool.submit(open_db, path).result()
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, self.db, *args)
+    async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        call = functools.partial(fn, self.db, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     def close(self) -> None:
         self._pool.submit(self.db.close).result()

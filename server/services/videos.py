@@ -1,0 +1,70 @@
+"""st_ai.v1.Videos over gRPC."""
+from __future__ import annotations
+
+import grpc
+from google.api import httpbody_pb2
+
+from server.catalog import Catalog
+from server.codec import codec_for
+from server.services.status import bearer, rpc_errors
+from server.video_tasks import VideoTasks
+from st_ai.v1 import videos_pb2, videos_pb2_grpc
+
+CREATE = codec_for(videos_pb2.CreateVideoRequest, strict=True)
+REMIX = codec_for(videos_pb2.RemixVideoRequest, strict=True)
+VIDEO = codec_for(videos_pb2.Video)
+LIST = codec_for(videos_pb2.VideoList)
+
+
+class VideosService(videos_pb2_grpc.VideosServicer):
+    def __init__(self, catalog: Catalog, tasks: VideoTasks) -> None:
+        self._catalog, self._tasks = catalog, tasks
+        # what OpenAI's SDK waits between polls in create_and_poll
+        self._poll_after_ms = str(max(100, int(tasks.config.poll_interval * 1000)))
+
+    @rpc_errors
+    async def CreateVideo(self, request: videos_pb2.CreateVideoRequest,
+                          context: grpc.aio.ServicerContext) -> videos_pb2.Video:
+        token = self._catalog.authenticate(bearer(context))
+        return VIDEO.to_message(await self._tasks.create(token, CREATE.to_dict(request)))
+
+    @rpc_errors
+    async def GetVideo(self, request: videos_pb2.GetVideoRequest, context: grpc.aio.ServicerContext) -> videos_pb2.Video:
+        token = self._catalog.authenticate(bearer(context))
+        video = await self._tasks.get(token, request.video_id)
+        if video["status"] in ("queued", "in_progress"):
+            await context.send_initial_metadata((("openai-poll-after-ms", self._poll_after_ms),))
+        return VIDEO.to_message(video)
+
+    @rpc_errors
+    async def ListVideos(self, request: videos_pb2.ListVideosRequest,
+                         context: grpc.aio.ServicerContext) -> videos_pb2.VideoList:
+        token = self._catalog.authenticate(bearer(context))
+        page = await self._tasks.list(token, request.after, request.limit, request.order)
+        return LIST.to_message(page)
+
+    @rpc_errors
+    async def DeleteVideo(self, request: videos_pb2.DeleteVideoRequest,
+                          context: grpc.aio.ServicerContext) -> videos_pb2.DeletedVideo:
+        token = self._catalog.authenticate(bearer(context))
+        return videos_pb2.DeletedVideo(**await self._tasks.delete(token, request.video_id))
+
+    @rpc_errors
+    async def RemixVideo(self, request: videos_pb2.RemixVideoRequest,
+                         context: grpc.aio.ServicerContext) -> videos_pb2.Video:
+        token = self._catalog.authenticate(bearer(context))
+        return VIDEO.to_message(await self._tasks.remix(token, request.video_id, REMIX.to_dict(request)))
+
+    @rpc_errors
+    async def GetVideoContent(self, request: videos_pb2.GetVideoContentRequest, context: grpc.aio.ServicerContext):
+        token = self._catalog.authenticate(bearer(context))
+        ranged = request.HasField("range_start")
+        kind, total, first, last, chunks = await self._tasks.content(
+            token, request.video_id, request.variant, request.range_start if ranged else None,
+            request.range_end if request.HasField("range_end") else None)
+        headers = [("st-ai-content-length", str(last - first + 1))]
+        if ranged:
+            headers.append(("st-ai-content-range", f"bytes {first}-{last}/{total}"))
+        await context.send_initial_metadata(tuple(headers))
+        async for chunk in chunks:
+            yield httpbody_pb2.HttpBody(content_type=kind, data=chunk)

@@ -1,0 +1,196 @@
+"""Video tasks in SQLite. Every state change is a compare-and-swap on `status`
+(`UPDATE ... WHERE status IN (...)`), so two processes sharing the database never
+both finalise a task; a lease says which process is polling a task right now."""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+OPEN = ("queued", "in_progress")
+ID_PREFIX = "video_"
+ID_HEX = 48
+
+COLUMNS = {
+    "id": str, "token_id": int, "model": str, "channel_id": int, "upstream_model": str,
+    "upstream_id": str, "request": str, "asked": str, "status": str, "progress": int,
+    "error_code": str, "error_message": str, "created_at": int, "updated_at": int,
+    "completed_at": int, "expires_at": int, "upstream_updated_at": int, "asset_path": str,
+    "asset_size": int, "thumbnail_path": str, "thumbnail_type": str, "cost": float,
+    "next_poll_at": float, "attempts": int, "failures": int, "lease_owner": str,
+    "lease_until": float, "remixed_from": str, "deleted": int,
+}
+
+
+@dataclass
+class VideoTask:
+    id: str
+    token_id: int
+    model: str
+    channel_id: int
+    upstream_model: str
+    request: dict
+    status: str = "queued"
+    upstream_id: str | None = None
+    asked: dict = field(default_factory=dict)
+    progress: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+    completed_at: int | None = None
+    expires_at: int | None = None
+    upstream_updated_at: int | None = None
+    asset_path: str | None = None
+    asset_size: int | None = None
+    thumbnail_path: str | None = None
+    thumbnail_type: str | None = None
+    cost: float | None = None
+    next_poll_at: float = 0.0
+    attempts: int = 0
+    failures: int = 0
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    remixed_from: str | None = None
+    deleted: int = 0
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN
+
+
+def new_id() -> str:
+    return ID_PREFIX + secrets.token_hex(ID_HEX // 2)
+
+
+def looks_like_id(text: str) -> bool:
+    return (len(text) == len(ID_PREFIX) + ID_HEX and text.startswith(ID_PREFIX)
+            and all(c in "0123456789abcdef" for c in text[len(ID_PREFIX):]))
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    with db.conn:
+        db["videos"].create(COLUMNS, pk="id", not_null={"token_id", "model", "status", "created_at"},
+                            defaults={"progress": 0, "attempts": 0, "failures": 0, "deleted": 0},
+                            if_not_exists=True)
+        db["videos"].create_index(["token_id", "created_at"], if_not_exists=True)
+        db["videos"].create_index(["status", "next_poll_at"], if_not_exists=True)
+
+
+def _row(task: VideoTask) -> dict:
+    row = {k: getattr(task, k) for k in COLUMNS}
+    row["request"] = json.dumps(task.request)
+    row["asked"] = json.dumps(task.asked)
+    return row
+
+
+def _task(row: dict) -> VideoTask:
+    values: dict[str, Any] = {k: row.get(k) for k in COLUMNS}
+    values["request"] = json.loads(values["request"] or "{}")
+    values["asked"] = json.loads(values["asked"] or "{}")
+    for key in ("progress", "attempts", "failures", "deleted"):
+        values[key] = values[key] or 0
+    values["next_poll_at"] = values["next_poll_at"] or 0.0
+    return VideoTask(**values)
+
+
+def insert(db: sqlite_utils.Database, task: VideoTask) -> None:
+    with db.conn:
+        db["videos"].insert(_row(task))
+
+
+def get(db: sqlite_utils.Database, task_id: str) -> VideoTask | None:
+    rows = list(db.query("SELECT * FROM videos WHERE id = ?", [task_id]))
+    return _task(rows[0]) if rows else None
+
+
+def list_for_token(db: sqlite_utils.Database, token_id: int, after: str | None, limit: int,
+                   ascending: bool) -> tuple[list[VideoTask], bool]:
+    """A page of the token's tasks (not deleted) and whether more follow."""
+    order = "ASC" if ascending else "DESC"
+    where = "token_id = ? AND deleted = 0"
+    params: list[Any] = [token_id]
+    if after:
+        anchor = get(db, after)
+        if anchor is None or anchor.token_id != token_id:
+            return [], False
+        cmp = ">" if ascending else "<"
+        where += f" AND (created_at, id) {cmp} (?, ?)"
+        params += [anchor.created_at, anchor.id]
+    rows = list(db.query(f"SELECT * FROM videos WHERE {where} ORDER BY created_at {order}, id {order} LIMIT ?",
+                         [*params, limit + 1]))
+    return [_task(r) for r in rows[:limit]], len(rows) > limit
+
+
+def update(db: sqlite_utils.Database, task_id: str, expect: tuple[str, ...], **changes: Any) -> bool:
+    """Apply `changes` only if the task's status is one of `expect`; True if it was."""
+    if "asked" in changes:
+        changes["asked"] = json.dumps(changes["asked"])
+    changes.setdefault("updated_at", int(time.time()))
+    assignments = ", ".join(f"{k} = ?" for k in changes)
+    marks = ", ".join("?" * len(expect))
+    with db.conn:
+        cursor = db.conn.execute(f"UPDATE videos SET {assignments} WHERE id = ? AND status IN ({marks})",
+                                 [*changes.values(), task_id, *expect])
+    return cursor.rowcount == 1
+
+
+def mark_deleted(db: sqlite_utils.Database, task_id: str) -> VideoTask | None:
+    with db.conn:
+        db.conn.execute("UPDATE videos SET deleted = 1, updated_at = ? WHERE id = ?", [int(time.time()), task_id])
+    return get(db, task_id)
+
+
+def claim_due(db: sqlite_utils.Database, owner: str, now: float, lease: float, limit: int) -> list[VideoTask]:
+    """Lease up to `limit` open tasks whose next poll is due and that no live process
+    holds; one statement, so two processes never claim the same task."""
+    with db.conn:
+        rows = db.conn.execute(
+            """UPDATE videos SET lease_owner = ?, lease_until = ?
+               WHERE id IN (SELECT id FROM videos
+                            WHERE status IN ('queued', 'in_progress') AND deleted = 0
+                              AND next_poll_at <= ?
+                              AND (lease_until IS NULL OR lease_until < ?)
+                            ORDER BY next_poll_at LIMIT ?)
+               RETURNING *""", [owner, now + lease, now, now, limit])
+        names = [d[0] for d in rows.description]
+        claimed = [_task(dict(zip(names, r))) for r in rows.fetchall()]
+    return claimed
+
+
+def release(db: sqlite_utils.Database, task_id: str, owner: str, next_poll_at: float, **changes: Any) -> None:
+    """Give the lease back and say when to poll next."""
+    changes = {"lease_owner": None, "lease_until": None, "next_poll_at": next_poll_at, **changes}
+    assignments = ", ".join(f"{k} = ?" for k in changes)
+    with db.conn:
+        db.conn.execute(f"UPDATE videos SET {assignments} WHERE id = ? AND lease_owner = ?",
+                        [*changes.values(), task_id, owner])
+
+
+def free_dead_leases(db: sqlite_utils.Database, dead_owners: list[str]) -> int:
+    if not dead_owners:
+        return 0
+    marks = ", ".join("?" * len(dead_owners))
+    with db.conn:
+        cursor = db.conn.execute(
+            f"UPDATE videos SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IN ({marks})", dead_owners)
+    return cursor.rowcount
+
+
+def lease_owners(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] for r in db.execute("SELECT DISTINCT lease_owner FROM videos WHERE lease_owner IS NOT NULL")]
+
+
+def expired_assets(db: sqlite_utils.Database, now: int) -> list[VideoTask]:
+    rows = db.query("SELECT * FROM videos WHERE asset_path IS NOT NULL AND expires_at IS NOT NULL AND expires_at <= ?",
+                    [now])
+    return [_task(r) for r in rows]
+
+
+def clear_asset(db: sqlite_utils.Database, task_id: str) -> None:
+    with db.conn:
+        db.conn.execute("UPDATE videos SET asset_path = NULL, thumbnail_path = NULL WHERE id = ?", [task_id])

@@ -1,0 +1,209 @@
+"""Moves video tasks forward in the background: submits what is not yet upstream,
+polls the rest with backoff (many at once, a few per channel), downloads finished
+videos into the asset store, and finalises each task exactly once, even with several
+processes on one database. After a restart or a crash it picks up where it was."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+
+from server.assets import AssetStore, InvalidAsset
+from server.catalog import Catalog
+from server.errors import GatewayError
+from server.providers.interface import TaskState, VideoRemixer
+from server.providers.registry import Registry
+from server.store import videos as store
+from server.store.db import DbWorker
+from server.store.usage import UsageRecord
+from server.store.videos import VideoTask
+from server.usage import UsageRecorder
+from server.video_tasks import VideoConfig, restore_request
+
+log = logging.getLogger("st_ai.videos")
+CLAIM_BATCH = 64
+GIVE_UP_AFTER = 5  # consecutive non-transient failures for one task
+
+
+def _owner_alive(owner: str) -> bool:
+    """False only for a lease holder on this host whose process is gone (kill -9)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's process: its lease expires by time
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class VideoPoller:
+    def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
+                 usage: UsageRecorder, config: VideoConfig, owner: str, thumbnailer=None) -> None:
+        self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
+        self.usage, self.config, self.owner = usage, config, owner
+        self.thumbnailer = thumbnailer  # (mp4 path) -> (bytes, content type), run in a thread
+        self._running: dict[str, asyncio.Task] = {}
+        self._per_channel: dict[int, asyncio.Semaphore] = {}
+
+    async def run(self) -> None:
+        tick = max(0.05, min(1.0, self.config.poll_interval / 2))
+        last_sweep = 0.0
+        try:
+            while True:
+                now = time.time()
+                if now - last_sweep > 5:
+                    last_sweep = now
+                    await self._sweep()
+                try:
+                    claimed = await self.worker.run(store.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH)
+                except Exception:
+                    log.exception("claiming video tasks failed")
+                    claimed = []
+                for task in claimed:
+                    if task.id not in self._running:
+                        self._running[task.id] = asyncio.create_task(self._work(task), name=f"video {task.id}")
+                await asyncio.sleep(tick)
+        finally:
+            for job in self._running.values():
+                job.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        """Free leases of crashed local processes; remove content past its retention."""
+        try:
+            owners = await self.worker.run(store.lease_owners)
+            dead = [o for o in owners if o != self.owner and not _owner_alive(o)]
+            if dead:
+                freed = await self.worker.run(store.free_dead_leases, dead)
+                log.info("resuming %d video tasks left by stopped processes", freed)
+            for task in await self.worker.run(store.expired_assets, int(time.time())):
+                await self.assets.remove(task.asset_path, task.thumbnail_path)
+                await self.worker.run(store.clear_asset, task.id)
+        except Exception:
+            log.exception("video housekeeping failed")
+
+    def _backoff(self, task: VideoTask) -> float:
+        # long tasks are polled less often, up to four times the interval
+        return self.config.poll_interval * min(4.0, 1.0 + task.attempts / 10)
+
+    async def _work(self, task: VideoTask) -> None:
+        next_poll = time.time() + self._backoff(task)
+        changes: dict = {"attempts": task.attempts + 1}
+        try:
+            semaphore = self._per_channel.setdefault(task.channel_id, asyncio.Semaphore(self.config.per_channel))
+            async with semaphore:
+                changes |= await self._advance(task)
+        except asyncio.CancelledError:
+            next_poll = time.time()  # shutting down: whoever runs next picks it up at once
+            raise
+        except GatewayError as error:
+            if error.retryable:  # 429, network blip: leave the task as it is
+                log.info("video %s: transient upstream error (%s)", task.id, error.message)
+            else:
+                failures = task.failures + 1
+                changes["failures"] = failures
+                if failures >= GIVE_UP_AFTER:
+                    await self._fail(task, error.code or "upstream_error", error.message)
+        except Exception:
+            log.exception("video %s: unexpected error", task.id)
+        finally:
+            self._running.pop(task.id, None)
+            await asyncio.shield(self.worker.run(store.release, task.id, self.owner, next_poll, **changes))
+
+    async def _fail(self, task: VideoTask, code: str, message: str) -> bool:
+        return await self.worker.run(lambda db: store.update(
+            db, task.id, store.OPEN, status="failed", error_code=code, error_message=message))
+
+    async def _advance(self, task: VideoTask) -> dict:
+        """One step for one task; returns column changes to store with the lease release."""
+        if time.time() - task.created_at > self.config.timeout:
+            await self._fail(task, "timeout", f"The video was not finished within {int(self.config.timeout)} "
+                             "seconds and was given up.")
+            return {}
+        channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
+        provider = self.registry.video.get(channel.type) if channel else None
+        if provider is None:
+            await self._fail(task, "channel_unavailable", "The channel this video was sent to no longer exists.")
+            return {}
+        if not task.upstream_id:
+            return {"upstream_id": await self._submit_again(task, channel, provider), "failures": 0}
+        state = await provider.poll(channel, task.upstream_id)
+        if state.status == "failed":
+            await self._fail(task, state.error_code or "generation_failed",
+                             state.error_message or "The provider reported that the video failed.")
+            return {}
+        if state.status == "completed":
+            await self._finish(task, channel, provider, state)
+            return {}
+        changes = {"failures": 0, "upstream_updated_at": state.updated_at}
+        if state.status != task.status or state.progress != task.progress:
+            await self.worker.run(lambda db: store.update(db, task.id, store.OPEN, status=state.status,
+                                                          progress=max(task.progress, min(99, state.progress))))
+        return changes
+
+    async def _submit_again(self, task: VideoTask, channel, provider) -> str:
+        remix_of = task.request.get("remix_of")
+        if remix_of and isinstance(provider, VideoRemixer):
+            return await provider.remix(channel, remix_of, task.request["prompt"])
+        return await provider.submit(channel, provider.prepare(channel, restore_request(task.request)))
+
+    async def _finish(self, task: VideoTask, channel, provider, state: TaskState) -> None:
+        try:
+            video = await self.assets.save_stream("videos", task.id, ".mp4",
+                                                  provider.download(channel, task.upstream_id, state, "video"),
+                                                  self.config.max_video_bytes, expect_mp4=True)
+        except InvalidAsset as problem:
+            raise GatewayError(502, f"The provider's video could not be used: {problem}.", "invalid_video")
+        thumbnail, thumbnail_type = await self._thumbnail(task, channel, provider, state, video.path)
+        now = int(time.time())
+        asked = task.asked or {}
+        won = await self.worker.run(lambda db: store.update(
+            db, task.id, store.OPEN, status="completed", progress=100, completed_at=now,
+            expires_at=now + int(self.config.retention), asset_path=video.path, asset_size=video.size,
+            thumbnail_path=thumbnail, thumbnail_type=thumbnail_type,
+            cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at))
+        if not won:  # another process finalised it first: keep its asset, drop ours
+            await self.assets.remove(video.path, thumbnail)
+            return
+        self.usage.record(UsageRecord(ts=now, token_id=task.token_id, channel_id=task.channel_id, model=task.model,
+                                      upstream_model=task.upstream_model, kind="video", stream=False, status=200,
+                                      latency_ms=(now - task.created_at) * 1000))
+
+    async def _thumbnail(self, task, channel, provider, state, video_path: str) -> tuple[str | None, str | None]:
+        try:
+            stored = await self.assets.save_stream("videos", task.id, ".thumb",
+                                                   provider.download(channel, task.upstream_id, state, "thumbnail"),
+                                                   50 * 1024 * 1024, expect_mp4=False)
+            return stored.path, _image_type(await self._head(stored.path))
+        except (GatewayError, InvalidAsset, OSError):
+            pass
+        if self.thumbnailer is None:
+            return None, None
+        try:
+            data, kind = await asyncio.to_thread(self.thumbnailer, video_path)
+        except Exception:
+            log.warning("video %s: no thumbnail could be extracted", task.id)
+            return None, None
+        stored = await self.assets.save_bytes("videos", task.id, ".thumb", data)
+        return stored.path, kind
+
+    async def _head(self, path: str) -> bytes:
+        async for chunk in self.assets.read(path, 0, 15):
+            return chunk
+        return b""
+
+
+def _image_type(head: bytes) -> str:
+    if head.startswith(b"\x89PNG"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
