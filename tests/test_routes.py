@@ -22,8 +22,21 @@ def test_proto_modules_include_chat_and_models():
 
 
 def test_exactly_the_annotated_routes_are_discovered(routes):
-    assert set(routes) == {("POST", "/v1/chat/completions"), ("GET", "/v1/models"),
-                           ("GET", "/v1/models/{model}")}
+    assert set(routes) == {
+        ("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/v1/models/{model}"),
+        ("POST", "/v1/images/generations"), ("GET", "/v1/images/files/{file_id}"),
+        ("POST", "/v1/videos"), ("GET", "/v1/videos"), ("GET", "/v1/videos/{video_id}"),
+        ("DELETE", "/v1/videos/{video_id}"), ("GET", "/v1/videos/{video_id}/content"),
+        ("POST", "/v1/videos/{video_id}/remix")}
+
+
+def test_video_content_is_a_byte_stream_with_the_id_from_the_path(routes):
+    from google.api.httpbody_pb2 import HttpBody
+
+    (binding,) = routes["GET", "/v1/videos/{video_id}/content"].bindings
+    assert binding.rpc_path == "/st_ai.v1.Videos/GetVideoContent"
+    assert binding.response_class is HttpBody and binding.server_streaming
+    assert binding.path_fields == ("video_id",) and binding.body == ""
 
 
 def test_chat_completions_is_bound_to_both_chat_rpcs_unary_first(routes):
