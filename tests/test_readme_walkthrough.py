@@ -22,9 +22,11 @@ def walkthrough_blocks() -> list[str]:
 
 
 def start_demo(folder: Path) -> tuple[subprocess.Popen, str, str, list[str]]:
+    # a quicker simulator and poller than the defaults, so the video steps take seconds
     proc = subprocess.Popen([str(BIN / "st-ai"), "serve", "--demo", "--http-port", "0", "--grpc-port", "0"],
                             cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "ST_AI_LOG_LEVEL": "WARNING"})
+                            env={**os.environ, "ST_AI_LOG_LEVEL": "WARNING", "ST_AI_SIMULATOR_VIDEO_SECONDS": "2",
+                                 "ST_AI_VIDEO_POLL_INTERVAL": "0.5"})
     printed = []
     for line in proc.stdout:
         printed.append(line)
@@ -67,4 +69,9 @@ def test_readme_walkthrough_runs_as_written(tmp_path):
     assert "st_ai.v1.Chat" in out and "grpc.health.v1.Health" in out and "SERVING" in out
     assert "Simulated reply to: Hello over gRPC" in out
     assert out.count("\"object\": \"chat.completion.chunk\"") >= 5  # grpcurl prints each streamed message
+    assert "b'\\x89PNG\\r\\n\\x1a\\n'" in out  # the image URL served a PNG
+    assert "submitted video_" in out and "completed 100" in out
+    assert "saved video.mp4 {" in out and "'duration': 5" in out and "'width': 1280" in out
+    assert (tmp_path / "video.mp4").read_bytes()[4:8] == b"ftyp"
+    assert "completed 4 1280x720" in out and (tmp_path / "waves.mp4").read_bytes()[4:8] == b"ftyp"
     assert "walkthrough" in out.split("TOKEN", 1)[-1]  # st-ai usage lists the token's requests

@@ -1,0 +1,81 @@
+"""Kling's error envelope ({"code", "message", "request_id"}) as the gateway's error.
+Kling's service code says more than its HTTP status (429 covers both rate limits and
+an unpaid account), so the code decides and the status is the fallback. Messages never
+carry the channel's key or address."""
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from server.errors import GatewayError, upstream_failed
+from server.store.channels import Channel
+
+AUTH_CODES = range(1000, 1005)         # 401: missing, invalid, not yet valid, expired token
+ACCOUNT_CODES = (1100, 1101, 1102)     # 429: account problem, arrears, resource pack used up
+RATE_CODES = (1302, 1303)              # 429: rate or concurrency limit: try again later
+SAFETY_CODES = (1300, 1301)            # 400: platform or content-safety policy
+PARAM_CODES = (1200, 1201)             # 400: the request's own fault
+
+
+def scrub(text: str, channel: Channel) -> str:
+    secrets = [channel.key, channel.base_url, *channel.key.split(":")] if channel.key else [channel.base_url]
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def parse(body: bytes) -> tuple[int | None, str | None]:
+    """Kling's service code and message, when the body is its envelope."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(parsed, dict):
+        return None, None
+    code = parsed.get("code")
+    message = parsed.get("message")
+    return (code if isinstance(code, int) and not isinstance(code, bool) else None,
+            message if isinstance(message, str) and message else None)
+
+
+def from_envelope(status: int, code: int | None, message: str | None, channel: Channel) -> GatewayError:
+    said = f": {scrub(message, channel)}" if message else "."
+    # A video task stays on its channel: a retryable error means "try the same call
+    # again later" (the task is kept), any other fails a submit at once and counts
+    # towards giving up a poll. So only what passes by itself is retryable: rate
+    # limits, Kling's own 5xx, the network. A wrong key or an empty account is not.
+    if code in AUTH_CODES or (code is None and status == 401):
+        return upstream_failed("The upstream rejected the channel's credentials.", retryable=False)
+    if code in ACCOUNT_CODES:
+        return upstream_failed(f"The upstream account cannot take more work (Kling code {code}){said}",
+                               retryable=False)
+    if code in RATE_CODES or (code is None and status == 429):
+        return GatewayError(429, "The upstream service is rate limiting this channel; try again shortly.",
+                            "upstream_rate_limited", retryable=True)
+    if code in SAFETY_CODES:
+        return GatewayError(400, f"The request was blocked by the upstream's content policy{said}",
+                            "content_policy_violation")
+    if code in PARAM_CODES or (code is None and status == 400):
+        return GatewayError(400, f"The upstream rejected the request{said}", "invalid_request")
+    if code == 5002 or status == 504:
+        return GatewayError(504, "The upstream service timed out.", "upstream_timeout", retryable=True)
+    if code is not None and code >= 5000 or status >= 500:
+        return upstream_failed(f"The upstream service failed (HTTP {status}).")
+    # 1103 (no permission), 1202/1203 (not found), 1304 (IP allow-list) and anything
+    # unknown: a problem of this channel's setup, or a task Kling no longer has.
+    return upstream_failed(f"The upstream refused the request (HTTP {status}, Kling code {code}){said}",
+                           retryable=False)
+
+
+def from_response(status: int, body: bytes, channel: Channel) -> GatewayError:
+    code, message = parse(body)
+    return from_envelope(status, code, message, channel)
+
+
+def network_error(exc: BaseException) -> GatewayError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return GatewayError(504, "The upstream service did not answer in time.", "upstream_timeout",
+                            retryable=True)
+    # The exception's text may hold the upstream address: say only what kind of failure it was.
+    return upstream_failed(f"Could not reach the upstream service ({type(exc).__name__}).")

@@ -1,0 +1,125 @@
+"""Runway video tasks over HTTP: `POST /v1/image_to_video` or `/v1/text_to_video`, then
+`GET /v1/tasks/{id}` until it ends; the finished MP4 is fetched from the signed CDN
+URL in the task's `output`. Every call goes through the shared aiohttp session."""
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from server.errors import GatewayError, invalid_request, upstream_failed
+from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
+from server.providers.runway import convert, errors
+from server.store.channels import Channel
+
+DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
+API_VERSION = "2024-11-06"       # the X-Runway-Version every call must carry
+# A body may hold a 5 MB data: URI, so submitting gets longer than polling.
+SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=60)
+API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+# A video may be large: bound connecting and each read, not the whole transfer.
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
+CHUNK = 256 * 1024
+# What a signed CDN URL answers once its `_jwt` has expired (URLs last 24-48 hours).
+EXPIRED_URL = {401, 403, 404, 410}
+
+
+def _api_root(channel: Channel) -> str:
+    # Accept a base URL given with or without the /v1 path, as third-party docs write it.
+    base = (channel.base_url or DEFAULT_BASE_URL).rstrip("/")
+    return base[:-3] if base.endswith("/v1") else base
+
+
+def _headers(channel: Channel, accept: str = "application/json") -> dict[str, str]:
+    return {"Authorization": f"Bearer {channel.key}", "X-Runway-Version": API_VERSION,
+            "Content-Type": "application/json", "Accept": accept}
+
+
+class RunwayVideo:
+    """Runway has no remix, so this class deliberately has no `remix` method."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._http = upstream.http
+
+    def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
+        return convert.prepare(request)
+
+    async def submit(self, channel: Channel, prepared: Prepared) -> str:
+        answer = await self._call(channel, "POST", convert.endpoint_for(prepared.body), prepared.body,
+                                  SUBMIT_TIMEOUT)
+        task_id = answer.get("id") if isinstance(answer, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise upstream_failed("Runway accepted the task but named no task id.", retryable=False)
+        return task_id
+
+    async def poll(self, channel: Channel, task_id: str) -> TaskState:
+        answer = await self._call(channel, "GET", f"/v1/tasks/{quote(task_id, safe='')}", None, API_TIMEOUT)
+        if not isinstance(answer, dict):
+            raise upstream_failed("Runway answered with an unexpected task body.")
+        return convert.to_state(answer)
+
+    async def cancel(self, channel: Channel, task_id: str) -> None:
+        """Cancel a running task, or delete a finished one (Runway then forgets it)."""
+        await self._call(channel, "DELETE", f"/v1/tasks/{quote(task_id, safe='')}", None, API_TIMEOUT)
+
+    async def download(self, channel: Channel, task_id: str, state: TaskState,
+                       variant: str) -> AsyncIterator[bytes]:
+        if variant == "thumbnail":
+            raise GatewayError(404, "Runway makes no thumbnail for its videos.", "thumbnail_unavailable",
+                               "variant")
+        if variant != "video":
+            raise invalid_request("The variant must be 'video' or 'thumbnail'.", "variant")
+        url = state.video_url or await self._fresh_url(channel, task_id)
+        try:
+            response = await self._fetch(url)
+            if response.status in EXPIRED_URL and url == state.video_url:
+                # Output URLs expire; Runway says to fetch the task again for fresh ones.
+                response.release()
+                response = await self._fetch(await self._fresh_url(channel, task_id))
+            async with response:
+                if response.status != 200:
+                    raise upstream_failed(f"Runway's video storage answered HTTP {response.status}.")
+                pending = bytearray()
+                async for piece in response.content.iter_chunked(CHUNK):
+                    pending += piece
+                    while len(pending) >= CHUNK:
+                        yield bytes(pending[:CHUNK])
+                        del pending[:CHUNK]
+                if pending:
+                    yield bytes(pending)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise errors.network_error(exc) from None
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    async def _fetch(self, url: str) -> aiohttp.ClientResponse:
+        # No Authorization here: the URL is signed, and the key must not reach the CDN.
+        return await self._http.get(url, timeout=DOWNLOAD_TIMEOUT)
+
+    async def _fresh_url(self, channel: Channel, task_id: str) -> str:
+        state = await self.poll(channel, task_id)
+        if state.status != "completed" or not state.video_url:
+            raise GatewayError(404, "The video is not available at Runway.", "video_unavailable")
+        return state.video_url
+
+    async def _call(self, channel: Channel, method: str, path: str, body: dict | None,
+                    timeout: aiohttp.ClientTimeout) -> object:
+        try:
+            async with self._http.request(
+                    method, _api_root(channel) + path, timeout=timeout,
+                    data=orjson.dumps(body) if body is not None else None,
+                    headers=_headers(channel, "*/*" if method == "DELETE" else "application/json")) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise errors.from_response(resp.status, raw, channel)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise errors.network_error(exc) from None
+        if method == "DELETE" or not raw:
+            return None  # DELETE answers no body
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise upstream_failed("Runway answered with something that is not JSON.") from None
