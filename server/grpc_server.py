@@ -31,8 +31,20 @@ class UnparsableRequests(grpc.aio.ServerInterceptor):
     is not UTF-8) is the client's error: INVALID_ARGUMENT with our ErrorDetail, not the
     UNKNOWN, naming a Python exception, that grpc answers when a deserializer raises."""
 
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # method -> handler, built once
+
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = await continuation(handler_call_details)
+            wrapped = self._wrap(handler)
+            if handler is not None:
+                self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler):
         if handler is None or handler.request_deserializer is None or handler.request_streaming:
             return handler
         parse = handler.request_deserializer

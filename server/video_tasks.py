@@ -131,6 +131,8 @@ def _normalise(body: dict) -> VideoRequest:
     reference = body.get("input_reference") or {}
     if reference.get("data"):
         image_bytes, image_type = reference["data"], reference.get("content_type") or "image/png"
+    elif reference.get("image_url") and not image:
+        image = reference["image_url"]
     elif isinstance(image, str) and not image.startswith(("http://", "https://", "data:")):
         try:  # bare base64, as the documented API allows
             base64.b64decode(image, validate=True)

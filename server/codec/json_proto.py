@@ -372,8 +372,14 @@ def _field_for_key(message: Message, key: str) -> str:
 
 
 def _child_codec(descriptor: Descriptor, strict: bool) -> Callable[[], Codec]:
-    # Resolved lazily: message types may refer to each other.
-    return lambda: _codec(descriptor.full_name, strict)
+    # Resolved on first use (message types may refer to each other), then kept.
+    resolved: list[Codec] = []
+
+    def child() -> Codec:
+        if not resolved:
+            resolved.append(_codec(descriptor.full_name, strict))
+        return resolved[0]
+    return child
 
 
 def _struct_setter(name: str) -> Setter:

@@ -2,15 +2,25 @@
 API's shapes (paths, bearer auth, JSON and SSE bodies, error objects), records every
 request it receives, and can be told to pause mid-stream or fail.
 
+Besides chat it serves the Images API (`POST /v1/images/generations`, with the URLs it
+hands out served at its own `/files/...`) and the asynchronous Videos API (create as
+JSON or multipart, retrieve, list, content, delete, remix); `VideoPlan` says how a
+video's retrievals walk queued -> in_progress -> completed or fail.
+
 It runs on its own thread and loop, so synchronous tests (and the openai SDK) can use
 it as they would a remote service.
 """
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
+import secrets
+import struct
 import threading
 import time
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -34,6 +44,72 @@ class StreamPlan:
     send_done: bool = True
 
 
+@dataclass
+class VideoPlan:
+    """How a video created while this plan is set behaves when retrieved (each video keeps
+    a copy). Retrieval k (1-based) answers queued at k == 1 (when there are 3 or more
+    steps), in_progress with rising progress before `polls_to_finish`, completed from
+    then on; or, with `seconds_to_finish`, by the time since creation instead."""
+    polls_to_finish: int = 3
+    seconds_to_finish: float | None = None
+    fail_at_poll: int | None = None             # from this retrieval on: failed with `failure`
+    failure: tuple[str, str] = ("internal_error", "Video generation failed.")
+    never_finish: bool = False                  # stays in_progress forever
+    rate_limited_polls: int = 0                 # the first N retrievals answer 429
+
+    @classmethod
+    def moderated(cls, at_poll: int = 2) -> "VideoPlan":
+        return cls(fail_at_poll=at_poll, failure=(
+            "moderation_blocked", "Your request was blocked by our moderation system."))
+
+
+@dataclass
+class FakeVideo:
+    object: dict                                # the Video object as retrieved
+    plan: VideoPlan
+    created: float = field(default_factory=time.monotonic)
+    polls: int = 0
+    rate_limited: int = 0
+
+
+VIDEO_SECONDS = ("4", "8", "12")
+VIDEO_SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
+SORA_2_SIZES = ("720x1280", "1280x720")       # sora-2 (not pro) renders 720p only
+# A real 1x1 lossless WebP: OpenAI's thumbnails are WebP.
+THUMBNAIL_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
+
+
+def _error(status: int, message: str, param: str | None = None, code: str | None = None,
+           type: str = "invalid_request_error") -> web.Response:
+    return web.json_response({"error": {"message": message, "type": type, "param": param, "code": code}},
+                             status=status)
+
+
+def _tiny_png(width: int, height: int) -> bytes:
+    """A valid grey PNG, for when the shared sample media cannot be made."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def sample_png_bytes(width: int = 64, height: int = 64) -> bytes:
+    try:
+        from tests.fakes.sample_media import sample_png
+        return sample_png("fake openai image", width, height)
+    except ImportError:  # the simulator's media module is optional here
+        return _tiny_png(width, height)
+
+
+def sample_mp4_bytes() -> bytes:
+    try:
+        from tests.fakes.sample_media import sample_mp4
+        return sample_mp4("fake openai video")
+    except ImportError:
+        return b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 2000
+
+
 class FakeOpenAI:
     def __init__(self, api_key: str = "sk-upstream-secret") -> None:
         self.api_key = api_key
@@ -42,6 +118,13 @@ class FakeOpenAI:
         self.stream_plan: StreamPlan | None = None
         self.fail_with: tuple[int, dict | bytes] | None = None  # (status, body) for every request
         self.delay: float = 0.0
+        # images: answer a moderation refusal (400 moderation_blocked) instead
+        self.block_images: bool = False
+        self.files: dict[str, tuple[bytes, str]] = {}  # what /files/{name} serves: (bytes, type)
+        # videos
+        self.video_plan = VideoPlan()
+        self.videos: dict[str, FakeVideo] = {}
+        self.video_content: bytes | None = None  # the MP4 served; default: sample media
         self.connection_closed = threading.Event()  # a stream's client went away mid-answer
         self.loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -59,6 +142,14 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/images/generations", self._images)
+        app.router.add_get("/files/{name}", self._file)
+        app.router.add_post("/v1/videos", self._create_video)
+        app.router.add_get("/v1/videos", self._list_videos)
+        app.router.add_get("/v1/videos/{video_id}", self._retrieve_video)
+        app.router.add_delete("/v1/videos/{video_id}", self._delete_video)
+        app.router.add_get("/v1/videos/{video_id}/content", self._video_content)
+        app.router.add_post("/v1/videos/{video_id}/remix", self._remix_video)
         self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -73,6 +164,10 @@ class FakeOpenAI:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def video_received(self) -> list[Received]:
+        return [r for r in self.received if r.path.startswith("/v1/videos")]
 
     # OpenAI's behaviour ------------------------------------------------------------------
 
@@ -156,3 +251,263 @@ class FakeOpenAI:
             return denied
         return web.json_response({"object": "list", "data": [
             {"id": "gpt-4o-mini", "object": "model", "created": 1686935002, "owned_by": "openai"}]})
+
+    # Images API ---------------------------------------------------------------------------
+
+    def _refuse(self, request: web.Request, body: Any) -> web.Response | None:
+        """What every API call goes through: recorded, authenticated, `fail_with`."""
+        self.received.append(Received(request.method, request.path, dict(request.headers), body))
+        if (denied := self._unauthorized(request)) is not None:
+            return denied
+        if self.fail_with is not None:
+            status, payload = self.fail_with
+            data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+            return web.Response(status=status, body=data, content_type="application/json")
+        return None
+
+    async def _json_body(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        try:
+            return orjson.loads(await request.read()), None
+        except orjson.JSONDecodeError:
+            return None, _error(400, "We could not parse the JSON body of your request.")
+
+    async def _images(self, request: web.Request) -> web.Response:
+        body, bad = await self._json_body(request)
+        if (refused := self._refuse(request, body)) is not None:
+            return refused
+        if bad is not None or not isinstance(body, dict):
+            return bad or _error(400, "The request body must be a JSON object.")
+        prompt, n, model = body.get("prompt"), body.get("n", 1), body.get("model") or "dall-e-2"
+        fmt = body.get("response_format")
+        if not isinstance(prompt, str) or not prompt:
+            return _error(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+        if not isinstance(n, int) or isinstance(n, bool):
+            return _error(400, f"Invalid type for 'n': expected an integer, but got {type(n).__name__} instead.",
+                          "n", "invalid_type")
+        if n < 1:
+            return _error(400, "Invalid 'n': integer below minimum value. "
+                          f"Expected a value >= 1, but got {n} instead.", "n", "integer_below_min_value")
+        if n > 10 or (model == "dall-e-3" and n > 1):
+            limit = 1 if model == "dall-e-3" else 10
+            return _error(400, "Invalid 'n': integer above maximum value. "
+                          f"Expected a value <= {limit}, but got {n} instead.", "n", "integer_above_max_value")
+        gpt_image = model.startswith("gpt-image")
+        if fmt is not None and gpt_image:  # gpt-image models always answer base64
+            return _error(400, "Unknown parameter: 'response_format'.", "response_format", "unknown_parameter")
+        if fmt not in (None, "url", "b64_json"):
+            return _error(400, f"Invalid value: '{fmt}'. Supported values are: 'url' and 'b64_json'.",
+                          "response_format", "invalid_value")
+        if self.block_images:
+            return web.json_response({"error": {
+                "message": "Your request was rejected as a result of our safety system.",
+                "type": "image_generation_user_error", "param": None, "code": "moderation_blocked"}}, status=400)
+        png = sample_png_bytes()
+        data = []
+        for _ in range(n):
+            if gpt_image or fmt == "b64_json":
+                data.append({"b64_json": base64.b64encode(png).decode("ascii")})
+            else:
+                name = f"img-{secrets.token_hex(12)}.png"
+                self.files[name] = (png, "image/png")
+                data.append({"url": f"http://127.0.0.1:{self.port}/files/{name}"})
+            if model == "dall-e-3":
+                data[-1]["revised_prompt"] = f"A picture of {prompt}"
+        answer: dict = {"created": int(time.time()), "data": data}
+        if gpt_image:
+            answer |= {"background": "opaque", "output_format": "png", "quality": "high", "size": "1024x1024",
+                       "usage": {"input_tokens": 50, "input_tokens_details": {"text_tokens": 10, "image_tokens": 40},
+                                 "output_tokens": 4160 * n, "total_tokens": 50 + 4160 * n}}
+        return web.json_response(answer)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        # Like OpenAI's signed blob URLs: no API key needed.
+        found = self.files.get(request.match_info["name"])
+        if found is None:
+            return web.Response(status=404, text="BlobNotFound")
+        return web.Response(body=found[0], content_type=found[1])
+
+    # Videos API ---------------------------------------------------------------------------
+
+    async def _video_form(self, request: web.Request) -> tuple[dict, web.Response | None]:
+        """The create body as clients send it: JSON (the spec's JSON body, older SDKs), or
+        multipart as the current SDK always does: text fields, lists as `key[]`, and
+        `input_reference` as a file part (recorded as {filename, content_type, data})."""
+        if not request.content_type.startswith("multipart/"):
+            body, bad = await self._json_body(request)
+            if bad is None and not isinstance(body, dict):
+                bad = _error(400, "The request body must be a JSON object.")
+            return (body if isinstance(body, dict) else {}), bad
+        form: dict = {}
+        async for part in await request.multipart():
+            if part.filename is not None:
+                form[part.name] = {"filename": part.filename,
+                                   "content_type": part.headers.get("Content-Type", ""),
+                                   "data": bytes(await part.read())}
+            elif part.name.endswith("[]"):
+                form.setdefault(part.name[:-2], []).append(await part.text())
+            else:
+                form[part.name] = await part.text()
+        return form, None
+
+    def _check_video(self, body: dict) -> web.Response | None:
+        prompt, model = body.get("prompt"), body.get("model", "sora-2")
+        if not isinstance(prompt, str) or not prompt:
+            return _error(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+        if not isinstance(model, str) or not model.startswith("sora-"):
+            return _error(400, f"Invalid value: '{model}'. Supported values are: 'sora-2' and 'sora-2-pro'.",
+                          "model", "invalid_value")
+        for key, allowed in (("seconds", VIDEO_SECONDS), ("size", VIDEO_SIZES)):
+            value = body.get(key, allowed[0])
+            if not isinstance(value, str):
+                return _error(400, f"Invalid type for '{key}': expected one of {', '.join(allowed)}, "
+                              f"but got {type(value).__name__} instead.", key, "invalid_type")
+            if value not in allowed:
+                return _error(400, f"Invalid value: '{value}'. Supported values are: "
+                              + ", ".join(f"'{a}'" for a in allowed) + ".", key, "invalid_value")
+        if not model.startswith("sora-2-pro") and body.get("size", "720x1280") not in SORA_2_SIZES:
+            return _error(400, f"The size '{body['size']}' is not supported by {model}.", "size", "invalid_value")
+        return self._check_reference(body.get("input_reference"))
+
+    @staticmethod
+    def _check_reference(reference: Any) -> web.Response | None:
+        if reference is None:
+            return None
+        if isinstance(reference, dict) and "data" in reference:  # an uploaded file
+            data = reference["data"]
+            if not (data.startswith(b"\x89PNG") or data.startswith(b"\xff\xd8\xff")
+                    or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")):
+                return _error(400, "Invalid file format. Supported formats are: image/jpeg, image/png, image/webp.",
+                              "input_reference", "invalid_value")
+            return None
+        if isinstance(reference, dict) and len(reference) == 1 and isinstance(
+                reference.get("image_url") or reference.get("file_id"), str):
+            url = reference.get("image_url")
+            if url is not None and not re.match(r"(https?://|data:image/[\w.+-]+;base64,)", url):
+                return _error(400, "input_reference.image_url must be a URL or a base64 data URL.",
+                              "input_reference.image_url", "invalid_value")
+            return None
+        return _error(400, "input_reference must be a file or an object with exactly one of image_url or file_id.",
+                      "input_reference", "invalid_value")
+
+    def _new_video(self, body: dict, remixed_from: str | None = None) -> dict:
+        video_id = "video_" + secrets.token_hex(24)
+        video = {"id": video_id, "object": "video", "model": body.get("model", "sora-2"), "status": "queued",
+                 "progress": 0, "created_at": int(time.time()), "completed_at": None, "expires_at": None,
+                 "seconds": body.get("seconds", "4"), "size": body.get("size", "720x1280"),
+                 "remixed_from_video_id": remixed_from, "error": None, "prompt": body["prompt"]}
+        self.videos[video_id] = FakeVideo(video, replace(self.video_plan))
+        return dict(video)
+
+    async def _create_video(self, request: web.Request) -> web.Response:
+        body, bad = await self._video_form(request)
+        if (refused := self._refuse(request, body)) is not None:
+            return refused
+        if bad is not None:
+            return bad
+        return self._check_video(body) or web.json_response(self._new_video(body))
+
+    def _advance(self, video: FakeVideo) -> None:
+        """One retrieval's worth of progress, per the video's plan."""
+        plan, state = video.plan, video.object
+        if state["status"] in ("completed", "failed"):
+            return
+        video.polls += 1
+        if plan.fail_at_poll is not None and video.polls >= plan.fail_at_poll:
+            state |= {"status": "failed", "error": {"code": plan.failure[0], "message": plan.failure[1]}}
+            return
+        if plan.seconds_to_finish is not None:
+            fraction = (time.monotonic() - video.created) / plan.seconds_to_finish
+            fraction = 0.0 if fraction < 0.1 else fraction  # queued for the first tenth
+        else:
+            steps = max(plan.polls_to_finish, 1)
+            fraction = 0.0 if video.polls == 1 and steps >= 3 else video.polls / steps
+        if plan.never_finish:
+            fraction = min(fraction, 0.99)
+        if fraction >= 1:
+            now = int(time.time())
+            state |= {"status": "completed", "progress": 100, "completed_at": now, "expires_at": now + 3600}
+        elif fraction > 0:
+            state |= {"status": "in_progress", "progress": max(state["progress"], min(99, int(fraction * 100)))}
+
+    def _video(self, request: web.Request) -> tuple[FakeVideo | None, web.Response | None]:
+        video_id = request.match_info["video_id"]
+        video = self.videos.get(video_id)
+        if video is None:
+            return None, _error(404, f"Video with id '{video_id}' not found.", None, "video_not_found")
+        return video, None
+
+    async def _retrieve_video(self, request: web.Request) -> web.Response:
+        if (refused := self._refuse(request, None)) is not None:
+            return refused
+        video, missing = self._video(request)
+        if missing is not None:
+            return missing
+        if video.rate_limited < video.plan.rate_limited_polls:
+            video.rate_limited += 1
+            return _error(429, "Rate limit reached for requests. Please try again in 1s.", None,
+                          "rate_limit_exceeded", "requests")
+        self._advance(video)
+        return web.json_response(video.object, headers={"openai-poll-after-ms": "1000"})
+
+    async def _list_videos(self, request: web.Request) -> web.Response:
+        if (refused := self._refuse(request, None)) is not None:
+            return refused
+        items = [v.object for v in self.videos.values()]
+        if request.query.get("order", "desc") == "desc":
+            items.reverse()
+        if "after" in request.query:
+            ids = [v["id"] for v in items]
+            items = items[ids.index(request.query["after"]) + 1:] if request.query["after"] in ids else []
+        limit = int(request.query.get("limit", 20))
+        page = items[:limit]
+        return web.json_response({"object": "list", "data": page, "has_more": len(items) > limit,
+                                  "first_id": page[0]["id"] if page else None,
+                                  "last_id": page[-1]["id"] if page else None})
+
+    async def _delete_video(self, request: web.Request) -> web.Response:
+        if (refused := self._refuse(request, None)) is not None:
+            return refused
+        video, missing = self._video(request)
+        if missing is not None:
+            return missing
+        del self.videos[video.object["id"]]
+        return web.json_response({"id": video.object["id"], "object": "video.deleted", "deleted": True})
+
+    async def _video_content(self, request: web.Request) -> web.Response:
+        if (refused := self._refuse(request, dict(request.query))) is not None:
+            return refused
+        video, missing = self._video(request)
+        if missing is not None:
+            return missing
+        variant = request.query.get("variant", "video")
+        if variant not in ("video", "thumbnail", "spritesheet"):
+            return _error(400, f"Invalid value: '{variant}'. Supported values are: 'video', 'thumbnail' and "
+                          "'spritesheet'.", "variant", "invalid_value")
+        if video.object["status"] != "completed":
+            # OpenAI's exact status for this is not documented; a conflict is the closest meaning.
+            return _error(409, "Video is not ready yet; wait until its status is completed.", None,
+                          "video_not_ready")
+        if variant == "video":
+            return web.Response(body=self.video_content or sample_mp4_bytes(), content_type="video/mp4")
+        if variant == "thumbnail":
+            return web.Response(body=THUMBNAIL_WEBP, content_type="image/webp")
+        return web.Response(body=sample_png_bytes(), content_type="image/png")
+
+    async def _remix_video(self, request: web.Request) -> web.Response:
+        body, bad = await self._json_body(request)
+        if (refused := self._refuse(request, body)) is not None:
+            return refused
+        if bad is not None:
+            return bad
+        source, missing = self._video(request)
+        if missing is not None:
+            return missing
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        if not isinstance(prompt, str) or not prompt:
+            return _error(400, "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
+        if source.object["status"] != "completed":
+            return _error(409, "Only a completed video can be remixed.", None, "video_not_ready")
+        original = source.object
+        return web.json_response(self._new_video(
+            {"model": original["model"], "seconds": original["seconds"], "size": original["size"],
+             "prompt": prompt}, remixed_from=original["id"]))

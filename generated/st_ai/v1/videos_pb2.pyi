@@ -10,14 +10,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class InputFile(_message.Message):
-    __slots__ = ("data", "filename", "content_type")
+    __slots__ = ("data", "filename", "content_type", "image_url", "extra_json")
     DATA_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_URL_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     filename: str
     content_type: str
-    def __init__(self, data: _Optional[bytes] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ...) -> None: ...
+    image_url: str
+    extra_json: str
+    def __init__(self, data: _Optional[bytes] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., image_url: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class CreateVideoRequest(_message.Message):
     __slots__ = ("model", "prompt", "image", "duration", "width", "height", "fps", "seed", "n", "response_format", "metadata", "seconds", "size", "input_reference", "extra_json")

@@ -1,0 +1,49 @@
+"""Image generation against `POST {base_url}/images/generations`."""
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import orjson
+
+from server.errors import invalid_request, upstream_failed
+from server.providers.interface import Upstream
+from server.providers.openai import errors
+# One wording for network failures across the OpenAI provider.
+from server.providers.openai.chat import _network_error
+from server.store.channels import Channel
+
+# gpt-image-1 at high quality can take minutes; a caller's own deadline wins.
+DEFAULT_TIMEOUT = 600.0
+
+
+class OpenAIImages:
+    def __init__(self, upstream: Upstream) -> None:
+        self._http = upstream.http
+
+    async def generate(self, channel: Channel, body: dict, timeout: float | None) -> dict:
+        """The body goes through as given (unknown fields too) and the answer comes back
+        as is: OpenAI's image URLs are public for 60 minutes, so clients fetch them directly.
+        A moderation refusal is a 400 `moderation_blocked`, relayed with its code."""
+        if body.get("stream"):
+            # The answer would be server-sent events, which this one-shot interface cannot relay.
+            raise invalid_request("Streaming image generation is not supported.", "stream")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if channel.key:
+            headers["Authorization"] = f"Bearer {channel.key}"
+        try:
+            async with self._http.post(f"{channel.base_url}/images/generations", data=orjson.dumps(body),
+                                       headers=headers,
+                                       timeout=aiohttp.ClientTimeout(total=timeout or DEFAULT_TIMEOUT)) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise errors.from_response(resp.status, raw, channel)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _network_error(exc) from None
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise upstream_failed("The upstream service answered with something that is not JSON.") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise upstream_failed("The upstream service answered with an unexpected body.")
+        return answer

@@ -1,0 +1,128 @@
+"""Asynchronous video generation against OpenAI's Videos API (`{base_url}/videos`),
+which another st-ai also speaks, so gateways can be chained."""
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import AsyncIterator
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from server.errors import GatewayError, invalid_request, upstream_failed
+from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
+from server.providers.openai import errors
+from server.providers.openai.chat import _network_error
+from server.providers.openai.video_convert import to_prepared, to_task_state
+from server.store.channels import Channel
+
+# Creating may upload a reference image; the rest are small JSON exchanges.
+SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=120)
+POLL_TIMEOUT = aiohttp.ClientTimeout(total=30)
+# A download's length is unknown, so only its silences are bounded.
+DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=120)
+CHUNK = 256 * 1024
+VARIANTS = {"video", "thumbnail", "spritesheet"}
+
+
+def _headers(channel: Channel, accept: str = "application/json") -> dict[str, str]:
+    headers = {"Accept": accept}
+    if channel.key:
+        headers["Authorization"] = f"Bearer {channel.key}"
+    return headers
+
+
+def _url(channel: Channel, task_id: str, suffix: str = "") -> str:
+    # The id comes back from the upstream; quoted (and no dot segment) so it names one video.
+    if not task_id.strip("."):
+        raise GatewayError(404, "No such video upstream.", "video_not_found")
+    return f"{channel.base_url}/videos/{quote(task_id, safe='')}{suffix}"
+
+
+def _multipart(body: dict) -> aiohttp.FormData:
+    """The encoding the official SDK uses when a file is attached: the other fields as
+    text parts (lists as repeated `key[]`), the file as the `input_reference` part."""
+    form = aiohttp.FormData()
+    for key, value in body.items():
+        if key == "input_reference":
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            form.add_field(f"{key}[]" if isinstance(value, list) else key, str(item))
+    upload = body["input_reference"]["upload"]
+    form.add_field("input_reference", base64.b64decode(upload["data_base64"]),
+                   filename=upload["filename"], content_type=upload["content_type"])
+    return form
+
+
+class OpenAIVideos:
+    def __init__(self, upstream: Upstream) -> None:
+        self._http = upstream.http
+
+    def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
+        return to_prepared(request)
+
+    async def submit(self, channel: Channel, prepared: Prepared) -> str:
+        body = prepared.body
+        reference = body.get("input_reference")
+        if isinstance(reference, dict) and "upload" in reference:
+            kwargs: dict = {"data": _multipart(body)}   # aiohttp sets the boundary
+        else:
+            kwargs = {"data": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
+        headers = _headers(channel) | kwargs.pop("headers", {})
+        video = await self._json("POST", f"{channel.base_url}/videos", channel, SUBMIT_TIMEOUT,
+                                 headers=headers, **kwargs)
+        return _video_id(video)
+
+    async def poll(self, channel: Channel, task_id: str) -> TaskState:
+        return to_task_state(await self._json("GET", _url(channel, task_id), channel, POLL_TIMEOUT,
+                                              headers=_headers(channel)))
+
+    async def remix(self, channel: Channel, task_id: str, prompt: str) -> str:
+        headers = _headers(channel) | {"Content-Type": "application/json"}
+        video = await self._json("POST", _url(channel, task_id, "/remix"), channel, SUBMIT_TIMEOUT,
+                                 headers=headers, data=orjson.dumps({"prompt": prompt}))
+        return _video_id(video)
+
+    async def download(self, channel: Channel, task_id: str, state: TaskState,
+                       variant: str) -> AsyncIterator[bytes]:
+        """OpenAI serves the content only through its authenticated endpoint (no public URL),
+        so `state` is not needed here."""
+        if variant not in VARIANTS:
+            raise invalid_request(f"Unknown content variant '{variant[:40]}'.", "variant")
+        try:
+            async with self._http.get(_url(channel, task_id, "/content"), params={"variant": variant},
+                                      headers=_headers(channel, "application/binary"),
+                                      timeout=DOWNLOAD_TIMEOUT) as resp:
+                if resp.status >= 400:
+                    raise errors.from_response(resp.status, await resp.read(), channel)
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _network_error(exc) from None
+
+    async def _json(self, method: str, url: str, channel: Channel, timeout: aiohttp.ClientTimeout,
+                    **kwargs) -> dict:
+        """One request whose answer is a JSON object. 429, 5xx, bad credentials and network
+        failures come out as retryable errors (errors.from_response); 4xx as the client's."""
+        try:
+            async with self._http.request(method, url, timeout=timeout, **kwargs) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise errors.from_response(resp.status, raw, channel)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _network_error(exc) from None
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise upstream_failed("The upstream service answered with something that is not JSON.") from None
+        if not isinstance(answer, dict):
+            raise upstream_failed("The upstream service answered with an unexpected body.")
+        return answer
+
+
+def _video_id(video: dict) -> str:
+    video_id = video.get("id")
+    if not isinstance(video_id, str) or not video_id:
+        raise upstream_failed("The upstream service did not say which video it started.")
+    return video_id
