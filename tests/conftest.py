@@ -83,7 +83,10 @@ class Gateway:
 
 
 def start_gateway(db_path: str, *extra: str, env: dict | None = None) -> Gateway:
-    """Start `st-ai serve` on free ports and wait for its ready line."""
+    """Start `st-ai serve` on free ports and wait for its ready line. Its assets go
+    beside the database unless `extra` names --assets-dir."""
+    if "--assets-dir" not in extra:
+        extra = ("--assets-dir", os.path.join(os.path.dirname(db_path), "assets"), *extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--db", db_path, "--host", "127.0.0.1",
          "--http-port", "0", "--grpc-port", "0", *extra],

@@ -42,7 +42,8 @@ def test_bridge_and_grpc_server_as_separate_processes(tmp_path):
     channel_store.add(db, "sim", "simulator", "", "", ["sim-model"])
     _, key = token_store.create(db, "split")
     db.close()
-    grpc_proc, grpc_ready = _start(["grpc", "--db", db_path, "--grpc-port", "0"],
+    grpc_proc, grpc_ready = _start(["grpc", "--db", db_path, "--grpc-port", "0",
+                                    "--assets-dir", str(tmp_path / "assets")],
                                    r"st-ai gRPC ready: (\S+)")
     try:
         bridge_proc, bridge_ready = _start(
