@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -77,6 +78,31 @@ class UnparsableRequests(grpc.aio.ServerInterceptor):
         return handler._replace(request_deserializer=safe_parse, **{kind: behaviour})
 
 
+class _MethodSymbols:
+    """The descriptor pool as server reflection sees it, plus what protobuf's own pool
+    does not resolve: method symbols (`pkg.Service.Method`), which the reflection
+    protocol allows and `grpcurl describe pkg.Service.Method` asks for."""
+
+    def __init__(self, pool) -> None:
+        self._pool = pool
+
+    def __getattr__(self, name: str):
+        return getattr(self._pool, name)
+
+    def FindFileContainingSymbol(self, symbol: str):
+        try:
+            return self._pool.FindFileContainingSymbol(symbol)
+        except KeyError:
+            service, _, method = symbol.rpartition(".")
+            try:
+                found = self._pool.FindServiceByName(service)
+            except KeyError:
+                found = None
+            if found is None or method not in found.methods_by_name:
+                raise
+            return found.file
+
+
 async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
     server = grpc.aio.server(interceptors=[UnparsableRequests()], options=[
@@ -95,7 +121,7 @@ async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, hea
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME), server)
+         reflection.SERVICE_NAME), server, pool=_MethodSymbols(descriptor_pool.Default()))
     for address in addresses:
         if server.add_insecure_port(address) == 0 and not address.startswith("unix:"):
             raise OSError(f"cannot listen on {address}")

@@ -32,8 +32,8 @@ class VideoConfig:
     timeout: float = 3600.0           # a task still unfinished after this is failed
     retention: float = 7 * 86400.0    # how long finished content is kept
     per_channel: int = 4              # concurrent upstream calls per channel
-    lease: float = 60.0               # how long a process may hold a task it is working on
-    submit_timeout: float = 60.0
+    lease: float = 120.0              # how long a process may hold a task it is working on
+    submit_timeout: float = 60.0      # shorter than the lease, so no one else submits meanwhile
     max_video_bytes: int = 2 * 1024**3
 
 
@@ -103,7 +103,7 @@ def _number(body: dict, key: str) -> float | None:
 
 def _size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
+    if not sep or not (width + height).isascii() or not width.isdigit() or not height.isdigit():
         raise invalid_request("'size' must be WIDTHxHEIGHT, e.g. 1280x720.", param="size")
     return int(width), int(height)
 
@@ -211,7 +211,7 @@ class VideoTasks:
     async def list(self, token: Token, after: str | None, limit: int | None, order: str | None) -> dict:
         if order not in (None, "", "asc", "desc"):
             raise invalid_request("'order' must be asc or desc.", param="order")
-        limit = limit or 20
+        limit = 20 if limit is None else limit
         if not (1 <= limit <= MAX_LIST):
             raise invalid_request(f"'limit' must be between 1 and {MAX_LIST}.", param="limit")
         if after and not store.looks_like_id(after):

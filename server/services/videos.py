@@ -40,7 +40,8 @@ class VideosService(videos_pb2_grpc.VideosServicer):
     async def ListVideos(self, request: videos_pb2.ListVideosRequest,
                          context: grpc.aio.ServicerContext) -> videos_pb2.VideoList:
         token = self._catalog.authenticate(bearer(context))
-        page = await self._tasks.list(token, request.after, request.limit, request.order)
+        limit = request.limit if request.HasField("limit") else None  # an explicit 0 is a 400, not the default
+        page = await self._tasks.list(token, request.after, limit, request.order)
         return LIST.to_message(page)
 
     @rpc_errors

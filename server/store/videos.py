@@ -110,18 +110,19 @@ def get(db: sqlite_utils.Database, task_id: str) -> VideoTask | None:
 
 def list_for_token(db: sqlite_utils.Database, token_id: int, after: str | None, limit: int,
                    ascending: bool) -> tuple[list[VideoTask], bool]:
-    """A page of the token's tasks (not deleted) and whether more follow."""
+    """A page of the token's tasks (not deleted) and whether more follow. Tasks created
+    in the same second keep their insertion order (rowid), not their random ids' order."""
     order = "ASC" if ascending else "DESC"
     where = "token_id = ? AND deleted = 0"
     params: list[Any] = [token_id]
     if after:
-        anchor = get(db, after)
-        if anchor is None or anchor.token_id != token_id:
+        anchor = list(db.query("SELECT rowid AS seq, token_id, created_at FROM videos WHERE id = ?", [after]))
+        if not anchor or anchor[0]["token_id"] != token_id:
             return [], False
         cmp = ">" if ascending else "<"
-        where += f" AND (created_at, id) {cmp} (?, ?)"
-        params += [anchor.created_at, anchor.id]
-    rows = list(db.query(f"SELECT * FROM videos WHERE {where} ORDER BY created_at {order}, id {order} LIMIT ?",
+        where += f" AND (created_at, rowid) {cmp} (?, ?)"
+        params += [anchor[0]["created_at"], anchor[0]["seq"]]
+    rows = list(db.query(f"SELECT * FROM videos WHERE {where} ORDER BY created_at {order}, rowid {order} LIMIT ?",
                          [*params, limit + 1]))
     return [_task(r) for r in rows[:limit]], len(rows) > limit
 
@@ -134,7 +135,9 @@ def update(db: sqlite_utils.Database, task_id: str, expect: tuple[str, ...], **c
     assignments = ", ".join(f"{k} = ?" for k in changes)
     marks = ", ".join("?" * len(expect))
     with db.conn:
-        cursor = db.conn.execute(f"UPDATE videos SET {assignments} WHERE id = ? AND status IN ({marks})",
+        # a deleted task changes no more: a poll finishing after the delete loses the swap
+        cursor = db.conn.execute(f"UPDATE videos SET {assignments} WHERE id = ? AND deleted = 0 "
+                                 f"AND status IN ({marks})",
                                  [*changes.values(), task_id, *expect])
     return cursor.rowcount == 1
 

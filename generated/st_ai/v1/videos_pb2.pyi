@@ -118,18 +118,20 @@ class ListVideosRequest(_message.Message):
     def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ..., order: _Optional[str] = ...) -> None: ...
 
 class VideoList(_message.Message):
-    __slots__ = ("object", "data", "first_id", "last_id", "has_more")
+    __slots__ = ("object", "data", "first_id", "last_id", "has_more", "extra_json")
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     FIRST_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_ID_FIELD_NUMBER: _ClassVar[int]
     HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     object: str
     data: _containers.RepeatedCompositeFieldContainer[Video]
     first_id: str
     last_id: str
     has_more: bool
-    def __init__(self, object: _Optional[str] = ..., data: _Optional[_Iterable[_Union[Video, _Mapping]]] = ..., first_id: _Optional[str] = ..., last_id: _Optional[str] = ..., has_more: _Optional[bool] = ...) -> None: ...
+    extra_json: str
+    def __init__(self, object: _Optional[str] = ..., data: _Optional[_Iterable[_Union[Video, _Mapping]]] = ..., first_id: _Optional[str] = ..., last_id: _Optional[str] = ..., has_more: _Optional[bool] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class DeleteVideoRequest(_message.Message):
     __slots__ = ("video_id",)

@@ -20,7 +20,7 @@ def _size(text: str | None) -> tuple[int, int]:
     if not text or text == "auto":
         return DEFAULT_SIZE
     width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or not (
+    if not sep or not (width + height).isascii() or not width.isdigit() or not height.isdigit() or not (
             16 <= int(width) <= MAX_SIDE and 16 <= int(height) <= MAX_SIDE):
         raise invalid_request(f"'size' must be WIDTHxHEIGHT with sides from 16 to {MAX_SIDE}.", param="size")
     return int(width), int(height)
