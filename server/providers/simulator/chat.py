@@ -19,10 +19,11 @@ def _id(body: dict) -> str:
     return "chatcmpl-sim" + hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:24]
 
 
-def _usage(body: dict, reply: Answer) -> dict:
+def _usage(body: dict, reply: Answer, choices: int = 1) -> dict:
     prompt = tokens.prompt_tokens(body.get("messages") or [])
-    completion = tokens.count(reply.content or "") + tokens.count(reply.tool_name or "") \
-        + tokens.count(reply.tool_arguments or "")
+    # as OpenAI counts: every choice's tokens
+    completion = choices * (tokens.count(reply.content or "") + tokens.count(reply.tool_name or "")
+                            + tokens.count(reply.tool_arguments or ""))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
@@ -47,7 +48,7 @@ class SimulatorChat:
             "model": body.get("model"),
             "choices": [{"index": i, "message": message, "logprobs": None,
                          "finish_reason": reply.finish_reason} for i in range(n)],
-            "usage": _usage(body, reply), "system_fingerprint": FINGERPRINT,
+            "usage": _usage(body, reply, n), "system_fingerprint": FINGERPRINT,
         }
 
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
