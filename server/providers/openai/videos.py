@@ -103,13 +103,19 @@ class OpenAIVideos:
 
     async def _json(self, method: str, url: str, channel: Channel, timeout: aiohttp.ClientTimeout,
                     **kwargs) -> dict:
-        """One request whose answer is a JSON object. 429, 5xx, bad credentials and network
-        failures come out as retryable errors (errors.from_response); 4xx as the client's."""
+        """One request whose answer is a JSON object. 429, 5xx and network failures come
+        out as retryable errors (errors.from_response); 4xx as the client's. Bad credentials
+        are not retryable here: a video task stays on its channel, and a retryable error
+        means "send the same call again later", which a wrong key never mends (as Kling's
+        and Runway's providers do; otherwise every task resubmits until --video-timeout)."""
         try:
             async with self._http.request(method, url, timeout=timeout, **kwargs) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, raw, channel)
+                    error = errors.from_response(resp.status, raw, channel)
+                    if resp.status in (401, 403):
+                        error.retryable = False
+                    raise error
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _network_error(exc) from None
         try:
