@@ -15,6 +15,7 @@ from server.catalog import Catalog
 from server.errors import GatewayError
 from server.providers.interface import TaskState, VideoRemixer
 from server.providers.registry import Registry
+from server.store import usage as usage_store
 from server.store import videos as store
 from server.store.db import DbWorker
 from server.store.usage import UsageRecord
@@ -163,17 +164,24 @@ class VideoPoller:
         thumbnail, thumbnail_type = await self._thumbnail(task, channel, provider, state, video.path)
         now = int(time.time())
         asked = task.asked or {}
-        won = await self.worker.run(lambda db: store.update(
-            db, task.id, store.OPEN, status="completed", progress=100, completed_at=now,
-            expires_at=now + int(self.config.retention), asset_path=video.path, asset_size=video.size,
-            thumbnail_path=thumbnail, thumbnail_type=thumbnail_type,
-            cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at))
-        if not won:  # another process finalised it first: keep its asset, drop ours
+        booked = UsageRecord(ts=now, token_id=task.token_id, channel_id=task.channel_id, model=task.model,
+                             upstream_model=task.upstream_model, kind="video", stream=False, status=200,
+                             latency_ms=(now - task.created_at) * 1000)
+
+        def finalise(db) -> bool:
+            # the usage row is written by the same database call as the winning swap, not
+            # queued in memory: a crash or shutdown right after cannot lose it
+            won = store.update(
+                db, task.id, store.OPEN, status="completed", progress=100, completed_at=now,
+                expires_at=now + int(self.config.retention), asset_path=video.path, asset_size=video.size,
+                thumbnail_path=thumbnail, thumbnail_type=thumbnail_type,
+                cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at)
+            if won:
+                usage_store.insert_many(db, [booked])
+            return won
+
+        if not await self.worker.run(finalise):  # another process finalised it first: keep its asset, drop ours
             await self.assets.remove(video.path, thumbnail)
-            return
-        self.usage.record(UsageRecord(ts=now, token_id=task.token_id, channel_id=task.channel_id, model=task.model,
-                                      upstream_model=task.upstream_model, kind="video", stream=False, status=200,
-                                      latency_ms=(now - task.created_at) * 1000))
 
     async def _thumbnail(self, task, channel, provider, state, video_path: str) -> tuple[str | None, str | None]:
         try:
