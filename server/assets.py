@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Callable, TypeVar
@@ -105,10 +106,24 @@ class AssetStore:
         finally:
             await self._io(handle.close)
 
+    async def remove_stale_partials(self, age: float) -> None:
+        """Delete unfinished downloads nobody has written to for `age` seconds."""
+        await self._io(_remove_older, self.root / "tmp", age)
+
     async def remove(self, *paths: str | None) -> None:
         for path in paths:
             if path and self.owns(path):
                 await self._io(_unlink, path)
+
+
+def _remove_older(folder: Path, age: float) -> None:
+    cutoff = time.time() - age
+    for path in folder.glob("*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _unlink(path: str) -> None:

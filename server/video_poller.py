@@ -26,6 +26,7 @@ from server.video_tasks import VideoConfig, restore_request
 log = logging.getLogger("st_ai.videos")
 CLAIM_BATCH = 64
 GIVE_UP_AFTER = 5  # consecutive non-transient failures for one task
+STALE_PARTIAL_SECONDS = 3600  # a download untouched this long was left by a crashed process
 
 
 def _owner_alive(owner: str) -> bool:
@@ -86,6 +87,7 @@ class VideoPoller:
             for task in await self.worker.run(store.expired_assets, int(time.time())):
                 await self.assets.remove(task.asset_path, task.thumbnail_path)
                 await self.worker.run(store.clear_asset, task.id)
+            await self.assets.remove_stale_partials(STALE_PARTIAL_SECONDS)
         except Exception:
             log.exception("video housekeeping failed")
 

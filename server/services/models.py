@@ -25,6 +25,8 @@ class ModelsService(models_pb2_grpc.ModelsServicer):
                          context: grpc.aio.ServicerContext) -> models_pb2.ModelList:
         token = self._catalog.authenticate(bearer(context))
         names = routing.visible_models(self._catalog.snapshot, token)
+        if not names:  # OpenAI clients expect "data": [], which a repeated field cannot say
+            return models_pb2.ModelList(object="list", extra_json='{"data":[]}')
         return models_pb2.ModelList(object="list", data=[self._model(n) for n in names])
 
     @rpc_errors
