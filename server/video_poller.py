@@ -120,8 +120,8 @@ class VideoPoller:
             await asyncio.shield(self.worker.run(store.release, task.id, self.owner, next_poll, **changes))
 
     async def _fail(self, task: VideoTask, code: str, message: str) -> bool:
-        return await self.worker.run(lambda db: store.update(
-            db, task.id, store.OPEN, status="failed", error_code=code, error_message=message))
+        return await self.worker.run(store.update, task.id, store.OPEN, status="failed", error_code=code,
+                                     error_message=message)
 
     async def _advance(self, task: VideoTask) -> dict:
         """One step for one task; returns column changes to store with the lease release."""
@@ -146,8 +146,8 @@ class VideoPoller:
             return {}
         changes = {"failures": 0, "upstream_updated_at": state.updated_at}
         if state.status != task.status or state.progress != task.progress:
-            await self.worker.run(lambda db: store.update(db, task.id, store.OPEN, status=state.status,
-                                                          progress=max(task.progress, min(99, state.progress))))
+            await self.worker.run(store.update, task.id, store.OPEN, status=state.status,
+                                  progress=max(task.progress, min(99, state.progress)))
         return changes
 
     async def _submit_again(self, task: VideoTask, channel, provider) -> str:

@@ -190,9 +190,9 @@ class VideoTasks:
             if error.retryable:  # the poller submits again later; the task is kept
                 await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)
                 return view(task)
-            await self.worker.run(lambda db: store.update(
-                db, task.id, store.OPEN, status="failed", error_code=error.code or "upstream_rejected",
-                error_message=error.message, lease_owner=None, lease_until=None))
+            await self.worker.run(store.update, task.id, store.OPEN, status="failed",
+                                  error_code=error.code or "upstream_rejected", error_message=error.message,
+                                  lease_owner=None, lease_until=None)
             raise
         except asyncio.TimeoutError:
             await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)

@@ -12,7 +12,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc

@@ -7,7 +7,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from fractions import Fraction
 

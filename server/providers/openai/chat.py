@@ -7,21 +7,14 @@ from typing import AsyncIterator
 import aiohttp
 import orjson
 
-from server.errors import GatewayError, upstream_failed
+from server.errors import GatewayError
 from server.providers.interface import Upstream
 from server.providers.openai import errors
+from server.providers.openai.http import auth_headers, network_error, request_object
 from server.providers.sse import data_events
 from server.store.channels import Channel
 
 DEFAULT_TIMEOUT = 600.0
-
-
-def _headers(channel: Channel, stream: bool) -> dict[str, str]:
-    headers = {"Content-Type": "application/json",
-               "Accept": "text/event-stream" if stream else "application/json"}
-    if channel.key:
-        headers["Authorization"] = f"Bearer {channel.key}"
-    return headers
 
 
 def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
@@ -33,26 +26,15 @@ class OpenAIChat:
         self._http = upstream.http
 
     async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
-        try:
-            async with self._http.post(f"{channel.base_url}/chat/completions", data=orjson.dumps(body),
-                                       headers=_headers(channel, False), timeout=_timeout(timeout)) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise errors.from_response(resp.status, raw, channel)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _network_error(exc) from None
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise upstream_failed("The upstream service answered with something that is not JSON.") from None
-        if not isinstance(answer, dict):
-            raise upstream_failed("The upstream service answered with an unexpected body.")
-        return answer
+        return await request_object(self._http, "POST", f"{channel.base_url}/chat/completions", channel,
+                                    _timeout(timeout), data=orjson.dumps(body),
+                                    headers=auth_headers(channel, json_body=True))
 
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         try:
             async with self._http.post(f"{channel.base_url}/chat/completions", data=orjson.dumps(body),
-                                       headers=_headers(channel, True), timeout=_timeout(timeout)) as resp:
+                                       headers=auth_headers(channel, "text/event-stream", json_body=True),
+                                       timeout=_timeout(timeout)) as resp:
                 if resp.status >= 400:
                     raise errors.from_response(resp.status, await resp.read(), channel)
                 if not resp.content_type.startswith("text/event-stream"):
@@ -69,15 +51,7 @@ class OpenAIChat:
         except GatewayError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise _network_error(exc) from None
-
-
-def _network_error(exc: BaseException) -> GatewayError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return GatewayError(504, "The upstream service did not answer in time.", "upstream_timeout",
-                            retryable=True)
-    # The exception's text may hold the upstream address: say only what kind of failure it was.
-    return upstream_failed(f"Could not reach the upstream service ({type(exc).__name__}).")
+            raise network_error(exc) from None
 
 
 def _as_chunk(answer: dict) -> dict:

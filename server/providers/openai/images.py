@@ -1,16 +1,12 @@
 """Image generation against `POST {base_url}/images/generations`."""
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 import orjson
 
 from server.errors import invalid_request, upstream_failed
 from server.providers.interface import Upstream
-from server.providers.openai import errors
-# One wording for network failures across the OpenAI provider.
-from server.providers.openai.chat import _network_error
+from server.providers.openai.http import auth_headers, request_object
 from server.store.channels import Channel
 
 # gpt-image-1 at high quality can take minutes; a caller's own deadline wins.
@@ -28,22 +24,9 @@ class OpenAIImages:
         if body.get("stream"):
             # The answer would be server-sent events, which this one-shot interface cannot relay.
             raise invalid_request("Streaming image generation is not supported.", "stream")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if channel.key:
-            headers["Authorization"] = f"Bearer {channel.key}"
-        try:
-            async with self._http.post(f"{channel.base_url}/images/generations", data=orjson.dumps(body),
-                                       headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=timeout or DEFAULT_TIMEOUT)) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise errors.from_response(resp.status, raw, channel)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _network_error(exc) from None
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise upstream_failed("The upstream service answered with something that is not JSON.") from None
-        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+        answer = await request_object(self._http, "POST", f"{channel.base_url}/images/generations", channel,
+                                      aiohttp.ClientTimeout(total=timeout or DEFAULT_TIMEOUT),
+                                      data=orjson.dumps(body), headers=auth_headers(channel, json_body=True))
+        if not isinstance(answer.get("data"), list):
             raise upstream_failed("The upstream service answered with an unexpected body.")
         return answer

@@ -13,7 +13,7 @@ import orjson
 from server.errors import GatewayError, invalid_request, upstream_failed
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.openai import errors
-from server.providers.openai.chat import _network_error
+from server.providers.openai.http import auth_headers, network_error, request_object
 from server.providers.openai.video_convert import to_prepared, to_task_state
 from server.store.channels import Channel
 
@@ -24,13 +24,6 @@ POLL_TIMEOUT = aiohttp.ClientTimeout(total=30)
 DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=120)
 CHUNK = 256 * 1024
 VARIANTS = {"video", "thumbnail", "spritesheet"}
-
-
-def _headers(channel: Channel, accept: str = "application/json") -> dict[str, str]:
-    headers = {"Accept": accept}
-    if channel.key:
-        headers["Authorization"] = f"Bearer {channel.key}"
-    return headers
 
 
 def _url(channel: Channel, task_id: str, suffix: str = "") -> str:
@@ -69,17 +62,17 @@ class OpenAIVideos:
             kwargs: dict = {"data": _multipart(body)}   # aiohttp sets the boundary
         else:
             kwargs = {"data": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
-        headers = _headers(channel) | kwargs.pop("headers", {})
+        headers = auth_headers(channel) | kwargs.pop("headers", {})
         video = await self._json("POST", f"{channel.base_url}/videos", channel, SUBMIT_TIMEOUT,
                                  headers=headers, **kwargs)
         return _video_id(video)
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
         return to_task_state(await self._json("GET", _url(channel, task_id), channel, POLL_TIMEOUT,
-                                              headers=_headers(channel)))
+                                              headers=auth_headers(channel)))
 
     async def remix(self, channel: Channel, task_id: str, prompt: str) -> str:
-        headers = _headers(channel) | {"Content-Type": "application/json"}
+        headers = auth_headers(channel) | {"Content-Type": "application/json"}
         video = await self._json("POST", _url(channel, task_id, "/remix"), channel, SUBMIT_TIMEOUT,
                                  headers=headers, data=orjson.dumps({"prompt": prompt}))
         return _video_id(video)
@@ -92,39 +85,20 @@ class OpenAIVideos:
             raise invalid_request(f"Unknown content variant '{variant[:40]}'.", "variant")
         try:
             async with self._http.get(_url(channel, task_id, "/content"), params={"variant": variant},
-                                      headers=_headers(channel, "application/binary"),
+                                      headers=auth_headers(channel, "application/binary"),
                                       timeout=DOWNLOAD_TIMEOUT) as resp:
                 if resp.status >= 400:
                     raise errors.from_response(resp.status, await resp.read(), channel)
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     yield chunk
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _network_error(exc) from None
+            raise network_error(exc) from None
 
     async def _json(self, method: str, url: str, channel: Channel, timeout: aiohttp.ClientTimeout,
                     **kwargs) -> dict:
-        """One request whose answer is a JSON object. 429, 5xx and network failures come
-        out as retryable errors (errors.from_response); 4xx as the client's. Bad credentials
-        are not retryable here: a video task stays on its channel, and a retryable error
-        means "send the same call again later", which a wrong key never mends (as Kling's
-        and Runway's providers do; otherwise every task resubmits until --video-timeout)."""
-        try:
-            async with self._http.request(method, url, timeout=timeout, **kwargs) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    error = errors.from_response(resp.status, raw, channel)
-                    if resp.status in (401, 403):
-                        error.retryable = False
-                    raise error
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _network_error(exc) from None
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise upstream_failed("The upstream service answered with something that is not JSON.") from None
-        if not isinstance(answer, dict):
-            raise upstream_failed("The upstream service answered with an unexpected body.")
-        return answer
+        # A wrong key is final here: a video task stays on its channel, and a retryable
+        # error means "send the same call again later", which a wrong key never mends.
+        return await request_object(self._http, method, url, channel, timeout, final_on_bad_key=True, **kwargs)
 
 
 def _video_id(video: dict) -> str:

@@ -1,0 +1,54 @@
+"""What the OpenAI provider's chat, images and videos share on the wire: auth
+headers, one wording for network failures, and a request whose answer is a JSON
+object."""
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import orjson
+
+from server.errors import GatewayError, upstream_failed
+from server.providers.openai import errors
+from server.store.channels import Channel
+
+
+def auth_headers(channel: Channel, accept: str = "application/json", json_body: bool = False) -> dict[str, str]:
+    headers = {"Accept": accept}
+    if json_body:
+        headers["Content-Type"] = "application/json"
+    if channel.key:
+        headers["Authorization"] = f"Bearer {channel.key}"
+    return headers
+
+
+def network_error(exc: BaseException) -> GatewayError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return GatewayError(504, "The upstream service did not answer in time.", "upstream_timeout",
+                            retryable=True)
+    # The exception's text may hold the upstream address: say only what kind of failure it was.
+    return upstream_failed(f"Could not reach the upstream service ({type(exc).__name__}).")
+
+
+async def request_object(http: aiohttp.ClientSession, method: str, url: str, channel: Channel,
+                         timeout: aiohttp.ClientTimeout, final_on_bad_key: bool = False, **kwargs) -> dict:
+    """One request whose answer is a JSON object. Upstream errors come out through
+    errors.from_response; with `final_on_bad_key`, a rejected key (401/403) is not
+    retryable, for callers that would otherwise send the same call again later."""
+    try:
+        async with http.request(method, url, timeout=timeout, **kwargs) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                error = errors.from_response(resp.status, raw, channel)
+                if final_on_bad_key and resp.status in (401, 403):
+                    error.retryable = False
+                raise error
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise network_error(exc) from None
+    try:
+        answer = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise upstream_failed("The upstream service answered with something that is not JSON.") from None
+    if not isinstance(answer, dict):
+        raise upstream_failed("The upstream service answered with an unexpected body.")
+    return answer
