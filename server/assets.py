@@ -108,7 +108,11 @@ class AssetStore:
 
     async def remove_stale_partials(self, age: float) -> None:
         """Delete unfinished downloads nobody has written to for `age` seconds."""
-        await self._io(_remove_older, self.root / "tmp", age)
+        await self._io(_remove_older, self.root / "tmp", "*.part", age)
+
+    async def remove_old_images(self, age: float) -> None:
+        """Served images are kept as long as videos are; their URLs then stop working."""
+        await self._io(_remove_older, self.root / "images", "*.png", age)
 
     async def remove(self, *paths: str | None) -> None:
         for path in paths:
@@ -116,9 +120,9 @@ class AssetStore:
                 await self._io(_unlink, path)
 
 
-def _remove_older(folder: Path, age: float) -> None:
+def _remove_older(folder: Path, pattern: str, age: float) -> None:
     cutoff = time.time() - age
-    for path in folder.glob("*.part"):
+    for path in folder.glob(pattern):
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

@@ -30,6 +30,7 @@ def ensure_demo(db: sqlite_utils.Database) -> list[str]:
         _, key = token_store.create(db, DEMO_TOKEN)
         lines.append(f"demo: created the token '{DEMO_TOKEN}'; its key is shown only this once:")
         lines.append(f"demo:   {key}")
+        lines.append(f"demo: in another terminal:  export KEY={key}")
     lines.append("demo: try  curl -s http://127.0.0.1:8080/v1/chat/completions "
                  "-H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' "
                  "-d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'")

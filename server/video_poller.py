@@ -88,6 +88,7 @@ class VideoPoller:
                 await self.assets.remove(task.asset_path, task.thumbnail_path)
                 await self.worker.run(store.clear_asset, task.id)
             await self.assets.remove_stale_partials(STALE_PARTIAL_SECONDS)
+            await self.assets.remove_old_images(self.config.retention)
         except Exception:
             log.exception("video housekeeping failed")
 

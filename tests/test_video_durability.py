@@ -702,3 +702,25 @@ def test_task_completed_just_before_sigkill_keeps_its_usage_row(paths, running):
     time.sleep(1.5)
     second.stop()
     assert len(rows(db, "SELECT * FROM usage WHERE kind = 'video'")) == 1
+
+
+async def test_the_sweep_removes_stale_partial_downloads_and_old_images(tmp_path):
+    import os
+    import time as clock
+
+    from server.assets import AssetStore
+
+    assets = AssetStore(str(tmp_path / "assets"))
+    stale = assets.root / "tmp" / "old.mp4.part"
+    fresh = assets.root / "tmp" / "new.mp4.part"
+    old_image = assets.root / "images" / "img_old.png"
+    new_image = assets.root / "images" / "img_new.png"
+    for path in (stale, fresh, old_image, new_image):
+        path.write_bytes(b"x")
+    long_ago = clock.time() - 7200
+    os.utime(stale, (long_ago, long_ago))
+    os.utime(old_image, (long_ago, long_ago))
+    await assets.remove_stale_partials(3600)
+    await assets.remove_old_images(3600)
+    assert not stale.exists() and not old_image.exists()
+    assert fresh.exists() and new_image.exists()
