@@ -37,16 +37,10 @@ class ImageRelay:
     usage: UsageRecorder
     timeout: float = 300.0
 
-    def _default_model(self, token: Token) -> str:
-        snapshot = self.catalog.snapshot
-        for model in routing.visible_models(snapshot, token):
-            if any(c.type in self.registry.images_types for c in snapshot.channels_by_model[model]):
-                return model
-        raise invalid_request("'model' is required: no image model is available to this token.", param="model")
-
     async def generate(self, token: Token, body: dict, timeout: float | None = None) -> dict:
         validate_images(body)
-        model = body.get("model") or self._default_model(token)
+        model = body.get("model") or routing.default_model(self.catalog.snapshot, token,
+                                                           self.registry.images_types, "image")
         channels = routing.candidates(self.catalog.snapshot, token, model, self.registry.images_types)
         budget = min(timeout, self.timeout) if timeout is not None else self.timeout
         error: GatewayError | None = None

@@ -5,7 +5,7 @@ import itertools
 import random
 
 from server.catalog import Snapshot
-from server.errors import model_not_allowed, model_not_found, no_channel
+from server.errors import invalid_request, model_not_allowed, model_not_found, no_channel
 from server.store.channels import Channel
 from server.store.tokens import Token
 
@@ -32,3 +32,12 @@ def candidates(snapshot: Snapshot, token: Token, model: str, capability: set[str
         random.shuffle(group)
         ordered.extend(group)
     return ordered
+
+
+def default_model(snapshot: Snapshot, token: Token, capability: set[str], what: str) -> str:
+    """The first model the token may use that a channel with `capability` serves, for
+    requests that leave `model` out (the documented image and video APIs allow it)."""
+    for model in visible_models(snapshot, token):
+        if any(c.type in capability for c in snapshot.channels_by_model[model]):
+            return model
+    raise invalid_request(f"'model' is required: no {what} model is available to this token.", param="model")

@@ -13,6 +13,7 @@ import time
 from server.assets import AssetStore, InvalidAsset
 from server.catalog import Catalog
 from server.errors import GatewayError
+from server.media_types import image_type
 from server.providers.interface import TaskState, VideoRemixer
 from server.providers.registry import Registry
 from server.store import usage as usage_store
@@ -191,7 +192,7 @@ class VideoPoller:
             stored = await self.assets.save_stream("videos", task.id, ".thumb",
                                                    provider.download(channel, task.upstream_id, state, "thumbnail"),
                                                    50 * 1024 * 1024, expect_mp4=False)
-            return stored.path, _image_type(await self._head(stored.path))
+            return stored.path, image_type(await self._head(stored.path)) or "application/octet-stream"
         except (GatewayError, InvalidAsset, OSError):
             pass
         if self.thumbnailer is None:
@@ -209,12 +210,3 @@ class VideoPoller:
             return chunk
         return b""
 
-
-def _image_type(head: bytes) -> str:
-    if head.startswith(b"\x89PNG"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"

@@ -150,13 +150,6 @@ class VideoTasks:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
         self.config, self.owner = config, owner
 
-    def _default_model(self, token: Token) -> str:
-        snapshot = self.catalog.snapshot
-        for model in routing.visible_models(snapshot, token):
-            if any(c.type in self.registry.video_types for c in snapshot.channels_by_model[model]):
-                return model
-        raise invalid_request("'model' is required: no video model is available to this token.", param="model")
-
     async def _owned(self, token: Token, video_id: str) -> VideoTask:
         if not store.looks_like_id(video_id):
             raise not_found(video_id)
@@ -168,7 +161,8 @@ class VideoTasks:
 
     async def create(self, token: Token, body: dict) -> dict:
         request = _normalise(body)
-        model = request.model or self._default_model(token)
+        model = request.model or routing.default_model(self.catalog.snapshot, token,
+                                                       self.registry.video_types, "video")
         channel = routing.candidates(self.catalog.snapshot, token, model, self.registry.video_types)[0]
         provider = self.registry.video[channel.type]
         request = replace(request, model=channel.upstream_model(model))

@@ -13,6 +13,7 @@ import re
 
 from server.errors import invalid_request
 from server.providers.interface import Prepared, TaskState, VideoRequest
+from server.media_types import EXTENSIONS, image_type
 
 SECONDS = (4, 8, 12)           # OpenAI's `seconds` enum (sent as strings)
 DEFAULT_SECONDS = 4            # OpenAI's default
@@ -25,8 +26,6 @@ DEFAULT_SIZE = (720, 1280)     # OpenAI's default
 # `character_ids` exists only in some SDK versions; an upstream without it says so itself.
 METADATA_KEYS = {"character_ids"}
 
-# OpenAI documents JPEG, PNG and WebP reference images; recognised by their first bytes.
-IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png", "png"), (b"\xff\xd8\xff", "image/jpeg", "jpg"))
 
 _DATA_URI = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?);base64,(?P<data>.*)",
                        re.DOTALL | re.IGNORECASE)
@@ -71,12 +70,9 @@ def nearest_size(width: int | None, height: int | None, model: str) -> tuple[int
 
 
 def _sniff(data: bytes) -> tuple[str, str] | None:
-    for signature, mime, ext in IMAGE_SIGNATURES:
-        if data.startswith(signature):
-            return mime, ext
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp", "webp"
-    return None
+    # OpenAI documents JPEG, PNG and WebP reference images
+    kind = image_type(data)
+    return (kind, EXTENSIONS[kind]) if kind else None
 
 
 def _upload(data: bytes) -> dict:

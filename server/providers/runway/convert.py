@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from server.errors import invalid_request, upstream_failed
 from server.providers.interface import Prepared, TaskState, VideoRequest
+from server.media_types import image_type
 
 IMAGE_TO_VIDEO = "/v1/image_to_video"
 TEXT_TO_VIDEO = "/v1/text_to_video"
@@ -135,7 +136,7 @@ def _prompt_image(request: VideoRequest, metadata: dict) -> str | list[dict] | N
                               "metadata.promptImage")
     if request.image_bytes is not None:
         kind = (request.image_type or "").split(";")[0].strip().lower().replace("image/jpg", "image/jpeg")
-        kind = kind if kind in IMAGE_TYPES else _sniff(request.image_bytes)
+        kind = kind if kind in IMAGE_TYPES else image_type(request.image_bytes)
         if kind is None:
             raise invalid_request("Runway takes a JPEG, PNG or WebP image.", "input_reference",
                                   "invalid_image")
@@ -190,7 +191,7 @@ def _image_uri(value: str, param: str) -> str:
         raw = base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    kind = _sniff(raw)
+    kind = image_type(raw)
     if kind is None:
         raise invalid_request("The image is not an HTTPS URL, a data: URI or base64 of a JPEG, PNG or "
                               "WebP image.", param, "invalid_image")
@@ -205,14 +206,6 @@ def _data_uri(kind: str, raw: bytes, param: str) -> str:
     return uri
 
 
-def _sniff(raw: bytes) -> str | None:
-    if raw.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if raw.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _check_metadata(model: str, mode: Mode, metadata: dict) -> None:
