@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import os
 import socket
 import time
@@ -16,7 +17,7 @@ from server import routing
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
-from server.providers.interface import VideoRemixer, VideoRequest
+from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
 from server.providers.registry import Registry
 from server.store import videos as store
 from server.store.db import DbWorker
@@ -24,6 +25,7 @@ from server.store.tokens import Token
 from server.store.videos import VideoTask
 
 MAX_LIST = 100
+log = logging.getLogger("st_ai.videos")
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,21 @@ class VideoTasks:
         task = await self._owned(token, video_id)
         await self.worker.run(store.mark_deleted, task.id)
         await self.assets.remove(task.asset_path, task.thumbnail_path)
+        if task.open and task.upstream_id:
+            await self._cancel_upstream(task)
         return {"id": task.id, "object": "video.deleted", "deleted": True}
+
+    async def _cancel_upstream(self, task: VideoTask) -> None:
+        """Stop a deleted task the provider is still generating, where it can: best
+        effort, since the delete itself is already committed."""
+        channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
+        provider = self.registry.video.get(channel.type) if channel else None
+        if not isinstance(provider, VideoCanceller):
+            return
+        try:
+            await asyncio.wait_for(provider.cancel(channel, task.upstream_id), self.config.submit_timeout)
+        except (GatewayError, asyncio.TimeoutError) as error:
+            log.info("video %s: the provider could not cancel it (%s)", task.id, getattr(error, "message", "timeout"))
 
     async def remix(self, token: Token, video_id: str, body: dict) -> dict:
         source = await self._owned(token, video_id)

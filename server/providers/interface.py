@@ -100,6 +100,14 @@ class VideoRemixer(Protocol):
         """Start a remix of `task_id`; returns the new task's id."""
 
 
+@runtime_checkable
+class VideoCanceller(Protocol):
+    """Implemented by video providers that can stop a task still running upstream."""
+
+    async def cancel(self, channel: Channel, task_id: str) -> None:
+        """Stop `task_id`; nothing more will be generated (or billed) for it."""
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     type: str                       # the channel type, e.g. "openai"
