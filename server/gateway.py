@@ -72,7 +72,7 @@ async def open_core(config: Config, public_url: str) -> AsyncIterator[Core]:
     registry = Registry.build(Upstream(http, assets, public_url))
     owner = process_owner()
     videos = VideoTasks(catalog, registry, worker, assets, config.video, owner)
-    poller = VideoPoller(catalog, registry, worker, assets, usage, config.video, owner, thumbnail_from_mp4)
+    poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)
     core = Core(catalog, ChatRelay(catalog, registry, usage, config.upstream_timeout),
                 ImageRelay(catalog, registry, usage), videos, assets, worker)
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),

@@ -21,7 +21,6 @@ from server.store import videos as store
 from server.store.db import DbWorker
 from server.store.usage import UsageRecord
 from server.store.videos import VideoTask
-from server.usage import UsageRecorder
 from server.video_tasks import VideoConfig, restore_request
 
 log = logging.getLogger("st_ai.videos")
@@ -47,9 +46,9 @@ def _owner_alive(owner: str) -> bool:
 
 class VideoPoller:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
-                 usage: UsageRecorder, config: VideoConfig, owner: str, thumbnailer=None) -> None:
+                 config: VideoConfig, owner: str, thumbnailer=None) -> None:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
-        self.usage, self.config, self.owner = usage, config, owner
+        self.config, self.owner = config, owner
         self.thumbnailer = thumbnailer  # (mp4 path) -> (bytes, content type), run in a thread
         self._running: dict[str, asyncio.Task] = {}
         self._per_channel: dict[int, asyncio.Semaphore] = {}
