@@ -8,13 +8,11 @@ for content safety, never finish, or rate limit. Every request is recorded.
 It runs on its own thread and loop, like tests/fakes/openai_upstream.py."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import itertools
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tests.fakes.threaded_server import ThreadedServer
 
 TEXT2VIDEO_MODELS = {"kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master",
                      "kling-v2-5-turbo", "kling-v2-6"}
@@ -88,34 +88,25 @@ class FakeKling:
         self.rate_limit_next = 0                 # the next N API calls get 429 / 1302
         self.video = video_bytes()
         self._ids = itertools.count(867283741759111202)
-        self.loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
         self.port = 0
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server = ThreadedServer(self._app)
 
     # lifecycle -----------------------------------------------------------------------
 
     def start(self) -> "FakeKling":
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.port = self._server.start()
         return self
 
-    async def _start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         for endpoint in FIELDS:
             app.router.add_post(f"/v1/videos/{endpoint}", self._create)
             app.router.add_get(f"/v1/videos/{endpoint}/{{task_id}}", self._query)
         app.router.add_get("/cdn/{name}", self._cdn)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        return app
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+        self._server.stop()
 
     @property
     def base_url(self) -> str:

@@ -26,6 +26,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.threaded_server import ThreadedServer
+
 
 @dataclass
 class Received:
@@ -126,19 +128,16 @@ class FakeOpenAI:
         self.videos: dict[str, FakeVideo] = {}
         self.video_content: bytes | None = None  # the MP4 served; default: sample media
         self.connection_closed = threading.Event()  # a stream's client went away mid-answer
-        self.loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
         self.port = 0
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server = ThreadedServer(self._app, handler_cancellation=True)
 
     # lifecycle -----------------------------------------------------------------------
 
     def start(self) -> "FakeOpenAI":
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.port = self._server.start()
         return self
 
-    async def _start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
@@ -150,16 +149,10 @@ class FakeOpenAI:
         app.router.add_delete("/v1/videos/{video_id}", self._delete_video)
         app.router.add_get("/v1/videos/{video_id}/content", self._video_content)
         app.router.add_post("/v1/videos/{video_id}/remix", self._remix_video)
-        self._runner = web.AppRunner(app, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        return app
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+        self._server.stop()
 
     @property
     def base_url(self) -> str:

@@ -12,12 +12,10 @@ It runs on its own thread and loop, like tests/fakes/openai_upstream.py.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import re
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +24,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from tests.fakes.threaded_server import ThreadedServer
 
 API_VERSIONS = {"2024-11-06"}
 DOC_URL = "https://docs.dev.runwayml.com/api"
@@ -146,35 +146,26 @@ class FakeRunway:
         self.video, self.video_is_placeholder = _sample_video()
         self._injected: list[tuple[int, dict]] = []   # answers for the next API calls
         self._url_generation = 0                     # bumped to expire every output URL
-        self.loop = asyncio.new_event_loop()
-        self._runner: web.AppRunner | None = None
         self.port = 0
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._server = ThreadedServer(self._app)
 
     # lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> "FakeRunway":
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+        self.port = self._server.start()
         return self
 
-    async def _start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_post("/v1/image_to_video", self._image_to_video)
         app.router.add_post("/v1/text_to_video", self._text_to_video)
         app.router.add_get("/v1/tasks/{id}", self._get_task)
         app.router.add_delete("/v1/tasks/{id}", self._delete_task)
         app.router.add_get("/cdn/{name}", self._cdn)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        return app
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
+        self._server.stop()
 
     @property
     def base_url(self) -> str:
