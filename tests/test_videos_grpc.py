@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import descriptor_database, descriptor_pool, json_format, message_factory
+from google.protobuf import json_format
 from google.protobuf.descriptor_pb2 import FileDescriptorProto
-from google.rpc import status_pb2
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from server.store.db import open_db
 from tests.conftest import start_gateway, stop_gateway
+from tests.reflection_client import Reflected, auth, error_detail, grpcurl_binary, json_stream, reflect
 
 TIMEOUT = 10.0          # every RPC
 GRPCURL_TIMEOUT = 30.0  # every grpcurl process
@@ -36,75 +32,8 @@ MODEL = "kling-v1"
 SMALL = {"duration": 1.0, "width": 160, "height": 96, "fps": 12}
 VIDEOS = "st_ai.v1.Videos"
 IMAGES = "st_ai.v1.Images"
-DETAILS_KEY = "grpc-status-details-bin"
 
 pytestmark = pytest.mark.timeout(120)
-
-
-# -- a small reflection client --------------------------------------------------------
-
-class Reflection:
-    """Descriptors fetched from the server's reflection service into a private pool."""
-
-    def __init__(self, channel: grpc.Channel) -> None:
-        self.channel = channel
-        self._stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        self._database = descriptor_database.DescriptorDatabase()
-        self.pool = descriptor_pool.DescriptorPool(self._database)
-        self._protos: dict[str, FileDescriptorProto] = {}
-        self._added: set[str] = set()
-
-    def ask(self, **request) -> reflection_pb2.ServerReflectionResponse:
-        [response] = self._stub.ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(**request)]), timeout=TIMEOUT)
-        if response.HasField("error_response"):
-            raise LookupError(response.error_response.error_message)
-        return response
-
-    def services(self) -> list[str]:
-        return [s.name for s in self.ask(list_services="").list_services_response.service]
-
-    def _fetch(self, **request) -> str:
-        names = []
-        for blob in self.ask(**request).file_descriptor_response.file_descriptor_proto:
-            proto = FileDescriptorProto.FromString(blob)
-            self._protos.setdefault(proto.name, proto)
-            names.append(proto.name)
-        return names[0]
-
-    def _add(self, name: str) -> None:
-        if name in self._added:
-            return
-        if name not in self._protos:
-            self._fetch(file_by_filename=name)
-        for dependency in self._protos[name].dependency:
-            self._add(dependency)  # a file's imports must be in the pool before it
-        self._database.Add(self._protos[name])
-        self._added.add(name)
-
-    def load(self, symbol: str) -> None:
-        self._add(self._fetch(file_containing_symbol=symbol))
-
-    def message(self, full_name: str):
-        try:
-            return message_factory.GetMessageClass(self.pool.FindMessageTypeByName(full_name))
-        except KeyError:
-            self.load(full_name)
-            return message_factory.GetMessageClass(self.pool.FindMessageTypeByName(full_name))
-
-    def rpc(self, service: str, method: str):
-        """(multi-callable, request class) for service/method, typed by reflected classes."""
-        try:
-            descriptor = self.pool.FindServiceByName(service)
-        except KeyError:
-            self.load(service)
-            descriptor = self.pool.FindServiceByName(service)
-        method_descriptor = descriptor.methods_by_name[method]
-        request_class = message_factory.GetMessageClass(method_descriptor.input_type)
-        response_class = message_factory.GetMessageClass(method_descriptor.output_type)
-        make = self.channel.unary_stream if method_descriptor.server_streaming else self.channel.unary_unary
-        return make(f"/{service}/{method}", request_serializer=request_class.SerializeToString,
-                    response_deserializer=response_class.FromString), request_class
 
 
 # -- fixtures ---------------------------------------------------------------------------
@@ -142,12 +71,8 @@ def channel(setup):
 
 
 @pytest.fixture()
-def reflection(channel) -> Reflection:
-    return Reflection(channel)
-
-
-def auth(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
+def reflection(channel) -> Reflected:
+    return Reflected(channel)
 
 
 def rest_download(setup: Setup, video_id: str, query: str = "") -> bytes:
@@ -157,14 +82,14 @@ def rest_download(setup: Setup, video_id: str, query: str = "") -> bytes:
         return response.read()
 
 
-def create_small(reflection: Reflection, key: str, prompt: str):
-    create, Request = reflection.rpc(VIDEOS, "CreateVideo")
+def create_small(reflection: Reflected, key: str, prompt: str):
+    create, Request = reflection.callable(VIDEOS, "CreateVideo")
     return create(Request(model=MODEL, prompt=prompt, **SMALL), metadata=auth(key), timeout=TIMEOUT)
 
 
-def wait_completed(reflection: Reflection, key: str, video_id: str) -> tuple:
+def wait_completed(reflection: Reflected, key: str, video_id: str) -> tuple:
     """Poll GetVideo; return the completed Video and the initial metadata of every poll."""
-    get, Request = reflection.rpc(VIDEOS, "GetVideo")
+    get, Request = reflection.callable(VIDEOS, "GetVideo")
     seen = []
     deadline = time.monotonic() + TASK_DEADLINE
     while time.monotonic() < deadline:
@@ -177,22 +102,13 @@ def wait_completed(reflection: Reflection, key: str, video_id: str) -> tuple:
     raise AssertionError(f"video {video_id} did not complete")
 
 
-def stream_content(reflection: Reflection, key: str, video_id: str, **fields) -> tuple[bytes, dict, set]:
+def stream_content(reflection: Reflected, key: str, video_id: str, **fields) -> tuple[bytes, dict, set]:
     """(the bytes, initial metadata, content types) of GetVideoContent."""
-    content, Request = reflection.rpc(VIDEOS, "GetVideoContent")
+    content, Request = reflection.callable(VIDEOS, "GetVideoContent")
     responses = content(Request(video_id=video_id, **fields), metadata=auth(key), timeout=TIMEOUT)
     chunks = list(responses)
     return b"".join(c.data for c in chunks), dict(responses.initial_metadata() or ()), {
         c.content_type for c in chunks}
-
-
-def error_detail(reflection: Reflection, error: grpc.RpcError):
-    trailers = dict(error.trailing_metadata() or ())
-    status = status_pb2.Status.FromString(trailers[DETAILS_KEY])
-    [detail] = [d for d in status.details if d.type_url.endswith("/st_ai.v1.ErrorDetail")]
-    message = reflection.message("st_ai.v1.ErrorDetail")()
-    assert detail.Unpack(message)
-    return message
 
 
 # -- reflection ----------------------------------------------------------------------------
@@ -200,14 +116,14 @@ def error_detail(reflection: Reflection, error: grpc.RpcError):
 def test_reflection_lists_videos_and_images_with_their_methods(reflection):
     services = reflection.services()
     assert VIDEOS in services and IMAGES in services
-    reflection.load(VIDEOS)
+    reflection.load_symbol(VIDEOS)
     videos = reflection.pool.FindServiceByName(VIDEOS)
     assert set(videos.methods_by_name) == {"CreateVideo", "GetVideo", "ListVideos", "DeleteVideo",
                                            "GetVideoContent", "RemixVideo"}
     content = videos.methods_by_name["GetVideoContent"]
     assert (content.client_streaming, content.server_streaming) == (False, True)
     assert content.output_type.full_name == "google.api.HttpBody"
-    reflection.load(IMAGES)
+    reflection.load_symbol(IMAGES)
     images = reflection.pool.FindServiceByName(IMAGES)
     assert set(images.methods_by_name) == {"CreateImage", "GetImageFile"}
     assert images.methods_by_name["GetImageFile"].server_streaming
@@ -215,12 +131,12 @@ def test_reflection_lists_videos_and_images_with_their_methods(reflection):
 
 def test_reflection_resolves_method_symbols(reflection):
     # the reflection protocol allows `<package>.<service>.<method>`; grpcurl describe sends it
-    response = reflection.ask(file_containing_symbol=f"{VIDEOS}.GetVideoContent")
+    response = reflect(reflection.channel, file_containing_symbol=f"{VIDEOS}.GetVideoContent")
     first = response.file_descriptor_response.file_descriptor_proto[0]
     assert FileDescriptorProto.FromString(first).name == "st_ai/v1/videos.proto"
     for unknown in (f"{VIDEOS}.NoSuchMethod", "st_ai.v1.NoSuchService.CreateVideo"):
         with pytest.raises(LookupError):
-            reflection.ask(file_containing_symbol=unknown)
+            reflect(reflection.channel, file_containing_symbol=unknown)
 
 
 # -- the task lifecycle over gRPC -----------------------------------------------------------
@@ -274,7 +190,7 @@ def test_stream_content_range_and_thumbnail(setup, reflection):
 
 
 def test_create_from_json_with_metadata_struct(setup, reflection):
-    create, Request = reflection.rpc(VIDEOS, "CreateVideo")
+    create, Request = reflection.callable(VIDEOS, "CreateVideo")
     # the request as JSON, parsed against the reflected descriptor (what `grpcurl -d` does)
     request = json_format.ParseDict({"model": MODEL, "prompt": "json struct", **SMALL,
                                      "metadata": {"negative_prompt": "blurry", "style": "anime"}}, Request())
@@ -291,13 +207,13 @@ def test_list_remix_and_delete_over_grpc(setup, reflection):
     source = create_small(reflection, setup.other_key, "a grpc source")
     wait_completed(reflection, setup.other_key, source.id)
 
-    remix, RemixRequest = reflection.rpc(VIDEOS, "RemixVideo")
+    remix, RemixRequest = reflection.callable(VIDEOS, "RemixVideo")
     remixed = remix(RemixRequest(video_id=source.id, prompt="now in the rain"), metadata=auth(setup.other_key),
                     timeout=TIMEOUT)
     assert remixed.id != source.id and remixed.remixed_from_video_id == source.id
     wait_completed(reflection, setup.other_key, remixed.id)
 
-    listing, ListRequest = reflection.rpc(VIDEOS, "ListVideos")
+    listing, ListRequest = reflection.callable(VIDEOS, "ListVideos")
     page = listing(ListRequest(), metadata=auth(setup.other_key), timeout=TIMEOUT)
     assert page.object == "list"
     # newest first: the remix was created at least a second after its source
@@ -311,10 +227,10 @@ def test_list_remix_and_delete_over_grpc(setup, reflection):
     theirs = listing(ListRequest(limit=100), metadata=auth(setup.key), timeout=TIMEOUT)
     assert not {source.id, remixed.id} & {v.id for v in theirs.data}
 
-    delete, DeleteRequest = reflection.rpc(VIDEOS, "DeleteVideo")
+    delete, DeleteRequest = reflection.callable(VIDEOS, "DeleteVideo")
     deleted = delete(DeleteRequest(video_id=source.id), metadata=auth(setup.other_key), timeout=TIMEOUT)
     assert (deleted.id, deleted.object, deleted.deleted) == (source.id, "video.deleted", True)
-    get, GetRequest = reflection.rpc(VIDEOS, "GetVideo")
+    get, GetRequest = reflection.callable(VIDEOS, "GetVideo")
     with pytest.raises(grpc.RpcError) as caught:
         get(GetRequest(video_id=source.id), metadata=auth(setup.other_key), timeout=TIMEOUT)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -323,7 +239,7 @@ def test_list_remix_and_delete_over_grpc(setup, reflection):
 
 
 def test_list_with_limit_zero_is_invalid(setup, reflection):
-    listing, ListRequest = reflection.rpc(VIDEOS, "ListVideos")
+    listing, ListRequest = reflection.callable(VIDEOS, "ListVideos")
     with pytest.raises(grpc.RpcError) as caught:
         listing(ListRequest(limit=0), metadata=auth(setup.key), timeout=TIMEOUT)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -331,7 +247,7 @@ def test_list_with_limit_zero_is_invalid(setup, reflection):
 
 
 def test_grpc_errors_carry_error_detail(setup, reflection):
-    create, Request = reflection.rpc(VIDEOS, "CreateVideo")
+    create, Request = reflection.callable(VIDEOS, "CreateVideo")
     with pytest.raises(grpc.RpcError) as caught:
         create(Request(model=MODEL, prompt="x"), timeout=TIMEOUT)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -348,19 +264,19 @@ def test_grpc_errors_carry_error_detail(setup, reflection):
         assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert error_detail(reflection, error).code == "video_not_ready"
     # another token's task does not exist for it
-    get, GetRequest = reflection.rpc(VIDEOS, "GetVideo")
+    get, GetRequest = reflection.callable(VIDEOS, "GetVideo")
     with pytest.raises(grpc.RpcError) as caught:
         get(GetRequest(video_id=video.id), metadata=auth(setup.other_key), timeout=TIMEOUT)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_create_image_and_stream_its_file_without_token(setup, reflection):
-    create, Request = reflection.rpc(IMAGES, "CreateImage")
+    create, Request = reflection.callable(IMAGES, "CreateImage")
     answer = create(Request(prompt="a grpc kite", size="48x32"), metadata=auth(setup.key), timeout=TIMEOUT)
     [image] = answer.data
     assert answer.created > 0 and image.revised_prompt
     file_id = image.url.rsplit("/", 1)[1]
-    get_file, FileRequest = reflection.rpc(IMAGES, "GetImageFile")
+    get_file, FileRequest = reflection.callable(IMAGES, "GetImageFile")
     responses = get_file(FileRequest(file_id=file_id), timeout=TIMEOUT)  # no token
     data = b"".join(r.data for r in responses)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -376,16 +292,9 @@ def test_create_image_and_stream_its_file_without_token(setup, reflection):
 
 # -- the real grpcurl binary ------------------------------------------------------------------
 
-def _grpcurl_binary() -> str | None:
-    beside_python = Path(sys.executable).parent / "grpcurl"
-    if beside_python.is_file():
-        return str(beside_python)
-    return shutil.which("grpcurl")
-
-
 @pytest.fixture(scope="module")
 def grpcurl(setup):
-    binary = _grpcurl_binary()
+    binary = grpcurl_binary()
     if binary is None:
         pytest.skip("the grpcurl binary is not installed")
 
@@ -397,18 +306,6 @@ def grpcurl(setup):
         assert result.returncode == 0, f"rc={result.returncode}\n{result.stdout}\n{result.stderr}"
         return result.stdout
     return run
-
-
-def json_stream(text: str) -> list[dict]:
-    """grpcurl prints one JSON object per response message."""
-    decoder, objects, at = json.JSONDecoder(), [], 0
-    while True:
-        while at < len(text) and text[at].isspace():
-            at += 1
-        if at == len(text):
-            return objects
-        obj, at = decoder.raw_decode(text, at)
-        objects.append(obj)
 
 
 def test_grpcurl_lists_videos_and_images(setup, grpcurl):
@@ -457,7 +354,7 @@ def test_grpcurl_create_get_and_content(setup, grpcurl):
 
 
 def test_grpcurl_without_token_is_unauthenticated(setup, grpcurl):
-    binary = _grpcurl_binary()
+    binary = grpcurl_binary()
     result = subprocess.run(
         [binary, "-plaintext", "-connect-timeout", "5", "-max-time", str(TIMEOUT), "-d",
          json.dumps({"model": MODEL, "prompt": "x"}), setup.grpc_target, f"{VIDEOS}/CreateVideo"],
