@@ -77,9 +77,6 @@ class AssetStore:
         await self._io(path.write_bytes, data)
         return StoredFile(str(path), len(data))
 
-    def temp_path(self, suffix: str) -> str:
-        return str(self.root / "tmp" / f"{secrets.token_hex(8)}{suffix}")
-
     def owns(self, path: str) -> bool:
         return Path(path).resolve().is_relative_to(self.root)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 import random
 
 from server.catalog import Snapshot
@@ -14,9 +15,9 @@ def visible_models(snapshot: Snapshot, token: Token) -> list[str]:
     return sorted(m for m in snapshot.channels_by_model if token.allows(m))
 
 
-def candidates(snapshot: Snapshot, token: Token, model: str, capability: set[str]) -> list[Channel]:
+def candidates(snapshot: Snapshot, token: Token, model: str, capability: Collection[str]) -> list[Channel]:
     """Channels to try for `model`: best priority first, shuffled within a priority so
-    that load spreads; only channels whose provider has `capability` (a set of
+    that load spreads; only channels whose provider has `capability` (the
     provider types) count. Raises 404 / 403 / 503 as the contract says."""
     channels = snapshot.channels_by_model.get(model)
     if not channels:
@@ -34,7 +35,7 @@ def candidates(snapshot: Snapshot, token: Token, model: str, capability: set[str
     return ordered
 
 
-def default_model(snapshot: Snapshot, token: Token, capability: set[str], what: str) -> str:
+def default_model(snapshot: Snapshot, token: Token, capability: Collection[str], what: str) -> str:
     """The first model the token may use that a channel with `capability` serves, for
     requests that leave `model` out (the documented image and video APIs allow it)."""
     for model in visible_models(snapshot, token):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 import server.providers as providers_package
@@ -37,14 +38,15 @@ class Registry:
                     getattr(registry, capability)[type_] = factory(upstream)
         return registry
 
+    # Live views of the capability tables: read on every request, so never copied.
     @property
-    def chat_types(self) -> set[str]:
-        return set(self.chat)
+    def chat_types(self) -> KeysView[str]:
+        return self.chat.keys()
 
     @property
-    def images_types(self) -> set[str]:
-        return set(self.images)
+    def images_types(self) -> KeysView[str]:
+        return self.images.keys()
 
     @property
-    def video_types(self) -> set[str]:
-        return set(self.video)
+    def video_types(self) -> KeysView[str]:
+        return self.video.keys()
