@@ -8,7 +8,7 @@ import grpc
 from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 
-from rest_bridge import marshal
+from rest_bridge import access_log, health, marshal
 from rest_bridge.errors import from_rpc_error, openai_errors
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
 from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
@@ -137,8 +137,8 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) ->
 
 def _multi_callable(channel: grpc.aio.Channel, binding: Binding):
     make = channel.unary_stream if binding.server_streaming else channel.unary_unary
-    return make(binding.rpc_path, request_serializer=binding.request_class.SerializeToString,
-                response_deserializer=binding.response_class.FromString)
+    return access_log.traced(make(binding.rpc_path, request_serializer=binding.request_class.SerializeToString,
+                                  response_deserializer=binding.response_class.FromString))
 
 
 def build_app(grpc_target: str, routes: list[Route] | None = None,
@@ -154,10 +154,13 @@ def build_app(grpc_target: str, routes: list[Route] | None = None,
             ("grpc.max_send_message_length", GRPC_MESSAGE_BYTES),
         ])
         app[CALLABLES].update({b.rpc_path: _multi_callable(channel, b) for r in routes for b in r.bindings})
+        app[health.HEALTH_CHECK] = health.health_check(channel)
         yield
         await channel.close()
 
     app.cleanup_ctx.append(grpc_channel)
+    access_log.install(app)
+    health.add_routes(app)
     for route in routes:
         app.router.add_route(route.method, route.path, _handler(route))
     return app

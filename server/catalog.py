@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from server import call_record
 from server.errors import invalid_api_key
 from server.store import channels as channel_store
 from server.store import tokens as token_store
@@ -79,4 +80,5 @@ class Catalog:
             raise invalid_api_key("This API key has been disabled.")
         if token.expired(time.time()):
             raise invalid_api_key("This API key has expired.")
+        call_record.note_token(token.name)
         return token

@@ -96,19 +96,20 @@ def cmd_serve(args: argparse.Namespace) -> None:
         for line in ensure_demo(db):
             print(line, flush=True)
         db.close()
-    gateway.run(gateway.serve(config))
+    gateway.run(gateway.serve(config), args.log_format)
 
 
 def cmd_grpc(args: argparse.Namespace) -> None:
     from server import gateway
 
-    gateway.run(gateway.serve_grpc(_config(args)))
+    gateway.run(gateway.serve_grpc(_config(args)), args.log_format)
 
 
 def cmd_bridge(args: argparse.Namespace) -> None:
     from server import gateway
 
-    gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes))
+    gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes),
+                args.log_format)
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
@@ -201,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     bridge = sub.add_parser("bridge", help="run the REST bridge alone, in front of a gRPC server")
     for p in (serve, grpc_, bridge):
         p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        p.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="log lines, one access line per request among them, as text or JSON lines "
+                            "(default text)")
     for p in (serve, bridge):
         p.add_argument("--http-port", type=int, default=8080)
         p.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024,

@@ -17,7 +17,9 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from rest_bridge import access_log
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
+from server import logs
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.grpc_server import build_server
@@ -105,7 +107,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int) -> web.AppRunner:
     runner = web.AppRunner(build_app(grpc_target, max_body_bytes=max_body_bytes),
-                           handler_cancellation=True, access_log=None)
+                           handler_cancellation=True, **access_log.runner_options())
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner
@@ -178,9 +180,8 @@ def _grpc_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def run(coro) -> None:
-    logging.basicConfig(level=os.environ.get("ST_AI_LOG_LEVEL", "INFO"), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def run(coro, log_format: str = "text") -> None:
+    logs.configure(log_format, os.environ.get("ST_AI_LOG_LEVEL", "INFO"))
     try:
         asyncio.run(coro)
     except OSError as exc:

@@ -9,7 +9,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.errors import invalid_request
+from server.services.call_log import CallLog
 from server.services.chat import ChatService
+from server.services.health import DatabaseHealth
 from server.services.images import ImagesService
 from server.services.models import ModelsService
 from server.services.status import abort
@@ -105,7 +107,7 @@ class _MethodSymbols:
 
 async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
-    server = grpc.aio.server(interceptors=[UnparsableRequests()], options=[
+    server = grpc.aio.server(interceptors=[CallLog(), UnparsableRequests()], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),
@@ -115,7 +117,7 @@ async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, hea
     images_pb2_grpc.add_ImagesServicer_to_server(ImagesService(core.catalog, core.images, core.assets), server)
     videos_pb2_grpc.add_VideosServicer_to_server(VideosService(core.catalog, core.videos), server)
 
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = DatabaseHealth(core.worker, SERVICE_NAMES)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from server import routing
+from server import call_record, routing
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.registry import Registry
@@ -56,6 +56,7 @@ class ImageRelay:
                 if not exc.retryable:
                     raise
             finally:
+                call_record.note_attempt(channel.name, time.monotonic() - started)
                 self.usage.record(UsageRecord(
                     ts=int(time.time()), token_id=token.id, channel_id=channel.id, model=model,
                     upstream_model=upstream_model, kind="images", stream=False, status=status,

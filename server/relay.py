@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
-from server import routing
+from server import call_record, routing
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.providers.registry import Registry
@@ -63,6 +63,7 @@ class ChatRelay:
         raise error or _out_of_time()
 
     async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[dict]:
+        call_record.note_stream()
         channels = self._plan(token, body)
         deadline = self.clock() + self._budget(timeout)
         started = self.clock()
@@ -107,6 +108,7 @@ class ChatRelay:
 
     def _book(self, token: Token, channel: Channel, body: dict, stream: bool, status: int,
               usage: dict | None, started: float) -> None:
+        call_record.note_attempt(channel.name, self.clock() - started)
         usage = usage if isinstance(usage, dict) else {}
 
         def count(key: str) -> int:

@@ -5,6 +5,7 @@ import itertools
 from collections.abc import Collection
 import random
 
+from server import call_record
 from server.catalog import Snapshot
 from server.errors import invalid_request, model_not_allowed, model_not_found, no_channel
 from server.store.channels import Channel
@@ -19,6 +20,7 @@ def candidates(snapshot: Snapshot, token: Token, model: str, capability: Collect
     """Channels to try for `model`: best priority first, shuffled within a priority so
     that load spreads; only channels whose provider has `capability` (the
     provider types) count. Raises 404 / 403 / 503 as the contract says."""
+    call_record.note_model(model)
     channels = snapshot.channels_by_model.get(model)
     if not channels:
         raise model_not_found(model)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import AsyncIterator
 
-from server import routing
+from server import call_record, routing
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
@@ -159,6 +159,7 @@ class VideoTasks:
         # another token's task answers exactly like one that does not exist
         if task is None or task.token_id != token.id or task.deleted:
             raise not_found(video_id)
+        call_record.note_model(task.model)
         return task
 
     async def create(self, token: Token, body: dict) -> dict:
@@ -181,7 +182,7 @@ class VideoTasks:
     async def _submit(self, task: VideoTask, start) -> dict:
         now = time.time()
         try:
-            upstream_id = await asyncio.wait_for(start(), self.config.submit_timeout)
+            upstream_id = await asyncio.wait_for(self._timed(task, start), self.config.submit_timeout)
         except GatewayError as error:
             if error.retryable:  # the poller submits again later; the task is kept
                 await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)
@@ -200,6 +201,14 @@ class VideoTasks:
                               upstream_id=upstream_id)
         task.upstream_id = upstream_id
         return view(task)
+
+    async def _timed(self, task: VideoTask, start) -> str:
+        channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
+        began = time.monotonic()
+        try:
+            return await start()
+        finally:
+            call_record.note_attempt(channel.name if channel else str(task.channel_id), time.monotonic() - began)
 
     async def get(self, token: Token, video_id: str) -> dict:
         return view(await self._owned(token, video_id))

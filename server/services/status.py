@@ -10,15 +10,20 @@ from typing import Any, Callable
 
 import grpc
 
+from server import call_record
 from server.errors import GatewayError
+from server.services.call_log import trailers
 
 log = logging.getLogger("st_ai.rpc")
 DETAILS_KEY = "grpc-status-details-bin"
 
 
 async def abort(context: grpc.aio.ServicerContext, error: GatewayError) -> None:
+    # abort() sends the status now: the call's log facts must travel with it
+    call_record.note_error(error.code, error.http_status)
     await context.abort(error.grpc_code, error.message,
-                        trailing_metadata=((DETAILS_KEY, error.to_status().SerializeToString()),))
+                        trailing_metadata=((DETAILS_KEY, error.to_status().SerializeToString()),
+                                           *trailers(context)))
 
 
 def _unexpected(method: str) -> GatewayError:

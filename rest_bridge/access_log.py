@@ -1,0 +1,124 @@
+"""Every REST request gets a request id (the client's own, if valid) on its response
+and on the RPC it makes, and one access log line: from aiohttp's access-log hook once
+the response is written (also for requests the app never saw), or from the middleware
+when the client leaves first (aiohttp logs nothing for a cancelled handler).
+
+What only the server side knows (token name, model, channel, upstream time, error
+code) comes back in the RPC's trailing metadata (server/services/call_log.py)."""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from server import call_record, logs
+from server.call_record import CallRecord
+from server.services.call_log import REQUEST_ID_KEY, access_fields, facts_from
+
+HEADER = "X-Request-Id"
+
+
+@dataclass
+class _Pending:
+    record: CallRecord
+    calls: list = field(default_factory=list)  # the RPCs the request made
+    logged: bool = False
+
+
+PENDING = web.RequestKey("st_ai_pending", _Pending)
+_pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar("st_ai_bridge_call", default=None)
+
+
+def traced(multi_callable):
+    """A multi-callable that sends the request id and keeps the call for its facts."""
+    def invoke(message, metadata=()):
+        pending = _pending.get()
+        if pending is None:
+            return multi_callable(message, metadata=metadata)
+        call = multi_callable(message, metadata=(*metadata, (REQUEST_ID_KEY, pending.record.request_id)))
+        pending.calls.append(call)
+        return call
+    return invoke
+
+
+@web.middleware
+async def access_record(request: web.Request, handler) -> web.StreamResponse:
+    pending = _Pending(CallRecord(call_record.request_id(request.headers.get(HEADER))))
+    request[PENDING] = pending
+    _pending.set(pending)
+    try:
+        response = await handler(request)
+    except asyncio.CancelledError:  # its RPCs are cancelled too: no facts to wait for
+        _log(request, pending, 499, request.writer.output_size if request.writer else 0, None)
+        raise
+    await _take_facts(pending)
+    return response
+
+
+async def _take_facts(pending: _Pending) -> None:
+    for call in pending.calls:
+        if call.done() and not call.cancelled():
+            pending.record.take(facts_from(await call.trailing_metadata()))
+
+
+async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the id goes on every response the app sends, streams included."""
+    pending = request.get(PENDING)
+    if pending is not None:
+        response.headers[HEADER] = pending.record.request_id
+
+
+def _error_code(response: web.StreamResponse) -> str | None:
+    body = getattr(response, "body", None)
+    if response.status < 400 or not isinstance(body, bytes) or response.content_type != "application/json":
+        return None
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), str) else None
+
+
+def _log(request: web.BaseRequest, pending: _Pending, status: int, bytes_out: int, latency: float | None,
+         response: web.StreamResponse | None = None) -> None:
+    pending.logged = True
+    record = pending.record
+    if response is not None:
+        record.error_code = record.error_code or _error_code(response)
+        record.stream = record.stream or response.content_type == "text/event-stream"
+    if latency is None:
+        latency = 0.0
+    logs.access(access_fields(
+        record, status, latency, request.content_length or 0, bytes_out,
+        method=request.method, path=request.path, peer=request.remote))
+
+
+class AccessLogger(AbstractAccessLogger):
+    """aiohttp's hook, called after each response is written (or its write failed)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        pending = request.get(PENDING)
+        if pending is None:  # refused before the app saw it, e.g. a malformed request line
+            pending = _Pending(CallRecord(call_record.request_id(None)))
+        if pending.logged:
+            return
+        _log(request, pending, response.status, response.body_length, time, response)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+
+def runner_options() -> dict:
+    """What web.AppRunner needs to log through this module."""
+    return {"access_log_class": AccessLogger, "access_log": logs.ACCESS}
+
+
+def install(app: web.Application) -> None:
+    app.middlewares.insert(0, access_record)  # outermost: it sees the final response
+    app.on_response_prepare.append(stamp_request_id)

@@ -1,0 +1,146 @@
+"""One access log line per gRPC call, and its request id in the trailing metadata.
+
+A call from the in-process REST bridge (it reaches us over the private Unix socket of
+`st-ai serve`) is also one REST request, which the bridge logs with what only HTTP
+knows (status sent, bytes, client latency). Such a call is not logged here: its facts
+(token name, model, channel, upstream time, error code) travel back to the bridge in
+trailing metadata instead. Only a Unix-socket peer gets them: a network client cannot
+claim that peer, and the facts name channels, which clients need not see."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+
+import grpc
+import orjson
+
+from server import call_record, logs
+from server.errors import GRPC_TO_HTTP
+
+REQUEST_ID_KEY = "x-request-id"
+FACTS_KEY = "st-ai-call-bin"
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+def private_peer(context: grpc.aio.ServicerContext) -> bool:
+    return (context.peer() or "").startswith("unix:")
+
+
+def trailers(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
+    """The call's trailing metadata: its request id, and its facts for the bridge."""
+    record = call_record.current()
+    if record is None:
+        return ()
+    out: list[tuple[str, str | bytes]] = [(REQUEST_ID_KEY, record.request_id)]
+    if private_peer(context):
+        out.append((FACTS_KEY, orjson.dumps(record.facts())))
+    return tuple(out)
+
+
+def facts_from(metadata) -> dict:
+    """The bridge's side: the facts a server put in a call's trailing metadata."""
+    for key, value in metadata or ():
+        if key == FACTS_KEY:
+            try:
+                facts = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return {}
+            return facts if isinstance(facts, dict) else {}
+    return {}
+
+
+def access_fields(record: call_record.CallRecord, status: int, latency: float, bytes_in: int,
+                  bytes_out: int, **where: object) -> dict:
+    """The fields of an access line, in one order for both transports."""
+    return {"request_id": record.request_id, **where, "status": status,
+            "error_code": record.error_code, "token": record.token, "model": record.model,
+            "channel": record.channel, "stream": record.stream, "latency_ms": int(latency * 1000),
+            "upstream_ms": record.upstream_ms, "bytes_in": bytes_in, "bytes_out": bytes_out}
+
+
+def _size(message: object) -> int:
+    size = getattr(message, "ByteSize", None)
+    return size() if size is not None else 0
+
+
+class _Call:
+    def __init__(self, method: str, context: grpc.aio.ServicerContext, request: object) -> None:
+        self.method, self.context = method, context
+        metadata = dict(context.invocation_metadata() or ())
+        self.record = call_record.open_record(call_record.request_id(metadata.get(REQUEST_ID_KEY)))
+        self.started = time.monotonic()
+        self.bytes_in = _size(request)
+        self.bytes_out = 0
+        self.status = 200
+
+    def finish(self) -> None:
+        self.context.set_trailing_metadata(trailers(self.context))
+
+    def failed(self, exc: BaseException) -> None:
+        if self.record.status is not None:  # raised through abort() with a GatewayError
+            self.status = self.record.status
+        elif isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+            self.status = 499  # the client went away
+        else:
+            self.status = GRPC_TO_HTTP.get(self.context.code(), 500) if self.context.code() else 500
+
+    def log(self) -> None:
+        if private_peer(self.context):
+            return  # the bridge logs it, with these facts
+        logs.access(access_fields(
+            self.record, self.status, time.monotonic() - self.started, self.bytes_in, self.bytes_out,
+            method=self.method, peer=self.context.peer()))
+
+
+class CallLog(grpc.aio.ServerInterceptor):
+    """Wraps every method handler once, whatever its kind."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(self, continuation, handler_call_details):
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = await continuation(handler_call_details)
+            wrapped = _wrap(handler, method)
+            if handler is not None:
+                self._wrapped[method] = wrapped
+        return wrapped
+
+
+def _wrap(handler, method: str):
+    if handler is None:
+        return None
+    kind = next(k for k in _KINDS if getattr(handler, k) is not None)
+    inner = getattr(handler, kind)
+    if inspect.isasyncgenfunction(inner):
+        async def behaviour(request, context):
+            call = _Call(method, context, None if handler.request_streaming else request)
+            try:
+                async for item in inner(request, context):
+                    call.bytes_out += _size(item)
+                    yield item
+                call.finish()
+            except BaseException as exc:
+                call.failed(exc)
+                raise
+            finally:
+                call.log()
+    elif inspect.iscoroutinefunction(inner):
+        async def behaviour(request, context):
+            call = _Call(method, context, None if handler.request_streaming else request)
+            try:
+                response = await inner(request, context)
+                call.bytes_out = _size(response)
+                call.finish()
+                return response
+            except BaseException as exc:
+                call.failed(exc)
+                raise
+            finally:
+                call.log()
+    else:
+        return handler
+    return handler._replace(**{kind: behaviour})
