@@ -21,6 +21,7 @@ from server.call_record import CallRecord
 from server.services.call_log import REQUEST_ID_KEY, access_fields, facts_from
 
 HEADER = "X-Request-Id"
+log = logging.getLogger("st_ai.bridge")
 
 
 @dataclass
@@ -84,18 +85,24 @@ def _error_code(response: web.StreamResponse) -> str | None:
     return error.get("code") if isinstance(error, dict) and isinstance(error.get("code"), str) else None
 
 
+def _bytes_in(request: web.BaseRequest) -> int:
+    # what arrived of the body (chunked bodies have no Content-Length)
+    received = getattr(request.content, "total_bytes", None)
+    return received if isinstance(received, int) else 0
+
+
 def _log(request: web.BaseRequest, pending: _Pending, status: int, bytes_out: int, latency: float | None,
          response: web.StreamResponse | None = None) -> None:
     pending.logged = True
     record = pending.record
-    if response is not None:
-        record.error_code = record.error_code or _error_code(response)
-        record.stream = record.stream or response.content_type == "text/event-stream"
-    if latency is None:
-        latency = 0.0
-    logs.access(access_fields(
-        record, status, latency, request.content_length or 0, bytes_out,
-        method=request.method, path=request.path, peer=request.remote))
+    try:
+        if response is not None:
+            record.error_code = record.error_code or _error_code(response)
+            record.stream = record.stream or response.content_type == "text/event-stream"
+        logs.access(access_fields(record, status, latency or 0.0, _bytes_in(request), bytes_out,
+                                  method=request.method, path=request.path, peer=request.remote))
+    except Exception:  # a log line must never break the answer it describes
+        log.exception("could not write the access line of request %s", record.request_id)
 
 
 class AccessLogger(AbstractAccessLogger):

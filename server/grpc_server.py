@@ -14,7 +14,7 @@ from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
 from server.services.images import ImagesService
 from server.services.models import ModelsService
-from server.services.status import abort
+from server.services.status import abort, unknown_method
 from server.services.videos import VideosService
 from st_ai.v1 import (chat_pb2, chat_pb2_grpc, images_pb2, images_pb2_grpc, models_pb2, models_pb2_grpc,
                       videos_pb2, videos_pb2_grpc)
@@ -107,7 +107,7 @@ class _MethodSymbols:
 
 async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
-    server = grpc.aio.server(interceptors=[CallLog(), UnparsableRequests()], options=[
+    server = grpc.aio.server(interceptors=[CallLog(unknown_method), UnparsableRequests()], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),

@@ -351,3 +351,34 @@ def test_grpc_calls_carry_the_request_id_in_trailing_metadata_and_get_one_line(s
         assert line["status"] == "401" and line["error_code"] == "invalid_api_key"
     finally:
         channel.close()
+
+
+def test_an_unknown_grpc_method_is_unimplemented_and_logged(served):
+    gw, tail, _ = served
+    channel = grpc.insecure_channel(gw.grpc_target)
+    try:
+        rid = new_id()
+        call = channel.unary_unary("/st_ai.v1.Nothing/Here")
+        with pytest.raises(grpc.RpcError) as refused:
+            call(b"", metadata=(("x-request-id", rid),), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert dict(refused.value.trailing_metadata())["x-request-id"] == rid
+        [line] = tail.for_request(rid)
+        assert line["method"] == "/st_ai.v1.Nothing/Here" and line["error_code"] == "unknown_method"
+    finally:
+        channel.close()
+
+
+def test_a_request_refused_before_the_app_sees_it_is_logged_too(served):
+    gw, tail, _ = served
+    url = urlsplit(gw.http_url)
+    before = len(tail.access())
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n")
+        answer = sock.recv(65536)
+    assert re.match(rb"HTTP/1\.[01] 400 ", answer)
+    deadline = time.monotonic() + 5
+    while len(tail.access()) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [line] = tail.access()[before:]
+    assert line["status"] == "400" and re.fullmatch(r"[0-9a-f]{32}", line["request_id"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from typing import Callable
 
 import grpc
 import orjson
@@ -100,25 +101,25 @@ class _Call:
 
 
 class CallLog(grpc.aio.ServerInterceptor):
-    """Wraps every method handler once, whatever its kind."""
+    """Wraps every method handler once, whatever its kind; a method no service has
+    gets `unknown(method)`, wrapped too, so that it is logged as well."""
 
-    def __init__(self) -> None:
+    def __init__(self, unknown: Callable[[str], grpc.RpcMethodHandler]) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._unknown = unknown
 
     async def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method
         wrapped = self._wrapped.get(method)
         if wrapped is None:
             handler = await continuation(handler_call_details)
-            wrapped = _wrap(handler, method)
-            if handler is not None:
-                self._wrapped[method] = wrapped
+            if handler is None:  # not cached: any client can invent method names
+                return _wrap(self._unknown(method), method)
+            wrapped = self._wrapped[method] = _wrap(handler, method)
         return wrapped
 
 
 def _wrap(handler, method: str):
-    if handler is None:
-        return None
     kind = next(k for k in _KINDS if getattr(handler, k) is not None)
     inner = getattr(handler, kind)
     if inspect.isasyncgenfunction(inner):

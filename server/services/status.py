@@ -62,6 +62,18 @@ def rpc_errors(method: Callable) -> Callable:
     return unary
 
 
+def unknown_method(method: str) -> grpc.RpcMethodHandler:
+    """The handler for a method no service has: UNIMPLEMENTED, as grpc answers itself
+    (grpcurl relies on it to fall back between reflection versions), but through the
+    interceptors, so the call is logged like any other. Raw bytes: no deserializer."""
+    shown = method if len(method) <= 120 else method[:120] + "\u2026"
+
+    async def refuse(requests, context: grpc.aio.ServicerContext) -> None:
+        await abort(context, GatewayError(501, f"Unknown gRPC method: {shown}.", "unknown_method",
+                                          type="invalid_request_error"))
+    return grpc.stream_stream_rpc_method_handler(refuse)
+
+
 def _is_abort(exc: BaseException) -> bool:
     # context.abort() raises this to end the RPC; it must pass through.
     return type(exc).__name__ == "AbortError"
