@@ -37,11 +37,12 @@ _pending: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar("st_a
 
 def traced(multi_callable):
     """A multi-callable that sends the request id and keeps the call for its facts."""
-    def invoke(message, metadata=()):
+    def invoke(message, metadata=(), **options):
         pending = _pending.get()
         if pending is None:
-            return multi_callable(message, metadata=metadata)
-        call = multi_callable(message, metadata=(*metadata, (REQUEST_ID_KEY, pending.record.request_id)))
+            return multi_callable(message, metadata=metadata, **options)
+        call = multi_callable(message, metadata=(*metadata, (REQUEST_ID_KEY, pending.record.request_id)),
+                              **options)
         pending.calls.append(call)
         return call
     return invoke

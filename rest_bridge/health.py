@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 from grpc_health.v1 import health_pb2
 
+from rest_bridge.access_log import traced
 from rest_bridge.marshal import JSON_TYPE, error_response
 from server.errors import GatewayError
 
@@ -18,9 +19,9 @@ HEALTH_CHECK = web.AppKey("health_check", Callable)
 
 
 def health_check(channel: grpc.aio.Channel) -> Callable:
-    return channel.unary_unary("/grpc.health.v1.Health/Check",
-                               request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
-                               response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    return traced(channel.unary_unary("/grpc.health.v1.Health/Check",
+                                      request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                                      response_deserializer=health_pb2.HealthCheckResponse.FromString))
 
 
 def _ok(**extra: str) -> web.Response:
