@@ -61,6 +61,10 @@ def configure(log_format: str, level: str) -> None:
     root.setLevel(level)
 
 
+def access_enabled() -> bool:
+    return ACCESS.isEnabledFor(logging.INFO)
+
+
 def access(fields: dict) -> None:
     """One access line; in text its message is the fields as key=value pairs."""
     ACCESS.info("access", extra={"fields": fields})

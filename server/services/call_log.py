@@ -73,12 +73,12 @@ class _Call:
         self.started = time.monotonic()
         # Sizes cost an encoding of the message (upb has no cached size): only for lines
         # this side writes, not for the bridge's calls.
-        self.sized = not private_peer(context)
+        self.logged = logs.access_enabled() and not private_peer(context)
         self.bytes_out = 0
         self.status = 200
 
     def sent(self, message: object) -> None:
-        if self.sized:
+        if self.logged:
             self.bytes_out += _size(message)
 
     def finish(self) -> None:
@@ -93,8 +93,8 @@ class _Call:
             self.status = GRPC_TO_HTTP.get(self.context.code(), 500) if self.context.code() else 500
 
     def log(self) -> None:
-        if private_peer(self.context):
-            return  # the bridge logs it, with these facts
+        if not self.logged:
+            return  # a bridge call: the bridge logs it, with these facts
         logs.access(access_fields(
             self.record, self.status, time.monotonic() - self.started, _size(self.request), self.bytes_out,
             method=self.method, peer=self.context.peer()))
