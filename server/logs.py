@@ -19,6 +19,8 @@ FORMATS = ("text", "json")
 def _text_value(value: object) -> str:
     if value is None:
         return "-"  # as nginx: every field is always there, so lines line up
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in the JSON lines
     text = str(value)
     # one request, one line: quote anything that could split or blur the key=value pairs
     if not text or any(c in text for c in ' "=\\') or not text.isprintable():

@@ -90,6 +90,12 @@ def served(tmp_path_factory, upstream):
 
 
 @pytest.fixture(scope="module")
+def media_channel(served):
+    gw, _, _ = served
+    gw.channel("sim-media", "simulator", ["img-logged", "video-logged"])
+
+
+@pytest.fixture(scope="module")
 def served_json(tmp_path_factory, upstream):
     gw, tail, key = _serve(tmp_path_factory, upstream, "--log-format", "json")
     yield gw, tail, key
@@ -211,7 +217,7 @@ def test_a_chat_request_gets_one_line_naming_token_model_channel_and_times(serve
     [line] = tail.for_request(rid)  # one line, not one from the bridge and one from gRPC
     assert set(FIELDS) <= set(line)
     assert line["status"] == "200" and line["token"] == "alice" and line["model"] == "gpt-logged"
-    assert line["channel"] == "ch-fake" and line["stream"] == "False"
+    assert line["channel"] == "ch-fake" and line["stream"] == "false"
     assert line["method"] == "POST" and line["path"] == "/v1/chat/completions"
     assert int(line["upstream_ms"]) >= 0 and int(line["latency_ms"]) >= int(line["upstream_ms"])
     assert int(line["bytes_in"]) > 0 and int(line["bytes_out"]) >= len(body)
@@ -224,7 +230,7 @@ def test_a_streamed_chat_gets_one_line_marked_stream(served):
     status, headers, body = chat(gw, key, rid, stream=True)
     assert status == 200 and b"[DONE]" in body and headers["x-request-id"] == rid
     [line] = tail.for_request(rid)
-    assert line["stream"] == "True" and line["status"] == "200" and line["channel"] == "ch-fake"
+    assert line["stream"] == "true" and line["status"] == "200" and line["channel"] == "ch-fake"
 
 
 @pytest.mark.parametrize("what, call, status, code", [
@@ -257,6 +263,21 @@ def test_an_upstream_failure_names_the_channel_and_the_error(served, upstream):
     assert status >= 500
     [line] = tail.for_request(rid)
     assert line["status"] == str(status) and line["channel"] == "ch-fake" and line["error_code"] != "-"
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/images/generations", {"model": "img-logged", "prompt": "a red square", "response_format": "b64_json"}),
+    ("/v1/videos", {"model": "video-logged", "prompt": "a red square", "seconds": "1"}),
+])
+def test_image_and_video_requests_name_their_channel(served, media_channel, path, body):
+    gw, tail, key = served
+    rid = new_id()
+    status, _, answer = request(gw, "POST", path, json.dumps(body).encode(), {
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json", "X-Request-Id": rid})
+    assert status == 200, answer
+    [line] = tail.for_request(rid)
+    assert line["channel"] == "sim-media" and line["model"] == body["model"] and line["token"] == "alice"
+    assert line["upstream_ms"] != "-"
 
 
 def test_a_client_leaving_a_stream_is_logged_once_as_499(served, upstream):
@@ -339,7 +360,7 @@ def test_grpc_calls_carry_the_request_id_in_trailing_metadata_and_get_one_line(s
         assert list(stream)
         assert dict(stream.trailing_metadata())["x-request-id"] == rid
         [line] = tail.for_request(rid)
-        assert line["stream"] == "True" and line["method"] == "/st_ai.v1.Chat/StreamChatCompletion"
+        assert line["stream"] == "true" and line["method"] == "/st_ai.v1.Chat/StreamChatCompletion"
 
         with pytest.raises(grpc.RpcError) as refused:
             models_pb2_grpc.ModelsStub(channel).ListModels(
