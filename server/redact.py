@@ -38,7 +38,7 @@ CREDENTIAL_SHAPES = (
     r"eyJ[A-Za-z0-9_\-+/=]{6,}(?:\.[A-Za-z0-9_\-+/=]*){0,2}",
 )
 _URL_LEAD = r"(?:[a-z][a-z0-9+.\-]*:(?://|\\/\\/|%2f%2f)?)?(?:[^\s/@\"'<>]*@)?"
-_URL_TAIL = r"(?:(?::|%3a)\d{1,5})?(?:(?:/|\\/|%2f|[?#])[^\s\"'<>]*)?"
+_URL_TAIL = r"(?:(?::|%3a)\d{1,5})?(?:(?:/|\\/|%2f|[?#])[^\s\"'<>()\[\]{},;|]*)?"
 _ESCAPES = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|\\(/)")
 
 
@@ -162,16 +162,13 @@ def scrub(text: str, channel: Channel | None) -> str:
 
 # -- logs --------------------------------------------------------------------------------
 
-# Record attributes logging fills itself, never from a message.
-_RECORD_FIELDS = {"name", "levelname", "pathname", "filename", "module", "funcName", "threadName",
-                  "processName", "taskName", "msg", "args", "exc_text", "stack_info"}
-
-
 def install_log_scrubber(channels: Callable[[], Iterable[Channel]]) -> Callable[[], None]:
     """Scrub every secret of the current channels from every log record made in this
-    process, whatever logger or handler it goes to (formatted message, extra string
-    fields, traceback). A record factory rather than a handler filter, so handlers
-    added later (an access log, JSON output) are covered too. Returns the undo."""
+    process, whatever logger or handler it goes to: the formatted message, the
+    traceback and stack. A record factory rather than a handler filter, so handlers
+    added later (an access log, JSON output) are covered too. (`extra=` fields are set
+    by logging after the factory: they must hold st-ai's own values, as the errors
+    from upstream_errors are.) Returns the undo."""
     previous = logging.getLogRecordFactory()
 
     def factory(*args, **kwargs) -> logging.LogRecord:
@@ -201,6 +198,3 @@ def _scrub_record(record: logging.LogRecord, redactor: Redactor) -> None:
         record.exc_info = None
     if record.stack_info:
         record.stack_info = redactor.scrub(record.stack_info)
-    for name, value in list(vars(record).items()):
-        if isinstance(value, str) and name not in _RECORD_FIELDS:
-            setattr(record, name, redactor.scrub(value))
