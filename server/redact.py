@@ -2,10 +2,10 @@
 upstream before it reaches a client, the database or a log line.
 
 A channel's secrets are its key (whole, its colon-separated parts such as Kling's
-access and secret keys, and any run of WINDOW characters of either, since upstreams
-echo keys cut or masked), the base-64 forms of the key, and its base URL
-in any form: any URL, `host:port` or (where it is not a short bare word) host on that
-host, whatever the scheme, path or case. Credentials st-ai sends that a channel does
+access and secret keys, their base-64 forms, and any run of WINDOW characters of
+these, since upstreams echo keys cut or masked) and its base URL in any form: any URL
+on its host whatever the scheme, user, port or path, `host:port`, and the bare host
+where it is not a short dotless word. Credentials st-ai sends that a channel does
 not store (Kling's signed JWT) and any `Bearer`/`Basic` value are removed by shape.
 Matching ignores case, and text whose percent-, JSON-, HTML- or backslash-escapes
 decode to a secret is scrubbed in its decoded form, so encodings do not slip through.
@@ -37,14 +37,18 @@ CREDENTIAL_SHAPES = (
     r"\bbasic\s+[A-Za-z0-9+/]{8,}={0,2}",
     r"eyJ[A-Za-z0-9_\-+/=]{6,}(?:\.[A-Za-z0-9_\-+/=]*){0,2}",
 )
-_URL_LEAD = r"(?:[a-z][a-z0-9+.\-]*:(?://|\\/\\/|%2f%2f)?)?(?:[^\s/@\"'<>]*@)?"
-_URL_TAIL = r"(?:(?::|%3a)\d{1,5})?(?:(?:/|\\/|%2f|[?#])[^\s\"'<>()\[\]{},;|]*)?"
+# What may stand before a host in a URL (scheme, `//`, user info, escapes) and after it
+# (port, path, query), so a URL on a channel's host is masked whole.
+_URL_LEFT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-:/\\@%_~")
+_URL_TAIL = re.compile(r"(?:(?::|%3a)\d{1,5})?(?:(?:/|\\/|%2f|[?#])[^\s\"'<>()\[\]{},;|]*)?", re.IGNORECASE)
+_RUN = re.compile(rf"[^\s\"'<>()\[\]{{}},;|]{{{WINDOW},}}")  # where a key window can be
 _ESCAPES = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|\\(/)")
 
 
 @dataclass(frozen=True)
 class Redactor:
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str]   # URLs on the channels' hosts, credential shapes, short key parts
+    windows: frozenset[str]    # every WINDOW-character run of the keys and their base-64, lower case
 
     def scrub(self, text: str) -> str:
         """`text` without any secret this redactor knows, each replaced by MASK."""
@@ -52,20 +56,9 @@ class Redactor:
             return text
         text = text[:MAX_SCRUBBED]
         decoded = _decoded(text)
-        if decoded != text and self.pattern.search(decoded):
+        if decoded != text and self._spans(decoded):
             text = decoded  # a secret hides behind an encoding: show the decoded text, scrubbed
-        return self._mask(text)
-
-    def _mask(self, text: str) -> str:
-        # Matches are found at every position (a lookahead), so overlapping key windows
-        # join into one span covering the whole run of the key.
-        spans: list[list[int]] = []
-        for match in self.pattern.finditer(text):
-            start, end = match.start(), match.start() + len(match.group(1))
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], end)
-            elif end > start:
-                spans.append([start, end])
+        spans = self._spans(text)
         if not spans:
             return text
         out, last = [], 0
@@ -76,7 +69,40 @@ class Redactor:
         return "".join(out)
 
     def contains_secret(self, text: str) -> bool:
-        return self.scrub(text) != text[:MAX_SCRUBBED]
+        return bool(self._spans(text[:MAX_SCRUBBED]))
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
+        """Where secrets are, merged: overlapping key windows join into one span that
+        covers the whole run of the key. Windows are looked up in a set, run by run,
+        so the cost does not grow with the number or length of keys."""
+        found = []
+        for match in self.pattern.finditer(text):
+            start, end = match.span()
+            if match.lastgroup == "host":
+                while start > 0 and text[start - 1] in _URL_LEFT:
+                    start -= 1
+                end = _URL_TAIL.match(text, end).end()
+            if end > start:
+                found.append((start, end))
+        if self.windows:
+            lowered = _lower(text)
+            for run in _RUN.finditer(lowered):
+                word, offset = run.group(), run.start()
+                found += [(offset + i, offset + i + WINDOW) for i in range(len(word) - WINDOW + 1)
+                          if word[i:i + WINDOW] in self.windows]
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(found):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+
+def _lower(text: str) -> str:
+    lowered = text.lower()
+    # a few characters lower-case to two (İ): keep positions aligned with the text
+    return lowered if len(lowered) == len(text) else "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
 
 
 def _decoded(text: str) -> str:
@@ -90,7 +116,11 @@ def _decoded(text: str) -> str:
 
 def _unescape(match: re.Match[str]) -> str:
     code = match.group(1) or match.group(2)
-    return chr(int(code, 16)) if code else match.group(3)
+    if not code:
+        return match.group(3)
+    value = int(code, 16)
+    # a lone surrogate would make the text unencodable as UTF-8 (JSON, SQLite)
+    return match.group(0) if 0xD800 <= value <= 0xDFFF else chr(value)
 
 
 def _key_parts(key: str) -> list[str]:
@@ -98,20 +128,23 @@ def _key_parts(key: str) -> list[str]:
     return [p for p in dict.fromkeys(parts) if len(p) >= MIN_SECRET]
 
 
-def _key_forms(key: str) -> list[str]:
-    forms: list[str] = []
+def _key_secrets(key: str) -> tuple[list[str], set[str]]:
+    """(regex literals for parts no window can find, the windows of all the others)"""
+    literals: list[str] = []
+    windows: set[str] = set()
     for part in _key_parts(key):
-        if len(part) <= WINDOW:
-            forms.append(part)
-        else:
-            forms += [part[i:i + WINDOW] for i in range(len(part) - WINDOW + 1)]
         raw = part.encode()
-        for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-            forms.append(encoded.decode().rstrip("="))
-    return [re.escape(f) for f in dict.fromkeys(forms)]
+        for form in (part, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()):
+            form = form.rstrip("=") if form is not part else form
+            if len(form) < WINDOW or _RUN.fullmatch(form.lower()) is None:
+                literals.append(re.escape(form))
+            else:
+                windows.update(form.lower()[i:i + WINDOW] for i in range(len(form) - WINDOW + 1))
+    return literals, windows
 
 
-def _url_forms(base_url: str) -> list[str]:
+def _hosts(base_url: str) -> list[str]:
+    """Regexes for the base URL's host as written in a URL (port needed for a short one)."""
     text = base_url.strip()
     if not text:
         return []
@@ -119,31 +152,32 @@ def _url_forms(base_url: str) -> list[str]:
         parts = urlsplit(text if "://" in text else f"//{text}")
         host, port = parts.hostname, parts.port
     except ValueError:  # not a URL st-ai can use, but it may still be echoed as given
+        host, port = None, None
+    if not host:
         return [re.escape(text)] if len(text) >= MIN_SECRET else []
-    forms = [re.escape(text)]
-    if host:
-        bare = "." in host or ":" in host or len(host) >= MIN_BARE_HOST
-        host_re = re.escape(host)
-        if ":" in host:  # IPv6: written in brackets in URLs
-            host_re = rf"\[?{host_re}\]?"
-        if bare:
-            forms.append(_URL_LEAD + host_re + _URL_TAIL)
-        if port is not None:
-            forms.append(_URL_LEAD + host_re + rf"(?::|%3a){port}" + _URL_TAIL)
-    return forms
-
-
-def _compile(forms: Iterable[str]) -> re.Pattern[str]:
-    alternatives = sorted(set(forms), key=len, reverse=True)
-    return re.compile(f"(?=({'|'.join(alternatives)}))", re.IGNORECASE)
+    host_re = re.escape(host)
+    if ":" in host:  # IPv6: written in brackets in URLs
+        host_re = rf"\[?{host_re}\]?"
+    if "." in host or ":" in host or len(host) >= MIN_BARE_HOST:
+        return [host_re]
+    return [rf"{host_re}(?::|%3a){port}"] if port is not None else []
 
 
 @functools.lru_cache(maxsize=512)
 def _redactor(secrets: tuple[tuple[str, str], ...]) -> Redactor:
-    forms = list(CREDENTIAL_SHAPES)
+    alternatives = list(CREDENTIAL_SHAPES)
+    hosts: list[str] = []
+    windows: set[str] = set()
     for key, base_url in secrets:
-        forms += _key_forms(key) + _url_forms(base_url)
-    return Redactor(_compile(forms))
+        literals, key_windows = _key_secrets(key)
+        alternatives += literals
+        windows |= key_windows
+        hosts += _hosts(base_url)
+    alternatives = sorted(set(alternatives), key=len, reverse=True)
+    if hosts:  # found alone, then widened to the whole URL by _spans
+        alternatives.append(f"(?P<host>{'|'.join(sorted(set(hosts), key=len, reverse=True))})")
+    pattern = re.compile("|".join(alternatives), re.IGNORECASE)
+    return Redactor(pattern, frozenset(windows))
 
 
 def for_channel(channel: Channel | None) -> Redactor:

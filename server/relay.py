@@ -68,7 +68,7 @@ class ChatRelay:
         deadline = self.clock() + self._budget(timeout)
         started = self.clock()
         client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        request = body
+        request = body  # the client's own fields, before st-ai adds stream options
         # Ask for usage even when the client did not, so the request can be booked;
         # the usage chunk is then kept from the client.
         body = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}),

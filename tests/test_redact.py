@@ -81,6 +81,12 @@ def test_scrubber_keeps_ordinary_text(text):
     assert redact.scrub(text, KLING) == text
 
 
+def test_decoding_an_escaped_secret_never_leaves_text_that_cannot_be_encoded():
+    clean = redact.scrub("\\ud800 broken escape and " + quote(KEY, safe=""), OPENAI)
+    assert "***" in clean and KEY not in clean
+    clean.encode("utf-8")
+
+
 def test_short_dotless_host_is_removed_with_its_port_only():
     channel = Channel(3, "local", "openai", "http://kling:8000/v1", "", ("m",))
     assert redact.scrub("Kling is busy", channel) == "Kling is busy"
