@@ -69,6 +69,8 @@ def words(channel: Channel | None, text: object) -> str | None:
     """An upstream's free text as st-ai may repeat it: scrubbed, then cut short."""
     if not isinstance(text, str) or not text.strip():
         return None
+    # The operator may read what the upstream said in full; the log scrubber guards this line too.
+    log.debug("channel %r: the upstream said %r", channel.name if channel else None, text[:redact.MAX_SCRUBBED])
     clean = redact.scrub(text.strip(), channel)
     return clean if len(clean) <= MAX_WORDS else clean[:MAX_WORDS - 1] + "\u2026"
 
