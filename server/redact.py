@@ -143,24 +143,29 @@ def _key_secrets(key: str) -> tuple[list[str], set[str]]:
     return literals, windows
 
 
-def _hosts(base_url: str) -> list[str]:
-    """Regexes for the base URL's host as written in a URL (port needed for a short one)."""
+def _url_secrets(base_url: str) -> tuple[list[str], str]:
+    """(regexes for the base URL's host as written in a URL, with the port for a short
+    one; the URL's parts that may hold an account or tenant id on their own: user
+    info, a long path, the query, as one key-like text)"""
     text = base_url.strip()
     if not text:
-        return []
+        return [], ""
     try:
         parts = urlsplit(text if "://" in text else f"//{text}")
         host, port = parts.hostname, parts.port
     except ValueError:  # not a URL st-ai can use, but it may still be echoed as given
-        host, port = None, None
+        return ([re.escape(text)] if len(text) >= MIN_SECRET else []), ""
+    path = parts.path.rstrip("/")
+    private = ":".join(p for p in (parts.username, parts.password, path if len(path) >= WINDOW else "",
+                                   parts.query) if p)
     if not host:
-        return [re.escape(text)] if len(text) >= MIN_SECRET else []
+        return ([re.escape(text)] if len(text) >= MIN_SECRET else []), private
     host_re = re.escape(host)
     if ":" in host:  # IPv6: written in brackets in URLs
         host_re = rf"\[?{host_re}\]?"
     if "." in host or ":" in host or len(host) >= MIN_BARE_HOST:
-        return [host_re]
-    return [rf"{host_re}(?::|%3a){port}"] if port is not None else []
+        return [host_re], private
+    return ([rf"{host_re}(?::|%3a){port}"] if port is not None else []), private
 
 
 @functools.lru_cache(maxsize=512)
@@ -169,10 +174,12 @@ def _redactor(secrets: tuple[tuple[str, str], ...]) -> Redactor:
     hosts: list[str] = []
     windows: set[str] = set()
     for key, base_url in secrets:
-        literals, key_windows = _key_secrets(key)
-        alternatives += literals
-        windows |= key_windows
-        hosts += _hosts(base_url)
+        url_hosts, url_private = _url_secrets(base_url)
+        hosts += url_hosts
+        for text in (key, url_private):
+            literals, key_windows = _key_secrets(text)
+            alternatives += literals
+            windows |= key_windows
     alternatives = sorted(set(alternatives), key=len, reverse=True)
     if hosts:  # found alone, then widened to the whole URL by _spans
         alternatives.append(f"(?P<host>{'|'.join(sorted(set(hosts), key=len, reverse=True))})")

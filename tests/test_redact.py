@@ -87,6 +87,17 @@ def test_decoding_an_escaped_secret_never_leaves_text_that_cannot_be_encoded():
     clean.encode("utf-8")
 
 
+def test_account_ids_in_the_base_urls_path_user_or_query_are_secrets_too():
+    channel = Channel(5, "gw", "openai", "https://gw.example.net/v1/acct-7f3a9c21e4/prod-gateway/openai?tenant=t-55aa9",
+                      "", ("m",))
+    for echoed in ("/v1/acct-7f3a9c21e4/prod-gateway/openai", "acct-7f3a9c21e4/prod-gateway", "tenant=t-55aa9"):
+        clean = redact.scrub(f"no route for {echoed} here", channel)
+        assert clean.startswith("no route for ***") and "7f3a9c" not in clean and "55aa9" not in clean, clean
+    user = Channel(6, "basic", "openai", "https://alice:s3cr3t-pw-42@gw.example.net/v1", "", ("m",))
+    assert redact.scrub("login alice:s3cr3t-pw-42 refused", user) == "login *** refused"
+    assert redact.scrub("Invalid value for 'model'.", channel) == "Invalid value for 'model'."
+
+
 def test_short_dotless_host_is_removed_with_its_port_only():
     channel = Channel(3, "local", "openai", "http://kling:8000/v1", "", ("m",))
     assert redact.scrub("Kling is busy", channel) == "Kling is busy"
