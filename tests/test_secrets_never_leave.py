@@ -19,9 +19,11 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+import grpc
 import pytest
 
 from server.store.db import open_db
+from st_ai.v1 import chat_pb2, chat_pb2_grpc
 from tests.conftest import Gateway, start_gateway, stop_gateway
 from tests.fakes.echoing_upstream import POLL_SHAPES, SHAPES, STREAM_SHAPES, EchoingUpstream
 
@@ -74,6 +76,29 @@ class Probe:
             status, text = error.code, error.read().decode("utf-8", "replace")
         self.responses.append((what, status, text))
         return status, text
+
+    def call_grpc(self, what: str, shape: str, stream: bool) -> None:
+        """A chat over gRPC; the failure's status message and trailing metadata (with its
+        ErrorDetail) are kept as the response body."""
+        request = chat_pb2.ChatCompletionRequest(model=MODELS["openai"], messages=[
+            chat_pb2.ChatMessage(role="user", text=f"Please answer. shape={shape}")])
+        metadata = (("authorization", f"Bearer {self.key}"),)
+        with grpc.insecure_channel(self.gw.grpc_target) as channel:
+            stub = chat_pb2_grpc.ChatStub(channel)
+            try:
+                if stream:
+                    list(stub.StreamChatCompletion(request, metadata=metadata, timeout=15))
+                else:
+                    stub.CreateChatCompletion(request, metadata=metadata, timeout=15)
+            except grpc.RpcError as error:
+                trailers = b"".join(value if isinstance(value, bytes) else value.encode()
+                                    for _, value in error.trailing_metadata() or ())
+                self.responses.append((what, 400 if error.code() != grpc.StatusCode.INTERNAL else 500,
+                                       json.dumps({"error": {"message": error.details(), "type": "grpc",
+                                                             "param": None, "code": None},
+                                                   "trailers": trailers.decode("latin-1")})))
+                return
+        raise AssertionError(f"{what}: the gRPC call did not fail")
 
     def secret_forms(self) -> dict[str, str]:
         """name -> a secret as it must appear nowhere (compared case-insensitively)."""
@@ -135,6 +160,10 @@ def probed(tmp_path_factory):
         for shape in STREAM_SHAPES:
             probe.call(f"chat stream {shape}", "POST", "/v1/chat/completions",
                        {"model": openai_model, "stream": True, "messages": _shape_message(shape)})
+        for shape in ("json-400", "string-400", "json-422", "json-404", "midstream", "first-event"):
+            if shape not in STREAM_SHAPES:
+                probe.call_grpc(f"grpc chat {shape}", shape, stream=False)
+            probe.call_grpc(f"grpc chat stream {shape}", shape, stream=True)
         for kind, shapes in SHAPES.items():
             for shape in shapes:
                 probe.call(f"video submit {kind} {shape}", "POST", "/v1/videos",
