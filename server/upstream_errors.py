@@ -76,7 +76,9 @@ def words(channel: Channel | None, text: object) -> str | None:
 
 
 def known_type(value: object, status: int) -> str | None:
-    return value if isinstance(value, str) and value in KNOWN_TYPES else DEFAULT_TYPE.get(status)
+    if isinstance(value, str) and value in KNOWN_TYPES:
+        return value
+    return DEFAULT_TYPE.get(status, "invalid_request_error" if 400 <= status < 500 else None)
 
 
 def known_code(value: object, fallback: str | None) -> str | None:

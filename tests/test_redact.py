@@ -141,6 +141,7 @@ def test_upstream_type_and_code_outside_the_known_sets_become_st_ais_own():
     assert (error.type, error.code) == ("invalid_request_error", "invalid_request")
     error = upstream_errors.relayed(OPENAI, 404, "gone", default="x", type="weird", code="weird")
     assert (error.type, error.code) == ("invalid_request_error", "not_found")
+    assert upstream_errors.relayed(OPENAI, 422, "no", default="x", type="weird").type == "invalid_request_error"
 
 
 def test_known_upstream_type_and_code_are_kept():

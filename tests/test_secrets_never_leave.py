@@ -24,6 +24,7 @@ import pytest
 
 from server.store.db import open_db
 from st_ai.v1 import chat_pb2, chat_pb2_grpc
+from server.upstream_errors import KNOWN_TYPES
 from tests.conftest import Gateway, start_gateway, stop_gateway
 from tests.fakes.echoing_upstream import POLL_SHAPES, SHAPES, STREAM_SHAPES, EchoingUpstream
 
@@ -134,6 +135,7 @@ def _shape_message(shape: str) -> list[dict]:
 
 
 def _wait_failed(probe: Probe, video_id: str) -> dict:
+    """The video once it has ended (failed, or completed)."""
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
         status, text = probe.call(f"poll {video_id}", "GET", f"/v1/videos/{video_id}")
@@ -175,7 +177,14 @@ def probed(tmp_path_factory):
                                           {"model": MODELS[kind], "prompt": f"A cat. shape={shape}"})
                 assert status == 200, (kind, shape, text)
                 failed[(kind, shape)] = json.loads(text)["id"]
+        status, text = probe.call("video create to remix", "POST", "/v1/videos",
+                                  {"model": openai_model, "prompt": "A dog. shape=poll-completed"})
+        source = json.loads(text)["id"]
         probe.videos = {where: _wait_failed(probe, video_id) for where, video_id in failed.items()}
+        assert _wait_failed(probe, source)["status"] == "completed"
+        for shape in ("json-400", "string-400", "json-404", "json-422"):
+            probe.call(f"video remix {shape}", "POST", f"/v1/videos/{source}/remix",
+                       {"prompt": f"Now at night. shape={shape}"})
         probe.call("video list", "GET", "/v1/videos?limit=100")
         db = Path(probe.db_path)
         probe.stored_while_running = db.read_bytes() + Path(f"{db}-wal").read_bytes()
@@ -205,7 +214,9 @@ def test_upstream_type_code_and_param_are_st_ais_not_the_upstreams(probed):
         if status < 400:
             continue
         error = json.loads(text)["error"]
-        assert re.fullmatch(r"[a-z_]+", error["type"]), (what, error)
+        assert error["type"] in KNOWN_TYPES | {"grpc"}, (what, error)
+        if status < 500 and status != 429 and not what.startswith("grpc"):  # the client's fault
+            assert error["type"] == "invalid_request_error", (what, error)
         assert error["code"] is None or re.fullmatch(r"[a-z_]+", error["code"]), (what, error)
         # the client's requests name model, messages, prompt, stream: nothing else
         assert error["param"] in (None, "model", "messages", "prompt", "stream"), (what, error)

@@ -8,7 +8,9 @@ percent-encoded and JSON-escaped.
 
 Which error a request gets is chosen by the client: the text `shape=NAME` in the
 chat message, image prompt or video prompt (see SHAPES). A video created with a
-`poll-...` shape is accepted and then fails when polled, in the named way.
+`poll-...` shape is accepted and then fails when polled, in the named way; an OpenAI
+video created with `poll-completed` finishes (a real MP4) so it can be remixed, and its
+remix fails with the shape in the remix prompt.
 """
 from __future__ import annotations
 
@@ -96,6 +98,8 @@ class EchoingUpstream:
             app.router.add_post("/v1/images/generations", self._openai_plain)
             app.router.add_post("/v1/videos", self._openai_video_create)
             app.router.add_get("/v1/videos/{id}", self._openai_video_get)
+            app.router.add_get("/v1/videos/{id}/content", self._openai_video_content)
+            app.router.add_post("/v1/videos/{id}/remix", self._openai_plain)
         elif self.kind == "kling":
             app.router.add_post("/v1/videos/{endpoint}", self._kling_create)
             app.router.add_get("/v1/videos/{endpoint}/{id}", self._kling_get)
@@ -157,11 +161,20 @@ class EchoingUpstream:
         shape = self._tasks.get(request.match_info["id"], "poll-json-404")
         if shape.startswith("poll-json-"):
             return self._openai_error(request, shape[len("poll-"):])
+        if shape == "poll-completed":
+            return web.json_response({"id": request.match_info["id"], "object": "video", "status": "completed",
+                                      "progress": 100, "created_at": 1700000000, "completed_at": 1700000100})
         echo = self._each(request)
         status = "failed" if shape == "poll-failed" else echo["type"]
         return web.json_response({"id": request.match_info["id"], "object": "video", "status": status,
                                   "progress": 50, "created_at": 1700000000,
                                   "error": {"code": echo["code"], "message": echo["message"]}})
+
+    async def _openai_video_content(self, request: web.Request) -> web.Response:
+        if request.query.get("variant", "video") != "video":  # no thumbnail: st-ai makes its own
+            return self._openai_error(request, "json-404")
+        from tests.fakes.sample_media import sample_mp4
+        return web.Response(body=sample_mp4("echoing upstream"), content_type="video/mp4")
 
     # -- Kling ----------------------------------------------------------------------------
 
