@@ -19,7 +19,7 @@ from aiohttp import web
 
 from rest_bridge import access_log
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
-from server import logs
+from server import logs, redact
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.grpc_server import build_server
@@ -80,6 +80,8 @@ async def open_core(config: Config, public_url: str) -> AsyncIterator[Core]:
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(usage.run(), name="usage-writer"),
                   asyncio.create_task(poller.run(), name="video-poller")]
+    # Every log line of this process is scrubbed of every channel's secrets.
+    unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
     try:
         yield core
     finally:
@@ -88,6 +90,7 @@ async def open_core(config: Config, public_url: str) -> AsyncIterator[Core]:
         await asyncio.gather(*core.tasks, return_exceptions=True)
         await http.close()
         await asyncio.to_thread(worker.close)
+        unscrub_logs()
 
 
 async def _wait_for_signal() -> None:

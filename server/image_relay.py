@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from server import call_record, routing
+from server import call_record, routing, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.registry import Registry
@@ -52,6 +52,7 @@ class ImageRelay:
                 return await self.registry.images[channel.type].generate(
                     channel, {**body, "model": upstream_model}, budget)
             except GatewayError as exc:
+                exc = upstream_errors.for_client(exc, channel, body)
                 status, error = exc.http_status, exc
                 if not exc.retryable:
                     raise

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
-from server import call_record, routing
+from server import call_record, routing, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.providers.registry import Registry
@@ -50,6 +50,7 @@ class ChatRelay:
                 answer = await self.registry.chat[channel.type].complete(
                     channel, _for_channel(body, channel), remaining)
             except GatewayError as exc:
+                exc = upstream_errors.for_client(exc, channel, body)
                 self._book(token, channel, body, False, exc.http_status, None, started)
                 error = exc
                 if exc.retryable:
@@ -68,6 +69,7 @@ class ChatRelay:
         deadline = self.clock() + self._budget(timeout)
         started = self.clock()
         client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        request = body  # the client's own fields, before st-ai adds stream options
         # Ask for usage even when the client did not, so the request can be booked;
         # the usage chunk is then kept from the client.
         body = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}),
@@ -91,6 +93,7 @@ class ChatRelay:
                     yield chunk
                 return
             except GatewayError as exc:
+                exc = upstream_errors.for_client(exc, channel, request)
                 status, error = exc.http_status, exc
                 if exc.retryable and not sent:
                     continue

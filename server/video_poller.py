@@ -11,6 +11,7 @@ import socket
 import time
 
 from server.assets import AssetStore, InvalidAsset
+from server import upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.media_types import image_type
@@ -107,6 +108,7 @@ class VideoPoller:
             next_poll = time.time()  # shutting down: whoever runs next picks it up at once
             raise
         except GatewayError as error:
+            upstream_errors.for_client(error, self.catalog.snapshot.channels_by_id.get(task.channel_id), None)
             if error.retryable:  # 429, network blip: leave the task as it is
                 log.info("video %s: transient upstream error (%s)", task.id, error.message)
             else:
@@ -121,6 +123,9 @@ class VideoPoller:
             await asyncio.shield(self.worker.run(store.release, task.id, self.owner, next_poll, **changes))
 
     async def _fail(self, task: VideoTask, code: str, message: str) -> bool:
+        # What a provider reported is stored and shown to the client: known codes only, scrubbed words.
+        code, message = upstream_errors.task_failure(self.catalog.snapshot.channels_by_id.get(task.channel_id),
+                                                     code, message)
         return await self.worker.run(store.update, task.id, store.OPEN, status="failed", error_code=code,
                                      error_message=message)
 

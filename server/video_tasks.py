@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import AsyncIterator
 
-from server import call_record, routing
+from server import call_record, routing, upstream_errors
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
@@ -21,6 +21,7 @@ from server.providers.interface import VideoCanceller, VideoRemixer, VideoReques
 from server.providers.registry import Registry
 from server.store import videos as store
 from server.store.db import DbWorker
+from server.store.channels import Channel
 from server.store.tokens import Token
 from server.store.videos import VideoTask
 
@@ -177,13 +178,14 @@ class VideoTasks:
                          lease_owner=self.owner, lease_until=now + self.config.lease,
                          next_poll_at=now + self.config.poll_interval)
         await self.worker.run(store.insert, task)  # committed before anything is acknowledged
-        return await self._submit(task, lambda: provider.submit(channel, prepared))
+        return await self._submit(task, lambda: provider.submit(channel, prepared), channel, body)
 
-    async def _submit(self, task: VideoTask, start) -> dict:
+    async def _submit(self, task: VideoTask, start, channel: Channel, body: dict) -> dict:
         now = time.time()
         try:
             upstream_id = await asyncio.wait_for(self._timed(task, start), self.config.submit_timeout)
         except GatewayError as error:
+            upstream_errors.for_client(error, channel, body)  # before it is stored or raised
             if error.retryable:  # the poller submits again later; the task is kept
                 await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)
                 return view(task)
@@ -244,6 +246,8 @@ class VideoTasks:
         try:
             await asyncio.wait_for(provider.cancel(channel, task.upstream_id), self.config.submit_timeout)
         except (GatewayError, asyncio.TimeoutError) as error:
+            if isinstance(error, GatewayError):
+                upstream_errors.for_client(error, channel, None)
             log.info("video %s: the provider could not cancel it (%s)", task.id, getattr(error, "message", "timeout"))
 
     async def remix(self, token: Token, video_id: str, body: dict) -> dict:
@@ -266,7 +270,7 @@ class VideoTasks:
                          lease_owner=self.owner, lease_until=now + self.config.lease,
                          next_poll_at=now + self.config.poll_interval)
         await self.worker.run(store.insert, task)
-        return await self._submit(task, lambda: provider.remix(channel, source.upstream_id, prompt))
+        return await self._submit(task, lambda: provider.remix(channel, source.upstream_id, prompt), channel, body)
 
     async def content(self, token: Token, video_id: str, variant: str | None, start: int | None,
                       end: int | None) -> tuple[str, int, int, int, AsyncIterator[bytes]]:

@@ -472,12 +472,12 @@ def test_grpc_cancel_cancels_upstream_request(gateway, fake):
 
 # -- 7. upstream failures -----------------------------------------------------------------------
 
-def _error_case(gateway, fake, prefix: str, fail_with) -> tuple[int, dict, str]:
+def _error_case(gateway, fake, prefix: str, fail_with, **fields) -> tuple[int, dict, str]:
     model = unique(f"{prefix}-model")
     openai_channel(gateway, fake, [model])
     key = gateway.token(unique(prefix))
     fake.fail_with = fail_with
-    status, body = post_chat(gateway, key, {"model": model, "messages": HI})
+    status, body = post_chat(gateway, key, {"model": model, "messages": HI, **fields})
     return status, body, model
 
 
@@ -508,11 +508,19 @@ def test_upstream_401_bad_channel_key_becomes_502_not_401(gateway, fakes):
 
 def test_upstream_400_relays_message_and_param(gateway, fake):
     status, body, _ = _error_case(gateway, fake, "e400", (400, {"error": {
-        "message": "Invalid value for 'temperature': must be at most 2.",
-        "type": "invalid_request_error", "param": "temperature", "code": "invalid_value"}}))
+        "message": "Invalid value for 'temperature': must be at most 1.",
+        "type": "invalid_request_error", "param": "temperature", "code": "invalid_value"}}), temperature=1.5)
     assert status == 400, body
-    assert body["error"] == {"message": "Invalid value for 'temperature': must be at most 2.",
+    assert body["error"] == {"message": "Invalid value for 'temperature': must be at most 1.",
                              "type": "invalid_request_error", "param": "temperature", "code": "invalid_value"}
+
+
+def test_upstream_400_param_naming_no_field_of_the_request_is_dropped(gateway, fake):
+    status, body, _ = _error_case(gateway, fake, "e400p", (400, {"error": {
+        "message": "Invalid value for 'temperature'.", "type": "invalid_request_error",
+        "param": "temperature", "code": "invalid_value"}}))
+    assert status == 400, body
+    assert body["error"]["param"] is None and body["error"]["code"] == "invalid_value"
 
 
 def test_upstream_400_message_is_scrubbed_of_key_and_url(gateway, fake):

@@ -48,7 +48,7 @@ class KlingVideo:
 
     async def submit(self, channel: Channel, prepared: Prepared) -> str:
         endpoint = convert.endpoint_for(prepared.body)
-        data = await self._call(channel, "POST", f"/v1/videos/{endpoint}", prepared.body)
+        data = await self._call(channel, "POST", f"/v1/videos/{endpoint}", prepared.body, endpoint=True)
         task_id = data.get("task_id")
         if not isinstance(task_id, str) or not task_id:
             raise upstream_failed("Kling accepted the task but named no task id.", retryable=False)
@@ -80,7 +80,8 @@ class KlingVideo:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
 
-    async def _call(self, channel: Channel, method: str, path: str, body: dict | None) -> dict:
+    async def _call(self, channel: Channel, method: str, path: str, body: dict | None,
+                    endpoint: bool = False) -> dict:
         """One API call; the envelope's `data` on success, a GatewayError otherwise."""
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    **self._tokens.header(channel.key)}
@@ -98,7 +99,7 @@ class KlingVideo:
                 self._tokens.forget(channel.key)  # sign anew next time (e.g. after a clock jump)
             if code is None and status < 400:
                 raise upstream_failed("Kling answered with something that is not its JSON envelope.")
-            raise errors.from_envelope(status, code, message, channel)
+            raise errors.from_envelope(status, code, message, channel, endpoint)
         data = orjson.loads(raw).get("data")
         if not isinstance(data, dict):
             raise upstream_failed("Kling answered without the task.")

@@ -1,13 +1,14 @@
 """Kling's error envelope ({"code", "message", "request_id"}) as the gateway's error.
 Kling's service code says more than its HTTP status (429 covers both rate limits and
-an unpaid account), so the code decides and the status is the fallback. Messages never
-carry the channel's key or address."""
+an unpaid account), so the code decides and the status is the fallback. What Kling
+said goes through server.upstream_errors, which keeps the channel's key and address out."""
 from __future__ import annotations
 
 import asyncio
 
 import orjson
 
+from server import upstream_errors
 from server.errors import GatewayError, upstream_failed
 from server.store.channels import Channel
 
@@ -16,13 +17,6 @@ ACCOUNT_CODES = (1100, 1101, 1102)     # 429: account problem, arrears, resource
 RATE_CODES = (1302, 1303)              # 429: rate or concurrency limit: try again later
 SAFETY_CODES = (1300, 1301)            # 400: platform or content-safety policy
 PARAM_CODES = (1200, 1201)             # 400: the request's own fault
-
-
-def scrub(text: str, channel: Channel) -> str:
-    secrets = [channel.key, channel.base_url, *channel.key.split(":")] if channel.key else [channel.base_url]
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def parse(body: bytes) -> tuple[int | None, str | None]:
@@ -39,8 +33,14 @@ def parse(body: bytes) -> tuple[int | None, str | None]:
             message if isinstance(message, str) and message else None)
 
 
-def from_envelope(status: int, code: int | None, message: str | None, channel: Channel) -> GatewayError:
-    said = f": {scrub(message, channel)}" if message else "."
+def from_envelope(status: int, code: int | None, message: str | None, channel: Channel,
+                  endpoint: bool = False) -> GatewayError:
+    """`endpoint`: the call was to a fixed API path (submitting), where a 404 or 405
+    means the channel is set up wrong, not that a task is missing."""
+    if endpoint and status in (404, 405):
+        return upstream_errors.misconfigured(channel, status, retryable=False)
+    text = upstream_errors.words(channel, message)
+    said = f": {text}" if text else "."
     # A video task stays on its channel: a retryable error means "try the same call
     # again later" (the task is kept), any other fails a submit at once and counts
     # towards giving up a poll. So only what passes by itself is retryable: rate
@@ -68,9 +68,9 @@ def from_envelope(status: int, code: int | None, message: str | None, channel: C
                            retryable=False)
 
 
-def from_response(status: int, body: bytes, channel: Channel) -> GatewayError:
+def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
     code, message = parse(body)
-    return from_envelope(status, code, message, channel)
+    return from_envelope(status, code, message, channel, endpoint)
 
 
 def network_error(exc: BaseException) -> GatewayError:

@@ -27,7 +27,7 @@ class OpenAIChat:
 
     async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         return await request_object(self._http, "POST", f"{channel.base_url}/chat/completions", channel,
-                                    _timeout(timeout), data=orjson.dumps(body),
+                                    _timeout(timeout), data=orjson.dumps(body), endpoint=True,
                                     headers=auth_headers(channel, json_body=True))
 
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
@@ -36,7 +36,7 @@ class OpenAIChat:
                                        headers=auth_headers(channel, "text/event-stream", json_body=True),
                                        timeout=_timeout(timeout)) as resp:
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, await resp.read(), channel)
+                    raise errors.from_response(resp.status, await resp.read(), channel, endpoint=True)
                 if not resp.content_type.startswith("text/event-stream"):
                     # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
                     yield _as_chunk(orjson.loads(await resp.read()))

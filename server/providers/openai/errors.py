@@ -1,9 +1,11 @@
-"""Turning an OpenAI-style upstream error into the gateway's error, without leaking
-the channel's key or address to the client."""
+"""Turning an OpenAI-style upstream error into the gateway's error. What an upstream
+said goes through server.upstream_errors, which keeps the channel's key and address
+from the client."""
 from __future__ import annotations
 
 import orjson
 
+from server import upstream_errors
 from server.errors import GatewayError, upstream_failed
 from server.store.channels import Channel
 
@@ -11,32 +13,28 @@ from server.store.channels import Channel
 CLIENT_FAULTS = {400, 404, 409, 413, 415, 422}
 
 
-def scrub(text: str, channel: Channel) -> str:
-    for secret in (channel.key, channel.base_url):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
-def from_response(status: int, body: bytes, channel: Channel) -> GatewayError:
-    error: dict = {}
+def _error_object(body: bytes) -> dict:
     try:
         parsed = orjson.loads(body)
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            error = parsed["error"]
-        elif isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
-            error = {"message": parsed["error"]}
     except orjson.JSONDecodeError:
-        pass
-    message = error.get("message") if isinstance(error.get("message"), str) else None
+        return {}
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        return parsed["error"]
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        return {"message": parsed["error"]}
+    return {}
+
+
+def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
+    """`endpoint`: the call was to one of the API's fixed paths (chat/completions,
+    images/generations, POST videos), where a 404 or 405 means the channel is set up wrong."""
+    if endpoint and status in (404, 405):
+        return upstream_errors.misconfigured(channel, status)
     if status in CLIENT_FAULTS:
-        code = error.get("code")
-        param = error.get("param")
-        kind = error.get("type")
-        return GatewayError(
-            status, scrub(message or f"The upstream rejected the request (HTTP {status}).", channel),
-            code if isinstance(code, str) else None, param if isinstance(param, str) else None,
-            kind if isinstance(kind, str) else None)
+        error = _error_object(body)
+        return upstream_errors.relayed(
+            channel, status, error.get("message"), type=error.get("type"), code=error.get("code"),
+            param=error.get("param"), default=f"The upstream rejected the request (HTTP {status}).")
     if status == 429:
         return GatewayError(429, "The upstream service is rate limiting this channel; try again shortly.",
                             "upstream_rate_limited", retryable=True)
@@ -47,6 +45,6 @@ def from_response(status: int, body: bytes, channel: Channel) -> GatewayError:
 
 def from_stream_event(error: object, channel: Channel) -> GatewayError:
     """An `{"error": ...}` event inside an upstream stream."""
-    message = error.get("message") if isinstance(error, dict) else None
-    text = scrub(message, channel) if isinstance(message, str) else "unknown error"
+    message = error.get("message") if isinstance(error, dict) else error
+    text = upstream_errors.words(channel, message) or "unknown error"
     return upstream_failed(f"The upstream service failed mid-stream: {text}", retryable=False)

@@ -31,16 +31,19 @@ def network_error(exc: BaseException) -> GatewayError:
 
 
 async def request_object(http: aiohttp.ClientSession, method: str, url: str, channel: Channel,
-                         timeout: aiohttp.ClientTimeout, final_on_bad_key: bool = False, **kwargs) -> dict:
+                         timeout: aiohttp.ClientTimeout, final_on_bad_key: bool = False,
+                         endpoint: bool = False, **kwargs) -> dict:
     """One request whose answer is a JSON object. Upstream errors come out through
-    errors.from_response; with `final_on_bad_key`, a rejected key (401/403) is not
-    retryable, for callers that would otherwise send the same call again later."""
+    errors.from_response (`endpoint`: `url` is one of the API's fixed paths); with
+    `final_on_bad_key`, a rejected key (401/403) or a misconfigured channel (404/405 on
+    an endpoint) is not retryable, for callers that would otherwise send the same call
+    again later."""
     try:
         async with http.request(method, url, timeout=timeout, **kwargs) as resp:
             raw = await resp.read()
             if resp.status >= 400:
-                error = errors.from_response(resp.status, raw, channel)
-                if final_on_bad_key and resp.status in (401, 403):
+                error = errors.from_response(resp.status, raw, channel, endpoint)
+                if final_on_bad_key and (resp.status in (401, 403) or endpoint and resp.status in (404, 405)):
                     error.retryable = False
                 raise error
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:

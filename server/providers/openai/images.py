@@ -26,7 +26,8 @@ class OpenAIImages:
             raise invalid_request("Streaming image generation is not supported.", "stream")
         answer = await request_object(self._http, "POST", f"{channel.base_url}/images/generations", channel,
                                       aiohttp.ClientTimeout(total=timeout or DEFAULT_TIMEOUT),
-                                      data=orjson.dumps(body), headers=auth_headers(channel, json_body=True))
+                                      data=orjson.dumps(body), headers=auth_headers(channel, json_body=True),
+                                      endpoint=True)
         if not isinstance(answer.get("data"), list):
             raise upstream_failed("The upstream service answered with an unexpected body.")
         return answer

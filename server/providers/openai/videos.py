@@ -64,7 +64,7 @@ class OpenAIVideos:
             kwargs = {"data": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
         headers = auth_headers(channel) | kwargs.pop("headers", {})
         video = await self._json("POST", f"{channel.base_url}/videos", channel, SUBMIT_TIMEOUT,
-                                 headers=headers, **kwargs)
+                                 headers=headers, endpoint=True, **kwargs)
         return _video_id(video)
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:

@@ -49,7 +49,7 @@ class RunwayVideo:
 
     async def submit(self, channel: Channel, prepared: Prepared) -> str:
         answer = await self._call(channel, "POST", convert.endpoint_for(prepared.body), prepared.body,
-                                  SUBMIT_TIMEOUT)
+                                  SUBMIT_TIMEOUT, endpoint=True)
         task_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
             raise upstream_failed("Runway accepted the task but named no task id.", retryable=False)
@@ -106,7 +106,7 @@ class RunwayVideo:
         return state.video_url
 
     async def _call(self, channel: Channel, method: str, path: str, body: dict | None,
-                    timeout: aiohttp.ClientTimeout) -> object:
+                    timeout: aiohttp.ClientTimeout, endpoint: bool = False) -> object:
         try:
             async with self._http.request(
                     method, _api_root(channel) + path, timeout=timeout,
@@ -114,7 +114,7 @@ class RunwayVideo:
                     headers=_headers(channel, "*/*" if method == "DELETE" else "application/json")) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, raw, channel)
+                    raise errors.from_response(resp.status, raw, channel, endpoint)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         if method == "DELETE" or not raw:

@@ -1,25 +1,20 @@
-"""Runway's error answers as the gateway's error, without leaking the channel's key or
-address. Runway answers `{"error": "<text>"}`, and for a body that fails validation
-adds zod `issues` (`[{"code", "path", "message", ...}]`) and a `docUrl`."""
+"""Runway's error answers as the gateway's error; what Runway said goes through
+server.upstream_errors, which keeps the channel's key and address out. Runway answers
+`{"error": "<text>"}`, and for a body that fails validation adds zod `issues`
+(`[{"code", "path", "message", ...}]`) and a `docUrl`."""
 from __future__ import annotations
 
 import asyncio
 
 import orjson
 
+from server import upstream_errors
 from server.errors import GatewayError, upstream_failed
 from server.store.channels import Channel
 
 # Runway's field names back to the names the client used, for `param`.
 PARAMS = {"model": "model", "promptImage": "image", "promptText": "prompt", "ratio": "size",
           "duration": "duration", "seed": "seed"}
-
-
-def scrub(text: str, channel: Channel) -> str:
-    for secret in (channel.key, channel.base_url):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _parse(body: bytes) -> tuple[str | None, list[dict]]:
@@ -43,7 +38,11 @@ def _param(issue: dict) -> str | None:
     return PARAMS.get(head, f"metadata.{head}")
 
 
-def from_response(status: int, body: bytes, channel: Channel) -> GatewayError:
+def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
+    """`endpoint`: the call was to a fixed API path (submitting), where a 404 or 405
+    means the channel is set up wrong, not that a task is missing."""
+    if endpoint and status in (404, 405):
+        return upstream_errors.misconfigured(channel, status, retryable=False)
     error, issues = _parse(body)
     if status in (400, 409, 422):
         if error and "enough credits" in error.lower():
@@ -58,9 +57,11 @@ def from_response(status: int, body: bytes, channel: Channel) -> GatewayError:
                 where = ".".join(str(p) for p in first.get("path") or [] if isinstance(p, (str, int)))
                 message = f"{message}: {where + ': ' if where else ''}{detail}"
             param = _param(first)
-        return GatewayError(400, "Runway: " + scrub(message, channel), "invalid_request", param)
+        return upstream_errors.relayed(channel, 400, message, code="invalid_request", param=param,
+                                       default="Runway rejected the request.", prefix="Runway: ")
     if status == 404:
-        return GatewayError(404, "Runway: " + scrub(error or "No such task.", channel), "not_found")
+        return GatewayError(404, "Runway: " + (upstream_errors.words(channel, error) or "No such task."),
+                            "not_found")
     if status == 429:
         return GatewayError(429, "Runway is rate limiting this channel; try again shortly.",
                             "upstream_rate_limited", retryable=True)
