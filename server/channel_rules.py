@@ -5,12 +5,11 @@ later) refuses the same input with the same message. The store stays permissive:
 records what it is given, and tests add channels to it directly."""
 from __future__ import annotations
 
-import ipaddress
-import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from server import url_rules
 from server.providers.interface import ProviderSpec
 from server.store.channels import ChannelError
 
@@ -23,8 +22,7 @@ ENDPOINT_PATHS = (
     "videos", "videos/text2video", "videos/image2video", "text2video", "image2video",
     "image_to_video", "text_to_video", "video_to_video", "tasks",
 )
-_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
-_BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
+_BLANK = url_rules.BLANK
 
 
 @dataclass(frozen=True)
@@ -61,49 +59,19 @@ def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
 
 def check_base_url(url: str) -> str:
     """An upstream API's base URL: http(s), a host, no endpoint path, query, fragment or
-    credentials. Returned without a trailing slash."""
-    if not url or _BLANK.search(url):
-        raise ChannelError(f"--base-url {url!r} must be a URL without spaces, e.g. https://api.openai.com/v1")
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not url.lower().startswith(f"{parts.scheme.lower()}://"):
-        raise ChannelError(f"--base-url {url!r} must start with http:// or https://")
-    if parts.username is not None or parts.password is not None:
-        raise ChannelError("--base-url must not hold credentials: give the upstream key with --key")
-    _check_host(url, parts)
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        # not echoed: a query is where a careless operator puts a key
-        raise ChannelError("--base-url must not have a ?query or #fragment; give the upstream key with --key")
+    credentials (the key goes in --key). Returned without a trailing slash."""
+    try:
+        parts = url_rules.check_http_url(url, "https://api.openai.com/v1",
+                                         secrets_hint="; give the upstream key with --key")
+    except ValueError as exc:
+        raise ChannelError(f"--base-url: {exc}") from None
     path = parts.path.rstrip("/")
     for endpoint in sorted(ENDPOINT_PATHS, key=len, reverse=True):
         if path.lower() == f"/{endpoint}" or path.lower().endswith(f"/{endpoint}"):
             base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path[:-len(endpoint) - 1], "", ""))
-            raise ChannelError(f"--base-url {url!r} names the endpoint /{endpoint}; give the API's base, "
-                               f"e.g. {base or 'https://api.openai.com/v1'}")
+            raise ChannelError(f"--base-url: {url!r} names the endpoint /{endpoint}; give the API's base, "
+                               f"e.g. {base}")
     return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
-
-
-def _check_host(url: str, parts: urllib.parse.SplitResult) -> None:
-    host = parts.hostname or ""
-    try:
-        port = parts.port
-    except ValueError:
-        raise ChannelError(f"--base-url {url!r} has a port that is not a number from 1 to 65535") from None
-    if port == 0:
-        raise ChannelError(f"--base-url {url!r} has port 0")
-    if not host:
-        raise ChannelError(f"--base-url {url!r} has no host, e.g. https://api.openai.com/v1")
-    try:
-        ipaddress.ip_address(host)
-        return
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise ChannelError(f"--base-url {url!r} has no valid host name") from None
-    labels = ascii_host.rstrip(".").split(".")
-    if len(ascii_host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise ChannelError(f"--base-url {url!r} has no valid host name")
 
 
 def _check_key(spec: ProviderSpec, key: str | None, no_key: bool) -> str:

@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, durations
+from server import channel_rules, durations, url_rules
 from server.store import channels as channel_store
 from server.store import tokens as token_store
 from server.store import usage as usage_store
@@ -49,6 +49,16 @@ def parse_size(text: str) -> int:
     if not text.isdigit() or int(text) == 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes above 0")
     return int(text)
+
+
+def _refusing(check):
+    """A url_rules check as an argparse type."""
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
 def parse_list(text: str) -> list[str]:
@@ -222,14 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--video-retention", type=parse_duration,
                        default=os.environ.get("ST_AI_VIDEO_RETENTION", "7d"),
                        help="how long finished videos are kept, e.g. 48h (default: $ST_AI_VIDEO_RETENTION or 7d)")
-        p.add_argument("--public-url", default=os.environ.get("ST_AI_PUBLIC_URL"),
+        p.add_argument("--public-url", type=_refusing(url_rules.check_public_url),
+                       default=os.environ.get("ST_AI_PUBLIC_URL"),
                        help="the REST bridge's address as clients see it, for image URLs st-ai hands out "
                             "(default: http://HOST:HTTP_PORT)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
     serve.set_defaults(func=cmd_serve)
     grpc_.set_defaults(func=cmd_grpc)
-    bridge.add_argument("--grpc-target", required=True, help="HOST:PORT (or unix:PATH) of the gRPC server")
+    bridge.add_argument("--grpc-target", required=True, type=_refusing(url_rules.check_grpc_target),
+                        help="HOST:PORT (or unix:PATH) of the gRPC server")
     bridge.set_defaults(func=cmd_bridge)
 
     token = sub.add_parser("token", help="client tokens").add_subparsers(dest="action", required=True)

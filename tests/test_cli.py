@@ -132,11 +132,16 @@ def test_token_create_refuses_a_duration_without_a_unit_or_not_above_zero(st_ai,
 @pytest.mark.parametrize("option, value", [("--video-retention", "0h"), ("--video-retention", "48"),
                                            ("--video-poll-interval", "0"), ("--video-timeout", "nan"),
                                            ("--upstream-timeout", "-1"), ("--http-port", "70000"),
-                                           ("--grpc-port", "-1"), ("--max-body-bytes", "0")])
+                                           ("--grpc-port", "-1"), ("--max-body-bytes", "0"),
+                                           ("--public-url", "gateway.example.com")])
 def test_serve_refuses_bad_settings_before_creating_anything(tmp_path, option, value):
     result = run("serve", "--assets-dir", str(tmp_path / "assets"), option, value, db=str(tmp_path / "st-ai.db"))
     one_line_refusal(result, option)
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_bridge_refuses_a_grpc_target_that_is_not_host_and_port(tmp_path):
+    one_line_refusal(run("bridge", "--grpc-target", "localhost", "--http-port", "0"), "--grpc-target", "HOST:PORT")
 
 
 def test_a_bad_setting_in_the_environment_is_refused_like_the_option(tmp_path):
