@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import READY, ROOT
+from server.store import channels as channel_store
+from server.store import tokens as token_store
+from server.store.db import open_db
+from tests.conftest import READY
 
 
 def occupied_port() -> socket.socket:
@@ -58,6 +61,19 @@ def test_a_busy_port_stops_the_gateway_in_one_line_before_anything_is_created(tm
         err = refused(st_ai(tmp_path, *command, *SERVE, busy_option, str(port), *free_options))
     assert f"127.0.0.1:{port}" in err and busy_option in err
     assert created(tmp_path) == []  # no database, no demo token in it, no assets, no socket folder
+
+
+def test_a_busy_port_leaves_an_existing_database_without_a_demo_token(tmp_path):
+    open_db(str(tmp_path / "st-ai.db")).close()
+    with occupied_port() as busy:
+        refused(st_ai(tmp_path, "serve", "--demo", *SERVE, "--http-port", str(busy.getsockname()[1]),
+                      "--grpc-port", "0"))
+    db = open_db(str(tmp_path / "st-ai.db"))
+    try:
+        assert (token_store.all_tokens(db), channel_store.all_channels(db)) == ([], [])
+    finally:
+        db.close()
+    assert not (tmp_path / "assets").exists() and list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_a_busy_port_stops_the_bridge_in_one_line(tmp_path):
