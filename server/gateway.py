@@ -152,7 +152,7 @@ async def serve(config: Config) -> None:
     grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
     http_port = sock.getsockname()[1]
     if config.demo:
-        for line in await asyncio.to_thread(ensure_demo_at, config.db_path, f"http://127.0.0.1:{http_port}"):
+        for line in await asyncio.to_thread(ensure_demo_at, config.db_path, _public_url(config, http_port)):
             _announce(line)
     async with _private_socket() as socket_target, open_core(config, _public_url(config, http_port)) as core:
         server, health = await build_server(core, [socket_target])
