@@ -3,44 +3,62 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
-import re
 import sqlite3
 import sys
+from typing import NoReturn
 
+from server import channel_rules, durations, url_rules
 from server.store import channels as channel_store
 from server.store import tokens as token_store
 from server.store import usage as usage_store
 from server.store.db import default_path, open_db
 
-_DURATION = re.compile(r"^(\d+)([smhdw]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+class Parser(argparse.ArgumentParser):
+    """argparse, but a refusal is one line (argparse prints its usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def parse_duration(text: str) -> int:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30d, 12h, 90m or 3600s")
-    return int(match.group(1)) * _UNITS[match.group(2)]
-
-
-def _env_float(name: str, fallback: float):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError("must be more than 0")
-        return value
-    return parse
-
-
-def _env_default(name: str, fallback: float) -> float:
     try:
-        return float(os.environ.get(name, fallback))
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(text)
     except ValueError:
-        sys.exit(f"st-ai: ${name} must be a number of seconds")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
+    return value
+
+
+def parse_port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535 (0: any free port)")
+    return int(text)
+
+
+def parse_size(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes above 0")
+    return int(text)
+
+
+def _refusing(check):
+    """A url_rules check as an argparse type."""
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
 def parse_list(text: str) -> list[str]:
@@ -83,20 +101,13 @@ def _config(args: argparse.Namespace):
                           http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
                           upstream_timeout=args.upstream_timeout, assets_dir=args.assets_dir,
-                          public_url=args.public_url, video=video)
+                          public_url=args.public_url, video=video, demo=getattr(args, "demo", False))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from server import gateway
-    from server.demo import ensure_demo
 
-    config = _config(args)
-    if args.demo:
-        db = open_db(config.db_path)
-        for line in ensure_demo(db):
-            print(line, flush=True)
-        db.close()
-    gateway.run(gateway.serve(config), args.log_format)
+    gateway.run(gateway.serve(_config(args)), args.log_format)
 
 
 def cmd_grpc(args: argparse.Namespace) -> None:
@@ -144,17 +155,13 @@ def cmd_channel_add(args: argparse.Namespace) -> None:
     from server.providers.registry import discover
 
     specs = discover()
-    spec = specs.get(args.type)
-    if spec is None:
-        raise channel_store.ChannelError(f"unknown channel type {args.type!r}; known: {', '.join(sorted(specs))}")
-    base_url = args.base_url or spec.default_base_url or ""
-    if spec.type != "simulator" and not base_url:
-        raise channel_store.ChannelError("this channel type needs --base-url")
-    if spec.key_format == "ACCESS_KEY:SECRET_KEY" and len((args.key or "").split(":")) != 2:
-        raise channel_store.ChannelError(f"a {spec.type} channel's --key is ACCESS_KEY:SECRET_KEY")
-    channel = channel_store.add(_db(args), args.name, args.type, base_url, args.key or "", args.models,
-                                args.model_map, args.priority)
-    print(f"added channel '{channel.name}' ({spec.label}) serving {', '.join(channel.models)}")
+    new = channel_rules.check(channel_rules.NewChannel(
+        name=args.name, type=args.type, models=args.models, base_url=args.base_url, key=args.key,
+        no_key=args.no_key, model_map=args.model_map or {}, priority=args.priority), specs)
+    channel = channel_store.add(_db(args), new.name, new.type, new.base_url or "", new.key or "", new.models,
+                                new.model_map, new.priority)
+    keyless = " (no upstream key)" if new.no_key else ""
+    print(f"added channel '{channel.name}' ({specs[channel.type].label}) serving {', '.join(channel.models)}{keyless}")
 
 
 def cmd_channel_list(args: argparse.Namespace) -> None:
@@ -190,7 +197,7 @@ def cmd_usage(args: argparse.Namespace) -> None:
 # -- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="st-ai", description=__doc__)
+    parser = Parser(prog="st-ai", description=__doc__)
     parser.add_argument("--db", help=f"SQLite database (default: $ST_AI_DB or ./{os.path.basename(default_path())})")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -206,42 +213,47 @@ def build_parser() -> argparse.ArgumentParser:
                        help="log lines, one access line per request among them, as text or JSON lines "
                             "(default text)")
     for p in (serve, bridge):
-        p.add_argument("--http-port", type=int, default=8080)
-        p.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024,
+        p.add_argument("--http-port", type=parse_port, default=8080)
+        p.add_argument("--max-body-bytes", type=parse_size, default=32 * 1024 * 1024,
                        help="largest request body the REST bridge accepts (default 32 MiB)")
     for p in (serve, grpc_):
         db_option(p)
-        p.add_argument("--grpc-port", type=int, default=50051)
-        p.add_argument("--upstream-timeout", type=float, default=600.0,
+        p.add_argument("--grpc-port", type=parse_port, default=50051)
+        p.add_argument("--upstream-timeout", type=parse_seconds, default=600.0,
                        help="longest an upstream call may take, in seconds (default 600)")
         p.add_argument("--assets-dir", default=os.environ.get("ST_AI_ASSETS_DIR", "st-ai-assets"),
                        help="where finished videos and served images are kept "
                             "(default: $ST_AI_ASSETS_DIR or ./st-ai-assets)")
-        p.add_argument("--video-poll-interval", type=_env_float("ST_AI_VIDEO_POLL_INTERVAL", 5.0),
-                       default=_env_default("ST_AI_VIDEO_POLL_INTERVAL", 5.0),
+        # defaults from the environment stay strings: argparse parses them with `type`
+        # when the option is not given, so a bad value there is refused like a bad option
+        p.add_argument("--video-poll-interval", type=parse_seconds,
+                       default=os.environ.get("ST_AI_VIDEO_POLL_INTERVAL", "5"),
                        help="seconds between polls of a video task (default: $ST_AI_VIDEO_POLL_INTERVAL or 5)")
-        p.add_argument("--video-timeout", type=_env_float("ST_AI_VIDEO_TIMEOUT", 3600.0),
-                       default=_env_default("ST_AI_VIDEO_TIMEOUT", 3600.0),
+        p.add_argument("--video-timeout", type=parse_seconds,
+                       default=os.environ.get("ST_AI_VIDEO_TIMEOUT", "3600"),
                        help="a video task unfinished after this many seconds fails "
                             "(default: $ST_AI_VIDEO_TIMEOUT or 3600)")
         p.add_argument("--video-retention", type=parse_duration,
-                       default=parse_duration(os.environ.get("ST_AI_VIDEO_RETENTION", "7d")),
+                       default=os.environ.get("ST_AI_VIDEO_RETENTION", "7d"),
                        help="how long finished videos are kept, e.g. 48h (default: $ST_AI_VIDEO_RETENTION or 7d)")
-        p.add_argument("--public-url", default=os.environ.get("ST_AI_PUBLIC_URL"),
+        p.add_argument("--public-url", type=_refusing(url_rules.check_public_url),
+                       default=os.environ.get("ST_AI_PUBLIC_URL"),
                        help="the REST bridge's address as clients see it, for image URLs st-ai hands out "
                             "(default: http://HOST:HTTP_PORT)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
     serve.set_defaults(func=cmd_serve)
     grpc_.set_defaults(func=cmd_grpc)
-    bridge.add_argument("--grpc-target", required=True, help="HOST:PORT (or unix:PATH) of the gRPC server")
+    bridge.add_argument("--grpc-target", required=True, type=_refusing(url_rules.check_grpc_target),
+                        help="HOST:PORT (or unix:PATH) of the gRPC server")
     bridge.set_defaults(func=cmd_bridge)
 
     token = sub.add_parser("token", help="client tokens").add_subparsers(dest="action", required=True)
     create = token.add_parser("create", help="create a token; prints its key on the last line")
     create.add_argument("--name", required=True)
     create.add_argument("--models", type=parse_list, help="comma-separated models it may use (default: all)")
-    create.add_argument("--expires-in", type=parse_duration, help="e.g. 30d, 12h, 90m")
+    create.add_argument("--expires-in", type=parse_duration,
+                        help="a whole number and a unit (s, m, h, d, w), e.g. 30d, 12h, 90m (default: never)")
     create.set_defaults(func=cmd_token_create)
     token.add_parser("list", help="list tokens (keys are never shown)").set_defaults(func=cmd_token_list)
     for action, func in (("disable", lambda a: cmd_token_enable(a, False)),
@@ -258,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--base-url", help="the API's base URL, e.g. https://api.openai.com/v1")
     add.add_argument("--key", help="the upstream API key, for kling ACCESS_KEY:SECRET_KEY "
                                    "(stored for use, never printed)")
+    add.add_argument("--no-key", action="store_true",
+                     help="an OpenAI-compatible server that takes no key (e.g. a local vLLM or Ollama)")
     add.add_argument("--models", type=parse_list, required=True, help="comma-separated public model names")
     add.add_argument("--model-map", type=parse_model_map, help="public=upstream,... renames sent upstream")
     add.add_argument("--priority", type=int, default=0, help="higher is tried first (default 0)")

@@ -5,6 +5,7 @@ import sqlite_utils
 
 from server.store import channels as channel_store
 from server.store import tokens as token_store
+from server.store.db import open_db
 
 DEMO_CHANNEL = "demo-simulator"
 DEMO_TOKEN = "demo"
@@ -13,7 +14,17 @@ DEMO_MODELS = ["gpt-4o-mini", "gpt-3.5-turbo", "gpt-4",  # chat
                "sora-2", "kling-v1", "runway-gen3"]      # videos
 
 
-def ensure_demo(db: sqlite_utils.Database) -> list[str]:
+def ensure_demo_at(db_path: str, rest_url: str) -> list[str]:
+    """`ensure_demo` on the database at `db_path`; the gateway calls it once its ports
+    are bound, so a start that fails creates nothing."""
+    db = open_db(db_path)
+    try:
+        return ensure_demo(db, rest_url)
+    finally:
+        db.close()
+
+
+def ensure_demo(db: sqlite_utils.Database, rest_url: str = "http://127.0.0.1:8080") -> list[str]:
     """Create what is missing; returns the lines to print."""
     lines = []
     try:
@@ -31,7 +42,7 @@ def ensure_demo(db: sqlite_utils.Database) -> list[str]:
         lines.append(f"demo: created the token '{DEMO_TOKEN}'; its key is shown only this once:")
         lines.append(f"demo:   {key}")
         lines.append(f"demo: in another terminal:  export KEY={key}")
-    lines.append("demo: try  curl -s http://127.0.0.1:8080/v1/chat/completions "
+    lines.append(f"demo: try  curl -s {rest_url}/v1/chat/completions "
                  "-H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' "
                  "-d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}'")
     return lines

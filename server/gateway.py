@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from server import logs, redact
 from server.assets import AssetStore
 from server.catalog import Catalog
+from server.demo import ensure_demo_at
 from server.grpc_server import build_server
 from server.image_relay import ImageRelay
 from server.providers.interface import Upstream
@@ -48,6 +50,7 @@ class Config:
     assets_dir: str = "st-ai-assets"
     public_url: str | None = None  # where clients reach the REST bridge, for URLs st-ai hands out
     video: VideoConfig = field(default_factory=VideoConfig)
+    demo: bool = False  # create the demo channel and token, once the ports are bound
 
 
 @dataclass
@@ -93,19 +96,39 @@ async def open_core(config: Config, public_url: str) -> AsyncIterator[Core]:
         unscrub_logs()
 
 
-async def _wait_for_signal() -> None:
+def _stop_on_signal() -> asyncio.Event:
+    """Set on SIGINT or SIGTERM. Installed before anything starts, so a signal during
+    start-up still stops st-ai through its clean-up, not by the default abrupt exit."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind the HTTP port early, so the real port (for --http-port 0) is known before
-    the core starts and URLs st-ai hands out can name it."""
+def _listen(host: str, port: int, what: str = "REST", option: str = "--http-port") -> socket.socket:
+    """Bind a port before anything else starts, so a busy port stops st-ai before it has
+    created a file, and the real port (for port 0) is known before the core starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, reuse_port=False)
+    try:
+        return socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as exc:
+        hint = f" (is another st-ai running? choose another with {option})" if exc.errno == errno.EADDRINUSE else ""
+        raise OSError(f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}{hint}") from None
+
+
+def _bind_grpc(server, host: str, held: socket.socket) -> int:
+    """Hand the port `held` since start-up over to the gRPC server: grpc binds its own
+    socket, so the placeholder is closed just before."""
+    port = held.getsockname()[1]
+    held.close()
+    try:
+        bound = server.add_insecure_port(f"{_grpc_host(host)}:{port}")
+    except RuntimeError:  # grpcio raises, rather than returning 0, when the bind fails
+        bound = 0
+    if bound == 0:
+        raise OSError(f"cannot listen for gRPC on {host}:{port}: address already in use")
+    return bound
 
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int) -> web.AppRunner:
@@ -129,52 +152,59 @@ def _announce(line: str) -> None:
 
 async def serve(config: Config) -> None:
     """gRPC and REST in one process; the bridge reaches gRPC over a private Unix socket."""
-    socket_dir = tempfile.mkdtemp(prefix="st-ai-")
-    socket_target = f"unix:{os.path.join(socket_dir, 'grpc.sock')}"
+    stop = _stop_on_signal()
     sock = _listen(config.host, config.http_port)
+    grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
     http_port = sock.getsockname()[1]
-    async with open_core(config, _public_url(config, http_port)) as core:
+    if config.demo:
+        for line in await asyncio.to_thread(ensure_demo_at, config.db_path, _public_url(config, http_port)):
+            _announce(line)
+    async with _private_socket() as socket_target, open_core(config, _public_url(config, http_port)) as core:
         server, health = await build_server(core, [socket_target])
-        grpc_port = server.add_insecure_port(f"{_grpc_host(config.host)}:{config.grpc_port}")
-        if grpc_port == 0:
-            raise OSError(f"cannot listen for gRPC on {config.host}:{config.grpc_port}")
+        grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         runner = await _start_bridge(socket_target, sock, config.max_body_bytes)
         _announce(f"st-ai ready: REST http://{config.host}:{http_port}/v1  gRPC {config.host}:{grpc_port}"
                   f"  db {config.db_path}")
         try:
-            await _wait_for_signal()
+            await stop.wait()
         finally:
             log.info("shutting down")
             await health.enter_graceful_shutdown()
             await runner.cleanup()
             await server.stop(grace=5)
-            with contextlib.suppress(OSError):
-                os.unlink(socket_target[len("unix:"):])
-                os.rmdir(socket_dir)
+
+
+@contextlib.asynccontextmanager
+async def _private_socket() -> AsyncIterator[str]:
+    """A Unix socket address in a folder of its own, removed on every way out, a failed
+    start included."""
+    with tempfile.TemporaryDirectory(prefix="st-ai-") as folder:
+        yield f"unix:{os.path.join(folder, 'grpc.sock')}"
 
 
 async def serve_grpc(config: Config) -> None:
+    stop = _stop_on_signal()
+    grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
     async with open_core(config, _public_url(config, config.http_port)) as core:
         server, health = await build_server(core, [])
-        port = server.add_insecure_port(f"{_grpc_host(config.host)}:{config.grpc_port}")
-        if port == 0:
-            raise OSError(f"cannot listen for gRPC on {config.host}:{config.grpc_port}")
+        port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         _announce(f"st-ai gRPC ready: {config.host}:{port}  db {config.db_path}")
         try:
-            await _wait_for_signal()
+            await stop.wait()
         finally:
             await health.enter_graceful_shutdown()
             await server.stop(grace=5)
 
 
 async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int) -> None:
+    stop = _stop_on_signal()
     sock = _listen(host, port)
     runner = await _start_bridge(grpc_target, sock, max_body_bytes)
     _announce(f"st-ai REST bridge ready: http://{host}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
-        await _wait_for_signal()
+        await stop.wait()
     finally:
         await runner.cleanup()
 
@@ -189,3 +219,5 @@ def run(coro, log_format: str = "text") -> None:
         asyncio.run(coro)
     except OSError as exc:
         sys.exit(f"st-ai: {exc}")
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place
+        sys.exit(130)

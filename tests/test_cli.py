@@ -106,7 +106,7 @@ def test_token_create_expires_in_30d_sets_the_expiry(st_ai, db_path):
 
 
 @pytest.mark.parametrize("duration, seconds", [("12h", 43200), ("90m", 5400), ("3600s", 3600),
-                                               ("2w", 1209600), ("45", 45)])
+                                               ("2w", 1209600), ("1d", 86400)])
 def test_token_create_duration_units(st_ai, db_path, duration, seconds):
     before = int(time.time())
     assert st_ai("token", "create", "--name", "t", "--expires-in", duration).code == 0
@@ -114,9 +114,42 @@ def test_token_create_duration_units(st_ai, db_path, duration, seconds):
     assert before + seconds <= expires_at <= int(time.time()) + seconds
 
 
-def test_token_create_bad_duration_is_a_clean_error(st_ai, db_path):
-    clean_error(st_ai("token", "create", "--name", "t", "--expires-in", "soon"), "duration")
-    assert "t" not in stored_tokens(db_path)
+def one_line_refusal(result: Result, *words: str) -> None:
+    """Refused as the issue asks: non-zero exit, one clear line, no traceback."""
+    clean_error(result, *words)
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert result.out == ""
+
+
+# a bare number (is `10` seconds or days?), zero, a unit that is not one, a fraction, a sign
+@pytest.mark.parametrize("duration", ["soon", "10", "0d", "0s", "-5d", "1.5h", "30 days", "3M", "d", "",
+                                      "999999999999w"])
+def test_token_create_refuses_a_duration_without_a_unit_or_not_above_zero(st_ai, db_path, duration):
+    one_line_refusal(st_ai("token", "create", "--name", "t", "--expires-in", duration), "--expires-in")
+    assert not Path(db_path).exists()
+
+
+@pytest.mark.parametrize("option, value", [("--video-retention", "0h"), ("--video-retention", "48"),
+                                           ("--video-poll-interval", "0"), ("--video-timeout", "nan"),
+                                           ("--upstream-timeout", "-1"), ("--http-port", "70000"),
+                                           ("--grpc-port", "-1"), ("--max-body-bytes", "0"),
+                                           ("--public-url", "gateway.example.com")])
+def test_serve_refuses_bad_settings_before_creating_anything(tmp_path, option, value):
+    result = run("serve", "--assets-dir", str(tmp_path / "assets"), option, value, db=str(tmp_path / "st-ai.db"))
+    one_line_refusal(result, option)
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_bridge_refuses_a_grpc_target_that_is_not_host_and_port(tmp_path):
+    one_line_refusal(run("bridge", "--grpc-target", "localhost", "--http-port", "0"), "--grpc-target", "HOST:PORT")
+
+
+def test_a_bad_setting_in_the_environment_is_refused_like_the_option(tmp_path):
+    env = {**os.environ, "ST_AI_VIDEO_RETENTION": "0d"}
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--db", str(tmp_path / "st-ai.db")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    one_line_refusal(Result(proc.returncode, proc.stdout, proc.stderr), "--video-retention", "'0d'")
+    assert sorted(os.listdir(tmp_path)) == []
 
 
 def test_token_disable_and_enable(st_ai, db_path):
@@ -195,10 +228,56 @@ def test_unknown_channel_type_is_a_clean_error(st_ai, db_path):
 
 
 def test_openai_channel_without_base_url_uses_openai(st_ai, db_path):
-    assert st_ai("channel", "add", "--name", "x", "--type", "openai", "--models", "m").code == 0
+    assert st_ai("channel", "add", "--name", "x", "--type", "openai", "--key", UPSTREAM_KEY, "--models", "m").code == 0
     db = open_db(db_path)
     assert channel_store.get(db, "x").base_url == "https://api.openai.com/v1"
     db.close()
+
+
+def test_a_keyless_openai_compatible_server_is_declared_with_no_key(st_ai, db_path):
+    result = st_ai("channel", "add", "--name", "local", "--type", "openai", "--base-url", "http://127.0.0.1:8000/v1/",
+                   "--no-key", "--models", "llama")
+    assert result.code == 0, result.err
+    assert "no upstream key" in result.out
+    db = open_db(db_path)
+    channel = channel_store.get(db, "local")
+    db.close()
+    assert (channel.base_url, channel.key) == ("http://127.0.0.1:8000/v1", "")
+
+
+# One example of each class of careless input; tests/test_channel_rules.py has the variants.
+REFUSED_CHANNELS = {
+    "not a URL": (["--type", "openai", "--base-url", "not a url", "--key", UPSTREAM_KEY], "--base-url"),
+    "scheme typo": (["--type", "openai", "--base-url", "htp:/host", "--key", UPSTREAM_KEY], "http://"),
+    "another scheme": (["--type", "openai", "--base-url", "ftp://files.example.com/v1", "--key", UPSTREAM_KEY],
+                       "http://"),
+    "no host": (["--type", "openai", "--base-url", "https:///v1", "--key", UPSTREAM_KEY], "host"),
+    "an endpoint path": (["--type", "openai", "--base-url", "https://api.example.com/v1/chat/completions",
+                          "--key", UPSTREAM_KEY], "https://api.example.com/v1"),
+    "a query": (["--type", "openai", "--base-url", "https://api.example.com/v1?key=x", "--key", UPSTREAM_KEY],
+                "query"),
+    "credentials in the URL": (["--type", "openai", "--base-url", "https://user:pw@api.example.com/v1",
+                                "--key", UPSTREAM_KEY], "--key"),
+    "openai without a key": (["--type", "openai", "--base-url", "https://api.example.com/v1"], "--no-key"),
+    "both --key and --no-key": (["--type", "openai", "--key", UPSTREAM_KEY, "--no-key"], "--no-key"),
+    "runway without a key": (["--type", "runway", "--no-key"], "--key"),
+    "kling key without its secret part": (["--type", "kling", "--key", "access-only"], "ACCESS_KEY:SECRET_KEY"),
+    "kling key with an empty part": (["--type", "kling", "--key", "access:"], "ACCESS_KEY:SECRET_KEY"),
+    "a key pasted with its header": (["--type", "openai", "--key", f"Bearer {UPSTREAM_KEY}"], "Bearer"),
+    "a simulator with a key": (["--type", "simulator", "--key", UPSTREAM_KEY], "no upstream"),
+    "a simulator with a base URL": (["--type", "simulator", "--base-url", "https://api.example.com"], "no upstream"),
+    "a map for a model not served": (["--type", "openai", "--key", UPSTREAM_KEY, "--model-map", "other=up"],
+                                     "other"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_CHANNELS)
+def test_channel_add_refuses_careless_input_in_one_line_writing_nothing(st_ai, db_path, case):
+    extra, named = REFUSED_CHANNELS[case]
+    result = st_ai("channel", "add", "--name", "c", "--models", "m", *extra)
+    one_line_refusal(result, named)
+    assert UPSTREAM_KEY not in result.err
+    assert not Path(db_path).exists()
 
 
 def test_duplicate_channel_name_is_a_clean_error(st_ai):

@@ -118,3 +118,7 @@ class ProviderSpec:
     video: Callable[[Upstream], VideoProvider] | None = None
     # how `--key` is written for this type, for the CLI's help and checks
     key_format: str = "KEY"
+    # False for a type that calls nothing (the simulator): it takes no base URL and no key
+    upstream: bool = True
+    # True where an operator may declare, with --no-key, a server that takes no key
+    key_optional: bool = False

@@ -11,4 +11,5 @@ PROVIDER = ProviderSpec(
     chat=OpenAIChat,
     images=OpenAIImages,
     video=OpenAIVideos,
+    key_optional=True,  # local OpenAI-compatible servers (vLLM, Ollama) often take no key
 )

@@ -12,4 +12,5 @@ PROVIDER = ProviderSpec(
     chat=SimulatorChat,
     images=SimulatorImages,
     video=SimulatorVideo,
+    upstream=False,
 )

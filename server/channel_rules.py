@@ -1,0 +1,117 @@
+"""What an operator may configure as a channel, checked before anything is stored.
+
+One place for the rules, so every way of adding a channel (the CLI now, an admin API
+later) refuses the same input with the same message. The store stays permissive: it
+records what it is given, and tests add channels to it directly."""
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from server import url_rules
+from server.providers.interface import ProviderSpec
+from server.store.channels import ChannelError
+
+# Paths of the endpoints st-ai calls under a base URL: a base URL ending in one was
+# copied from an endpoint's documentation, and every call made under it would 404.
+ENDPOINT_PATHS = (
+    "chat/completions", "completions", "chat", "responses", "embeddings", "models", "moderations",
+    "images/generations", "images/edits", "images/variations", "images",
+    "audio/speech", "audio/transcriptions", "audio/translations",
+    "videos", "videos/text2video", "videos/image2video", "text2video", "image2video",
+    "image_to_video", "text_to_video", "video_to_video", "tasks",
+)
+_BLANK = url_rules.BLANK
+
+
+@dataclass(frozen=True)
+class NewChannel:
+    """A channel as the operator asked for it; `check` returns it completed and normalised."""
+    name: str
+    type: str
+    models: list[str]
+    base_url: str | None = None
+    key: str | None = None
+    no_key: bool = False  # the operator declares an upstream that takes no key
+    model_map: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+
+
+def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
+    """The channel to store, or ChannelError with one line saying what to change."""
+    spec = specs.get(new.type)
+    if spec is None:
+        raise ChannelError(f"unknown channel type {new.type!r}; known: {', '.join(sorted(specs))}")
+    _check_name(new.name)
+    models = _check_models(new.models)
+    model_map = _check_model_map(new.model_map, models)
+    if not spec.upstream:
+        if new.base_url or new.key or new.no_key:
+            raise ChannelError(f"--type {spec.type} has no upstream: drop --base-url, --key and --no-key")
+        return NewChannel(new.name, spec.type, models, "", "", False, model_map, new.priority)
+    base_url = check_base_url(new.base_url) if new.base_url is not None else spec.default_base_url
+    if not base_url:
+        raise ChannelError(f"--type {spec.type} needs --base-url")
+    return NewChannel(new.name, spec.type, models, base_url, _check_key(spec, new.key, new.no_key),
+                      new.no_key, model_map, new.priority)
+
+
+def check_base_url(url: str) -> str:
+    """An upstream API's base URL: http(s), a host, no endpoint path, query, fragment or
+    credentials (the key goes in --key). Returned without a trailing slash."""
+    try:
+        parts = url_rules.check_http_url(url, "https://api.openai.com/v1",
+                                         secrets_hint="; give the upstream key with --key")
+    except ValueError as exc:
+        raise ChannelError(f"--base-url: {exc}") from None
+    path = parts.path.rstrip("/")
+    for endpoint in sorted(ENDPOINT_PATHS, key=len, reverse=True):
+        if path.lower() == f"/{endpoint}" or path.lower().endswith(f"/{endpoint}"):
+            base = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path[:-len(endpoint) - 1], "", ""))
+            raise ChannelError(f"--base-url: {url!r} names the endpoint /{endpoint}; give the API's base, "
+                               f"e.g. {base}")
+    return urllib.parse.urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+def _check_key(spec: ProviderSpec, key: str | None, no_key: bool) -> str:
+    if no_key:
+        if not spec.key_optional:
+            raise ChannelError(f"--type {spec.type} always needs --key {spec.key_format}")
+        if key:
+            raise ChannelError("give either --key or --no-key, not both")
+        return ""
+    hint = " (or --no-key for a server that takes none)" if spec.key_optional else ""
+    if not key:
+        raise ChannelError(f"--type {spec.type} needs --key {spec.key_format}{hint}")
+    if _BLANK.search(key):
+        raise ChannelError("--key must be the key alone: no spaces, line breaks or 'Bearer ' prefix")
+    expected = len(spec.key_format.split(":"))
+    if expected > 1 and (len(key.split(":")) != expected or not all(key.split(":"))):
+        raise ChannelError(f"--type {spec.type} takes --key {spec.key_format}, both parts non-empty")
+    return key
+
+
+def _check_name(name: str) -> None:
+    if not name or _BLANK.search(name) or len(name) > 64:
+        raise ChannelError(f"channel name {name!r} must be 1 to 64 characters without spaces")
+
+
+def _check_models(models: list[str]) -> list[str]:
+    models = list(dict.fromkeys(models))
+    if not models:
+        raise ChannelError("a channel needs at least one model in --models")
+    for model in models:
+        if _BLANK.search(model):
+            raise ChannelError(f"model name {model!r} must not contain spaces")
+    return models
+
+
+def _check_model_map(model_map: Mapping[str, str], models: list[str]) -> dict[str, str]:
+    for public, upstream in model_map.items():
+        if public not in models:
+            raise ChannelError(f"--model-map renames {public!r}, which is not in --models "
+                               f"({', '.join(models)})")
+        if not upstream or _BLANK.search(upstream):
+            raise ChannelError(f"--model-map {public}={upstream!r}: the upstream name must not contain spaces")
+    return dict(model_map)
