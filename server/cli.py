@@ -43,6 +43,16 @@ def _env_default(name: str, fallback: float) -> float:
         sys.exit(f"st-ai: ${name} must be a number of seconds")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
 def parse_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -78,7 +88,8 @@ def _config(args: argparse.Namespace):
     from server.video_tasks import VideoConfig
 
     video = VideoConfig(poll_interval=args.video_poll_interval, timeout=args.video_timeout,
-                        retention=args.video_retention)
+                        retention=args.video_retention,
+                        max_video_bytes=args.video_max_bytes, download_timeout=args.video_download_timeout)
     return gateway.Config(db_path=args.db or default_path(), host=args.host,
                           http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
@@ -223,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--video-retention", type=parse_duration,
                        default=parse_duration(os.environ.get("ST_AI_VIDEO_RETENTION", "7d")),
                        help="how long finished videos are kept, e.g. 48h (default: $ST_AI_VIDEO_RETENTION or 7d)")
+        p.add_argument("--video-max-bytes", type=_positive_int, default=2 * 1024**3,
+                       help="a provider's video larger than this fails its task (default 2 GiB)")
+        p.add_argument("--video-download-timeout", type=_env_float("ST_AI_VIDEO_DOWNLOAD_TIMEOUT", 1800.0),
+                       default=_env_default("ST_AI_VIDEO_DOWNLOAD_TIMEOUT", 1800.0),
+                       help="longest a download from a provider's file URL may take, in seconds (default: "
+                            "$ST_AI_VIDEO_DOWNLOAD_TIMEOUT or 1800; connecting and each read: 15 s and 60 s)")
         p.add_argument("--public-url", default=os.environ.get("ST_AI_PUBLIC_URL"),
                        help="the REST bridge's address as clients see it, for image URLs st-ai hands out "
                             "(default: http://HOST:HTTP_PORT)")
