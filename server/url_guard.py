@@ -69,7 +69,7 @@ class Refused(GatewayError):
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: str                  # e.g. "loopback", "private", "metadata"
+    kind: str                  # e.g. "loopback", "private", "cloud metadata"
     network: str | None        # what the channel exception compares; None: never allowed
 
 
