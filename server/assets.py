@@ -45,8 +45,10 @@ class AssetStore:
         return self.root / folder / f"{stem}-{secrets.token_hex(6)}{suffix}"
 
     async def save_stream(self, folder: str, stem: str, suffix: str, chunks: AsyncIterator[bytes],
-                          max_bytes: int, expect_mp4: bool) -> StoredFile:
-        """Stream `chunks` to a temporary file, verify it, then move it into place."""
+                          max_bytes: int, expect_mp4: bool,
+                          verify: Callable[[str], None] | None = None) -> StoredFile:
+        """Stream `chunks` to a temporary file, verify it, then move it into place.
+        `verify` (blocking, run in a thread) raises to refuse the finished file."""
         final = self._unique(folder, stem, suffix)
         partial = self.root / "tmp" / (final.name + ".part")
         handle = await self._io(open, partial, "wb")
@@ -65,6 +67,8 @@ class AssetStore:
                 raise InvalidAsset("empty")
             if expect_mp4 and not is_mp4(head):
                 raise InvalidAsset("not an MP4 file")
+            if verify is not None:
+                await self._io(verify, str(partial))
             await self._io(os.replace, partial, final)
             return StoredFile(str(final), size)
         except BaseException:
@@ -111,6 +115,10 @@ class AssetStore:
         """Served images are kept as long as videos are; their URLs then stop working."""
         await self._io(_remove_older, self.root / "images", "*.png", age)
 
+    async def files(self, folder: str) -> list[tuple[str, float]]:
+        """(path, last modified) of every file in `folder`."""
+        return await self._io(_listing, self.root / folder)
+
     async def remove(self, *paths: str | None) -> None:
         for path in paths:
             if path and self.owns(path):
@@ -125,6 +133,17 @@ def _remove_older(folder: Path, pattern: str, age: float) -> None:
                 path.unlink()
         except FileNotFoundError:
             pass
+
+
+def _listing(folder: Path) -> list[tuple[str, float]]:
+    found = []
+    for entry in os.scandir(folder):
+        try:
+            if entry.is_file(follow_symlinks=False):
+                found.append((entry.path, entry.stat(follow_symlinks=False).st_mtime))
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def _unlink(path: str) -> None:

@@ -96,7 +96,8 @@ def _config(args: argparse.Namespace):
     from server.video_tasks import VideoConfig
 
     video = VideoConfig(poll_interval=args.video_poll_interval, timeout=args.video_timeout,
-                        retention=args.video_retention)
+                        retention=args.video_retention,
+                        max_video_bytes=args.video_max_bytes, download_timeout=args.video_download_timeout)
     return gateway.Config(db_path=args.db or default_path(), host=args.host,
                           http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
@@ -236,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--video-retention", type=parse_duration,
                        default=os.environ.get("ST_AI_VIDEO_RETENTION", "7d"),
                        help="how long finished videos are kept, e.g. 48h (default: $ST_AI_VIDEO_RETENTION or 7d)")
+        p.add_argument("--video-max-bytes", type=parse_size, default=2 * 1024**3,
+                       help="a provider's video larger than this fails its task (default 2 GiB)")
+        p.add_argument("--video-download-timeout", type=parse_seconds,
+                       default=os.environ.get("ST_AI_VIDEO_DOWNLOAD_TIMEOUT", "1800"),
+                       help="longest a download from a provider's file URL may take, in seconds (default: "
+                            "$ST_AI_VIDEO_DOWNLOAD_TIMEOUT or 1800; connecting and each read: 15 s and 60 s)")
         p.add_argument("--public-url", type=_refusing(url_rules.check_public_url),
                        default=os.environ.get("ST_AI_PUBLIC_URL"),
                        help="the REST bridge's address as clients see it, for image URLs st-ai hands out "

@@ -17,6 +17,7 @@ from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from rest_bridge import access_log
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
@@ -30,7 +31,9 @@ from server.providers.interface import Upstream
 from server.providers.registry import Registry
 from server.providers.simulator.media import thumbnail_from_mp4
 from server.relay import DEFAULT_UPSTREAM_TIMEOUT, ChatRelay
+from server.safe_fetch import FetchLimits, SafeFetch
 from server.store.db import DbWorker
+from server.url_guard import UrlGuard
 from server.usage import UsageRecorder
 from server.video_poller import VideoPoller
 from server.video_tasks import VideoConfig, VideoTasks, process_owner
@@ -65,7 +68,9 @@ class Core:
 
 
 @contextlib.asynccontextmanager
-async def open_core(config: Config, public_url: str) -> AsyncIterator[Core]:
+async def open_core(config: Config, public_url: str,
+                    resolver: AbstractResolver | None = None) -> AsyncIterator[Core]:
+    """`resolver` names the hosts of URLs providers return (default: the system's)."""
     worker = await asyncio.to_thread(DbWorker, config.db_path)
     catalog = Catalog(worker, config.catalog_refresh)
     await catalog.load()
@@ -74,7 +79,9 @@ async def open_core(config: Config, public_url: str) -> AsyncIterator[Core]:
     # One pooled client for every upstream: connections are reused, never set up per request.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=256,
                                                                 keepalive_timeout=60))
-    registry = Registry.build(Upstream(http, assets, public_url))
+    files = SafeFetch(http, UrlGuard(resolver), FetchLimits(max_bytes=config.video.max_video_bytes,
+                                                            total=config.video.download_timeout))
+    registry = Registry.build(Upstream(http, assets, public_url, files))
     owner = process_owner()
     videos = VideoTasks(catalog, registry, worker, assets, config.video, owner)
     poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)

@@ -22,6 +22,8 @@ from server.store import videos as store
 from server.store.db import DbWorker
 from server.store.usage import UsageRecord
 from server.store.videos import VideoTask
+from server.url_guard import Refused
+from server.video_probe import InvalidVideo, probe_video
 from server.video_tasks import VideoConfig, restore_request
 
 log = logging.getLogger("st_ai.videos")
@@ -45,6 +47,11 @@ def _owner_alive(owner: str) -> bool:
     return True
 
 
+def _task_of(path: str) -> str:
+    # asset files are named "<task id>-<random>.<suffix>" (AssetStore._unique)
+    return os.path.basename(path).rsplit("-", 1)[0]
+
+
 class VideoPoller:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
                  config: VideoConfig, owner: str, thumbnailer=None) -> None:
@@ -53,6 +60,7 @@ class VideoPoller:
         self.thumbnailer = thumbnailer  # (mp4 path) -> (bytes, content type), run in a thread
         self._running: dict[str, asyncio.Task] = {}
         self._per_channel: dict[int, asyncio.Semaphore] = {}
+        self._orphans_swept = 0.0  # the first sweep, at start, looks for them
 
     async def run(self) -> None:
         tick = max(0.05, min(1.0, self.config.poll_interval / 2))
@@ -90,8 +98,29 @@ class VideoPoller:
                 await self.worker.run(store.clear_asset, task.id)
             await self.assets.remove_stale_partials(STALE_PARTIAL_SECONDS)
             await self.assets.remove_old_images(self.config.retention)
+            if time.time() - self._orphans_swept > self.config.lease:
+                await self._sweep_orphans()
         except Exception:
             log.exception("video housekeeping failed")
+
+    async def _sweep_orphans(self) -> None:
+        """Remove video files no task owns, such as one left by a crash between moving
+        it into place and committing. Several processes may share the folder: a file
+        of a task that is still open is kept for a lease, as its writer may be about to
+        commit it; once the task is final no one can commit it any more."""
+        self._orphans_swept = time.time()
+        listed = await self.assets.files("videos")  # before reading the table: see below
+        # a file committed after the listing is named by the table; one not named there
+        # can be committed later only while its task is open
+        claimed, pending = await self.worker.run(store.asset_claims)
+        claimed_names = {os.path.basename(path) for path in claimed}
+        cutoff = time.time() - self.config.lease
+        orphans = [path for path, modified in listed
+                   if os.path.basename(path) not in claimed_names
+                   and (_task_of(path) not in pending or modified < cutoff)]
+        if orphans:
+            await self.assets.remove(*orphans)
+            log.info("removed %d video files no task owns", len(orphans))
 
     def _backoff(self, task: VideoTask) -> float:
         # long tasks are polled less often, up to four times the interval
@@ -166,9 +195,14 @@ class VideoPoller:
         try:
             video = await self.assets.save_stream("videos", task.id, ".mp4",
                                                   provider.download(channel, task.upstream_id, state, "video"),
-                                                  self.config.max_video_bytes, expect_mp4=True)
-        except InvalidAsset as problem:
-            raise GatewayError(502, f"The provider's video could not be used: {problem}.", "invalid_video")
+                                                  self.config.max_video_bytes, expect_mp4=True, verify=probe_video)
+        except (InvalidAsset, InvalidVideo) as problem:
+            # the same file would come back on every try: fail now, and book nothing
+            await self._fail(task, "invalid_video", f"The provider's video could not be used: {problem}.")
+            return
+        except Refused as refusal:  # a URL st-ai will not fetch, or a file over the size cap
+            await self._fail(task, refusal.code or "unsafe_url", refusal.message)
+            return
         thumbnail, thumbnail_type = await self._thumbnail(task, channel, provider, state, video.path)
         now = int(time.time())
         asked = task.asked or {}

@@ -37,7 +37,8 @@ class VideoConfig:
     per_channel: int = 4              # concurrent upstream calls per channel
     lease: float = 120.0              # how long a process may hold a task it is working on
     submit_timeout: float = 60.0      # shorter than the lease, so no one else submits meanwhile
-    max_video_bytes: int = 2 * 1024**3
+    max_video_bytes: int = 2 * 1024**3  # a provider's video larger than this fails its task
+    download_timeout: float = 1800.0    # seconds for a whole download from a provider's URL
 
 
 def process_owner() -> str:

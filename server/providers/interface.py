@@ -13,16 +13,20 @@ from server.store.channels import Channel
 
 if TYPE_CHECKING:
     from server.assets import AssetStore
+    from server.safe_fetch import SafeFetch
 
 
 @dataclass(frozen=True)
 class Upstream:
     """What providers share: one pooled HTTP client for every upstream call, and for
     providers that produce files themselves (the simulator) the asset store and the
-    public base URL (e.g. http://127.0.0.1:8080) under which st-ai serves them."""
+    public base URL (e.g. http://127.0.0.1:8080) under which st-ai serves them. URLs a
+    provider returns (finished files) are fetched only through `files`, which checks
+    where they point."""
     http: aiohttp.ClientSession
     assets: "AssetStore | None" = None
     public_url: str = ""
+    files: "SafeFetch | None" = None
 
 
 class ChatProvider(Protocol):

@@ -197,3 +197,18 @@ def expired_assets(db: sqlite_utils.Database, now: int) -> list[VideoTask]:
 def clear_asset(db: sqlite_utils.Database, task_id: str) -> None:
     with db.conn:
         db.conn.execute("UPDATE videos SET asset_path = NULL, thumbnail_path = NULL WHERE id = ?", [task_id])
+
+
+def asset_claims(db: sqlite_utils.Database) -> tuple[set[str], set[str]]:
+    """(every file path a task row names, ids of tasks that may still commit a file),
+    from one statement, so both come from the same snapshot of the table."""
+    paths: set[str] = set()
+    pending: set[str] = set()
+    for task_id, asset, thumbnail, may_commit in db.conn.execute(
+            "SELECT id, asset_path, thumbnail_path, status IN ('queued', 'in_progress') AND deleted = 0 "
+            "FROM videos WHERE asset_path IS NOT NULL OR thumbnail_path IS NOT NULL "
+            "OR (status IN ('queued', 'in_progress') AND deleted = 0)"):
+        paths.update(p for p in (asset, thumbnail) if p)
+        if may_commit:
+            pending.add(task_id)
+    return paths, pending

@@ -16,7 +16,7 @@ import itertools
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from aiohttp import web
@@ -87,6 +87,9 @@ class FakeKling:
         self.block_at_submit = False             # 400 / 1301 content security at submit
         self.rate_limit_next = 0                 # the next N API calls get 429 / 1302
         self.video = video_bytes()
+        # where a finished task says its video is: the URL it would give -> the one it gives
+        self.video_url_for: Callable[[str], str] | None = None
+        self.cdn_redirect: str | None = None     # the CDN answers 302 to this URL instead
         self._ids = itertools.count(867283741759111202)
         self.port = 0
         self._server = ThreadedServer(self._app)
@@ -268,15 +271,23 @@ class FakeKling:
         if task.status == "succeed":
             data["task_result"] = {"videos": [{
                 "id": str(uuid.uuid5(uuid.NAMESPACE_URL, task.task_id)),
-                "url": f"{self.base_url}/cdn/{task.task_id}.mp4",
+                "url": self._video_url(f"{self.base_url}/cdn/{task.task_id}.mp4"),
                 "duration": f"{int(task.body.get('duration', '5')) + 0.042:.3f}"}]}
             data["watermark_info"] = {"enabled": False}
             data["final_unit_deduction"] = "1"
         return data
 
+    def _video_url(self, url: str) -> str:
+        return self.video_url_for(url) if self.video_url_for else url
+
+    def cdn_requests(self) -> list[Received]:
+        return [r for r in self.received if r.path.startswith("/cdn/")]
+
     async def _cdn(self, request: web.Request) -> web.Response:
         # The CDN is public: no Authorization is needed (or expected).
         self.received.append(Received(request.method, request.path, dict(request.headers), None))
+        if self.cdn_redirect is not None:
+            raise web.HTTPFound(self.cdn_redirect)
         name = request.match_info["name"]
         task_id = name[:-4] if name.endswith(".mp4") else None
         if task_id is None or not any(t.task_id == task_id and t.status == "succeed" for t in self.tasks.values()):

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from aiohttp import web
@@ -146,6 +146,9 @@ class FakeRunway:
         self.video, self.video_is_placeholder = _sample_video()
         self._injected: list[tuple[int, dict]] = []   # answers for the next API calls
         self._url_generation = 0                     # bumped to expire every output URL
+        # where a finished task says its video is: the URL it would give -> the one it gives
+        self.output_url_for: Callable[[str], str] | None = None
+        self.cdn_redirect: str | None = None         # the CDN answers 302 to this URL instead
         self.port = 0
         self._server = ThreadedServer(self._app)
 
@@ -272,12 +275,18 @@ class FakeRunway:
 
     def output_url(self, task: Task) -> str:
         token = _fake_jwt(task.output_name, task.created, self._url_generation)
-        return f"{self.base_url}/cdn/{task.output_name}?_jwt={token}"
+        url = f"{self.base_url}/cdn/{task.output_name}?_jwt={token}"
+        return self.output_url_for(url) if self.output_url_for else url
+
+    def cdn_requests(self) -> list[Received]:
+        return [r for r in self.received if r.path.startswith("/cdn/")]
 
     async def _cdn(self, request: web.Request) -> web.Response:
         # The CDN is not the API: a signed URL, no bearer key and no version header.
         self.received.append(Received(request.method, request.path, request.query_string,
                                       dict(request.headers), None))
+        if self.cdn_redirect is not None:
+            raise web.HTTPFound(self.cdn_redirect)
         name = request.match_info["name"]
         task = next((t for t in self.tasks.values() if t.output_name == name and not t.cancelled), None)
         if task is None or request.query.get("_jwt") != _fake_jwt(name, task.created, self._url_generation):

@@ -16,11 +16,10 @@ from server.errors import GatewayError, upstream_failed
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.kling import convert, errors
 from server.providers.kling.auth import TokenCache
+from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 
 API_TIMEOUT = aiohttp.ClientTimeout(total=30)
-# A video may be large: bound connecting and each read, not the whole transfer.
-DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
 CHUNK = 256 * 1024
 
 
@@ -40,6 +39,7 @@ def split_task_id(task_id: str) -> tuple[str, str]:
 class KlingVideo:
     def __init__(self, upstream: Upstream, clock: Callable[[], float] = time.time) -> None:
         self._http = upstream.http
+        self._files = fetcher_for(upstream)
         self._clock = clock
         self._tokens = TokenCache(clock)
 
@@ -68,8 +68,9 @@ class KlingVideo:
         if state.status != "completed" or not state.video_url:
             raise GatewayError(404, "The video is not ready.", "video_unavailable")
         try:
-            # The result sits on Kling's CDN: no credentials are sent there.
-            async with self._http.get(state.video_url, timeout=DOWNLOAD_TIMEOUT) as resp:
+            # The result sits on Kling's CDN: no credentials are sent there, and the URL
+            # is checked (scheme, address, every redirect) before anything is fetched.
+            async with await self._files.get(state.video_url, channel.base_url) as resp:
                 if resp.status in (403, 404, 410):
                     # Kling clears results after 30 days.
                     raise GatewayError(404, "The video is no longer available upstream.", "video_expired")

@@ -13,6 +13,7 @@ import orjson
 from server.errors import GatewayError, invalid_request, upstream_failed
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.runway import convert, errors
+from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
@@ -20,8 +21,6 @@ API_VERSION = "2024-11-06"       # the X-Runway-Version every call must carry
 # A body may hold a 5 MB data: URI, so submitting gets longer than polling.
 SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=60)
 API_TIMEOUT = aiohttp.ClientTimeout(total=30)
-# A video may be large: bound connecting and each read, not the whole transfer.
-DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=60)
 CHUNK = 256 * 1024
 # What a signed CDN URL answers once its `_jwt` has expired (URLs last 24-48 hours).
 EXPIRED_URL = {401, 403, 404, 410}
@@ -43,6 +42,7 @@ class RunwayVideo:
 
     def __init__(self, upstream: Upstream) -> None:
         self._http = upstream.http
+        self._files = fetcher_for(upstream)
 
     def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
         return convert.prepare(request)
@@ -74,11 +74,11 @@ class RunwayVideo:
             raise invalid_request("The variant must be 'video' or 'thumbnail'.", "variant")
         url = state.video_url or await self._fresh_url(channel, task_id)
         try:
-            response = await self._fetch(url)
+            response = await self._fetch(channel, url)
             if response.status in EXPIRED_URL and url == state.video_url:
                 # Output URLs expire; Runway says to fetch the task again for fresh ones.
                 response.release()
-                response = await self._fetch(await self._fresh_url(channel, task_id))
+                response = await self._fetch(channel, await self._fresh_url(channel, task_id))
             async with response:
                 if response.status != 200:
                     raise upstream_failed(f"Runway's video storage answered HTTP {response.status}.")
@@ -95,9 +95,10 @@ class RunwayVideo:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    async def _fetch(self, url: str) -> aiohttp.ClientResponse:
+    async def _fetch(self, channel: Channel, url: str) -> aiohttp.ClientResponse:
         # No Authorization here: the URL is signed, and the key must not reach the CDN.
-        return await self._http.get(url, timeout=DOWNLOAD_TIMEOUT)
+        # The URL is Runway's choice, so where it points is checked first, every redirect too.
+        return await self._files.get(url, channel.base_url or DEFAULT_BASE_URL)
 
     async def _fresh_url(self, channel: Channel, task_id: str) -> str:
         state = await self.poll(channel, task_id)
