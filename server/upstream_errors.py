@@ -50,7 +50,7 @@ KNOWN_CODES = frozenset({
     "model_not_supported", "seed_not_supported", "remix_unsupported", "task_not_found", "video_not_found",
     "video_not_ready", "video_unavailable", "video_expired", "thumbnail_unavailable", "invalid_video",
     "invalid_input", "generation_failed", "cancelled", "timeout", "channel_unavailable",
-    "service_unavailable", "upstream_bad_answer",
+    "service_unavailable", "upstream_bad_answer", "unsafe_url",
 })
 
 # A status OpenAI's video API reported that st-ai does not know, named in the code.

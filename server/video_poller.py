@@ -11,7 +11,7 @@ import socket
 import time
 
 from server.assets import AssetStore, InvalidAsset
-from server import upstream_errors
+from server import redact, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.media_types import image_type
@@ -152,11 +152,10 @@ class VideoPoller:
             await asyncio.shield(self.worker.run(store.release, task.id, self.owner, next_poll, **changes))
 
     async def _fail(self, task: VideoTask, code: str, message: str) -> bool:
-        # What a provider reported is stored and shown to the client: known codes only, scrubbed words.
-        code, message = upstream_errors.task_failure(self.catalog.snapshot.channels_by_id.get(task.channel_id),
-                                                     code, message)
+        """Fail with st-ai's own code; the message may quote an upstream, so it is scrubbed."""
+        channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
         return await self.worker.run(store.update, task.id, store.OPEN, status="failed", error_code=code,
-                                     error_message=message)
+                                     error_message=redact.scrub(message, channel))
 
     async def _advance(self, task: VideoTask) -> dict:
         """One step for one task; returns column changes to store with the lease release."""
@@ -173,8 +172,8 @@ class VideoPoller:
             return {"upstream_id": await self._submit_again(task, channel, provider), "failures": 0}
         state = await provider.poll(channel, task.upstream_id)
         if state.status == "failed":
-            await self._fail(task, state.error_code or "generation_failed",
-                             state.error_message or "The provider reported that the video failed.")
+            # what the provider reported is shown to the client: known codes only, scrubbed words
+            await self._fail(task, *upstream_errors.task_failure(channel, state.error_code, state.error_message))
             return {}
         if state.status == "completed":
             await self._finish(task, channel, provider, state)
