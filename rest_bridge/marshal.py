@@ -1,6 +1,8 @@
 """JSON and SSE on the wire: request bodies in, JSON answers and event streams out."""
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import orjson
@@ -33,16 +35,25 @@ def parse_body(raw: bytes) -> dict:
     return data
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,30}")  # ASCII digits only; int() would take '١', ' 1' and '1_0'
+_INTEGER_TYPES = (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+                  FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64)
+
+
 def _query_value(field: FieldDescriptor, raw: str) -> Any:
     kind = field.type
-    try:
-        if kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64,
-                    FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64):
-            return int(raw)
-        if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-            return float(raw)
-    except ValueError:
-        raise invalid_request(f"'{field.name}' must be a number.", param=field.name) from None
+    if kind in _INTEGER_TYPES:
+        if not _INTEGER.fullmatch(raw):
+            raise invalid_request(f"'{field.name}' must be a whole number.", param=field.name)
+        return int(raw)  # out of the field's range: the codec says so
+    if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        try:
+            number = float(raw)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise invalid_request(f"'{field.name}' must be a number.", param=field.name)
+        return number
     if kind == FieldDescriptor.TYPE_BOOL:
         if raw not in ("true", "false"):
             raise invalid_request(f"'{field.name}' must be true or false.", param=field.name)
@@ -81,17 +92,6 @@ def form_fields(request_class: type[Message], form: Any) -> dict:
         else:
             out[name] = value
     return out
-
-
-def byte_range(header: str | None) -> tuple[int | None, int | None]:
-    """`Range: bytes=START-END` (one range; END optional) -> (START, END); a suffix
-    range `bytes=-N` is not supported and is ignored like other unparsable ranges."""
-    if not header or not header.startswith("bytes="):
-        return None, None
-    first, sep, last = header[6:].strip().partition("-")
-    if not sep or not first.isdigit() or (last and not last.isdigit()) or "," in header:
-        return None, None
-    return int(first), int(last) if last else None
 
 
 def to_message(request_class: type[Message], data: dict) -> Message:
