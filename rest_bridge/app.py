@@ -8,7 +8,7 @@ import grpc
 from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 
-from rest_bridge import marshal
+from rest_bridge import marshal, multipart
 from rest_bridge.errors import from_rpc_error, openai_errors
 from rest_bridge.range_header import RANGE_FIELDS, range_fields
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
@@ -49,8 +49,9 @@ FORWARDED_HEADERS = ("openai-poll-after-ms",)
 
 async def _read_body(request: web.Request, binding: Binding) -> dict:
     if request.content_type == "multipart/form-data":
-        return marshal.form_fields(binding.request_class, await request.post())
-    return marshal.parse_body(await request.read())
+        parts = multipart.parse(await request.read(), request.headers.get("Content-Type", ""))
+        return marshal.form_fields(binding.request_class, parts)
+    return marshal.parse_body(await request.read(), request.charset)
 
 
 def _handler(route: Route):
