@@ -30,7 +30,7 @@ def range_fields(headers) -> dict[str, int]:
     if value is None or "If-Range" in headers:
         return {}
     unit, sep, ranges = value.strip().partition("=")
-    if not sep or unit.strip().lower() != "bytes":  # range units are case-insensitive
+    if not sep or unit.lower() != "bytes":  # range units are case-insensitive
         return {}
     # a list may hold empty elements, which recipients skip (RFC 9110 5.6.1.2)
     specs = [spec.strip(" \t") for spec in ranges.split(",") if spec.strip(" \t")]
