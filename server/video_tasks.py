@@ -15,7 +15,6 @@ from typing import AsyncIterator
 
 from server import byte_ranges, routing
 from server.assets import AssetStore
-from server.byte_ranges import ByteRange, Span
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
@@ -261,7 +260,7 @@ class VideoTasks:
         return await self._submit(task, lambda: provider.remix(channel, source.upstream_id, prompt))
 
     async def content(self, token: Token, video_id: str, variant: str | None,
-                      asked: ByteRange) -> tuple[str, Span, AsyncIterator[bytes]]:
+                      asked: byte_ranges.ByteRange) -> tuple[str, byte_ranges.Span, AsyncIterator[bytes]]:
         """(content type, the bytes' place in the file, the bytes)."""
         task = await self._owned(token, video_id)
         variant = variant or "video"
