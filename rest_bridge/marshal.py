@@ -27,7 +27,9 @@ def parse_body(raw: bytes, charset: str | None = None) -> dict:
     if not raw.strip():
         raise invalid_request("The request body is empty; send a JSON object.", code="invalid_json")
     source: bytes | str = raw
-    if charset:  # JSON is UTF-8 (RFC 8259); a body that says otherwise is decoded as it says
+    # JSON is UTF-8 (RFC 8259), which orjson reads from the bytes themselves; a body
+    # that declares another charset is decoded as it says
+    if charset and multipart.codec_name(charset) not in ("utf-8", "ascii"):
         source = multipart.decode(raw, charset, "The request body")
     try:
         data = orjson.loads(source)
@@ -86,8 +88,8 @@ def form_fields(request_class: type[Message], parts: list[multipart.Part]) -> di
     out: dict = {}
     for part in parts:
         name, field = part.name, fields.get(part.name)
-        takes_file = field is not None and field.message_type is not None and \
-            "data" in field.message_type.fields_by_name
+        takes_file = (field is not None and field.message_type is not None
+                      and "data" in field.message_type.fields_by_name)
         if part.is_file:
             if not takes_file:
                 raise invalid_request(f"'{name}' does not take a file.", param=name)

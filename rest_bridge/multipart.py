@@ -130,14 +130,20 @@ def _part(headers: dict[str, str], data: memoryview) -> Part:
     return Part(name, bytes(data), filename, headers.get("content-type") or None)
 
 
+def codec_name(charset: str) -> str | None:
+    """Python's name for a charset st-ai reads; None for others."""
+    try:
+        name = codecs.lookup(charset).name
+    except (LookupError, ValueError):  # ValueError: a NUL or a lone surrogate in the name
+        return None
+    return name if name in TEXT_CHARSETS else None
+
+
 def decode(data: bytes, charset: str | None, what: str, param: str | None = None) -> str:
     """`data` decoded by a declared charset (UTF-8 when none); a charset st-ai does not
     read, or bytes that are not in it, are the client's error."""
-    try:
-        codec = codecs.lookup(charset or "utf-8").name
-    except LookupError:
-        codec = None
-    if codec not in TEXT_CHARSETS:
+    codec = codec_name(charset or "utf-8")
+    if codec is None:
         raise invalid_request(f"{what} has a charset st-ai does not read; send UTF-8.", param=param,
                               code="unsupported_charset")
     try:

@@ -203,6 +203,8 @@ def test_a_valid_form_still_creates_a_video(setup) -> None:
 HEADER_CASES = [
     ("json-bogus-charset", {"Content-Type": "application/json; charset=bogus"}, 400),
     ("json-codec-not-charset", {"Content-Type": "application/json; charset=base64"}, 400),
+    ("json-charset-raw-byte", {"Content-Type": "application/json; charset=\u00ff"}, 400),  # sent as byte 0xff
+    ("multipart-charset-raw-byte", {"Content-Type": f"{FORM_TYPE}; charset=\u00ff"}, 400),
     ("json-latin1-invalid", {"Content-Type": "application/json; charset=utf-8"}, None),
     ("content-type-junk", {"Content-Type": "\u00e9;;;=;\\"}, None),
     ("content-type-empty", {"Content-Type": ""}, None),

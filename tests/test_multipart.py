@@ -86,6 +86,8 @@ END = f"--{BOUNDARY}--\r\n".encode()
      CONTENT_TYPE, "prompt"),
     ("bogus charset", part('Content-Disposition: form-data; name="prompt"\r\nContent-Type: text/plain; '
                            "charset=bogus") + END, CONTENT_TYPE, "prompt"),
+    ("charset with a NUL", part('Content-Disposition: form-data; name="prompt"\r\nContent-Type: text/plain; '
+                                "charset=utf-8\x00") + END, CONTENT_TYPE, "prompt"),
     ("codec that is no charset", part('Content-Disposition: form-data; name="prompt"\r\nContent-Type: '
                                       "text/plain; charset=rot13") + END, CONTENT_TYPE, "prompt"),
     ("file where text is expected", part('Content-Disposition: form-data; name="prompt"; filename="p.txt"')
