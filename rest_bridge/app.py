@@ -8,8 +8,9 @@ import grpc
 from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 
-from rest_bridge import access_log, health, marshal
+from rest_bridge import access_log, health, marshal, multipart
 from rest_bridge.errors import from_rpc_error, openai_errors
+from rest_bridge.range_header import RANGE_FIELDS, range_fields
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
 from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
 from server.errors import invalid_api_key
@@ -28,12 +29,15 @@ def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
     return (("authorization", authorization),)
 
 
-async def _request_message(request: web.Request, binding: Binding, body: dict | None):
+async def _request_message(request: web.Request, binding: Binding, body: dict | None,
+                           headers: dict | None = None):
     data = dict(body) if body is not None else {}
     if binding.body == "":
         data.update(marshal.query_fields(binding.request_class, request.query, binding.path_fields))
     elif binding.body != "*":
         data = {binding.body: data}
+    if headers:  # fields a header sets (a Range) replace the query's
+        data = {k: v for k, v in data.items() if k not in RANGE_FIELDS} | headers
     for name in binding.path_fields:
         data[name] = request.match_info[name]
     return marshal.to_message(binding.request_class, data)
@@ -45,8 +49,9 @@ FORWARDED_HEADERS = ("openai-poll-after-ms",)
 
 async def _read_body(request: web.Request, binding: Binding) -> dict:
     if request.content_type == "multipart/form-data":
-        return marshal.form_fields(binding.request_class, await request.post())
-    return marshal.parse_body(await request.read())
+        parts = multipart.parse(await request.read(), request.headers.get("Content-Type", ""))
+        return marshal.form_fields(binding.request_class, parts)
+    return marshal.parse_body(await request.read(), request.charset)
 
 
 def _handler(route: Route):
@@ -59,11 +64,8 @@ def _handler(route: Route):
         body = await _read_body(request, unary) if wants_body else None
         binding = streaming if streaming is not None and (
             len(route.bindings) == 1 or (body or {}).get("stream") is True) else unary
-        if ranged:
-            start, end = marshal.byte_range(request.headers.get("Range"))
-            if start is not None:
-                body = {"range_start": start, **({"range_end": end} if end is not None else {})}
-        message = await _request_message(request, binding, body)
+        message = await _request_message(request, binding, body,
+                                         range_fields(request.headers) if ranged else None)
         call = request.app[CALLABLES][binding.rpc_path](message, metadata=_metadata(request))
         if binding.response_class is HttpBody:
             return await _relay_bytes(request, call)
@@ -102,7 +104,12 @@ async def _relay_bytes(request: web.Request, call: grpc.aio.UnaryStreamCall) -> 
         return response
     except grpc.aio.AioRpcError as error:
         if response is None or not response.prepared:
-            return marshal.error_response(from_rpc_error(error))
+            answer = marshal.error_response(from_rpc_error(error))
+            # a 416 names the file's size (`bytes */N`), sent before the error
+            unsatisfiable = dict(await call.initial_metadata() or ()).get("st-ai-content-range")
+            if answer.status == 416 and unsatisfiable:
+                answer.headers["Content-Range"] = unsatisfiable
+            return answer
         # The status line is sent: end the body short of its Content-Length, which
         # tells the client the download failed.
         request.transport.close()

@@ -1,6 +1,8 @@
 """JSON and SSE on the wire: request bodies in, JSON answers and event streams out."""
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import orjson
@@ -8,6 +10,7 @@ from aiohttp import web
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from rest_bridge import multipart
 from server.codec import codec_for
 from server.errors import GatewayError, invalid_request
 
@@ -20,12 +23,19 @@ SSE_HEADERS = {
 DONE = b"data: [DONE]\n\n"
 
 
-def parse_body(raw: bytes) -> dict:
+def parse_body(raw: bytes, charset: str | None = None) -> dict:
     if not raw.strip():
         raise invalid_request("The request body is empty; send a JSON object.", code="invalid_json")
+    source: bytes | str = raw
+    # JSON is UTF-8 (RFC 8259), which orjson reads from the bytes themselves; a body
+    # that declares another charset is decoded as it says
+    if charset and multipart.codec_name(charset) not in ("utf-8", "ascii"):
+        source = multipart.decode(raw, charset, "The request body")
     try:
-        data = orjson.loads(raw)
+        data = orjson.loads(source)
     except orjson.JSONDecodeError as exc:
+        if "UTF-8" in exc.msg:
+            raise invalid_request("The request body is not valid UTF-8.", code="invalid_json") from None
         raise invalid_request(f"We could not parse the JSON body of your request: {exc.msg}.",
                               code="invalid_json") from None
     if not isinstance(data, dict):
@@ -33,16 +43,25 @@ def parse_body(raw: bytes) -> dict:
     return data
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,30}")  # ASCII digits only; int() would take '١', ' 1' and '1_0'
+_INTEGER_TYPES = (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+                  FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64)
+
+
 def _query_value(field: FieldDescriptor, raw: str) -> Any:
     kind = field.type
-    try:
-        if kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64,
-                    FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64):
-            return int(raw)
-        if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-            return float(raw)
-    except ValueError:
-        raise invalid_request(f"'{field.name}' must be a number.", param=field.name) from None
+    if kind in _INTEGER_TYPES:
+        if not _INTEGER.fullmatch(raw):
+            raise invalid_request(f"'{field.name}' must be a whole number.", param=field.name)
+        return int(raw)  # out of the field's range: the codec says so
+    if kind in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        try:
+            number = float(raw)
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            raise invalid_request(f"'{field.name}' must be a number.", param=field.name)
+        return number
     if kind == FieldDescriptor.TYPE_BOOL:
         if raw not in ("true", "false"):
             raise invalid_request(f"'{field.name}' must be true or false.", param=field.name)
@@ -61,37 +80,33 @@ def query_fields(request_class: type[Message], query: Any, skip: tuple[str, ...]
     return out
 
 
-def form_fields(request_class: type[Message], form: Any) -> dict:
+def form_fields(request_class: type[Message], parts: list[multipart.Part]) -> dict:
     """A multipart/form-data body as a request dict: text parts converted to their
     fields' types, uploaded files into InputFile-shaped fields (data, filename,
     content_type). Parts that name no field travel on as text, like unknown JSON keys."""
     fields = request_class.DESCRIPTOR.fields_by_name
     out: dict = {}
-    for name, value in form.items():
-        field = fields.get(name)
-        if hasattr(value, "file"):  # an uploaded file
-            if field is None or field.message_type is None or "data" not in field.message_type.fields_by_name:
+    for part in parts:
+        name, field = part.name, fields.get(part.name)
+        takes_file = (field is not None and field.message_type is not None
+                      and "data" in field.message_type.fields_by_name)
+        if part.is_file:
+            if not takes_file:
                 raise invalid_request(f"'{name}' does not take a file.", param=name)
-            out[name] = {"data": value.file.read(), "filename": value.filename,
-                         "content_type": value.content_type}
-        elif field is not None and field.message_type is None and not field.is_repeated:
+            out[name] = {"data": part.data, "filename": part.filename,
+                         "content_type": part.content_type}
+            continue
+        value = multipart.text(part)
+        if field is not None and field.message_type is None and not field.is_repeated:
             out[name] = _query_value(field, value)
         elif field is not None and field.message_type is not None:
-            out[name] = parse_body(value.encode())  # e.g. metadata sent as a JSON text part
+            try:  # e.g. metadata, or input_reference as {"image_url": ...}, sent as a JSON text part
+                out[name] = parse_body(value.encode())
+            except GatewayError as error:
+                raise invalid_request(f"'{name}' must be a JSON object: {error.message}", param=name) from None
         else:
             out[name] = value
     return out
-
-
-def byte_range(header: str | None) -> tuple[int | None, int | None]:
-    """`Range: bytes=START-END` (one range; END optional) -> (START, END); a suffix
-    range `bytes=-N` is not supported and is ignored like other unparsable ranges."""
-    if not header or not header.startswith("bytes="):
-        return None, None
-    first, sep, last = header[6:].strip().partition("-")
-    if not sep or not first.isdigit() or (last and not last.isdigit()) or "," in header:
-        return None, None
-    return int(first), int(last) if last else None
 
 
 def to_message(request_class: type[Message], data: dict) -> Message:

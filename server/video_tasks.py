@@ -13,7 +13,7 @@ import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import AsyncIterator
 
-from server import call_record, routing, upstream_errors
+from server import byte_ranges, call_record, routing, upstream_errors
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
@@ -273,9 +273,9 @@ class VideoTasks:
         await self.worker.run(store.insert, task)
         return await self._submit(task, lambda: provider.remix(channel, source.upstream_id, prompt), channel, body)
 
-    async def content(self, token: Token, video_id: str, variant: str | None, start: int | None,
-                      end: int | None) -> tuple[str, int, int, int, AsyncIterator[bytes]]:
-        """(content type, total size, first byte, last byte, the bytes)."""
+    async def content(self, token: Token, video_id: str, variant: str | None,
+                      asked: byte_ranges.ByteRange) -> tuple[str, byte_ranges.Span, AsyncIterator[bytes]]:
+        """(content type, the bytes' place in the file, the bytes)."""
         task = await self._owned(token, video_id)
         variant = variant or "video"
         if variant not in ("video", "thumbnail"):
@@ -289,9 +289,5 @@ class VideoTasks:
             if variant == "thumbnail" and task.asset_path:
                 raise GatewayError(404, "This video has no thumbnail.", "thumbnail_unavailable", "variant")
             raise GatewayError(410, "The video's content has expired and was removed.", "video_expired")
-        first = start or 0
-        last = total - 1 if end is None or end >= total else end
-        if start is not None and (first >= total or first > last):
-            raise GatewayError(416, f"The range is not satisfiable: the content has {total} bytes.",
-                               "range_not_satisfiable")
-        return kind, total, first, last, self.assets.read(path, first, last)
+        span = byte_ranges.resolve(asked, total)
+        return kind, span, self.assets.read(path, span.first, span.last)

@@ -468,14 +468,18 @@ def test_content_before_completion_is_409_and_ranges_of_a_completed_video(paths,
     ranged(f"bytes={total - 1}-{total - 1}", total - 1, total - 1)
     ranged(f"bytes={total // 2}-{total // 2 + 300}", total // 2, total // 2 + 300)
 
-    for bad in (f"bytes={total}-", f"bytes={total + 5}-{total + 10}", "bytes=200-100"):
+    ranged("bytes=-100", total - 100, total - 1)  # a suffix: the last 100 bytes
+    ranged(f"bytes=-{total + 100}", 0, total - 1)
+
+    for bad in (f"bytes={total}-", f"bytes={total + 5}-{total + 10}", "bytes=200-100", "bytes=-0"):
         reply = download(gw, key, video_id, {"Range": bad})
         assert reply.status == 416, (bad, reply)
+        assert reply.headers["content-range"] == f"bytes */{total}", bad
         assert reply.json()["error"]["code"] == "range_not_satisfiable", bad
         assert str(total) in reply.json()["error"]["message"]
 
     # ranges st-ai does not understand are ignored: the whole video, as HTTP allows
-    for ignored in ("bytes=-100", "bytes=0-10,20-30", "items=0-10", "bytes=a-b"):
+    for ignored in ("bytes=0-10,20-30", "items=0-10", "bytes=a-b"):
         reply = download(gw, key, video_id, {"Range": ignored})
         assert reply.status == 200 and reply.body == body, ignored
 

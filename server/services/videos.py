@@ -4,6 +4,7 @@ from __future__ import annotations
 import grpc
 from google.api import httpbody_pb2
 
+from server.byte_ranges import ByteRange, RangeNotSatisfiable
 from server.catalog import Catalog
 from server.codec import codec_for
 from server.services.status import bearer, rpc_errors
@@ -14,6 +15,8 @@ CREATE = codec_for(videos_pb2.CreateVideoRequest, strict=True)
 REMIX = codec_for(videos_pb2.RemixVideoRequest, strict=True)
 VIDEO = codec_for(videos_pb2.Video)
 LIST = codec_for(videos_pb2.VideoList)
+CONTENT_LENGTH = "st-ai-content-length"
+CONTENT_RANGE = "st-ai-content-range"
 
 
 class VideosService(videos_pb2_grpc.VideosServicer):
@@ -59,13 +62,17 @@ class VideosService(videos_pb2_grpc.VideosServicer):
     @rpc_errors
     async def GetVideoContent(self, request: videos_pb2.GetVideoContentRequest, context: grpc.aio.ServicerContext):
         token = self._catalog.authenticate(bearer(context))
-        ranged = request.HasField("range_start")
-        kind, total, first, last, chunks = await self._tasks.content(
-            token, request.video_id, request.variant, request.range_start if ranged else None,
-            request.range_end if request.HasField("range_end") else None)
-        headers = [("st-ai-content-length", str(last - first + 1))]
-        if ranged:
-            headers.append(("st-ai-content-range", f"bytes {first}-{last}/{total}"))
+        asked = ByteRange(*(getattr(request, f) if request.HasField(f) else None
+                            for f in ("range_start", "range_end", "suffix_length")))
+        try:
+            kind, span, chunks = await self._tasks.content(token, request.video_id, request.variant, asked)
+        except RangeNotSatisfiable as error:
+            # the file's size, for the 416's `Content-Range: bytes */N`
+            await context.send_initial_metadata(((CONTENT_RANGE, error.content_range),))
+            raise
+        headers = [(CONTENT_LENGTH, str(span.length))]
+        if span.partial:
+            headers.append((CONTENT_RANGE, span.content_range))
         await context.send_initial_metadata(tuple(headers))
         async for chunk in chunks:
             yield httpbody_pb2.HttpBody(content_type=kind, data=chunk)

@@ -150,16 +150,18 @@ class DeletedVideo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class GetVideoContentRequest(_message.Message):
-    __slots__ = ("video_id", "variant", "range_start", "range_end")
+    __slots__ = ("video_id", "variant", "range_start", "range_end", "suffix_length")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     RANGE_START_FIELD_NUMBER: _ClassVar[int]
     RANGE_END_FIELD_NUMBER: _ClassVar[int]
+    SUFFIX_LENGTH_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     variant: str
     range_start: int
     range_end: int
-    def __init__(self, video_id: _Optional[str] = ..., variant: _Optional[str] = ..., range_start: _Optional[int] = ..., range_end: _Optional[int] = ...) -> None: ...
+    suffix_length: int
+    def __init__(self, video_id: _Optional[str] = ..., variant: _Optional[str] = ..., range_start: _Optional[int] = ..., range_end: _Optional[int] = ..., suffix_length: _Optional[int] = ...) -> None: ...
 
 class RemixVideoRequest(_message.Message):
     __slots__ = ("video_id", "prompt", "extra_json")
