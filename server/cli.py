@@ -36,6 +36,16 @@ def _env_float(name: str, fallback: float):
     return parse
 
 
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds above 0")
+    return value
+
+
 def _env_default(name: str, fallback: float) -> float:
     try:
         return float(os.environ.get(name, fallback))
@@ -73,6 +83,15 @@ def _db(args: argparse.Namespace):
 
 # -- commands -------------------------------------------------------------------------
 
+def _client_timeouts(args: argparse.Namespace):
+    from rest_bridge.http_server import ClientTimeouts
+
+    if not hasattr(args, "keepalive_timeout"):  # `st-ai grpc` has no HTTP clients
+        return ClientTimeouts()
+    return ClientTimeouts(header=args.client_header_timeout, body=args.client_body_timeout,
+                          keepalive=args.keepalive_timeout)
+
+
 def _config(args: argparse.Namespace):
     from server import gateway
     from server.video_tasks import VideoConfig
@@ -83,7 +102,7 @@ def _config(args: argparse.Namespace):
                           http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
                           upstream_timeout=args.upstream_timeout, assets_dir=args.assets_dir,
-                          public_url=args.public_url, video=video)
+                          public_url=args.public_url, video=video, client_timeouts=_client_timeouts(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -108,7 +127,8 @@ def cmd_grpc(args: argparse.Namespace) -> None:
 def cmd_bridge(args: argparse.Namespace) -> None:
     from server import gateway
 
-    gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes))
+    gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes,
+                                     _client_timeouts(args)))
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
@@ -205,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--http-port", type=int, default=8080)
         p.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024,
                        help="largest request body the REST bridge accepts (default 32 MiB)")
+        # nginx's client_header_timeout, client_body_timeout and keepalive_timeout
+        p.add_argument("--client-header-timeout", type=positive_seconds, default=60.0, metavar="S",
+                       help="a client must send a whole request header within S seconds (default 60)")
+        p.add_argument("--client-body-timeout", type=positive_seconds, default=60.0, metavar="S",
+                       help="at most S seconds between two reads of a request body (default 60)")
+        p.add_argument("--keepalive-timeout", type=positive_seconds, default=75.0, metavar="S",
+                       help="an idle keep-alive connection is closed after S seconds (default 75)")
     for p in (serve, grpc_):
         db_option(p)
         p.add_argument("--grpc-port", type=int, default=50051)

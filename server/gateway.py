@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
+from rest_bridge.http_server import BridgeRunner, ClientTimeouts
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.grpc_server import build_server
@@ -46,6 +47,7 @@ class Config:
     assets_dir: str = "st-ai-assets"
     public_url: str | None = None  # where clients reach the REST bridge, for URLs st-ai hands out
     video: VideoConfig = field(default_factory=VideoConfig)
+    client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
 
 
 @dataclass
@@ -103,9 +105,10 @@ def _listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, reuse_port=False)
 
 
-async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int) -> web.AppRunner:
-    runner = web.AppRunner(build_app(grpc_target, max_body_bytes=max_body_bytes),
-                           handler_cancellation=True, access_log=None)
+async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
+                        timeouts: ClientTimeouts) -> web.AppRunner:
+    runner = BridgeRunner(build_app(grpc_target, max_body_bytes=max_body_bytes), timeouts=timeouts,
+                          handler_cancellation=True, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner
@@ -134,7 +137,7 @@ async def serve(config: Config) -> None:
         if grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {config.host}:{config.grpc_port}")
         await server.start()
-        runner = await _start_bridge(socket_target, sock, config.max_body_bytes)
+        runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts)
         _announce(f"st-ai ready: REST http://{config.host}:{http_port}/v1  gRPC {config.host}:{grpc_port}"
                   f"  db {config.db_path}")
         try:
@@ -164,9 +167,10 @@ async def serve_grpc(config: Config) -> None:
             await server.stop(grace=5)
 
 
-async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int) -> None:
+async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int,
+                       timeouts: ClientTimeouts = ClientTimeouts()) -> None:
     sock = _listen(host, port)
-    runner = await _start_bridge(grpc_target, sock, max_body_bytes)
+    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts)
     _announce(f"st-ai REST bridge ready: http://{host}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
         await _wait_for_signal()
