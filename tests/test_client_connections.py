@@ -179,6 +179,21 @@ def test_stalled_multipart_body_gets_408(gateway) -> None:
     assert status == 408 and error["code"] == "request_timeout", error
 
 
+def test_a_stalled_body_the_gateway_did_not_need_is_cut_off_after_its_answer(gateway) -> None:
+    """Refused before its body is read (an unknown URL), then stalled: the 404 is answered
+    and the connection closed within the body timeout, with no error of the gateway's own."""
+    request = _chat(gateway, "z" * 1000).replace(b"/v1/chat/completions", b"/v1/no-such-thing")
+    with _connect(gateway) as sock:
+        sock.sendall(request[:-500])
+        started = time.monotonic()
+        raw = _read_until_closed(sock)
+        waited = time.monotonic() - started
+    assert waited < BODY_TIMEOUT + SLACK, waited
+    status, error = _openai_error(raw)
+    assert status == 404, error
+    _served(gateway)
+
+
 def test_a_body_whose_reads_are_closer_than_the_body_timeout_is_served(gateway) -> None:
     """The body timeout is between two reads (nginx's meaning), not for the whole body."""
     request = _chat(gateway, "y" * 300)
