@@ -27,6 +27,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from rest_bridge.marshal import JSON_TYPE, error_response
 from server.errors import GatewayError
+from server.memory import LARGE_BODY_BYTES, Trimmer
 
 log = logging.getLogger("st_ai.bridge")
 
@@ -87,9 +88,12 @@ class BridgeProtocol(RequestHandler):
     """One client connection. aiohttp's keep-alive timer covers idle connections; the
     header and body timers here cover a request that is arriving too slowly."""
 
-    def __init__(self, manager: web.Server, *, timeouts: ClientTimeouts, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, *, timeouts: ClientTimeouts, trimmer: Trimmer,
+                 **kwargs: Any) -> None:
         super().__init__(manager, keepalive_timeout=timeouts.keepalive, **kwargs)
         self._timeouts = timeouts
+        self._trimmer = trimmer
+        self._body_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._body: StreamReader | None = None
@@ -116,6 +120,7 @@ class BridgeProtocol(RequestHandler):
             # A header is complete; its body (if any) is what arrives next.
             self._stop_header_timer()
             self._stop_body_timer()
+            self._body_bytes = 0
             payload = self._messages[-1][1] if self._messages else None
             if isinstance(payload, StreamReader) and not payload.is_eof():
                 self._watch_body(payload)
@@ -123,6 +128,7 @@ class BridgeProtocol(RequestHandler):
             return
         elif self._body is not None and not self._body.is_eof():
             self._body_read_at = self._loop.time()
+            self._body_bytes += len(data)
         elif between_requests:
             self._header_bytes += len(data)
             if self._header_timer is None:
@@ -195,12 +201,26 @@ class BridgeProtocol(RequestHandler):
             return
         log.info("closing a client connection from %s: request body stalled for %gs",
                  self._peer(), self._timeouts.body)
+        if not self._request_in_progress:
+            # The answer is sent already (aiohttp is draining the unread body): just close.
+            self._body = None
+            self.force_close()
+            return
         # The handler waiting on the body gets the error where it reads (JSON or multipart)
         # and answers it; the connection then closes, as the rest of the body never came.
         body.set_exception(request_timeout("body", self._timeouts.body))
         body.feed_eof()
         self._body = None
         self.close()
+
+    async def finish_response(self, request: web.BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            if self._body_bytes >= LARGE_BODY_BYTES:
+                self._body_bytes = 0
+                self._trimmer.large_request_done()
 
     # -- errors before any handler ---------------------------------------------------
 
@@ -229,9 +249,11 @@ class BridgeServer(web.Server):
     def __init__(self, handler: Any, *, timeouts: ClientTimeouts, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.timeouts = timeouts
+        self.trimmer = Trimmer()
 
     def __call__(self) -> RequestHandler:
-        return BridgeProtocol(self, loop=self._loop, timeouts=self.timeouts, **self._kwargs)
+        return BridgeProtocol(self, loop=self._loop, timeouts=self.timeouts, trimmer=self.trimmer,
+                              **self._kwargs)
 
 
 class BridgeRunner(web.AppRunner):

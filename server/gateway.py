@@ -22,6 +22,7 @@ from rest_bridge.http_server import BridgeRunner, ClientTimeouts
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.grpc_server import build_server
+from server import memory
 from server.image_relay import ImageRelay
 from server.providers.interface import Upstream
 from server.providers.registry import Registry
@@ -185,6 +186,7 @@ def _grpc_host(host: str) -> str:
 def run(coro) -> None:
     logging.basicConfig(level=os.environ.get("ST_AI_LOG_LEVEL", "INFO"), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    memory.tune_malloc()
     try:
         asyncio.run(coro)
     except OSError as exc:
