@@ -43,9 +43,14 @@ class ClientTimeouts:
     keepalive: float = 75.0
 
 
-def request_timeout(what: str, seconds: float) -> GatewayError:
-    return GatewayError(408, f"The client sent the request {what} too slowly: nothing arrived "
-                        f"for {seconds:g} seconds.", "request_timeout", type="invalid_request_error")
+def header_timeout(seconds: float) -> GatewayError:
+    return GatewayError(408, f"The request header did not arrive in full within {seconds:g} seconds.",
+                        "request_timeout", type="invalid_request_error")
+
+
+def body_timeout(seconds: float) -> GatewayError:
+    return GatewayError(408, f"The request body stalled: nothing of it arrived for {seconds:g} seconds.",
+                        "request_timeout", type="invalid_request_error")
 
 
 def protocol_error(status: int, exc: BaseException | None) -> GatewayError:
@@ -168,7 +173,7 @@ class BridgeProtocol(RequestHandler):
             # the only response on the wire, so it can be written as is.
             log.info("closed a client connection from %s: request header incomplete after %gs",
                      self._peer(), self._timeouts.header)
-            self.transport.write(_raw_error(request_timeout("header", self._timeouts.header)))
+            self.transport.write(_raw_error(header_timeout(self._timeouts.header)))
         self.force_close()
 
     # -- body timeout ----------------------------------------------------------------
@@ -208,7 +213,7 @@ class BridgeProtocol(RequestHandler):
             return
         # The handler waiting on the body gets the error where it reads (JSON or multipart)
         # and answers it; the connection then closes, as the rest of the body never came.
-        body.set_exception(request_timeout("body", self._timeouts.body))
+        body.set_exception(body_timeout(self._timeouts.body))
         body.feed_eof()
         self._body = None
         self.close()

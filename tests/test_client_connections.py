@@ -223,3 +223,20 @@ def test_a_connection_that_never_sends_is_closed_within_the_header_timeout(gatew
         assert _read_until_closed(sock) == b""
         waited = time.monotonic() - started
     assert waited < HEADER_TIMEOUT + SLACK, waited
+
+
+@pytest.mark.parametrize("command", ["serve", "bridge"])
+def test_timeout_flags_take_seconds_above_zero_with_nginx_defaults(command: str, capsys) -> None:
+    from server.cli import build_parser
+
+    required = ["--grpc-target", "127.0.0.1:1"] if command == "bridge" else []
+    args = build_parser().parse_args([command, *required])
+    assert (args.client_header_timeout, args.client_body_timeout, args.keepalive_timeout) == (60, 60, 75)
+    args = build_parser().parse_args([command, *required, "--client-header-timeout", "2.5",
+                                      "--client-body-timeout", "7", "--keepalive-timeout", "0.5"])
+    assert (args.client_header_timeout, args.client_body_timeout, args.keepalive_timeout) == (2.5, 7, 0.5)
+    for flag in ("--client-header-timeout", "--client-body-timeout", "--keepalive-timeout"):
+        for bad in ("0", "-1", "soon", "inf", "nan"):
+            with pytest.raises(SystemExit):
+                build_parser().parse_args([command, *required, flag, bad])
+            assert "number of seconds" in capsys.readouterr().err
