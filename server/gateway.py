@@ -19,10 +19,10 @@ from aiohttp import web
 
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
+from server import memory
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.grpc_server import build_server
-from server import memory
 from server.image_relay import ImageRelay
 from server.providers.interface import Upstream
 from server.providers.registry import Registry
