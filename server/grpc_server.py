@@ -9,6 +9,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.errors import invalid_request
+from server.grpc_trim import TrimAfterLargeRequests
+from server.memory import Trimmer
 from server.services.chat import ChatService
 from server.services.images import ImagesService
 from server.services.models import ModelsService
@@ -105,7 +107,7 @@ class _MethodSymbols:
 
 async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
-    server = grpc.aio.server(interceptors=[UnparsableRequests()], options=[
+    server = grpc.aio.server(interceptors=[UnparsableRequests(), TrimAfterLargeRequests(Trimmer())], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),

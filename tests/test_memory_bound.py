@@ -21,6 +21,8 @@ CONCURRENT = 4
 # scripts/bench_memory.py measures ~5 MB per MB in flight on this path; 12 is the alarm
 MAX_GROWTH_PER_MB = 12
 NEAR_BASELINE_MB = 80
+# kept without a trim: ~100 MB after 4 x 30 MB; with it: a few MB
+GRPC_NEAR_BASELINE_MB = 40
 SETTLE_SECONDS = 60
 
 
@@ -83,3 +85,31 @@ def test_four_concurrent_30_mb_chat_bodies_cost_memory_in_proportion_and_give_it
     while (after := _rss_mb(gateway.proc.pid)) > baseline + NEAR_BASELINE_MB and time.monotonic() < deadline:
         time.sleep(0.5)
     assert after <= baseline + NEAR_BASELINE_MB, (baseline, peak[0], after)
+
+
+def test_memory_of_large_grpc_requests_is_given_back_too(gateway) -> None:
+    """Straight over gRPC (no REST bridge in the way): the server trims after large requests."""
+    import grpc
+
+    from st_ai.v1 import chat_pb2, chat_pb2_grpc
+
+    text = "memory " * (BODY_MB * 1024 * 1024 // 7)
+    request = chat_pb2.ChatCompletionRequest(
+        model=MODEL, messages=[chat_pb2.ChatMessage(role="user", text=text)])
+    del text
+    metadata = (("authorization", f"Bearer {gateway.key}"),)
+    with grpc.insecure_channel(gateway.grpc_target, options=[
+            ("grpc.max_send_message_length", 64 * 1024 * 1024)]) as channel:
+        stub = chat_pb2_grpc.ChatStub(channel)
+        stub.CreateChatCompletion(chat_pb2.ChatCompletionRequest(
+            model=MODEL, messages=[chat_pb2.ChatMessage(role="user", text="warm up")]), metadata=metadata, timeout=30)
+        time.sleep(2)  # past the trim that follows the previous test's large requests
+        baseline = _rss_mb(gateway.proc.pid)
+        with ThreadPoolExecutor(CONCURRENT) as pool:
+            answers = list(pool.map(lambda _: stub.CreateChatCompletion(request, metadata=metadata, timeout=120),
+                                    range(CONCURRENT)))
+    assert all(a.choices[0].message.text.startswith("Simulated reply to: memory") for a in answers)
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (after := _rss_mb(gateway.proc.pid)) > baseline + GRPC_NEAR_BASELINE_MB and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert after <= baseline + GRPC_NEAR_BASELINE_MB, (baseline, after)
