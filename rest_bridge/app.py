@@ -30,7 +30,9 @@ def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
 
 
 async def _request_message(request: web.Request, binding: Binding, body: dict | None,
-                           headers: dict | None = None):
+                           headers: dict | None = None) -> bytes:
+    """The serialized request. The body dict is emptied: a large request's text then lives
+    only in the bytes sent, not also in the dict and the message for the whole call."""
     data = dict(body) if body is not None else {}
     if binding.body == "":
         data.update(marshal.query_fields(binding.request_class, request.query, binding.path_fields))
@@ -40,7 +42,10 @@ async def _request_message(request: web.Request, binding: Binding, body: dict | 
         data = {k: v for k, v in data.items() if k not in RANGE_FIELDS} | headers
     for name in binding.path_fields:
         data[name] = request.match_info[name]
-    return marshal.to_message(binding.request_class, data)
+    message = marshal.to_message(binding.request_class, data)
+    if body is not None:
+        body.clear()
+    return message.SerializeToString()
 
 
 # Response metadata a server may set that clients see as HTTP headers.
@@ -49,9 +54,22 @@ FORWARDED_HEADERS = ("openai-poll-after-ms",)
 
 async def _read_body(request: web.Request, binding: Binding) -> dict:
     if request.content_type == "multipart/form-data":
-        parts = multipart.parse(await request.read(), request.headers.get("Content-Type", ""))
+        parts = multipart.parse(await _read_bytes(request), request.headers.get("Content-Type", ""))
         return marshal.form_fields(binding.request_class, parts)
-    return marshal.parse_body(await request.read(), request.charset)
+    return marshal.parse_body(await _read_bytes(request), request.charset)
+
+
+async def _read_bytes(request: web.Request) -> bytes:
+    """The raw body, held only by the caller: request.read() would keep it (and briefly a
+    second, growing copy) for as long as the request lives."""
+    limit = request.app[MAX_BODY_BYTES]
+    chunks, size = [], 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _handler(route: Route):
@@ -144,7 +162,8 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) ->
 
 def _multi_callable(channel: grpc.aio.Channel, binding: Binding):
     make = channel.unary_stream if binding.server_streaming else channel.unary_unary
-    return access_log.traced(make(binding.rpc_path, request_serializer=binding.request_class.SerializeToString,
+    # requests are serialized by _request_message
+    return access_log.traced(make(binding.rpc_path, request_serializer=None,
                                   response_deserializer=binding.response_class.FromString))
 
 

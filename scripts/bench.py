@@ -120,7 +120,8 @@ def upstream_main(argv: list[str]) -> None:
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if request.method != "POST" or request.path != "/v1/chat/completions":
             return web.Response(status=404)
-        body = orjson.loads(await request.read())
+        # the low-level server's read() stops at 1 MiB; bench_memory.py sends 30 MB bodies
+        body = orjson.loads(await request.content.read())
         if not body.get("stream"):
             return web.Response(body=completion, content_type="application/json")
         response = web.StreamResponse(headers=sse_headers)

@@ -15,6 +15,7 @@ from server.store import tokens as token_store
 from server.store import usage as usage_store
 from server.store.db import default_path, open_db
 
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a refusal is one line (argparse prints its usage block first)."""
 
@@ -91,6 +92,15 @@ def _db(args: argparse.Namespace):
 
 # -- commands -------------------------------------------------------------------------
 
+def _client_timeouts(args: argparse.Namespace):
+    from rest_bridge.http_server import ClientTimeouts
+
+    if not hasattr(args, "keepalive_timeout"):  # `st-ai grpc` has no HTTP clients
+        return ClientTimeouts()
+    return ClientTimeouts(header=args.client_header_timeout, body=args.client_body_timeout,
+                          keepalive=args.keepalive_timeout)
+
+
 def _config(args: argparse.Namespace):
     from server import gateway
     from server.video_tasks import VideoConfig
@@ -102,7 +112,8 @@ def _config(args: argparse.Namespace):
                           http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
                           upstream_timeout=args.upstream_timeout, assets_dir=args.assets_dir,
-                          public_url=args.public_url, video=video, demo=getattr(args, "demo", False))
+                          public_url=args.public_url, video=video, demo=getattr(args, "demo", False),
+                          client_timeouts=_client_timeouts(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -120,8 +131,8 @@ def cmd_grpc(args: argparse.Namespace) -> None:
 def cmd_bridge(args: argparse.Namespace) -> None:
     from server import gateway
 
-    gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes),
-                args.log_format)
+    gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes,
+                                     _client_timeouts(args)), args.log_format)
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
@@ -217,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--http-port", type=parse_port, default=8080)
         p.add_argument("--max-body-bytes", type=parse_size, default=32 * 1024 * 1024,
                        help="largest request body the REST bridge accepts (default 32 MiB)")
+        # nginx's client_header_timeout, client_body_timeout and keepalive_timeout
+        p.add_argument("--client-header-timeout", type=parse_seconds, default=60.0, metavar="S",
+                       help="a client must send a whole request header within S seconds (default 60)")
+        p.add_argument("--client-body-timeout", type=parse_seconds, default=60.0, metavar="S",
+                       help="at most S seconds between two reads of a request body (default 60)")
+        p.add_argument("--keepalive-timeout", type=parse_seconds, default=75.0, metavar="S",
+                       help="an idle keep-alive connection is closed after S seconds (default 75)")
     for p in (serve, grpc_):
         db_option(p)
         p.add_argument("--grpc-port", type=parse_port, default=50051)

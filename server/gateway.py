@@ -21,7 +21,8 @@ from aiohttp.abc import AbstractResolver
 
 from rest_bridge import access_log
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
-from server import logs, redact
+from rest_bridge.http_server import BridgeRunner, ClientTimeouts
+from server import logs, memory, redact
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.demo import ensure_demo_at
@@ -54,6 +55,7 @@ class Config:
     public_url: str | None = None  # where clients reach the REST bridge, for URLs st-ai hands out
     video: VideoConfig = field(default_factory=VideoConfig)
     demo: bool = False  # create the demo channel and token, once the ports are bound
+    client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
 
 
 @dataclass
@@ -138,9 +140,10 @@ def _bind_grpc(server, host: str, held: socket.socket) -> int:
     return bound
 
 
-async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int) -> web.AppRunner:
-    runner = web.AppRunner(build_app(grpc_target, max_body_bytes=max_body_bytes),
-                           handler_cancellation=True, **access_log.runner_options())
+async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
+                        timeouts: ClientTimeouts) -> web.AppRunner:
+    runner = BridgeRunner(build_app(grpc_target, max_body_bytes=max_body_bytes), timeouts=timeouts,
+                          handler_cancellation=True, **access_log.runner_options())
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner
@@ -170,7 +173,7 @@ async def serve(config: Config) -> None:
         server, health = await build_server(core, [socket_target])
         grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
-        runner = await _start_bridge(socket_target, sock, config.max_body_bytes)
+        runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts)
         _announce(f"st-ai ready: REST http://{config.host}:{http_port}/v1  gRPC {config.host}:{grpc_port}"
                   f"  db {config.db_path}")
         try:
@@ -205,10 +208,11 @@ async def serve_grpc(config: Config) -> None:
             await server.stop(grace=5)
 
 
-async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int) -> None:
+async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int,
+                       timeouts: ClientTimeouts = ClientTimeouts()) -> None:
     stop = _stop_on_signal()
     sock = _listen(host, port)
-    runner = await _start_bridge(grpc_target, sock, max_body_bytes)
+    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts)
     _announce(f"st-ai REST bridge ready: http://{host}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
         await stop.wait()
@@ -222,6 +226,7 @@ def _grpc_host(host: str) -> str:
 
 def run(coro, log_format: str = "text") -> None:
     logs.configure(log_format, os.environ.get("ST_AI_LOG_LEVEL", "INFO"))
+    memory.tune_malloc()
     try:
         asyncio.run(coro)
     except OSError as exc:

@@ -9,6 +9,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.errors import invalid_request
+from server.grpc_trim import TrimAfterLargeRequests
+from server.memory import Trimmer
 from server.services.call_log import CallLog
 from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
@@ -107,7 +109,8 @@ class _MethodSymbols:
 
 async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
-    server = grpc.aio.server(interceptors=[CallLog(unknown_method), UnparsableRequests()], options=[
+    server = grpc.aio.server(interceptors=[CallLog(unknown_method), UnparsableRequests(),
+                                           TrimAfterLargeRequests(Trimmer())], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),

@@ -9,6 +9,7 @@ import orjson
 
 from server.errors import GatewayError
 from server.providers.interface import Upstream
+from server.providers.json_body import json_body
 from server.providers.openai import errors
 from server.providers.openai.http import auth_headers, network_error, request_object
 from server.providers.sse import data_events
@@ -27,12 +28,12 @@ class OpenAIChat:
 
     async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         return await request_object(self._http, "POST", f"{channel.base_url}/chat/completions", channel,
-                                    _timeout(timeout), data=orjson.dumps(body), endpoint=True,
+                                    _timeout(timeout), data=json_body(body), endpoint=True,
                                     headers=auth_headers(channel, json_body=True))
 
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         try:
-            async with self._http.post(f"{channel.base_url}/chat/completions", data=orjson.dumps(body),
+            async with self._http.post(f"{channel.base_url}/chat/completions", data=json_body(body),
                                        headers=auth_headers(channel, "text/event-stream", json_body=True),
                                        timeout=_timeout(timeout)) as resp:
                 if resp.status >= 400:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import aiohttp
-import orjson
 
 from server.errors import invalid_request, upstream_failed
 from server.providers.interface import Upstream
+from server.providers.json_body import json_body
 from server.providers.openai.http import auth_headers, request_object
 from server.store.channels import Channel
 
@@ -26,7 +26,7 @@ class OpenAIImages:
             raise invalid_request("Streaming image generation is not supported.", "stream")
         answer = await request_object(self._http, "POST", f"{channel.base_url}/images/generations", channel,
                                       aiohttp.ClientTimeout(total=timeout or DEFAULT_TIMEOUT),
-                                      data=orjson.dumps(body), headers=auth_headers(channel, json_body=True),
+                                      data=json_body(body), headers=auth_headers(channel, json_body=True),
                                       endpoint=True)
         if not isinstance(answer.get("data"), list):
             raise upstream_failed("The upstream service answered with an unexpected body.")

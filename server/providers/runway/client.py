@@ -12,6 +12,7 @@ import orjson
 
 from server.errors import GatewayError, invalid_request, upstream_failed
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
+from server.providers.json_body import json_body
 from server.providers.runway import convert, errors
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
@@ -111,7 +112,7 @@ class RunwayVideo:
         try:
             async with self._http.request(
                     method, _api_root(channel) + path, timeout=timeout,
-                    data=orjson.dumps(body) if body is not None else None,
+                    data=json_body(body) if body is not None else None,
                     headers=_headers(channel, "*/*" if method == "DELETE" else "application/json")) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:

@@ -17,6 +17,22 @@ class Answer:
     finish_reason: str = "stop"
 
 
+# The reply quotes the prompt; a long prompt is quoted only this far, so the answer (and
+# the work of streaming it) stays small whatever the size of the request.
+MAX_QUOTED_CHARS = 2000
+
+
+def _quoted(text: str) -> str:
+    return text if len(text) <= MAX_QUOTED_CHARS else text[:MAX_QUOTED_CHARS - 1] + "\u2026"
+
+
+def _last_capitalised(text: str) -> str | None:
+    last = None
+    for last in re.finditer(r"\b[A-Z][\w-]*", text):
+        pass
+    return last.group(0) if last else None
+
+
 def _text_of(content: object) -> str:
     if isinstance(content, str):
         return content
@@ -54,8 +70,7 @@ def _arguments(schema: dict, text: str) -> dict:
     properties = properties if isinstance(properties, dict) else {}
     required = schema.get("required")
     required = required if isinstance(required, list) and required else list(properties)
-    capitalised = re.findall(r"\b[A-Z][\w-]*", text)
-    subject = capitalised[-1] if capitalised else text.strip()[:60]
+    subject = _last_capitalised(text) or text[:200].strip()[:60]
     args: dict = {}
     for name in required:
         if not isinstance(name, str):
@@ -85,14 +100,14 @@ def answer(body: dict) -> Answer:
         called = {c.get("id"): (c.get("function") or {}).get("name")
                   for m in messages if m.get("role") == "assistant" for c in m.get("tool_calls") or []}
         name = called.get(last.get("tool_call_id")) or "the tool"
-        content = f"The tool {name} returned: {_text_of(last.get('content'))}"
+        content = f"The tool {name} returned: {_quoted(_text_of(last.get('content')))}"
     else:
         tool = _chosen_tool(body) if last.get("role") == "user" else None
         text = _text_of(last.get("content"))
         if tool is not None:
             args = _arguments(tool.get("parameters") or {}, text)
             return Answer(None, tool.get("name"), orjson.dumps(args).decode(), "tool_calls")
-        content = f"Simulated reply to: {text}" if text else "Simulated reply."
+        content = f"Simulated reply to: {_quoted(text)}" if text else "Simulated reply."
         images = _images_of(last.get("content"))
         if images:
             content += f" (I was shown {len(images)} image(s): {', '.join(images)}.)"

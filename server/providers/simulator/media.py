@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import struct
 import zlib
 from fractions import Fraction
@@ -201,11 +202,15 @@ _FONT: dict[str, tuple[int, ...]] = {
 
 
 def _wrap(prompt: str, per_line: int, max_lines: int) -> list[str]:
-    words = " ".join(prompt.split()).split(" ")
     lines: list[str] = []
     cur = ""
-    for w in words:
-        while len(w) > per_line:  # hard-break very long words
+    # Words are taken one at a time and only until the caption is full: the cost is
+    # that of the caption, however long the prompt.
+    for match in re.finditer(r"\S+", prompt):
+        if len(lines) > max_lines:
+            break
+        w = match.group(0)
+        while len(w) > per_line and len(lines) <= max_lines:  # hard-break very long words
             if cur:
                 lines.append(cur)
                 cur = ""

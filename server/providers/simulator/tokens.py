@@ -10,8 +10,22 @@ PER_REPLY = 3
 PER_IMAGE = 85
 
 
+_WORD_REST = re.compile(r"\w*", re.UNICODE)
+# Long texts are counted a window at a time, so a 30 MB prompt costs a window's list
+# of tokens, not millions of strings at once.
+_WINDOW = 1 << 20
+
+
 def count(text: str) -> int:
-    return len(_TOKEN.findall(text))
+    if len(text) <= _WINDOW:
+        return len(_TOKEN.findall(text))
+    total, start = 0, 0
+    while start < len(text):
+        # end the window after a whole word, so no token is cut in two
+        end = _WORD_REST.match(text, min(start + _WINDOW, len(text))).end()
+        total += len(_TOKEN.findall(text, start, end))
+        start = end
+    return total
 
 
 def pieces(text: str) -> list[str]:
