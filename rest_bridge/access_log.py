@@ -52,14 +52,19 @@ def traced(multi_callable):
 async def access_record(request: web.Request, handler) -> web.StreamResponse:
     pending = _Pending(CallRecord(call_record.request_id(request.headers.get(HEADER))))
     request[PENDING] = pending
-    _pending.set(pending)
+    reset = _pending.set(pending)
     try:
         response = await handler(request)
+        await _take_facts(pending)
+        return response
     except asyncio.CancelledError:  # its RPCs are cancelled too: no facts to wait for
         _log(request, pending, 499, request.writer.output_size if request.writer else 0, None)
         raise
-    await _take_facts(pending)
-    return response
+    finally:
+        # A call holds its request message (the whole body): let both go with the handler,
+        # not with the connection's context or the request object.
+        pending.calls.clear()
+        _pending.reset(reset)
 
 
 async def _take_facts(pending: _Pending) -> None:

@@ -453,8 +453,8 @@ def test_fuzz_body_encodings(fuzz) -> None:
 
 
 def test_fuzz_http_framing(fuzz) -> None:
-    """Broken HTTP itself is refused by aiohttp's parser before the gateway sees a request
-    (a plain-text 4xx, not an OpenAI body); it must never be a 5xx or hurt the server."""
+    """Broken HTTP itself is refused by aiohttp's parser before the gateway sees a request;
+    the answer is still a 4xx OpenAI error body, never a 5xx, and the server is unhurt."""
     gateway, session, headers = fuzz
     valid = _encode(BASE)
     requests = {
@@ -473,6 +473,9 @@ def test_fuzz_http_framing(fuzz) -> None:
     for name, request in requests.items():
         status, content_type, raw = _raw_exchange(gateway, request)
         assert 400 <= status < 500, (name, status, raw[:300])
+        assert content_type.startswith("application/json"), (name, content_type, raw[:300])
+        error = json.loads(raw)["error"]
+        assert isinstance(error["message"], str) and error["type"], (name, error)
         for word in FORBIDDEN:
             assert word not in raw.decode("utf-8", "replace"), (name, raw[:300])
     _assert_healthy(gateway, session, headers)
