@@ -9,7 +9,7 @@ from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 
 from rest_bridge import access_log, health, marshal, multipart
-from rest_bridge.errors import from_rpc_error, openai_errors
+from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors
 from rest_bridge.range_header import RANGE_FIELDS, range_fields
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
 from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
@@ -188,5 +188,5 @@ def build_app(grpc_target: str, routes: list[Route] | None = None,
     access_log.install(app)
     health.add_routes(app)
     for route in routes:
-        app.router.add_route(route.method, route.path, _handler(route))
+        app.router.add_route(route.method, route.path, _handler(route), expect_handler=expect_continue)
     return app

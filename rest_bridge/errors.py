@@ -35,6 +35,21 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> GatewayError:
     return GatewayError(exc.status, exc.reason or "The request failed.")
 
 
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` is answered as aiohttp does; any other expectation is the
+    client's 417, as an OpenAI error (aiohttp's own answer, plain text, comes before any
+    middleware runs)."""
+    expect = request.headers.get("Expect", "")
+    if expect.lower() != "100-continue":
+        return error_response(GatewayError(417, "The only expectation this gateway meets is "
+                                           "'Expect: 100-continue'.", "expectation_failed",
+                                           type="invalid_request_error"))
+    if request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own bytes are counted from here
+    return None
+
+
 @web.middleware
 async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
     try:

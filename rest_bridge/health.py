@@ -11,6 +11,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2
 
 from rest_bridge.access_log import traced
+from rest_bridge.errors import expect_continue
 from rest_bridge.marshal import JSON_TYPE, error_response
 from server.errors import GatewayError
 
@@ -47,5 +48,5 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", healthz, expect_handler=expect_continue)
+    app.router.add_get("/readyz", readyz, expect_handler=expect_continue)

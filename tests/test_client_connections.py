@@ -240,3 +240,20 @@ def test_timeout_flags_take_seconds_above_zero_with_nginx_defaults(command: str,
             with pytest.raises(SystemExit):
                 build_parser().parse_args([command, *required, flag, bad])
             assert "number of seconds" in capsys.readouterr().err
+
+
+def test_expect_100_continue_is_met_and_any_other_expectation_is_a_417_openai_error(gateway) -> None:
+    request = _chat(gateway).replace(b"Host: t\r\n", b"Host: t\r\nConnection: close\r\nExpect: 100-continue\r\n")
+    head, _, body = request.partition(b"\r\n\r\n")
+    with _connect(gateway, timeout=5) as sock:
+        sock.sendall(head + b"\r\n\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        status, _, answer = _split(_read_until_closed(sock))
+    assert status == 200 and json.loads(answer)["choices"], answer[:300]
+
+    with _connect(gateway, timeout=5) as sock:
+        sock.sendall(_chat(gateway).replace(b"Host: t\r\n", b"Host: t\r\nConnection: close\r\nExpect: junk\r\n"))
+        status, error = _openai_error(_read_until_closed(sock))
+    assert status == 417 and error["code"] == "expectation_failed"
+    _served(gateway)
