@@ -9,11 +9,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from server.errors import invalid_request
-from server.grpc_trim import TrimAfterLargeRequests
+from server.services.memory_trim import trim_after_large_requests
 from server.memory import Trimmer
-from server.services.call_log import CallLog
+from server.services import interceptors
+from server.services.call_log import log_calls, log_unknown
 from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
+from server.services.interceptors import PerMethod
 from server.services.images import ImagesService
 from server.services.models import ModelsService
 from server.services.status import abort, unknown_method
@@ -31,55 +33,39 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _UNPARSABLE = object()  # what a request message that does not parse becomes
 
 
-class UnparsableRequests(grpc.aio.ServerInterceptor):
+def refuse_unparsable(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
     """A request whose bytes are not its message type (corrupt wire format, a string that
     is not UTF-8) is the client's error: INVALID_ARGUMENT with our ErrorDetail, not the
     UNKNOWN, naming a Python exception, that grpc answers when a deserializer raises."""
+    if handler.request_deserializer is None or handler.request_streaming:
+        return handler
+    parse = handler.request_deserializer
 
-    def __init__(self) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # method -> handler, built once
+    def safe_parse(data: bytes):
+        try:
+            return parse(data)
+        except Exception:
+            return _UNPARSABLE
 
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:
-            handler = await continuation(handler_call_details)
-            wrapped = self._wrap(handler)
-            if handler is not None:
-                self._wrapped[method] = wrapped
-        return wrapped
+    def refusal():
+        return invalid_request("The request message could not be parsed: its protobuf encoding is "
+                               "corrupt or a string in it is not UTF-8.", code="invalid_message")
 
-    def _wrap(self, handler):
-        if handler is None or handler.request_deserializer is None or handler.request_streaming:
-            return handler
-        parse = handler.request_deserializer
-
-        def safe_parse(data: bytes):
-            try:
-                return parse(data)
-            except Exception:
-                return _UNPARSABLE
-
-        def refusal():
-            return invalid_request("The request message could not be parsed: its protobuf encoding is "
-                                   "corrupt or a string in it is not UTF-8.", code="invalid_message")
-
-        kind = "unary_unary" if handler.unary_unary is not None else "unary_stream"
-        method = getattr(handler, kind)
-        if inspect.isasyncgenfunction(method):
-            async def behaviour(request, context):
-                if request is _UNPARSABLE:
-                    await abort(context, refusal())
-                async for item in method(request, context):
-                    yield item
-        elif inspect.iscoroutinefunction(method):  # unary, or streaming with context.write
-            async def behaviour(request, context):
-                if request is _UNPARSABLE:
-                    await abort(context, refusal())
-                return await method(request, context)
-        else:
-            return handler
-        return handler._replace(request_deserializer=safe_parse, **{kind: behaviour})
+    kind, serve = interceptors.behaviour(handler)
+    if inspect.isasyncgenfunction(serve):
+        async def refusing(request, context):
+            if request is _UNPARSABLE:
+                await abort(context, refusal())
+            async for item in serve(request, context):
+                yield item
+    elif inspect.iscoroutinefunction(serve):  # unary, or streaming with context.write
+        async def refusing(request, context):
+            if request is _UNPARSABLE:
+                await abort(context, refusal())
+            return await serve(request, context)
+    else:
+        return handler
+    return handler._replace(request_deserializer=safe_parse, **{kind: refusing})
 
 
 class _MethodSymbols:
@@ -109,8 +95,10 @@ class _MethodSymbols:
 
 async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
-    server = grpc.aio.server(interceptors=[CallLog(unknown_method), UnparsableRequests(),
-                                           TrimAfterLargeRequests(Trimmer())], options=[
+    server = grpc.aio.server(interceptors=[
+        PerMethod(log_calls, missing=log_unknown(unknown_method)), PerMethod(refuse_unparsable),
+        PerMethod(trim_after_large_requests(Trimmer())),
+    ], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),

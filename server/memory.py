@@ -11,7 +11,7 @@ of MB behind. Two things return it:
     the moment it is freed;
   * `malloc_trim(0)` once large requests are over, for what smaller blocks left in the
     heaps' free lists (asked for by the REST bridge after a large body, and by the gRPC
-    server after an RPC with a large request: server/grpc_trim.py).
+    server after an RPC with a large request: server/services/memory_trim.py).
 
 Elsewhere than glibc both are no-ops.
 """

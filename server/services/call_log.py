@@ -18,10 +18,10 @@ import orjson
 
 from server import call_record, logs
 from server.errors import GRPC_TO_HTTP
+from server.services.interceptors import behaviour
 
 REQUEST_ID_KEY = "x-request-id"
 FACTS_KEY = "st-ai-call-bin"
-_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
 def private_peer(context: grpc.aio.ServicerContext) -> bool:
@@ -100,30 +100,16 @@ class _Call:
             method=self.method, peer=self.context.peer()))
 
 
-class CallLog(grpc.aio.ServerInterceptor):
-    """Wraps every method handler once, whatever its kind; a method no service has
-    gets `unknown(method)`, wrapped too, so that it is logged as well."""
-
-    def __init__(self, unknown: Callable[[str], grpc.RpcMethodHandler]) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
-        self._unknown = unknown
-
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:
-            handler = await continuation(handler_call_details)
-            if handler is None:  # not cached: any client can invent method names
-                return _wrap(self._unknown(method), method)
-            wrapped = self._wrapped[method] = _wrap(handler, method)
-        return wrapped
+def log_unknown(unknown: Callable[[str], grpc.RpcMethodHandler]) -> Callable[[str], grpc.RpcMethodHandler]:
+    """A method no service has gets `unknown(method)`, logged like any other call."""
+    return lambda method: log_calls(unknown(method), method)
 
 
-def _wrap(handler, method: str):
-    kind = next(k for k in _KINDS if getattr(handler, k) is not None)
-    inner = getattr(handler, kind)
+def log_calls(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    """One access line per call of `method` (see the module's doc for bridge calls)."""
+    kind, inner = behaviour(handler)
     if inspect.isasyncgenfunction(inner):
-        async def behaviour(request, context):
+        async def logged(request, context):
             call = _Call(method, context, None if handler.request_streaming else request)
             try:
                 async for item in inner(request, context):
@@ -136,7 +122,7 @@ def _wrap(handler, method: str):
             finally:
                 call.log()
     elif inspect.iscoroutinefunction(inner):
-        async def behaviour(request, context):
+        async def logged(request, context):
             call = _Call(method, context, None if handler.request_streaming else request)
             try:
                 response = await inner(request, context)
@@ -150,4 +136,4 @@ def _wrap(handler, method: str):
                 call.log()
     else:
         return handler
-    return handler._replace(**{kind: behaviour})
+    return handler._replace(**{kind: logged})
