@@ -175,3 +175,18 @@ def test_a_model_priced_for_one_kind_is_unpriced_for_the_others():
         video_cost(tokens(input="1"), "m", seconds=1)
     with pytest.raises(Unpriced, match="images"):
         image_cost(VIDEO, "vid", n=1, size="1024x1024")
+
+
+@pytest.mark.parametrize("size, quality, cost", [
+    (None, None, "0.25"), ("auto", "auto", "0.25"), ("", None, "0.25"),   # dearest image of all
+    ("auto", "hd", "0.12"),        # dearest hd price, or a size-alone price (any quality)
+    ("auto", "low", "0.12"), (None, "standard", "0.12"),
+])
+def test_an_image_whose_size_the_upstream_chooses_is_charged_the_dearest_matching_price(size, quality, cost):
+    assert image_cost(IMAGES, "img", n=1, size=size, quality=quality) == M(cost)
+
+
+def test_an_image_of_unknown_size_and_an_unpriced_quality_is_unpriced():
+    price = ModelPrice("img", per_image={"1024x1024:hd": M("0.08")})
+    with pytest.raises(Unpriced, match="low"):
+        image_cost(price, "img", n=1, size="auto", quality="low")

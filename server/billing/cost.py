@@ -61,12 +61,22 @@ def chat_cost(price: ModelPrice | None, model: str, *, prompt_tokens: int, compl
     return round_half_up(Fraction(token_micros, TOKENS_PER_PRICE)) + _per_request(price)
 
 
-def image_price(price: ModelPrice | None, model: str, size: str, quality: str | None) -> int:
-    """The price of one image of `size` and `quality`."""
+def image_price(price: ModelPrice | None, model: str, size: str | None, quality: str | None) -> int:
+    """The price of one image of `size` and `quality`.
+
+    Where the upstream chooses (no quality or "auto"; no size or "auto"), the dearest
+    matching price is charged, so a reservation is never short.
+    """
     if price is None or not price.per_image:
         raise Unpriced(model, "images")
-    size_key = image_key(size)  # also checks that size is WIDTHxHEIGHT
     wanted = (quality or "").strip().lower()
+    if (size or "").strip().lower() in UPSTREAM_CHOOSES:
+        matching = [v for k, v in price.per_image.items()
+                    if wanted in UPSTREAM_CHOOSES or ":" not in k or k.endswith(f":{wanted}")]
+        if matching:
+            return max(matching)
+        raise Unpriced(model, f"images of quality {quality}")
+    size_key = image_key(size)  # also checks that size is WIDTHxHEIGHT
     if wanted not in UPSTREAM_CHOOSES and f"{size_key}:{wanted}" in price.per_image:
         return price.per_image[f"{size_key}:{wanted}"]
     if size_key in price.per_image:
@@ -78,7 +88,8 @@ def image_price(price: ModelPrice | None, model: str, size: str, quality: str | 
     raise Unpriced(model, f"{size} images" + (f" of quality {quality}" if wanted else ""))
 
 
-def image_cost(price: ModelPrice | None, model: str, *, n: int, size: str, quality: str | None = None) -> int:
+def image_cost(price: ModelPrice | None, model: str, *, n: int, size: str | None,
+               quality: str | None = None) -> int:
     """The cost of an image request for `n` images."""
     return _count(n, "n") * image_price(price, model, size, quality) + _per_request(price)
 

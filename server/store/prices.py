@@ -48,8 +48,9 @@ def set_price(db: sqlite_utils.Database, model: str, changes: PriceChanges) -> M
     check_model(model)
     if changes.empty():
         raise PriceError("nothing to set: give at least one price (see st-ai price set --help)")
-    with db.conn:  # one transaction: a concurrent `price set` cannot lose this one's keys
-        db.execute("BEGIN IMMEDIATE")
+    with db.conn:  # one write transaction from read to write: a concurrent `price set` cannot lose keys
+        if not db.conn.in_transaction:
+            db.execute("BEGIN IMMEDIATE")
         price = (lookup(db, model) or ModelPrice(model)).merged(changes)
         row = {"model": model, **{name: getattr(price, name) for name in _SCALARS},
                "per_image": json.dumps(price.per_image, sort_keys=True),
