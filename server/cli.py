@@ -9,12 +9,8 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, durations, url_rules
-from server.billing import money
-from server.billing import price_view as view
-from server.billing import prices as price_rules
+from server import channel_rules, cli_prices, durations, url_rules
 from server.store import channels as channel_store
-from server.store import prices as price_store
 from server.store import tokens as token_store
 from server.store import usage as usage_store
 from server.store.db import default_path, open_db
@@ -78,28 +74,6 @@ def parse_model_map(text: str) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"{pair!r} is not public=upstream")
         mapping[public.strip()] = upstream.strip()
     return mapping
-
-
-def _refusing_price(parse):
-    """A money or price-key parser as an argparse type."""
-    def check(text: str):
-        try:
-            return parse(text)
-        except (money.MoneyError, price_rules.PriceError) as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    return check
-
-
-def _keyed_amount(key_of, default_key: str | None = None):
-    """KEY=AMOUNT (or AMOUNT alone, when `default_key`) as (key, micro-units)."""
-    def parse(text: str) -> tuple[str, int]:
-        key, sep, amount = text.rpartition("=")
-        if not sep:
-            if default_key is None:
-                raise price_rules.PriceError(f"{text!r} is not KEY=AMOUNT, e.g. 1024x1024:hd=0.08")
-            key = default_key
-        return key_of(key), money.parse_amount(amount)
-    return _refusing_price(parse)
 
 
 def _when(ts: int | None) -> str:
@@ -232,33 +206,6 @@ def cmd_usage(args: argparse.Namespace) -> None:
     _table(rows, ["TOKEN", "MODEL", "REQUESTS", "ERRORS", "PROMPT", "COMPLETION", "TOTAL"])
 
 
-def cmd_price_set(args: argparse.Namespace) -> None:
-    changes = price_rules.PriceChanges(
-        input=args.input, cached_input=args.cached_input, output=args.output, cache_write=args.cache_write,
-        per_image=dict(args.per_image or []), per_second=dict(args.per_second or []), per_request=args.per_request)
-    price = price_store.set_price(_db(args), args.model, changes)
-    print(f"price of '{price.model}' set ({money.CURRENCY}): {view.price_summary(price)}")
-
-
-def cmd_price_list(args: argparse.Namespace) -> None:
-    import json
-
-    prices = price_store.effective_prices(_db(args)).values()
-    if args.json:
-        print(json.dumps([view.price_json(p) for p in prices], indent=2))
-        return
-    print(f"token prices per 1M tokens, in {money.CURRENCY}")
-    _table([view.price_row(p) for p in prices], view.PRICE_HEADER)
-
-
-def cmd_price_delete(args: argparse.Namespace) -> None:
-    db = _db(args)
-    price_store.delete_price(db, args.model)
-    fallback = price_store.lookup(db, args.model)
-    print(f"operator price of '{args.model}' deleted"
-          + (" (st-ai's default price applies again)" if fallback else " (the model is now unpriced)"))
-
-
 # -- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,35 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
         p.set_defaults(func=func)
 
-    price = sub.add_parser("price", help="model prices (the operator's over st-ai's defaults)"
-                           ).add_subparsers(dest="action", required=True)
-    amount = _refusing_price(money.parse_amount)
-    set_ = price.add_parser("set", help="set a model's prices; merges with what it already has",
-                            description="Amounts are decimals in the operator's currency (USD by default); "
-                                        "token prices are per 1M tokens.")
-    set_.add_argument("model")
-    set_.add_argument("--input", type=amount, metavar="X", help="per 1M prompt tokens not cached")
-    set_.add_argument("--cached-input", type=amount, metavar="X",
-                      help="per 1M cached prompt tokens (default: the input price)")
-    set_.add_argument("--output", type=amount, metavar="X", help="per 1M completion tokens")
-    set_.add_argument("--cache-write", type=amount, metavar="X",
-                      help="per 1M tokens written to a prompt cache (default: the input price)")
-    set_.add_argument("--per-image", type=_keyed_amount(price_rules.image_key), action="append",
-                      metavar="SIZE[:QUALITY]=X",
-                      help="per image, e.g. 1024x1024:hd=0.08; a size alone prices any quality (repeatable)")
-    set_.add_argument("--per-second", type=_keyed_amount(price_rules.resolution_key, price_rules.DEFAULT_RESOLUTION),
-                      action="append", metavar="[RESOLUTION=]X",
-                      help="per second of video; RESOLUTION is WIDTHxHEIGHT (either orientation) or the "
-                           "short side as 720p; without one, any resolution (repeatable)")
-    set_.add_argument("--per-request", type=amount, metavar="X", help="per request, added to the rest")
-    set_.set_defaults(func=cmd_price_set)
-    list_ = price.add_parser("list", help="effective prices, with where each comes from")
-    list_.add_argument("--json", action="store_true", help="a JSON list, amounts as decimal strings")
-    list_.set_defaults(func=cmd_price_list)
-    delete = price.add_parser("delete", help="remove the operator's price of a model")
-    delete.add_argument("model")
-    delete.set_defaults(func=cmd_price_delete)
-
+    price = cli_prices.add_commands(sub, _db, _table)
     usage = sub.add_parser("usage", help="requests and tokens used, per token and model")
     usage.add_argument("--token", help="only this token")
     usage.set_defaults(func=cmd_usage)
@@ -407,7 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (token_store.TokenError, channel_store.ChannelError, price_rules.PriceError, money.MoneyError) as exc:
+    except (token_store.TokenError, channel_store.ChannelError) as exc:
         sys.exit(f"st-ai: {exc}")
     except sqlite3.Error as exc:  # e.g. --db names a file that cannot be opened
         sys.exit(f"st-ai: database {getattr(args, 'db', None) or default_path()}: {exc}")
