@@ -9,7 +9,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, durations, url_rules
+from server import channel_rules, cli_prices, durations, url_rules
 from server.store import channels as channel_store
 from server.store import tokens as token_store
 from server.store import usage as usage_store
@@ -308,12 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
         p.set_defaults(func=func)
 
+    price = cli_prices.add_commands(sub, _db, _table)
     usage = sub.add_parser("usage", help="requests and tokens used, per token and model")
     usage.add_argument("--token", help="only this token")
     usage.set_defaults(func=cmd_usage)
     # `st-ai token list --db X` as well as `st-ai --db X token list`, for every command
     # that opens the database (the bridge has none)
-    for sub_parser in (*token.choices.values(), *channel.choices.values(), usage):
+    for sub_parser in (*token.choices.values(), *channel.choices.values(), *price.choices.values(), usage):
         db_option(sub_parser)
     return parser
 

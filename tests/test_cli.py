@@ -312,6 +312,9 @@ SUBCOMMANDS = [
     ("channel", "disable", "c"),
     ("channel", "enable", "c"),
     ("usage",),
+    ("price", "set", "m", "--input", "1"),
+    ("price", "list"),
+    ("price", "delete", "m"),
     ("token", "delete", "t"),
     ("channel", "delete", "c"),
 ]
@@ -350,7 +353,8 @@ def leaf_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
 REQUIRED = {("token", "create"): ["--name", "n"], ("token", "disable"): ["n"], ("token", "enable"): ["n"],
             ("token", "delete"): ["n"], ("channel", "disable"): ["n"], ("channel", "enable"): ["n"],
             ("channel", "delete"): ["n"], ("channel", "add"): ["--name", "n", "--type", "simulator", "--models", "m"],
-            ("bridge",): ["--grpc-target", "127.0.0.1:1"]}
+            ("bridge",): ["--grpc-target", "127.0.0.1:1"], ("price", "set"): ["m", "--input", "1"],
+            ("price", "delete"): ["m"]}
 
 
 def test_every_leaf_subcommand_that_opens_the_database_accepts_db_in_both_places():

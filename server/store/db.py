@@ -15,6 +15,7 @@ from typing import Callable, TypeVar
 import sqlite_utils
 
 from server.store import videos
+from server.store.prices import create_prices_table
 
 DEFAULT_PATH = "st-ai.db"
 T = TypeVar("T")
@@ -58,6 +59,7 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
         }, pk="id", if_not_exists=True)
         db["usage"].create_index(["token_id", "ts"], if_not_exists=True)
     videos.ensure_schema(db)
+    create_prices_table(db)
 
 
 def data_version(db: sqlite_utils.Database) -> int:
