@@ -15,7 +15,7 @@ import orjson
 
 from server.billing.image_tokens import image_tokens
 from server.billing.output_caps import default_output_cap
-from server.billing.tokenizer import EXACT_BYTES, TokenTally, encoding_for, is_other_family
+from server.billing.tokenizer import EXACT_BYTES, TokenTally, encoding_for, is_other_family, utf8_length
 
 # <|start|>{role}<|message|>…<|end|>: 3 for current models, 4 for the first gpt-3.5 snapshot
 PER_MESSAGE = 4
@@ -58,12 +58,12 @@ def prompt_tokens(body: dict[str, Any], model: str, *, exact_bytes: int = EXACT_
         fixed += TOOLS_WRAPPER + PER_TOOL * len(definitions)
         fixed += OTHER_FAMILY_TOOL_PROMPT if is_other_family(model) else 0
         for definition in definitions:
-            tally.add_json(_json(definition))
+            _add_json(definition, tally)
     for key in ("response_format", "tool_choice", "function_call"):
         value = body.get(key)
         if isinstance(value, dict):
             fixed += RESPONSE_FORMAT_WRAPPER
-            tally.add_json(_json(value))
+            _add_json(value, tally)
     return tally.total() + fixed
 
 
@@ -105,8 +105,37 @@ def _image_part(part: dict[str, Any], model: str) -> int:
     return image_tokens(model, detail if isinstance(detail, str) else None)
 
 
-def _json(value: Any) -> bytes:
-    return orjson.dumps(value, default=str)
+def _add_json(value: Any, tally: TokenTally) -> None:
+    """A schema is counted as its JSON while that fits the exact budget. A larger one is
+    bounded by the bytes of any rendering of it, without serializing it first."""
+    size = _rendered_size_bound(value)
+    if size <= tally.exact_left:
+        tally.add_json(orjson.dumps(value, default=str))
+    else:
+        tally.add_bound(size)
+
+
+# Bytes a rendering adds around each key or item: quotes, colon, comma, newline, indentation,
+# "// " before a description, "?" on an optional property, the type's name.
+PER_ENTRY_BYTES = 24
+
+
+def _rendered_size_bound(value: Any) -> int:
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            size += utf8_length(item)
+        elif isinstance(item, dict):
+            size += PER_ENTRY_BYTES * len(item) + sum(utf8_length(str(key)) for key in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            size += PER_ENTRY_BYTES * len(item)
+            stack.extend(item)
+        else:
+            size += len(str(item))
+    return size
 
 
 def _positive_int(value: Any) -> int:

@@ -95,6 +95,14 @@ class TokenTally:
         self._exact_left -= size
         self._exact.append(_encodable(text))
 
+    @property
+    def exact_left(self) -> int:
+        return self._exact_left
+
+    def add_bound(self, tokens: int) -> None:
+        """Tokens already bounded by the caller (from a byte count)."""
+        self._bound += tokens
+
     def add_json(self, data: bytes) -> None:
         """Serialized JSON (tool definitions, schemas): counted as the text it is."""
         if len(data) > self._exact_left:
