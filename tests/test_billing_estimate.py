@@ -232,3 +232,12 @@ def test_each_of_n_choices_may_use_the_whole_limit():
 @pytest.mark.parametrize("bad", [0, -5, True, "100", 1.5, None])
 def test_a_limit_that_is_not_a_positive_integer_falls_back_to_the_cap(bad):
     assert max_output_tokens({"max_tokens": bad, "n": bad}, "gpt-4o") == 16_384
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4", "claude-sonnet-4-5"])
+def test_past_the_exact_budget_the_estimate_only_grows(model):
+    rng = random.Random(99)
+    for _ in range(150):
+        messages, tools = varied_request(rng)
+        body = {"messages": messages, **({"tools": tools} if tools else {})}
+        assert prompt_tokens(body, model, exact_bytes=0) >= prompt_tokens(body, model), body

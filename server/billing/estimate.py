@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from server.billing.image_size import data_url_dimensions
 from server.billing.image_tokens import image_tokens
 from server.billing.output_caps import default_output_cap
 from server.billing.tokenizer import EXACT_BYTES, TokenTally, encoding_for, is_other_family, utf8_length
@@ -39,8 +40,9 @@ def prompt_tokens(body: dict[str, Any], model: str, *, exact_bytes: int = EXACT_
     """Prompt tokens of an OpenAI chat request, never below what the upstream will report.
 
     Counts exactly up to `exact_bytes` of text and by the byte bound past it, so a 30 MB body
-    costs milliseconds. Images count by OpenAI's per-image formula at the worst size, since
-    the request carries no dimensions. `model` is the upstream model the request will reach.
+    costs milliseconds. Images count by OpenAI's per-image formula, at the worst size when
+    a link carries no dimensions (inline images are measured from their header). `model` is
+    the upstream model the request will reach.
     """
     tally = TokenTally(encoding_for(model), exact_bytes)
     fixed = REPLY_PRIMING
@@ -99,10 +101,13 @@ def _add_strings(value: Any, tally: TokenTally, model: str) -> int:
 
 
 def _image_part(part: dict[str, Any], model: str) -> int:
-    # The URL or base64 data is not text the model reads; the image costs what its formula says.
+    # The URL or base64 data is not text the model reads; the image costs what its formula
+    # says, at its real size when the data is inline, at the worst size when it is a link.
     image = part.get("image_url")
     detail = image.get("detail") if isinstance(image, dict) else part.get("detail")
-    return image_tokens(model, detail if isinstance(detail, str) else None)
+    url = image.get("url") if isinstance(image, dict) else image
+    size = data_url_dimensions(url) if isinstance(url, str) else None
+    return image_tokens(model, detail if isinstance(detail, str) else None, *(size or (None, None)))
 
 
 def _add_json(value: Any, tally: TokenTally) -> None:
