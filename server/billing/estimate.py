@@ -107,7 +107,12 @@ def _image_part(part: dict[str, Any], model: str) -> int:
     detail = image.get("detail") if isinstance(image, dict) else part.get("detail")
     url = image.get("url") if isinstance(image, dict) else image
     size = data_url_dimensions(url) if isinstance(url, str) else None
-    return image_tokens(model, detail if isinstance(detail, str) else None, *(size or (None, None)))
+    detail = detail if isinstance(detail, str) else None
+    if size is None:
+        return image_tokens(model, detail)
+    # A JPEG's EXIF orientation may turn it a quarter, and patch fitting is not symmetric
+    width, height = size
+    return max(image_tokens(model, detail, width, height), image_tokens(model, detail, height, width))
 
 
 def _add_json(value: Any, tally: TokenTally) -> None:

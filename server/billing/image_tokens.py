@@ -71,8 +71,7 @@ def image_tokens(model: str, detail: str | None = None,
     known = bool(width and height and width > 0 and height > 0)
     rule = rule_for(model)
     if isinstance(rule, PatchRule):
-        # EXIF may turn the picture a quarter; the fitting is not symmetric, so take the larger
-        patches = max(_patches(width, height), _patches(height, width)) if known else MAX_PATCHES
+        patches = _patches(width, height) if known else MAX_PATCHES
         return math.ceil(patches * rule.multiplier)
     if detail == "low":
         return rule.base
