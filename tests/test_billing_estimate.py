@@ -46,7 +46,8 @@ def test_never_below_openais_documented_usage_for_messages(model, reported):
     assert reported <= estimate <= reported * 1.25
 
 
-@pytest.mark.parametrize("model, reported", [("gpt-3.5-turbo", 105), ("gpt-4", 105), ("gpt-4o", 101), ("gpt-4o-mini", 101)])
+@pytest.mark.parametrize("model, reported", [("gpt-3.5-turbo", 105), ("gpt-4", 105),
+                                             ("gpt-4o", 101), ("gpt-4o-mini", 101)])
 def test_never_below_openais_documented_usage_with_tools(model, reported):
     estimate = prompt_tokens({"model": model, "messages": WEATHER, "tools": WEATHER_TOOLS}, model)
     assert reported <= estimate <= reported * 2
@@ -87,8 +88,8 @@ def cookbook_count(encoding, messages, tools, new_models: bool) -> int:
 
 
 def varied_request(rng: random.Random) -> tuple[list[dict], list[dict]]:
-    words = ["the", "quota", "Überweisung", "数据", "🙂", "don't", "API_KEY", "42", "\n", "  ", "json", "{}", "—",
-             "naïve", "Zürich", "тест", "اختبار", "x" * 40, "0123456789" * 3, "https://a.example/b?c=d"]
+    words = ["the", "quota", "Überweisung", "数据", "🙂", "don't", "API_KEY", "42", "\n", "  ", "json", "{}",
+             "—", "naïve", "Zürich", "тест", "اختبار", "x" * 40, "0123456789" * 3, "https://a.example/b?c=d"]
     text = lambda n: " ".join(rng.choice(words) for _ in range(n))  # noqa: E731
     messages = []
     for i in range(rng.randint(1, 12)):
