@@ -1,1 +1,2 @@
-"""Money, prices and what a request costs. Pure code: no I/O, no transport."""
+"""Asset management: money, prices, what a request may cost before it runs (worst-case
+tokens) and what it did cost after. Pure code: no I/O, no transport."""
