@@ -277,6 +277,45 @@ def test_two_processes_opening_an_old_database_at_once_migrate_it_once(release_d
     assert user_version(release_db) == 2
 
 
+KILLED_MID_STEP = textwrap.dedent("""
+    import sqlite3, sys, time
+    from server.store import schema
+
+    def rewrite_then_hang(conn):
+        conn.execute("ALTER TABLE tokens ADD COLUMN quota INTEGER")
+        conn.execute("UPDATE tokens SET quota = 5, enabled = 0")
+        print("mid-step", flush=True)
+        time.sleep(30)  # SIGKILLed here
+
+    conn = sqlite3.connect(sys.argv[1], timeout=10)
+    schema.migrate(conn, (*schema.MIGRATIONS, schema.Migration("quota", rewrite_then_hang)))
+""")
+
+
+def test_sigkill_mid_step_leaves_the_previous_version_and_data(release_db):
+    open_db(release_db).close()
+    victim = subprocess.Popen([sys.executable, "-c", KILLED_MID_STEP, release_db], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert victim.stdout.readline().strip() == "mid-step"  # the pipe closes if it died early
+    finally:
+        victim.kill()
+        victim.communicate(timeout=10)
+    conn = sqlite3.connect(release_db)
+    try:
+        assert schema.version(conn) == schema.LATEST
+        assert "quota" not in [r[1] for r in conn.execute("PRAGMA table_info(tokens)")]
+        assert conn.execute("SELECT name, enabled FROM tokens ORDER BY id").fetchall() == [
+            ("alice", 1), ("bob", 1), ("carol", 0)]
+    finally:
+        conn.close()
+    db = open_db(release_db)  # and the current release still opens it
+    try:
+        assert len(token_store.all_tokens(db)) == 3
+    finally:
+        db.close()
+
+
 # -- a newer st-ai's database -----------------------------------------------------------
 
 @pytest.fixture

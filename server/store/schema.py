@@ -160,8 +160,6 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
 
 def _apply_next(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> tuple[int, Migration | None]:
     """Apply the one step after the database's version, under the write lock."""
-    if conn.in_transaction:
-        conn.commit()  # a caller's pending transaction must not become part of the step
     # IMMEDIATE takes the write lock now; the version is read again under it, so of two
     # processes opening an old database at once, the second waits and then finds it done.
     conn.execute("BEGIN IMMEDIATE")
