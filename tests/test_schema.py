@@ -129,6 +129,20 @@ def test_migrated_release_database_serves_its_keys_and_tasks(release_db, tmp_pat
     assert user_version(release_db) == schema.LATEST
 
 
+def test_an_older_release_without_video_tasks_gains_the_table_and_keeps_its_tokens(release_db):
+    conn = sqlite3.connect(release_db)
+    conn.execute("DROP TABLE videos")  # as the first release, before images and videos, left it
+    conn.commit()
+    conn.close()
+    db = open_db(release_db)
+    try:
+        assert schema.version(db.conn) == schema.LATEST
+        assert db["videos"].exists() and db["videos"].count == 0
+        assert len(token_store.all_tokens(db)) == 3
+    finally:
+        db.close()
+
+
 def test_fresh_database_is_created_at_the_latest_version_with_the_release_schema(tmp_path, release_db):
     db = open_db(str(tmp_path / "fresh.db"))
     released = sqlite3.connect(release_db)

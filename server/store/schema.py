@@ -202,8 +202,8 @@ def backup_path(path: str, old_version: int) -> str:
 
 def _backup(conn: sqlite3.Connection, old_version: int) -> None:
     """Copy the database as it is (taken inside the migration's write lock, so nobody
-    changes it meanwhile) to `<db>.v<old>.bak`; written under a temporary name, then renamed, so a
-    crash never leaves a half copy under the final name."""
+    changes it meanwhile) to `<db>.v<old>.bak`, written under a temporary name and then
+    renamed, so a crash never leaves a half copy under the final name."""
     path = next((file for _, name, file in conn.execute("PRAGMA database_list") if name == "main"), "")
     if not path:  # an in-memory database has nothing to lose on disk
         return
