@@ -1,4 +1,5 @@
-"""Opening the database, its schema, and the one thread that talks to it.
+"""Opening the database (migrated to this st-ai's schema: server/store/schema.py), and
+the one thread that talks to it.
 
 Every SQLite call the server makes runs on `DbWorker`'s single thread, never on the
 event loop. The CLI calls the same store functions directly: it has no loop.
@@ -14,8 +15,7 @@ from typing import Callable, TypeVar
 
 import sqlite_utils
 
-from server.store import videos
-from server.store.prices import create_prices_table
+from server.store import schema
 
 DEFAULT_PATH = "st-ai.db"
 T = TypeVar("T")
@@ -32,34 +32,12 @@ def open_db(path: str) -> sqlite_utils.Database:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA busy_timeout=10000")
-    ensure_schema(db)
+    try:
+        schema.migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return db
-
-
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    with db.conn:
-        db["tokens"].create({
-            "id": int, "name": str, "key_hash": str, "key_hint": str, "enabled": int,
-            "expires_at": int, "models": str, "created_at": int,
-        }, pk="id", not_null={"name", "key_hash", "enabled", "created_at"},
-            defaults={"enabled": 1}, if_not_exists=True)
-        db["tokens"].create_index(["name"], unique=True, if_not_exists=True)
-        db["tokens"].create_index(["key_hash"], unique=True, if_not_exists=True)
-        db["channels"].create({
-            "id": int, "name": str, "type": str, "base_url": str, "key": str, "models": str,
-            "model_map": str, "enabled": int, "priority": int, "created_at": int,
-        }, pk="id", not_null={"name", "type", "models", "enabled", "created_at"},
-            defaults={"enabled": 1, "priority": 0}, if_not_exists=True)
-        db["channels"].create_index(["name"], unique=True, if_not_exists=True)
-        db["usage"].create({
-            "id": int, "ts": int, "token_id": int, "channel_id": int, "model": str,
-            "upstream_model": str, "kind": str, "stream": int, "status": int,
-            "prompt_tokens": int, "completion_tokens": int, "total_tokens": int,
-            "latency_ms": int,
-        }, pk="id", if_not_exists=True)
-        db["usage"].create_index(["token_id", "ts"], if_not_exists=True)
-    videos.ensure_schema(db)
-    create_prices_table(db)
 
 
 def data_version(db: sqlite_utils.Database) -> int:
@@ -73,7 +51,11 @@ class DbWorker:
     def __init__(self, path: str) -> None:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="st-ai-db")
-        self.db: sqlite_utils.Database = self._pool.submit(open_db, path).result()
+        try:
+            self.db: sqlite_utils.Database = self._pool.submit(open_db, path).result()
+        except BaseException:
+            self._pool.shutdown(wait=True)  # e.g. a database from a newer st-ai
+            raise
 
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         call = functools.partial(fn, self.db, *args, **kwargs)

@@ -17,14 +17,6 @@ from server.billing.prices import ModelPrice, PriceChanges, PriceError, check_mo
 _SCALARS = ("input", "cached_input", "output", "cache_write", "per_request")
 
 
-def create_prices_table(db: sqlite_utils.Database) -> None:
-    with db.conn:
-        db["prices"].create({
-            "model": str, "input": int, "cached_input": int, "output": int, "cache_write": int,
-            "per_image": str, "per_second": str, "per_request": int, "updated_at": int,
-        }, pk="model", not_null={"per_image", "per_second", "updated_at"}, if_not_exists=True)
-
-
 def operator_prices(db: sqlite_utils.Database) -> dict[str, ModelPrice]:
     return {row["model"]: _from_row(row) for row in db["prices"].rows_where(order_by="model")}
 

@@ -23,7 +23,7 @@ COLUMNS = {
     "asset_size": int, "thumbnail_path": str, "thumbnail_type": str, "cost": float,
     "next_poll_at": float, "attempts": int, "failures": int, "lease_owner": str,
     "lease_until": float, "remixed_from": str, "deleted": int,
-}
+}  # the table itself is made by server/store/schema.py's migrations
 
 
 @dataclass
@@ -70,15 +70,6 @@ def new_id() -> str:
 def looks_like_id(text: str) -> bool:
     return (len(text) == len(ID_PREFIX) + ID_HEX and text.startswith(ID_PREFIX)
             and all(c in "0123456789abcdef" for c in text[len(ID_PREFIX):]))
-
-
-def ensure_schema(db: sqlite_utils.Database) -> None:
-    with db.conn:
-        db["videos"].create(COLUMNS, pk="id", not_null={"token_id", "model", "status", "created_at"},
-                            defaults={"progress": 0, "attempts": 0, "failures": 0, "deleted": 0},
-                            if_not_exists=True)
-        db["videos"].create_index(["token_id", "created_at"], if_not_exists=True)
-        db["videos"].create_index(["status", "next_poll_at"], if_not_exists=True)
 
 
 def _row(task: VideoTask) -> dict:

@@ -1,0 +1,237 @@
+"""The database's schema version and the migrations that bring it forward.
+
+The version lives in SQLite's `PRAGMA user_version`: version N means the first N entries
+of `MIGRATIONS` have been applied. Every open (server start, every CLI command) calls
+`migrate`, which applies the missing steps in order, each in ONE transaction together
+with the version bump, so a crash or a failing step leaves the database at the previous
+version, untouched. A database from a newer st-ai is refused, never used.
+
+Before the first versioned release, st-ai created its tables with `CREATE ... IF NOT
+EXISTS` and left `user_version` at 0. Step 1 is exactly that schema, frozen here as SQL
+and still `IF NOT EXISTS`, so such a database is recognised as version 1 (step 1 only adds
+whatever an older release lacked) and a fresh file is built by the same steps.
+
+How to change the schema (the only way a table changes):
+  1. Write a function `def _vN_what(conn: sqlite3.Connection) -> None` that runs plain SQL
+     on `conn` (ALTER TABLE, CREATE TABLE, UPDATE ...). It must not commit: `migrate` has
+     already opened the transaction and commits it with the new version. sqlite-utils
+     helpers that wrap themselves in `with db.conn:` (insert, transform) commit, so use SQL;
+     `migrate` refuses a step that ends its transaction early.
+  2. Append `Migration("what it does", _vN_what)` to `MIGRATIONS`; set `backup=True` if
+     it rewrites or drops existing rows or columns (a copy of the database at the old
+     version is written beside it first, `<db>.v<old>.bak`). Adding tables, columns or
+     indexes needs no copy.
+  3. Update the store module that reads the table (e.g. `videos.COLUMNS`) and add a test
+     that opens tests/fixtures/release_db.sql and checks the step kept its data.
+  Never edit a step that has been released: databases out there are past it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+log = logging.getLogger("st-ai.schema")
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+    backup: bool = False  # copy the database aside first: the step rewrites existing data
+
+
+class SchemaError(sqlite3.DatabaseError):
+    """The database cannot be brought to this st-ai's schema (sqlite3.Error, so every
+    command already reports it as one line about the database)."""
+
+
+_V1_TABLES = """
+CREATE TABLE IF NOT EXISTS "tokens" (
+   "id" INTEGER PRIMARY KEY,
+   "name" TEXT NOT NULL,
+   "key_hash" TEXT NOT NULL,
+   "key_hint" TEXT,
+   "enabled" INTEGER NOT NULL DEFAULT 1,
+   "expires_at" INTEGER,
+   "models" TEXT,
+   "created_at" INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS "idx_tokens_name" ON "tokens" ("name");
+CREATE UNIQUE INDEX IF NOT EXISTS "idx_tokens_key_hash" ON "tokens" ("key_hash");
+CREATE TABLE IF NOT EXISTS "channels" (
+   "id" INTEGER PRIMARY KEY,
+   "name" TEXT NOT NULL,
+   "type" TEXT NOT NULL,
+   "base_url" TEXT,
+   "key" TEXT,
+   "models" TEXT NOT NULL,
+   "model_map" TEXT,
+   "enabled" INTEGER NOT NULL DEFAULT 1,
+   "priority" INTEGER DEFAULT 0,
+   "created_at" INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS "idx_channels_name" ON "channels" ("name");
+CREATE TABLE IF NOT EXISTS "usage" (
+   "id" INTEGER PRIMARY KEY,
+   "ts" INTEGER,
+   "token_id" INTEGER,
+   "channel_id" INTEGER,
+   "model" TEXT,
+   "upstream_model" TEXT,
+   "kind" TEXT,
+   "stream" INTEGER,
+   "status" INTEGER,
+   "prompt_tokens" INTEGER,
+   "completion_tokens" INTEGER,
+   "total_tokens" INTEGER,
+   "latency_ms" INTEGER
+);
+CREATE INDEX IF NOT EXISTS "idx_usage_token_id_ts" ON "usage" ("token_id", "ts");
+CREATE TABLE IF NOT EXISTS "videos" (
+   "id" TEXT PRIMARY KEY,
+   "token_id" INTEGER NOT NULL,
+   "model" TEXT NOT NULL,
+   "channel_id" INTEGER,
+   "upstream_model" TEXT,
+   "upstream_id" TEXT,
+   "request" TEXT,
+   "asked" TEXT,
+   "status" TEXT NOT NULL,
+   "progress" INTEGER DEFAULT 0,
+   "error_code" TEXT,
+   "error_message" TEXT,
+   "created_at" INTEGER NOT NULL,
+   "updated_at" INTEGER,
+   "completed_at" INTEGER,
+   "expires_at" INTEGER,
+   "upstream_updated_at" INTEGER,
+   "asset_path" TEXT,
+   "asset_size" INTEGER,
+   "thumbnail_path" TEXT,
+   "thumbnail_type" TEXT,
+   "cost" REAL,
+   "next_poll_at" REAL,
+   "attempts" INTEGER DEFAULT 0,
+   "failures" INTEGER DEFAULT 0,
+   "lease_owner" TEXT,
+   "lease_until" REAL,
+   "remixed_from" TEXT,
+   "deleted" INTEGER DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS "idx_videos_token_id_created_at" ON "videos" ("token_id", "created_at");
+CREATE INDEX IF NOT EXISTS "idx_videos_status_next_poll_at" ON "videos" ("status", "next_poll_at");
+"""
+
+
+def _v1_tables(conn: sqlite3.Connection) -> None:
+    # executescript() would COMMIT first; one statement at a time stays in the transaction
+    for statement in _V1_TABLES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _v2_prices(conn: sqlite3.Connection) -> None:
+    # the operator's price per public model (server/store/prices.py); amounts in micro-units
+    conn.execute("""CREATE TABLE "prices" (
+   "model" TEXT PRIMARY KEY,
+   "input" INTEGER,
+   "cached_input" INTEGER,
+   "output" INTEGER,
+   "cache_write" INTEGER,
+   "per_image" TEXT NOT NULL,
+   "per_second" TEXT NOT NULL,
+   "per_request" INTEGER,
+   "updated_at" INTEGER NOT NULL
+)""")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
+    Migration("the operator's model prices", _v2_prices),
+)
+LATEST = len(MIGRATIONS)
+
+
+def version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[Migration]:
+    """Bring the database to `len(migrations)`; returns the steps this call applied
+    (none when it was current, or when another process migrated it first)."""
+    latest = len(migrations)
+    current = version(conn)
+    _refuse_newer(current, latest)
+    applied = []
+    while current < latest:
+        current, step = _apply_next(conn, migrations)
+        if step:
+            applied.append(step)
+            log.info("database schema migrated to version %d: %s", current, step.name)
+    return applied
+
+
+def _apply_next(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> tuple[int, Migration | None]:
+    """Apply the one step after the database's version, under the write lock."""
+    # IMMEDIATE takes the write lock now; the version is read again under it, so of two
+    # processes opening an old database at once, the second waits and then finds it done.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = version(conn)
+        _refuse_newer(current, len(migrations))
+        if current >= len(migrations):
+            conn.rollback()
+            return current, None
+        step = migrations[current]
+        if step.backup and current > 0:
+            _backup(conn, current)
+        try:
+            step.apply(conn)
+        except Exception as exc:
+            raise SchemaError(f"schema migration to version {current + 1} ({step.name}) failed, "
+                              f"the database stays at version {current}: {exc}") from exc
+        if not conn.in_transaction:
+            raise SchemaError(f"schema migration to version {current + 1} ({step.name}) committed "
+                              "on its own; a step must leave the transaction to migrate()")
+        conn.execute(f"PRAGMA user_version = {current + 1}")
+        conn.commit()
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return current + 1, step
+
+
+def _refuse_newer(current: int, latest: int) -> None:
+    if current > latest:
+        raise SchemaError(f"schema version {current} was written by a newer st-ai; this st-ai "
+                          f"knows versions up to {latest} and will not use it (run the newer st-ai, "
+                          "or restore a backup)")
+
+
+def backup_path(path: str, old_version: int) -> str:
+    return f"{path}.v{old_version}.bak"
+
+
+def _backup(conn: sqlite3.Connection, old_version: int) -> None:
+    """Copy the database as it is (taken inside the migration's write lock, so nobody
+    changes it meanwhile) to `<db>.v<old>.bak`, written under a temporary name and then
+    renamed, so a crash never leaves a half copy under the final name."""
+    path = next((file for _, name, file in conn.execute("PRAGMA database_list") if name == "main"), "")
+    if not path:  # an in-memory database has nothing to lose on disk
+        return
+    target, partial = backup_path(path, old_version), backup_path(path, old_version) + ".partial"
+    # SQLite will not back up from a connection holding a write transaction; a second
+    # connection reads the same committed state, which nobody can change while we hold
+    # the lock and before the step has written anything.
+    source, copy = sqlite3.connect(path, timeout=10), sqlite3.connect(partial)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
+    os.replace(partial, target)
+    log.info("database copied to %s before migrating from version %d", target, old_version)
