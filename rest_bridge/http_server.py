@@ -25,7 +25,9 @@ from aiohttp import http_exceptions, web
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
+from rest_bridge import access_log
 from rest_bridge.marshal import JSON_TYPE, error_response
+from server import call_record
 from server.errors import GatewayError
 from server.memory import LARGE_BODY_BYTES, Trimmer
 
@@ -57,6 +59,8 @@ def protocol_error(status: int, exc: BaseException | None) -> GatewayError:
     """What a client is told about a request the HTTP parser refused. Parser messages
     quote the raw bytes (a header's value may be the client's own key), so none is
     echoed: the message names the class of fault only."""
+    if isinstance(exc, ConnectionError):  # the client left while st-ai answered it (e.g. a 100 Continue)
+        return GatewayError(499, "The client closed the connection.", "client_closed_request")
     if isinstance(exc, http_exceptions.LineTooLong):
         return GatewayError(431, f"The request line or a header is longer than {MAX_LINE_BYTES} bytes.",
                             "headers_too_large", type="invalid_request_error")
@@ -85,7 +89,8 @@ def _raw_error(error: GatewayError) -> bytes:
     """A whole HTTP/1.1 error response, for answering outside any request's writer."""
     body = orjson.dumps(error.body())
     head = (f"HTTP/1.1 {error.http_status} {HTTPStatus(error.http_status).phrase}\r\nContent-Type: {JSON_TYPE}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+            f"Content-Length: {len(body)}\r\n{access_log.HEADER}: {call_record.request_id(None)}\r\n"
+            "Connection: close\r\n\r\n")
     return head.encode("ascii") + body
 
 
@@ -240,8 +245,20 @@ class BridgeProtocol(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the response is under way; no error response can follow it")
         response = error_response(error)
+        access_log.stamp(request, response)
         response.force_close()
         return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        # A body the client broke (bad gzip, cut chunks) is answered by the handler with a
+        # 400; aiohttp meets the same fault again when it drains the rest, and would log
+        # it as a server error with a traceback.
+        if isinstance(kwargs.get("exc_info"), (web.RequestPayloadError, http_exceptions.HttpProcessingError,
+                                                ConnectionError)):
+            log.info("dropped a client connection from %s: %s", self._peer(),
+                     type(kwargs["exc_info"]).__name__)
+            return
+        super().log_exception(*args, **kwargs)
 
     def _peer(self) -> str:
         peer = self.peername
