@@ -16,6 +16,7 @@ from server.store import usage as usage_store
 from server.store.db import default_path, open_db
 
 
+MIN_POLL_INTERVAL = 0.1
 MAX_PRIORITY = 1_000_000  # SQLite stores at most 64-bit integers; no operator needs more than this
 
 
@@ -40,6 +41,13 @@ def parse_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
+    return value
+
+
+def parse_poll_interval(text: str) -> float:
+    value = parse_seconds(text)
+    if value < MIN_POLL_INTERVAL:  # every task would be polled upstream many times a second
+        raise argparse.ArgumentTypeError(f"{text!r} is below {MIN_POLL_INTERVAL:g} seconds")
     return value
 
 
@@ -276,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: $ST_AI_ASSETS_DIR or ./st-ai-assets)")
         # defaults from the environment stay strings: argparse parses them with `type`
         # when the option is not given, so a bad value there is refused like a bad option
-        p.add_argument("--video-poll-interval", type=parse_seconds,
+        p.add_argument("--video-poll-interval", type=parse_poll_interval,
                        default=os.environ.get("ST_AI_VIDEO_POLL_INTERVAL", "5"),
                        help="seconds between polls of a video task (default: $ST_AI_VIDEO_POLL_INTERVAL or 5)")
         p.add_argument("--video-timeout", type=parse_seconds,
