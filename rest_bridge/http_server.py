@@ -10,7 +10,10 @@ Timeouts follow nginx's meanings:
                first byte (of the connection's start, for its first request);
   * body:      at most this many seconds may pass between two reads of a request body
                (time the bridge itself spends not reading does not count);
-  * keepalive: an idle connection between requests is closed after this many seconds.
+  * keepalive: an idle connection between requests is closed after this many seconds;
+  * send:      a client that takes none of its answer for this many seconds (the socket's
+               send buffer stays full) is disconnected, so a stalled reader does not hold
+               a connection and the call behind it forever.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class ClientTimeouts:
     header: float = 60.0
     body: float = 60.0
     keepalive: float = 75.0
+    send: float = 60.0
 
 
 def header_timeout(seconds: float) -> GatewayError:
@@ -109,6 +113,7 @@ class BridgeProtocol(RequestHandler):
         self._body: StreamReader | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_read_at = 0.0
+        self._send_timer: asyncio.TimerHandle | None = None
 
     # -- connection life -------------------------------------------------------------
 
@@ -120,7 +125,32 @@ class BridgeProtocol(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_header_timer()
         self._stop_body_timer()
+        self._stop_send_timer()
         super().connection_lost(exc)
+
+    # -- send timeout ----------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._stop_send_timer()
+        self._send_timer = self._loop.call_later(self._timeouts.send, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self._stop_send_timer()
+        super().resume_writing()
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.transport is None or not self.writing_paused:
+            return
+        log.info("closed a client connection from %s: it took none of its answer for %gs",
+                 self._peer(), self._timeouts.send)
+        self.transport.abort()  # the buffered answer cannot reach it; nothing more is owed
 
     def data_received(self, data: bytes) -> None:
         requests_before = self._request_count

@@ -137,7 +137,7 @@ def _client_timeouts(args: argparse.Namespace):
     if not hasattr(args, "keepalive_timeout"):  # `st-ai grpc` has no HTTP clients
         return ClientTimeouts()
     return ClientTimeouts(header=args.client_header_timeout, body=args.client_body_timeout,
-                          keepalive=args.keepalive_timeout)
+                          keepalive=args.keepalive_timeout, send=args.client_send_timeout)
 
 
 def _config(args: argparse.Namespace):
@@ -274,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="at most S seconds between two reads of a request body (default 60)")
         p.add_argument("--keepalive-timeout", type=parse_seconds, default=75.0, metavar="S",
                        help="an idle keep-alive connection is closed after S seconds (default 75)")
+        p.add_argument("--client-send-timeout", type=parse_seconds, default=60.0, metavar="S",
+                       help="a client that takes none of its answer for S seconds is disconnected (default 60)")
     for p in (serve, grpc_):
         db_option(p)
         p.add_argument("--grpc-port", type=parse_port, default=50051)
