@@ -73,11 +73,20 @@ async def _take_facts(pending: _Pending) -> None:
             pending.record.take(facts_from(await call.trailing_metadata()))
 
 
+def stamp(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Put the request's id on its response. A request answered before the middleware
+    ran (an expectation refused, HTTP the parser refused) gets its id here, and the
+    access line then carries the same one."""
+    pending = request.get(PENDING)
+    if pending is None:
+        pending = _Pending(CallRecord(call_record.request_id(request.headers.get(HEADER))))
+        request[PENDING] = pending
+    response.headers[HEADER] = pending.record.request_id
+
+
 async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: the id goes on every response the app sends, streams included."""
-    pending = request.get(PENDING)
-    if pending is not None:
-        response.headers[HEADER] = pending.record.request_id
+    stamp(request, response)
 
 
 def _error_code(response: web.StreamResponse) -> str | None:

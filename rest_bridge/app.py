@@ -114,6 +114,9 @@ async def _relay_bytes(request: web.Request, call: grpc.aio.UnaryStreamCall) -> 
         if content_range:
             response.headers["Content-Range"] = content_range
         await response.prepare(request)
+        if request.method == "HEAD":  # the headers are the answer; the RPC is cancelled below
+            await response.write_eof()
+            return response
         message = first
         while message is not grpc.aio.EOF:
             await response.write(message.data)
@@ -187,6 +190,10 @@ def build_app(grpc_target: str, routes: list[Route] | None = None,
     app.cleanup_ctx.append(grpc_channel)
     access_log.install(app)
     health.add_routes(app)
+    declared = {(route.method, route.path) for route in routes}
     for route in routes:
-        app.router.add_route(route.method, route.path, _handler(route), expect_handler=expect_continue)
+        handler = _handler(route)
+        app.router.add_route(route.method, route.path, handler, expect_handler=expect_continue)
+        if route.method == "GET" and ("HEAD", route.path) not in declared:  # RFC 9110 9.3.2: GET without the body
+            app.router.add_route("HEAD", route.path, handler, expect_handler=expect_continue)
     return app

@@ -10,7 +10,10 @@ Timeouts follow nginx's meanings:
                first byte (of the connection's start, for its first request);
   * body:      at most this many seconds may pass between two reads of a request body
                (time the bridge itself spends not reading does not count);
-  * keepalive: an idle connection between requests is closed after this many seconds.
+  * keepalive: an idle connection between requests is closed after this many seconds;
+  * send:      a client that takes none of its answer for this many seconds (the socket's
+               send buffer stays full) is disconnected, so a stalled reader does not hold
+               a connection and the call behind it forever.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ from aiohttp import http_exceptions, web
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
+from rest_bridge import access_log
 from rest_bridge.marshal import JSON_TYPE, error_response
+from server import call_record
 from server.errors import GatewayError
 from server.memory import LARGE_BODY_BYTES, Trimmer
 
@@ -41,6 +46,7 @@ class ClientTimeouts:
     header: float = 60.0
     body: float = 60.0
     keepalive: float = 75.0
+    send: float = 60.0
 
 
 def header_timeout(seconds: float) -> GatewayError:
@@ -57,6 +63,8 @@ def protocol_error(status: int, exc: BaseException | None) -> GatewayError:
     """What a client is told about a request the HTTP parser refused. Parser messages
     quote the raw bytes (a header's value may be the client's own key), so none is
     echoed: the message names the class of fault only."""
+    if isinstance(exc, ConnectionError):  # the client left while st-ai answered it (e.g. a 100 Continue)
+        return GatewayError(499, "The client closed the connection.", "client_closed_request")
     if isinstance(exc, http_exceptions.LineTooLong):
         return GatewayError(431, f"The request line or a header is longer than {MAX_LINE_BYTES} bytes.",
                             "headers_too_large", type="invalid_request_error")
@@ -85,7 +93,8 @@ def _raw_error(error: GatewayError) -> bytes:
     """A whole HTTP/1.1 error response, for answering outside any request's writer."""
     body = orjson.dumps(error.body())
     head = (f"HTTP/1.1 {error.http_status} {HTTPStatus(error.http_status).phrase}\r\nContent-Type: {JSON_TYPE}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+            f"Content-Length: {len(body)}\r\n{access_log.HEADER}: {call_record.request_id(None)}\r\n"
+            "Connection: close\r\n\r\n")
     return head.encode("ascii") + body
 
 
@@ -104,6 +113,7 @@ class BridgeProtocol(RequestHandler):
         self._body: StreamReader | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_read_at = 0.0
+        self._send_timer: asyncio.TimerHandle | None = None
 
     # -- connection life -------------------------------------------------------------
 
@@ -115,7 +125,32 @@ class BridgeProtocol(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_header_timer()
         self._stop_body_timer()
+        self._stop_send_timer()
         super().connection_lost(exc)
+
+    # -- send timeout ----------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._stop_send_timer()
+        self._send_timer = self._loop.call_later(self._timeouts.send, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self._stop_send_timer()
+        super().resume_writing()
+
+    def _stop_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.transport is None or not self.writing_paused:
+            return
+        log.info("closed a client connection from %s: it took none of its answer for %gs",
+                 self._peer(), self._timeouts.send)
+        self.transport.abort()  # the buffered answer cannot reach it; nothing more is owed
 
     def data_received(self, data: bytes) -> None:
         requests_before = self._request_count
@@ -240,8 +275,20 @@ class BridgeProtocol(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the response is under way; no error response can follow it")
         response = error_response(error)
+        access_log.stamp(request, response)
         response.force_close()
         return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        # A body the client broke (bad gzip, cut chunks) is answered by the handler with a
+        # 400; aiohttp meets the same fault again when it drains the rest, and would log
+        # it as a server error with a traceback.
+        if isinstance(kwargs.get("exc_info"), (web.RequestPayloadError, http_exceptions.HttpProcessingError,
+                                                ConnectionError)):
+            log.info("dropped a client connection from %s: %s", self._peer(),
+                     type(kwargs["exc_info"]).__name__)
+            return
+        super().log_exception(*args, **kwargs)
 
     def _peer(self) -> str:
         peer = self.peername

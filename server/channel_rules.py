@@ -86,6 +86,8 @@ def _check_key(spec: ProviderSpec, key: str | None, no_key: bool) -> str:
         raise ChannelError(f"--type {spec.type} needs --key {spec.key_format}{hint}")
     if _BLANK.search(key):
         raise ChannelError("--key must be the key alone: no spaces, line breaks or 'Bearer ' prefix")
+    if not key.isascii():  # it travels in an HTTP header, where only ASCII is safe
+        raise ChannelError("--key must be ASCII: check it was copied whole and unchanged")
     expected = len(spec.key_format.split(":"))
     if expected > 1 and (len(key.split(":")) != expected or not all(key.split(":"))):
         raise ChannelError(f"--type {spec.type} takes --key {spec.key_format}, both parts non-empty")

@@ -16,6 +16,10 @@ from server.store import usage as usage_store
 from server.store.db import default_path, open_db
 
 
+MIN_POLL_INTERVAL = 0.1
+MAX_PRIORITY = 1_000_000  # SQLite stores at most 64-bit integers; no operator needs more than this
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a refusal is one line (argparse prints its usage block first)."""
 
@@ -37,6 +41,13 @@ def parse_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
+    return value
+
+
+def parse_poll_interval(text: str) -> float:
+    value = parse_seconds(text)
+    if value < MIN_POLL_INTERVAL:  # every task would be polled upstream many times a second
+        raise argparse.ArgumentTypeError(f"{text!r} is below {MIN_POLL_INTERVAL:g} seconds")
     return value
 
 
@@ -64,6 +75,34 @@ def _refusing(check):
 
 def parse_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse_models(text: str) -> list[str]:
+    """A token's models: an empty list would silently mean "all models"."""
+    models = parse_list(text)
+    if not models:
+        raise argparse.ArgumentTypeError(f"{text!r} names no model (leave --models out for all models)")
+    for model in models:
+        if url_rules.BLANK.search(model):
+            raise argparse.ArgumentTypeError(f"model name {model!r} must not contain spaces")
+    return models
+
+
+def parse_name(text: str) -> str:
+    # names are printed in tables and access log lines: a line break would forge one
+    if not text or url_rules.BLANK.search(text) or len(text) > 64:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 to 64 characters without spaces")
+    return text
+
+
+def parse_priority(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or abs(value) > MAX_PRIORITY:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
+    return value
 
 
 def parse_model_map(text: str) -> dict[str, str]:
@@ -98,7 +137,7 @@ def _client_timeouts(args: argparse.Namespace):
     if not hasattr(args, "keepalive_timeout"):  # `st-ai grpc` has no HTTP clients
         return ClientTimeouts()
     return ClientTimeouts(header=args.client_header_timeout, body=args.client_body_timeout,
-                          keepalive=args.keepalive_timeout)
+                          keepalive=args.keepalive_timeout, send=args.client_send_timeout)
 
 
 def _config(args: argparse.Namespace):
@@ -235,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="at most S seconds between two reads of a request body (default 60)")
         p.add_argument("--keepalive-timeout", type=parse_seconds, default=75.0, metavar="S",
                        help="an idle keep-alive connection is closed after S seconds (default 75)")
+        p.add_argument("--client-send-timeout", type=parse_seconds, default=60.0, metavar="S",
+                       help="a client that takes none of its answer for S seconds is disconnected (default 60)")
     for p in (serve, grpc_):
         db_option(p)
         p.add_argument("--grpc-port", type=parse_port, default=50051)
@@ -245,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: $ST_AI_ASSETS_DIR or ./st-ai-assets)")
         # defaults from the environment stay strings: argparse parses them with `type`
         # when the option is not given, so a bad value there is refused like a bad option
-        p.add_argument("--video-poll-interval", type=parse_seconds,
+        p.add_argument("--video-poll-interval", type=parse_poll_interval,
                        default=os.environ.get("ST_AI_VIDEO_POLL_INTERVAL", "5"),
                        help="seconds between polls of a video task (default: $ST_AI_VIDEO_POLL_INTERVAL or 5)")
         p.add_argument("--video-timeout", type=parse_seconds,
@@ -275,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="client tokens").add_subparsers(dest="action", required=True)
     create = token.add_parser("create", help="create a token; prints its key on the last line")
-    create.add_argument("--name", required=True)
-    create.add_argument("--models", type=parse_list, help="comma-separated models it may use (default: all)")
+    create.add_argument("--name", required=True, type=parse_name)
+    create.add_argument("--models", type=parse_models, help="comma-separated models it may use (default: all)")
     create.add_argument("--expires-in", type=parse_duration,
                         help="a whole number and a unit (s, m, h, d, w), e.g. 30d, 12h, 90m (default: never)")
     create.set_defaults(func=cmd_token_create)
@@ -299,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an OpenAI-compatible server that takes no key (e.g. a local vLLM or Ollama)")
     add.add_argument("--models", type=parse_list, required=True, help="comma-separated public model names")
     add.add_argument("--model-map", type=parse_model_map, help="public=upstream,... renames sent upstream")
-    add.add_argument("--priority", type=int, default=0, help="higher is tried first (default 0)")
+    add.add_argument("--priority", type=parse_priority, default=0, help="higher is tried first (default 0)")
     add.set_defaults(func=cmd_channel_add)
     channel.add_parser("list", help="list channels (keys are masked)").set_defaults(func=cmd_channel_list)
     for action, func in (("disable", lambda a: cmd_channel_enable(a, False)),

@@ -106,11 +106,12 @@ async def open_core(config: Config, public_url: str,
 
 
 def _stop_on_signal() -> asyncio.Event:
-    """Set on SIGINT or SIGTERM. Installed before anything starts, so a signal during
-    start-up still stops st-ai through its clean-up, not by the default abrupt exit."""
+    """Set on SIGINT, SIGTERM or SIGHUP (its terminal closed). Installed before anything
+    starts, so a signal during start-up still stops st-ai through its clean-up, not by
+    the default abrupt exit."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     return stop
 
@@ -174,7 +175,8 @@ async def serve(config: Config) -> None:
         grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts)
-        _announce(f"st-ai ready: REST http://{config.host}:{http_port}/v1  gRPC {config.host}:{grpc_port}"
+        host = _grpc_host(config.host)  # an IPv6 address in brackets, as URLs write it
+        _announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
                   f"  db {config.db_path}")
         try:
             await stop.wait()
@@ -200,7 +202,7 @@ async def serve_grpc(config: Config) -> None:
         server, health = await build_server(core, [])
         port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
-        _announce(f"st-ai gRPC ready: {config.host}:{port}  db {config.db_path}")
+        _announce(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}")
         try:
             await stop.wait()
         finally:
@@ -213,7 +215,7 @@ async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: i
     stop = _stop_on_signal()
     sock = _listen(host, port)
     runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts)
-    _announce(f"st-ai REST bridge ready: http://{host}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
+    _announce(f"st-ai REST bridge ready: http://{_grpc_host(host)}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
         await stop.wait()
     finally:

@@ -17,6 +17,7 @@ import functools
 import html
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -107,7 +108,7 @@ def _lower(text: str) -> str:
 
 def _decoded(text: str) -> str:
     for _ in range(DECODE_ROUNDS):
-        step = html.unescape(unquote(_ESCAPES.sub(_unescape, text)))
+        step = _fold(html.unescape(unquote(_ESCAPES.sub(_unescape, text))))
         if step == text:
             break
         text = step
@@ -121,6 +122,27 @@ def _unescape(match: re.Match[str]) -> str:
     value = int(code, 16)
     # a lone surrogate would make the text unencodable as UTF-8 (JSON, SQLite)
     return match.group(0) if 0xD800 <= value <= 0xDFFF else chr(value)
+
+
+def _fold(text: str) -> str:
+    """Text as it reads: compatibility forms (full-width letters) folded to plain ones and
+    invisible format characters (zero-width spaces, joiners, bidi marks) dropped, so a key
+    dressed in them still matches."""
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf") if not folded.isascii() else folded
+
+
+def _encoded_forms(raw: bytes) -> list[str]:
+    """How bytes read once encoded inside a longer text: hex, and base-64 (standard and
+    URL-safe) at each of the three alignments a preceding text can give them (`user:key`
+    in a Basic value, a key inside base-64 JSON). Where the neighbouring bytes change the
+    encoding (the first and last 4-character groups) it is cut off."""
+    forms = [raw.hex()]
+    for offset in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * offset + raw).decode().rstrip("=")
+            forms.append(encoded[4:-4] if offset else encoded[:-4])
+    return forms
 
 
 def _key_parts(key: str) -> list[str]:
@@ -140,6 +162,8 @@ def _key_secrets(key: str) -> tuple[list[str], set[str]]:
                 literals.append(re.escape(form))
             else:
                 windows.update(form.lower()[i:i + WINDOW] for i in range(len(form) - WINDOW + 1))
+        for form in _encoded_forms(raw):  # only their windows: a cut form is no literal
+            windows.update(form.lower()[i:i + WINDOW] for i in range(len(form) - WINDOW + 1))
     return literals, windows
 
 
@@ -160,12 +184,23 @@ def _url_secrets(base_url: str) -> tuple[list[str], str]:
                                    parts.query) if p)
     if not host:
         return ([re.escape(text)] if len(text) >= MIN_SECRET else []), private
-    host_re = re.escape(host)
+    host_re = "|".join(re.escape(form) for form in _host_forms(host))
     if ":" in host:  # IPv6: written in brackets in URLs
         host_re = rf"\[?{host_re}\]?"
     if "." in host or ":" in host or len(host) >= MIN_BARE_HOST:
         return [host_re], private
     return ([rf"{host_re}(?::|%3a){port}"] if port is not None else []), private
+
+
+def _host_forms(host: str) -> list[str]:
+    """A host name as written and in its other IDNA spelling (an upstream echoes the
+    punycode `xn--` form of a Unicode host it was called on, or the reverse)."""
+    forms = [host]
+    try:
+        forms.append(host.encode("idna").decode("ascii") if not host.isascii() else host.encode().decode("idna"))
+    except UnicodeError:
+        pass
+    return list(dict.fromkeys(f.lower() for f in forms))
 
 
 @functools.lru_cache(maxsize=512)

@@ -167,14 +167,15 @@ async def gather(stream) -> list[bytes]:
     return [chunk async for chunk in stream]
 
 
-async def test_image_url_answer_is_fetchable_and_body_passes_through(fake, http):
+async def test_image_url_on_the_channels_own_host_comes_back_inline_and_body_passes_through(fake, http):
+    # the fake hands out URLs on its own host, the channel's base URL: no client may see it
     answer = await OpenAIImages(Upstream(http)).generate(
         channel_for(fake), {"model": "dall-e-3", "prompt": "a red fox", "x_extra": {"a": [1]}}, 10)
     assert fake.received[-1].body == {"model": "dall-e-3", "prompt": "a red fox", "x_extra": {"a": [1]}}
     assert fake.received[-1].headers["Authorization"] == f"Bearer {fake.api_key}"
     assert answer["data"][0]["revised_prompt"]
-    async with http.get(answer["data"][0]["url"]) as resp:
-        assert resp.content_type == "image/png" and (await resp.read()).startswith(b"\x89PNG")
+    assert "url" not in answer["data"][0]
+    assert base64.b64decode(answer["data"][0]["b64_json"]).startswith(b"\x89PNG")
 
 
 async def test_image_b64_json(fake, http):

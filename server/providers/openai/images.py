@@ -7,6 +7,7 @@ from server.errors import invalid_request, upstream_failed
 from server.providers.interface import Upstream
 from server.providers.json_body import json_body
 from server.providers.openai.http import auth_headers, request_object
+from server.providers.openai.image_urls import rehost_private_urls
 from server.store.channels import Channel
 
 # gpt-image-1 at high quality can take minutes; a caller's own deadline wins.
@@ -16,10 +17,12 @@ DEFAULT_TIMEOUT = 600.0
 class OpenAIImages:
     def __init__(self, upstream: Upstream) -> None:
         self._http = upstream.http
+        self._upstream = upstream
 
     async def generate(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         """The body goes through as given (unknown fields too) and the answer comes back
-        as is: OpenAI's image URLs are public for 60 minutes, so clients fetch them directly.
+        as is: OpenAI's image URLs are public for 60 minutes, so clients fetch them directly
+        (a URL on the channel's own host is fetched and served by st-ai instead).
         A moderation refusal is a 400 `moderation_blocked`, relayed with its code."""
         if body.get("stream"):
             # The answer would be server-sent events, which this one-shot interface cannot relay.
@@ -30,4 +33,4 @@ class OpenAIImages:
                                       endpoint=True)
         if not isinstance(answer.get("data"), list):
             raise upstream_failed("The upstream service answered with an unexpected body.")
-        return answer
+        return await rehost_private_urls(answer, channel, self._upstream)
