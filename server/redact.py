@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from server import ip_forms
 from server.store.channels import Channel
 
 MASK = "***"
@@ -44,12 +45,20 @@ _URL_LEFT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 _URL_TAIL = re.compile(r"(?:(?::|%3a)\d{1,5})?(?:(?:/|\\/|%2f|[?#])[^\s\"'<>()\[\]{},;|]*)?", re.IGNORECASE)
 _RUN = re.compile(rf"[^\s\"'<>()\[\]{{}},;|]{{{WINDOW},}}")  # where a key window can be
 _ESCAPES = re.compile(r"\\u([0-9a-fA-F]{4})|\\x([0-9a-fA-F]{2})|\\(/)")
+# Anything that may be an IP address in some spelling (see ip_forms): an IPv6 form (two
+# colons at least, brackets optional) or an inet_aton form (1 to 4 dotted decimal, 0x-hex
+# or octal parts). Each candidate is parsed and compared, so one regex covers every spelling.
+_IP_CANDIDATE = re.compile(
+    r"\[?(?<![\w:.])(?=[0-9a-f.]*:[0-9a-f.]*:)[0-9a-f:.]+\]?"
+    r"|(?<![\w.])(?:0x[0-9a-f]*|\d+)(?:\.(?:0x[0-9a-f]*|\d+)){0,3}(?!\.?\w)",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Redactor:
     pattern: re.Pattern[str]   # URLs on the channels' hosts, credential shapes, short key parts
     windows: frozenset[str]    # every WINDOW-character run of the keys and their base-64, lower case
+    ips: frozenset[ip_forms.Address] = frozenset()  # hosts that are IP addresses, canonical
 
     def scrub(self, text: str) -> str:
         """`text` without any secret this redactor knows, each replaced by MASK."""
@@ -85,6 +94,8 @@ class Redactor:
                 end = _URL_TAIL.match(text, end).end()
             if end > start:
                 found.append((start, end))
+        if self.ips:
+            found += _ip_spans(text, self.ips)
         if self.windows:
             lowered = _lower(text)
             for run in _RUN.finditer(lowered):
@@ -98,6 +109,24 @@ class Redactor:
             else:
                 merged.append((start, end))
         return merged
+
+
+def _ip_spans(text: str, ips: frozenset[ip_forms.Address]) -> list[tuple[int, int]]:
+    """Where one of `ips` is written in any spelling, widened to the whole URL like a host."""
+    found = []
+    for match in _IP_CANDIDATE.finditer(text):
+        start, end = match.span()
+        candidate = match.group()
+        address = ip_forms.parse(candidate)
+        if address is None and candidate.rstrip(".:]") != candidate:  # sentence punctuation after it
+            candidate = candidate.rstrip(".:]")
+            end = start + len(candidate)
+            address = ip_forms.parse(candidate.lstrip("["))
+        if address in ips:
+            while start > 0 and text[start - 1] in _URL_LEFT:
+                start -= 1
+            found.append((start, _URL_TAIL.match(text, end).end()))
+    return found
 
 
 def _lower(text: str) -> str:
@@ -208,9 +237,13 @@ def _redactor(secrets: tuple[tuple[str, str], ...]) -> Redactor:
     alternatives = list(CREDENTIAL_SHAPES)
     hosts: list[str] = []
     windows: set[str] = set()
+    ips: set[ip_forms.Address] = set()
     for key, base_url in secrets:
         url_hosts, url_private = _url_secrets(base_url)
         hosts += url_hosts
+        ip = _url_ip(base_url)
+        if ip is not None:
+            ips.add(ip)
         for text in (key, url_private):
             literals, key_windows = _key_secrets(text)
             alternatives += literals
@@ -219,7 +252,17 @@ def _redactor(secrets: tuple[tuple[str, str], ...]) -> Redactor:
     if hosts:  # found alone, then widened to the whole URL by _spans
         alternatives.append(f"(?P<host>{'|'.join(sorted(set(hosts), key=len, reverse=True))})")
     pattern = re.compile("|".join(alternatives), re.IGNORECASE)
-    return Redactor(pattern, frozenset(windows))
+    return Redactor(pattern, frozenset(windows), frozenset(ips))
+
+
+def _url_ip(base_url: str) -> ip_forms.Address | None:
+    """The base URL's host if it is an IP address, in whatever spelling it was stored."""
+    text = base_url.strip()
+    try:
+        host = urlsplit(text if "://" in text else f"//{text}").hostname
+    except ValueError:
+        return None
+    return ip_forms.parse(host) if host else None
 
 
 def for_channel(channel: Channel | None) -> Redactor:

@@ -75,3 +75,37 @@ def test_ordinary_text_with_unicode_and_hex_like_words_is_left_alone():
     text = ("The model said caf\u00e9, na\u00efve \ufb01ne; value 0123456789abcdef is not valid "
             "for max_tokens; see https://platform.openai.com/docs")
     assert redact.scrub(text, _channel()) == text
+
+
+# An IP host reaches the upstream's error text in whatever spelling its resolver or proxy
+# prints: every inet_aton form of an IPv4 address, every IPv6 form, and the IPv4-mapped
+# IPv6 address of an IPv4 host.
+IP_SPELLINGS = {
+    "http://127.0.0.1:8080/v1": ["2130706433", "0x7f000001", "0X7F000001", "127.1", "0177.0.0.1",
+                                 "0x7f.0.0.1", "127.0.1", "::ffff:127.0.0.1", "[::FFFF:7f00:1]",
+                                 "http://2130706433:8080/v1/chat/completions"],
+    "http://10.20.30.40/v1": ["169090600", "0xa141e28", "012.024.036.050", "10.20.7720",
+                              "[::ffff:a14:1e28]"],
+    "http://[::1]:9000/v1": ["[0:0:0:0:0:0:0:1]", "0:0:0:0:0:0:0:1", "0000:0000:0000::0001",
+                             "http://[0::1]:9000/v1/videos"],
+    "http://[2001:db8::a:B]/v1": ["2001:DB8:0:0:0:0:A:b", "[2001:0db8:0000:0000:0000:0000:000a:000b]",
+                                  "2001:db8::a:b"],
+    "http://0x7f000001:8080/v1": ["127.0.0.1", "127.1"],  # stored before the rules refused it
+}
+
+
+@pytest.mark.parametrize("base_url, echoed", [(url, form) for url, forms in IP_SPELLINGS.items()
+                                               for form in forms])
+def test_an_ip_host_is_scrubbed_in_any_spelling(base_url, echoed):
+    text = f"connect to {echoed} failed: connection refused."
+    scrubbed = redact.scrub(text, _channel(base_url=base_url))
+    assert scrubbed == f"connect to {redact.MASK} failed: connection refused.", scrubbed
+
+
+@pytest.mark.parametrize("text", [
+    "version 1.2.3 took 200 ms at 2024-01-01 10:00:00.123 for 2130706434 tokens",
+    "upstream 127.0.0.2 and [::2] and ::ffff:127.0.0.3 are other hosts",
+])
+def test_numbers_and_other_addresses_are_left_alone_by_the_ip_scrubbing(text):
+    for base_url in ("http://127.0.0.1:8080/v1", "http://[::1]/v1"):
+        assert redact.scrub(text, _channel(base_url=base_url)) == text
