@@ -17,6 +17,9 @@ from server.store.db import default_path, open_db
 
 
 MIN_POLL_INTERVAL = 0.1
+MAX_SECONDS = 7 * 86400  # no timeout an operator means is longer than a week
+MAX_BODY_BYTES = 4 * 1024**3  # a request body larger than this is a typo, not an upload
+MAX_VIDEO_BYTES = 64 * 1024**3
 MAX_PRIORITY = 1_000_000  # SQLite stores at most 64-bit integers; no operator needs more than this
 
 
@@ -41,6 +44,8 @@ def parse_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
+    if value > MAX_SECONDS:  # 1e308 is a typo, and overflows the event loop's timers
+        raise argparse.ArgumentTypeError(f"{text!r} is more than a week ({MAX_SECONDS} seconds)")
     return value
 
 
@@ -52,15 +57,21 @@ def parse_poll_interval(text: str) -> float:
 
 
 def parse_port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535 (0: any free port)")
     return int(text)
 
 
-def parse_size(text: str) -> int:
-    if not text.isdigit() or int(text) == 0:
+def parse_size(text: str, maximum: int = MAX_BODY_BYTES) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes above 0")
+    if int(text) > maximum:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {maximum // 1024**3} GiB ({maximum} bytes)")
     return int(text)
+
+
+def parse_video_size(text: str) -> int:
+    return parse_size(text, MAX_VIDEO_BYTES)
 
 
 def _refusing(check):
@@ -296,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--video-retention", type=parse_duration,
                        default=os.environ.get("ST_AI_VIDEO_RETENTION", "7d"),
                        help="how long finished videos are kept, e.g. 48h (default: $ST_AI_VIDEO_RETENTION or 7d)")
-        p.add_argument("--video-max-bytes", type=parse_size, default=2 * 1024**3,
+        p.add_argument("--video-max-bytes", type=parse_video_size, default=2 * 1024**3,
                        help="a provider's video larger than this fails its task (default 2 GiB)")
         p.add_argument("--video-download-timeout", type=parse_seconds,
                        default=os.environ.get("ST_AI_VIDEO_DOWNLOAD_TIMEOUT", "1800"),

@@ -8,7 +8,10 @@ import ipaddress
 import re
 import urllib.parse
 
+from server import ip_forms
+
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")  # `_` for container and compose service names
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)  # no top-level domain looks like this
 BLANK = re.compile(r"[\s\x00-\x1f\x7f]")
 # grpc target forms other than HOST:PORT (https://grpc.github.io/grpc/core/md_doc_naming.html)
 _GRPC_SCHEMES = ("unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:")
@@ -32,9 +35,24 @@ def check_http_url(url: str, example: str, secrets_hint: str = "") -> urllib.par
         port = -1
     if port is not None and not 0 < port <= 65535:
         raise ValueError(f"{url!r} has a port that is not a number from 1 to 65535")
+    if parts.netloc.endswith(":"):  # `http://h:/v1`: clients disagree on what an empty port means
+        raise ValueError(f"{url!r} has an empty port after ':'; drop the ':' or give a port")
+    check_path(parts.path, url)
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise ValueError(f"the URL must not have a ?query or #fragment{secrets_hint}")  # not echoed: keys hide there
     return parts
+
+
+def check_path(path: str, where: str) -> None:
+    """A path that means what it says: no `.`/`..` segment (clients and proxies resolve
+    them differently) and no escaped slash or dot hiding one."""
+    for segment in path.split("/"):
+        decoded = segment
+        for _ in range(3):  # `%252e` is `%2e` to a proxy that decodes once more
+            decoded = urllib.parse.unquote(decoded)
+        if decoded in (".", "..") or "/" in decoded or "\\" in decoded or "\\" in segment:
+            raise ValueError(f"{where!r} has a path with a '.' or '..' segment, a backslash or an encoded slash or dot; "
+                             "write the path plainly")
 
 
 def check_host(host: str, where: str, example: str) -> None:
@@ -45,6 +63,12 @@ def check_host(host: str, where: str, example: str) -> None:
         return
     except ValueError:
         pass
+    # `2130706433`, `0x7f.1`, `0177.0.0.1`: numbers resolvers read as an address (or reject)
+    loose = ip_forms.parse_ipv4_loose(host.rstrip("."))
+    if loose is not None:
+        raise ValueError(f"{where!r} writes the address {loose} in an unusual form; write it as {loose}")
+    if _NUMERIC_LABEL.fullmatch(host.rstrip(".").rsplit(".", 1)[-1]):
+        raise ValueError(f"{where!r} has a host that is neither an IP address nor a host name")
     try:
         ascii_host = host.encode("idna").decode("ascii").lower()
     except UnicodeError:

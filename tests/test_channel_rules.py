@@ -124,3 +124,27 @@ def test_a_model_map_may_only_rename_models_the_channel_serves():
 def test_names_models_and_types_are_checked(fields, refusal):
     with pytest.raises(ChannelError, match=refusal):
         check(channel(**fields), SPECS)
+
+
+# Base URLs that HTTP clients, proxies and the scrubber would each read differently: an empty
+# port, an address in an inet_aton spelling, dot segments and escaped slashes or dots.
+@pytest.mark.parametrize("url, words", [
+    ("http://h.example:/v1", "empty port"), ("http://localhost:/", "empty port"),
+    ("http://0x7f.1/v1", "127.0.0.1"), ("http://2130706433/", "127.0.0.1"), ("http://0177.0.0.1/v1", "127.0.0.1"),
+    ("http://127.000.000.001/v1", "127.0.0.1"), ("http://10.1/v1", "10.0.0.1"), ("http://0xA000001:8000/", "10.0.0.1"),
+    ("http://08.1.2.3/v1", "neither an IP address nor a host name"), ("http://host.123/v1", "neither"),
+    ("http://h.example/v1/%2e%2e/x", "'..'"), ("http://h.example/v1/../x", "'..'"),
+    ("http://h.example/v1/./x", "'..'"), ("http://h.example/v1/%2E", "'..'"),
+    ("http://h.example/v1%2fx", "encoded slash"), ("http://h.example/v1/a%2Fb", "encoded slash"),
+    ("http://h.example/v1%5cx", "backslash"), ("http://h.example/v1/%252e%252e", "encoded"),
+])
+def test_a_base_url_clients_would_read_differently_is_refused_with_what_to_write(url, words):
+    with pytest.raises(ChannelError, match="--base-url") as refused:
+        check_base_url(url)
+    assert words in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1:8000/v1", "http://h.example/v1.2/x", "http://h.example/..v1/x",
+                                 "http://h.example/v1/%7Euser", "http://[0:0:0:0:0:0:0:1]:8000/v1"])
+def test_plain_paths_and_addresses_that_look_close_are_still_accepted(url):
+    assert check_base_url(url) == url

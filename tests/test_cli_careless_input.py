@@ -52,3 +52,27 @@ def test_an_upstream_key_that_is_not_ascii_is_refused(tmp_path, key):
     args = list(CHANNEL)
     args[args.index("--key") + 1] = key
     _refused(run(*args, db=db_path), db_path)
+
+
+# Numbers no operator means: they overflow timers or allow a body no machine can hold.
+@pytest.mark.parametrize("option, value, words", [
+    ("--upstream-timeout", "1e308", "a week"), ("--upstream-timeout", "604801", "a week"),
+    ("--client-header-timeout", "1e9", "a week"), ("--video-timeout", "9e99", "a week"),
+    ("--video-download-timeout", "1e300", "a week"), ("--keepalive-timeout", "1e20", "a week"),
+    ("--max-body-bytes", str(4 * 1024**3 + 1), "4 GiB"), ("--max-body-bytes", "9" * 40, "4 GiB"),
+    ("--max-body-bytes", "\u00b2", "number of bytes"), ("--http-port", "\u00b9", "port"),
+])
+def test_serve_refuses_absurd_numbers_in_one_line(tmp_path, option, value, words):
+    result = run("serve", "--assets-dir", str(tmp_path / "assets"), option, value, db=str(tmp_path / "st-ai.db"))
+    assert result.code == 2 and option in result.err and words in result.err, result
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["http://h.example:/v1", "http://0x7f.1/v1", "http://2130706433/",
+                                 "http://h.example/v1/%2e%2e/x", "http://h.example/v1/../x", "http://h.example/v1%2Fx"])
+def test_channel_add_refuses_a_base_url_clients_would_read_differently(tmp_path, url):
+    db_path = str(tmp_path / "cli.db")
+    args = list(CHANNEL)
+    args[args.index("--base-url") + 1] = url
+    _refused(run(*args, db=db_path), db_path)

@@ -34,3 +34,16 @@ def test_grpc_targets_in_the_forms_grpc_takes_are_accepted(target):
 def test_grpc_targets_without_a_host_and_port_are_refused(target):
     with pytest.raises(ValueError, match="HOST:PORT|no address|host"):
         check_grpc_target(target)
+
+
+@pytest.mark.parametrize("url", ["https://gw.example.com:/", "http://2130706433:8080", "https://gw.example.com/a/../b",
+                                 "https://gw.example.com/st-ai%2fx"])
+def test_a_public_url_with_an_empty_port_odd_address_or_dot_segments_is_refused(url):
+    with pytest.raises(ValueError):
+        check_public_url(url)
+
+
+@pytest.mark.parametrize("target", ["2130706433:50051", "0x7f.1:50051", "127.1:50051"])
+def test_a_grpc_target_with_an_address_in_an_inet_aton_spelling_is_refused(target):
+    with pytest.raises(ValueError, match="127.0.0.1"):
+        check_grpc_target(target)
