@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
@@ -22,7 +21,7 @@ from aiohttp.abc import AbstractResolver
 from rest_bridge import access_log
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, redact
+from server import logs, memory, redact, socket_folders
 from server.assets import AssetStore
 from server.catalog import Catalog
 from server.demo import ensure_demo_at
@@ -191,8 +190,9 @@ async def serve(config: Config) -> None:
 async def _private_socket() -> AsyncIterator[str]:
     """A Unix socket address in a folder of its own, removed on every way out, a failed
     start included."""
-    with tempfile.TemporaryDirectory(prefix="st-ai-") as folder:
-        yield f"unix:{os.path.join(folder, 'grpc.sock')}"
+    await asyncio.to_thread(socket_folders.sweep_stale)  # folders of an st-ai killed outright
+    with socket_folders.private_socket_folder() as folder:
+        yield f"unix:{os.path.join(folder, socket_folders.SOCKET)}"
 
 
 async def serve_grpc(config: Config) -> None:
