@@ -100,13 +100,25 @@ def form_fields(request_class: type[Message], parts: list[multipart.Part]) -> di
         if field is not None and field.message_type is None and not field.is_repeated:
             out[name] = _query_value(field, value)
         elif field is not None and field.message_type is not None:
-            try:  # e.g. metadata, or input_reference as {"image_url": ...}, sent as a JSON text part
-                out[name] = parse_body(value.encode())
-            except GatewayError as error:
-                raise invalid_request(f"'{name}' must be a JSON object: {error.message}", param=name) from None
+            # e.g. chat messages, metadata, or input_reference as {"image_url": ...}, sent as JSON text
+            out[name] = _json_part(field, value)
         else:
             out[name] = value
     return out
+
+
+def _json_part(field: FieldDescriptor, text: str) -> Any:
+    """A text part holding a message field as JSON: an array for a repeated field, an
+    object for a single message or a map."""
+    is_list = field.is_repeated and not field.message_type.GetOptions().map_entry
+    kind, expected = ("array", list) if is_list else ("object", dict)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"'{field.name}' must be a JSON {kind}: {exc.msg}.", param=field.name) from None
+    if not isinstance(value, expected):
+        raise invalid_request(f"'{field.name}' must be a JSON {kind}.", param=field.name)
+    return value
 
 
 def to_message(request_class: type[Message], data: dict) -> Message:

@@ -3,6 +3,7 @@ read back exactly, and every malformed body is one clear 400 — never another
 exception. Malformed bodies come from a seeded generator, so a failure reproduces."""
 from __future__ import annotations
 
+import json
 import random
 
 import httpx2
@@ -10,7 +11,7 @@ import pytest
 
 from rest_bridge import marshal, multipart
 from server.errors import GatewayError
-from st_ai.v1 import videos_pb2
+from st_ai.v1 import chat_pb2, videos_pb2
 
 SEED = 7578
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # bytes that look like boundaries and CRLFs too
@@ -151,3 +152,31 @@ def test_seeded_junk_content_types_fail_as_a_400() -> None:
             multipart.parse(VALID, content_type)
         except GatewayError as error:
             assert error.http_status == 400, (content_type, error)
+
+
+def text_parts(fields: dict[str, str]) -> bytes:
+    return b"".join(part(f'Content-Disposition: form-data; name="{name}"', value.encode())
+                    for name, value in fields.items()) + END
+
+
+def test_chat_messages_sent_as_a_json_text_part_are_read_as_the_array_they_are() -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    body = text_parts({"model": "m", "messages": json.dumps(messages), "response_format": '{"type": "json_object"}'})
+    form = marshal.form_fields(chat_pb2.ChatCompletionRequest, multipart.parse(body, CONTENT_TYPE))
+    assert form["messages"] == messages and form["response_format"] == {"type": "json_object"}
+
+
+# The refusal names what the field takes: an array for a repeated field, an object for a
+# single message or a map, whatever field the probe picks.
+@pytest.mark.parametrize("request_class, name, text, kind", [
+    (chat_pb2.ChatCompletionRequest, "messages", '{"role": "user", "content": "hi"}', "array"),
+    (chat_pb2.ChatCompletionRequest, "messages", "hello", "array"),
+    (chat_pb2.ChatCompletionRequest, "tools", '"none"', "array"),
+    (chat_pb2.ChatCompletionRequest, "response_format", "[1]", "object"),
+    (chat_pb2.ChatCompletionRequest, "stream_options", "{", "object"),
+    (videos_pb2.CreateVideoRequest, "metadata", '["a"]', "object"),
+])
+def test_a_json_text_part_of_the_wrong_shape_says_what_it_must_be(request_class, name, text, kind) -> None:
+    error = error_of(text_parts({"model": "m", name: text}), CONTENT_TYPE, request_class)
+    assert error.http_status == 400 and error.param == name
+    assert error.message.startswith(f"'{name}' must be a JSON {kind}"), error.message
