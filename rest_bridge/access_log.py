@@ -120,6 +120,17 @@ def _log(request: web.BaseRequest, pending: _Pending, status: int, bytes_out: in
         log.exception("could not write the access line of request %s", record.request_id)
 
 
+def log_unanswerable(request_id: str, status: int, error_code: str | None, *, peer: str | None,
+                     bytes_in: int, bytes_out: int, latency: float) -> None:
+    """The access line of an answer written on a connection with no request object
+    (a header that never arrived in full): method and path are not known."""
+    record = CallRecord(request_id, error_code=error_code)
+    try:
+        logs.access(access_fields(record, status, latency, bytes_in, bytes_out, method="-", path="-", peer=peer))
+    except Exception:  # a log line must never break the answer it describes
+        log.exception("could not write the access line of request %s", request_id)
+
+
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's hook, called after each response is written (or its write failed)."""
 

@@ -89,11 +89,11 @@ def protocol_error(status: int, exc: BaseException | None) -> GatewayError:
     return GatewayError(500, "The gateway failed to process the request.", "internal_error", type="api_error")
 
 
-def _raw_error(error: GatewayError) -> bytes:
+def _raw_error(error: GatewayError, request_id: str) -> bytes:
     """A whole HTTP/1.1 error response, for answering outside any request's writer."""
     body = orjson.dumps(error.body())
     head = (f"HTTP/1.1 {error.http_status} {HTTPStatus(error.http_status).phrase}\r\nContent-Type: {JSON_TYPE}\r\n"
-            f"Content-Length: {len(body)}\r\n{access_log.HEADER}: {call_record.request_id(None)}\r\n"
+            f"Content-Length: {len(body)}\r\n{access_log.HEADER}: {request_id}\r\n"
             "Connection: close\r\n\r\n")
     return head.encode("ascii") + body
 
@@ -208,7 +208,14 @@ class BridgeProtocol(RequestHandler):
             # the only response on the wire, so it can be written as is.
             log.info("closed a client connection from %s: request header incomplete after %gs",
                      self._peer(), self._timeouts.header)
-            self.transport.write(_raw_error(header_timeout(self._timeouts.header)))
+            error, request_id = header_timeout(self._timeouts.header), call_record.request_id(None)
+            answer = _raw_error(error, request_id)
+            self.transport.write(answer)
+            peer = self.peername
+            access_log.log_unanswerable(request_id, error.http_status, error.code,
+                                        peer=peer[0] if isinstance(peer, tuple) else None,
+                                        bytes_in=self._header_bytes, bytes_out=len(answer),
+                                        latency=self._timeouts.header)
         self.force_close()
 
     # -- body timeout ----------------------------------------------------------------

@@ -403,3 +403,21 @@ def test_a_request_refused_before_the_app_sees_it_is_logged_too(served):
         time.sleep(0.02)
     [line] = tail.access()[before:]
     assert line["status"] == "400" and re.fullmatch(r"[0-9a-f]{32}", line["request_id"])
+
+
+def test_a_header_that_never_arrives_in_full_gets_its_408_logged_with_its_request_id(tmp_path_factory, upstream):
+    gw, tail, _ = _serve(tmp_path_factory, upstream, "--client-header-timeout", "1")
+    try:
+        url = urlsplit(gw.http_url)
+        with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Ty")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert re.match(rb"HTTP/1\.1 408 ", answer), answer[:200]
+        request_id = re.search(rb"\r\nX-Request-Id: ([0-9a-f]{32})\r\n", answer).group(1).decode()
+        [line] = tail.for_request(request_id)
+        assert line["status"] == "408" and line["error_code"] == "request_timeout", line
+        assert line["method"] == "-" and line["peer"] == "127.0.0.1" and int(line["bytes_out"]) == len(answer)
+    finally:
+        stop_gateway(gw)
