@@ -10,7 +10,7 @@ from google.api.httpbody_pb2 import HttpBody
 
 from rest_bridge import access_log, health, marshal, multipart
 from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors
-from rest_bridge.range_header import RANGE_FIELDS, range_fields
+from rest_bridge.range_header import RANGE_FIELDS, query_offsets, range_fields
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
 from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
 from server.errors import invalid_api_key
@@ -35,7 +35,9 @@ async def _request_message(request: web.Request, binding: Binding, body: dict | 
     only in the bytes sent, not also in the dict and the message for the whole call."""
     data = dict(body) if body is not None else {}
     if binding.body == "":
-        data.update(marshal.query_fields(binding.request_class, request.query, binding.path_fields))
+        offsets = query_offsets(request.query, binding.request_class.DESCRIPTOR.fields_by_name)
+        data.update(marshal.query_fields(binding.request_class, request.query, (*binding.path_fields, *offsets)))
+        data.update(offsets)
     elif binding.body != "*":
         data = {binding.body: data}
     if headers:  # fields a header sets (a Range) replace the query's

@@ -23,6 +23,20 @@ def _offset(text: str) -> int | None:
     return INT64_MAX if len(text) > 19 else min(int(text), INT64_MAX)
 
 
+def query_offsets(query, field_names) -> dict[str, int]:
+    """The range fields among query parameters (`?suffix_length=N`) that are plain
+    digits, read like a Range header's offsets: a number past int64 is clamped, so the
+    query and the header answer alike (a suffix longer than any file is the whole file).
+    Anything else (a sign, a letter) is left to the ordinary query rules."""
+    out = {}
+    for name in RANGE_FIELDS:
+        if name in field_names and name in query:
+            offset = _offset(query.getall(name)[-1])  # the last one, as for other query fields
+            if offset is not None:
+                out[name] = offset
+    return out
+
+
 def range_fields(headers) -> dict[str, int]:
     """{range_start, range_end} or {suffix_length} for the one byte range asked for;
     {} when the Range header is absent or ignored."""

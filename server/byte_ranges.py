@@ -47,9 +47,15 @@ class RangeNotSatisfiable(GatewayError):
         self.content_range = f"bytes */{total}"
 
 
+INT64_MAX = 2**63 - 1
+
+
 def _check(value: int | None, name: str) -> None:
+    # Over gRPC a count past int64 sent as uint64 arrives as a negative int64: the message
+    # says what the field holds, and that the largest value already means "to the end".
     if value is not None and value < 0:
-        raise invalid_request(f"'{name}' must be a byte offset of 0 or more.", param=name)
+        raise invalid_request(f"'{name}' must be a byte offset from 0 to {INT64_MAX} (int64); a larger one "
+                              f"means the same as {INT64_MAX}.", param=name)
 
 
 def resolve(asked: ByteRange, total: int) -> Span:

@@ -94,6 +94,14 @@ def test_negative_or_mixed_fields_are_the_clients_400(asked, param) -> None:
     assert caught.value.http_status == 400 and caught.value.param == param
 
 
+def test_a_uint64_count_past_int64_read_as_negative_is_told_the_largest_value_that_works() -> None:
+    wrapped = (2**64 - 1) - 2**64  # what an int64 field holds when a client sends uint64's largest value
+    with pytest.raises(GatewayError) as caught:
+        resolve(ByteRange(suffix=wrapped), TOTAL)
+    assert str(INT64_MAX) in caught.value.message and caught.value.param == "suffix_length"
+    assert resolve(ByteRange(suffix=INT64_MAX), TOTAL).content_range == f"bytes 0-{TOTAL - 1}/{TOTAL}"
+
+
 def test_an_end_alone_means_from_the_first_byte() -> None:
     span = resolve(ByteRange(end=5), TOTAL)
     assert (span.first, span.last, span.partial, span.content_range) == (0, 5, True, f"bytes 0-5/{TOTAL}")

@@ -445,6 +445,49 @@ def test_grpc_get_video_content_with_negative_extreme_and_suffix_ranges(setup, c
     check_all(cases, run)
 
 
+# One behaviour for offsets past what int64 holds, whichever way they come: a `Range`
+# header, query parameters, or gRPC's fields (which hold int64 at most). A suffix longer
+# than the file is the whole file as a 206 (RFC 9110 14.1.2), a first byte past the end
+# is 416, a last byte past the end is the rest of the file.
+HUGE = [INT64_MAX, INT64_MAX + 1, 2**64 - 1, 2**64, 10**40, int("9" * 2500)]
+
+
+def _rest(setup, query: str = "", headers: dict | None = None) -> tuple[int, str | None, bytes]:
+    status, got, body = request(setup, "GET", f"/v1/videos/{setup.video_id}/content{query}", None, headers)
+    return status, got.get("content-range"), body
+
+
+def _grpc(setup, channel, **fields) -> tuple[int, str | None, bytes]:
+    stub = videos_pb2_grpc.VideosStub(channel)
+    call = stub.GetVideoContent(videos_pb2.GetVideoContentRequest(video_id=setup.video_id, **fields),
+                                metadata=(("authorization", f"Bearer {setup.key}"),), timeout=TIMEOUT)
+    try:
+        data = b"".join(m.data for m in call)
+    except grpc.RpcError as error:
+        return detail_of(error).http_status, dict(call.initial_metadata()).get("st-ai-content-range"), b""
+    return 206, dict(call.initial_metadata())["st-ai-content-range"], data
+
+
+def test_offsets_past_int64_answer_alike_on_the_range_header_the_query_and_grpc(setup, channel) -> None:
+    whole, total = setup.whole, len(setup.whole)
+    everything = (206, f"bytes 0-{total - 1}/{total}", whole)
+    unsatisfiable = (416, f"bytes */{total}", None)
+    for n in [total, total + 1, *HUGE]:
+        assert _rest(setup, headers={"Range": f"bytes=-{n}"}) == everything, n
+        assert _rest(setup, f"?suffix_length={n}") == everything, n
+        assert _rest(setup, headers={"Range": f"bytes=0-{n}"}) == everything, n
+        assert _rest(setup, f"?range_start=0&range_end={n}") == everything, n
+        assert _rest(setup, f"?range_end={n}") == everything, n
+        status, content_range, _ = _rest(setup, headers={"Range": f"bytes={n}-"})
+        assert (status, content_range, None) == unsatisfiable, n
+        status, content_range, _ = _rest(setup, f"?range_start={n}")
+        assert (status, content_range, None) == unsatisfiable, n
+        if n <= INT64_MAX:  # what gRPC's int64 fields can carry
+            assert _grpc(setup, channel, suffix_length=n) == everything, n
+            assert _grpc(setup, channel, range_start=0, range_end=n) == everything, n
+            assert _grpc(setup, channel, range_start=n)[:2] == unsatisfiable[:2], n
+
+
 EXTREMES = {"int": [-1, INT64_MIN, INT64_MAX, 2**31 - 1, -(2**31)],
             "float": [-1.0, math.nan, math.inf, -math.inf, 1e308, 5e-324]}
 
