@@ -27,6 +27,7 @@ from server.store.db import open_db
 from st_ai.v1 import (chat_pb2, chat_pb2_grpc, errors_pb2, images_pb2, images_pb2_grpc, videos_pb2,
                       videos_pb2_grpc)
 from tests.conftest import start_gateway, stop_gateway
+from tests.test_multipart import mutate
 
 SEED = 9110
 MODEL = "fuzz-video"
@@ -165,19 +166,7 @@ def multipart_cases() -> list[tuple[str, str, bytes]]:
     tokens = [b"\r\n", b"--", BOUNDARY.encode(), b'"', b";", b":", b"=", b"\xff", b"\x00", b"name=", b"filename=",
               b"charset=", b"*", b"\\"]
     for i in range(120):
-        body = bytearray(valid)
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randrange(len(body) or 1)
-            roll = rng.random()
-            if roll < 0.3 and body:
-                body[at] = rng.randrange(256)
-            elif roll < 0.5:
-                del body[at:at + rng.randint(1, 40)]
-            elif roll < 0.85:
-                body[at:at] = rng.choice(tokens)
-            else:
-                body = body[:at]
-        cases.append((f"mutated:{i}", FORM_TYPE, bytes(body)))
+        cases.append((f"mutated:{i}", FORM_TYPE, mutate(rng, valid, tokens, 3)))
     return cases
 
 

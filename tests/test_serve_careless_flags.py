@@ -3,41 +3,24 @@ must be usable), stopped by a closed terminal (SIGHUP, not only Ctrl-C or SIGTER
 with a video poll interval that would flood a provider."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import READY, ROOT
+from tests.conftest import Gateway, start_gateway, stop_gateway
 from tests.test_cli import run
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
-    """`st-ai serve` with its temp directory inside tmp_path; returns (process, ready line, temp dir)."""
+def _start(tmp_path: Path, *extra: str) -> tuple[Gateway, Path]:
+    """`st-ai serve` with its temp directory inside tmp_path; returns it and that directory."""
     temp = tmp_path / "tmp"
     temp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--db", str(tmp_path / "st-ai.db"), "--http-port", "0",
-         "--grpc-port", "0", "--assets-dir", str(tmp_path / "assets"), *extra],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TMPDIR": str(temp), "ST_AI_LOG_LEVEL": "WARNING"})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if READY.search(line):
-            return proc, line, temp
-    proc.kill()
-    raise AssertionError("st-ai serve did not start")
+    return start_gateway(str(tmp_path / "st-ai.db"), *extra, env={"TMPDIR": str(temp)}), temp
 
 
 def _ipv6_loopback() -> bool:
@@ -51,19 +34,18 @@ def _ipv6_loopback() -> bool:
 
 @pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
 def test_the_ready_line_of_an_ipv6_listener_is_a_url_that_works(tmp_path):
-    proc, line, _ = _start(tmp_path, "--host", "::1")
+    gateway, _ = _start(tmp_path, "--host", "::1")
     try:
-        url = READY.search(line).group(1)
-        assert url.startswith("http://[::1]:"), line
-        with urllib.request.urlopen(url + "/healthz", timeout=5) as response:
+        assert gateway.http_url.startswith("http://[::1]:"), gateway.http_url
+        with urllib.request.urlopen(gateway.http_url + "/healthz", timeout=5) as response:
             assert response.status == 200
     finally:
-        proc.terminate()
-        proc.wait(15)
+        stop_gateway(gateway)
 
 
 def test_a_closed_terminal_stops_serve_cleanly_and_removes_its_private_socket_folder(tmp_path):
-    proc, _, temp = _start(tmp_path, "--host", "127.0.0.1")
+    gateway, temp = _start(tmp_path)
+    proc = gateway.proc
     assert [p.name for p in temp.iterdir() if p.name.startswith("st-ai-")], "no private socket folder"
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(15) == 0

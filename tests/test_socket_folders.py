@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from server import socket_folders
-from tests.conftest import READY, ROOT
+from tests.conftest import start_gateway
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -76,20 +76,9 @@ def test_an_empty_folder_is_swept_only_once_it_is_old(tmp_path):
 
 
 def _serve(tmp_path: Path, temp: Path, name: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--db", str(tmp_path / f"{name}.db"), "--http-port", "0",
-         "--grpc-port", "0", "--assets-dir", str(tmp_path / f"assets-{name}")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TMPDIR": str(temp), "ST_AI_LOG_LEVEL": "WARNING"})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if READY.search(line):
-            return proc
-    proc.kill()
-    raise AssertionError("st-ai serve did not start")
+    """`st-ai serve` on its own database, with `temp` as its temp directory."""
+    return start_gateway(str(tmp_path / f"{name}.db"), "--assets-dir", str(tmp_path / f"assets-{name}"),
+                         env={"TMPDIR": str(temp)}).proc
 
 
 def _socket_folders(temp: Path) -> set[str]:
