@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Callable
 
 from server import call_record, routing, upstream_errors
+from server.billing import estimate
+from server.billing.admission import Admission, Outcome, failure_status
+from server.billing.cost import chat_cost
+from server.billing.usage_count import answer_texts, counted, from_usage
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.providers.registry import Registry
@@ -25,6 +29,7 @@ class ChatRelay:
     catalog: Catalog
     registry: Registry
     usage: UsageRecorder
+    admission: Admission
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     clock: Callable[[], float] = time.monotonic
 
@@ -35,11 +40,39 @@ class ChatRelay:
     def _budget(self, timeout: float | None) -> float:
         return min(timeout, self.upstream_timeout) if timeout is not None else self.upstream_timeout
 
+    async def _admit(self, token: Token, body: dict, channels: list[Channel], stream: bool):
+        """Reserve the request's worst case: its prompt counted for the first channel's
+        upstream model, plus every output token it may generate."""
+        model, upstream_model = body["model"], channels[0].upstream_model(body["model"])
+        prompt = estimate.prompt_tokens(body, upstream_model)
+        most = estimate.max_output_tokens(body, upstream_model)
+        ticket = await self.admission.admit(
+            token, model, "chat", lambda price: chat_cost(price, model, prompt_tokens=prompt, completion_tokens=most),
+            stream=stream)
+        return ticket, prompt
+
     async def complete(self, token: Token, body: dict, timeout: float | None = None) -> dict:
         if body.get("stream"):  # the unary call answers whole, whatever the body says
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         channels = self._plan(token, body)
         deadline = self.clock() + self._budget(timeout)
+        ticket, prompt = await self._admit(token, body, channels, stream=False)
+        try:
+            answer, channel = await self._complete_on(channels, token, body, deadline)
+        except BaseException as exc:
+            self.admission.abandon(ticket, *failure_status(exc))
+            raise
+        model, upstream_model = body["model"], channel.upstream_model(body["model"])
+        counts = from_usage(answer.get("usage")) or counted(prompt, answer_texts(answer), upstream_model)
+        await self.admission.settle(
+            ticket, Outcome(200, channel.id, upstream_model, counts.prompt, counts.cached, counts.completion,
+                            estimate=counts.estimate),
+            lambda price: chat_cost(price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
+                                    cached_tokens=counts.cached))
+        return answer
+
+    async def _complete_on(self, channels: list[Channel], token: Token, body: dict,
+                           deadline: float) -> tuple[dict, Channel]:
         started = self.clock()
         error: GatewayError | None = None
         for channel in channels:
@@ -60,7 +93,7 @@ class ChatRelay:
                 self._book(token, channel, body, False, 499, None, started)  # the client went away
                 raise
             self._book(token, channel, body, False, 200, answer.get("usage"), started)
-            return answer
+            return answer, channel
         raise error or _out_of_time()
 
     async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[dict]:
