@@ -76,20 +76,33 @@ class Admission:
         self._writer = writer
         self._owner = owner
         self._warned: set[str] = set()
+        self._releasing: set[asyncio.Future] = set()
 
     async def admit(self, token: Token, model: str, kind: str, worst_case: Charge,
                     stream: bool = False) -> Ticket:
         """Reserve the worst case of a request about to be relayed, or refuse it."""
         price = await self._worker.run(price_store.lookup, model)
         amount = self.cost(price, model, worst_case)
+        reserving = asyncio.ensure_future(self._worker.run(quota_store.reserve, token.id, amount, self._owner))
         try:
-            reservation = await self._worker.run(quota_store.reserve, token.id, amount, self._owner)
+            reservation = await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            # the client left while the reservation was being written: give it back once made
+            reserving.add_done_callback(self._release_unused)
+            raise
         except InsufficientQuota:
             call_record.note_error("insufficient_quota", 429)
             raise insufficient_quota() from None
         record = call_record.current()
         return Ticket(token, model, kind, price, reservation, amount, stream,
                       request_id=record.request_id if record else None)
+
+    def _release_unused(self, reserving: asyncio.Future) -> None:
+        if reserving.cancelled() or reserving.exception() is not None or reserving.result() is None:
+            return
+        task = asyncio.ensure_future(self._worker.run(quota_store.release, reserving.result()))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     def cost(self, price: ModelPrice | None, model: str, charge: Charge) -> int:
         try:

@@ -63,3 +63,44 @@ def message_texts(message: Any) -> list[str]:
         if isinstance(function, dict):
             texts.extend(v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str))
     return texts
+
+
+# Relayed text is counted in batches of this many characters, so a long stream holds no
+# more than this much text for its count.
+COUNT_BATCH_CHARS = 64 * 1024
+
+
+class StreamMeter:
+    """What a stream has relayed so far, for settling it however it ends: the upstream's
+    usage if one arrived, else a running count of the generated text."""
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        self._counted = 0
+        self.usage: Any = None
+        self.content_sent = False
+
+    def saw(self, chunk: dict) -> None:
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict):
+                for text in message_texts(choice.get("delta")):
+                    self._pending.append(text)
+                    self._pending_chars += len(text)
+        if self._pending_chars >= COUNT_BATCH_CHARS:
+            self._count_pending()
+
+    def _count_pending(self) -> None:
+        if self._pending:
+            self._counted += counted(0, self._pending, self._model).completion
+        self._pending, self._pending_chars = [], 0
+
+    def counts(self, prompt_estimate: int) -> TokenCounts:
+        usage = from_usage(self.usage)
+        if usage is not None:
+            return usage
+        self._count_pending()
+        return TokenCounts(prompt_estimate, 0, self._counted, True)
