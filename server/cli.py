@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 import os
 import sqlite3
@@ -10,12 +11,15 @@ import sys
 from typing import NoReturn
 
 from server import channel_rules, cli_prices, durations, url_rules
+from server.billing import money
 from server.store import channels as channel_store
+from server.store import quota as quota_store
 from server.store import tokens as token_store
 from server.store import usage as usage_store
 from server.store.db import default_path, open_db
 
 
+_UNSET = object()  # `token update` without --quota (None means --quota none: unlimited)
 MIN_POLL_INTERVAL = 0.1
 MAX_SECONDS = 7 * 86400  # no timeout an operator means is longer than a week
 MAX_BODY_BYTES = 4 * 1024**3  # a request body larger than this is a typo, not an upload
@@ -189,9 +193,9 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     import time
 
     expires_at = int(time.time()) + args.expires_in if args.expires_in else None
-    token, key = token_store.create(_db(args), args.name, args.models, expires_at)
+    token, key = token_store.create(_db(args), args.name, args.models, expires_at, args.quota)
     print(f"created token '{token.name}' (models: {', '.join(sorted(token.models)) if token.models else 'all'};"
-          f" expires: {_when(token.expires_at)})")
+          f" expires: {_when(token.expires_at)}; quota: {_amount(token.quota)})")
     print("the key is shown only this once; st-ai keeps only its hash:")
     print(key)
 
@@ -206,6 +210,51 @@ def cmd_token_list(args: argparse.Namespace) -> None:
 def cmd_token_enable(args: argparse.Namespace, enabled: bool) -> None:
     token = token_store.set_enabled(_db(args), args.name, enabled)
     print(f"token '{token.name}' {'enabled' if enabled else 'disabled'}")
+
+
+def _amount(micros: int | None) -> str:
+    return "unlimited" if micros is None else money.format_amount(micros)
+
+
+def parse_amount(text: str) -> int:
+    try:
+        return money.parse_amount(text)
+    except money.MoneyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_quota(text: str) -> int | None:
+    """An amount, or "none" for unlimited."""
+    return None if text.strip().lower() in ("none", "unlimited") else parse_amount(text)
+
+
+def cmd_token_update(args: argparse.Namespace) -> None:
+    if args.quota is _UNSET and args.add_quota is None:
+        sys.exit("st-ai: nothing to update: give --quota AMOUNT|none or --add-quota AMOUNT")
+    quota = None if args.quota is _UNSET else args.quota
+    status = quota_store.set_quota(_db(args), args.name, quota, unlimited=args.quota is None,
+                                   add=args.add_quota)
+    print(f"token '{status.name}': quota {_amount(status.quota)}, used {_amount(status.used)}, "
+          f"remaining {_amount(status.remaining)}")
+
+
+def cmd_token_show(args: argparse.Namespace) -> None:
+    db = _db(args)
+    token = token_store.get(db, args.name)
+    status = quota_store.status(db, args.name)
+    shown = {"name": token.name, "key_hint": token.key_hint, "enabled": token.enabled,
+             "models": sorted(token.models) if token.models else None, "expires_at": token.expires_at,
+             "created_at": token.created_at,
+             "quota": None if status.quota is None else money.format_amount(status.quota),
+             "used": money.format_amount(status.used), "reserved": money.format_amount(status.reserved),
+             "remaining": None if status.remaining is None else money.format_amount(status.remaining),
+             "currency": money.CURRENCY}
+    if args.json:
+        print(json.dumps(shown, indent=2))
+        return
+    for key in ("name", "key_hint", "enabled", "models", "quota", "used", "reserved", "remaining"):
+        value = shown[key]
+        print(f"{key}: {'unlimited' if value is None and key in ('quota', 'remaining') else value}")
 
 
 def cmd_token_delete(args: argparse.Namespace) -> None:
@@ -331,7 +380,19 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--models", type=parse_models, help="comma-separated models it may use (default: all)")
     create.add_argument("--expires-in", type=parse_duration,
                         help="a whole number and a unit (s, m, h, d, w), e.g. 30d, 12h, 90m (default: never)")
+    create.add_argument("--quota", type=parse_amount, metavar="AMOUNT",
+                        help=f"most it may spend in all, in {money.CURRENCY} (default: unlimited)")
     create.set_defaults(func=cmd_token_create)
+    update = token.add_parser("update", help="change a token's quota")
+    update.add_argument("name")
+    update.add_argument("--quota", type=parse_quota, default=_UNSET, metavar="AMOUNT|none",
+                        help="set the quota (none: unlimited)")
+    update.add_argument("--add-quota", type=parse_amount, metavar="AMOUNT", help="add to the quota")
+    update.set_defaults(func=cmd_token_update)
+    show = token.add_parser("show", help="a token's settings, quota, used and remaining")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_token_show)
     token.add_parser("list", help="list tokens (keys are never shown)").set_defaults(func=cmd_token_list)
     for action, func in (("disable", lambda a: cmd_token_enable(a, False)),
                          ("enable", lambda a: cmd_token_enable(a, True)), ("delete", cmd_token_delete)):

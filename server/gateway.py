@@ -23,6 +23,8 @@ from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
 from server import logs, memory, redact, socket_folders
 from server.assets import AssetStore
+from server.billing.admission import Admission, release_stale_reservations
+from server.billing.group_commit import GroupCommit
 from server.catalog import Catalog
 from server.demo import ensure_demo_at
 from server.grpc_server import build_server
@@ -86,10 +88,14 @@ async def open_core(config: Config, public_url: str,
     owner = process_owner()
     videos = VideoTasks(catalog, registry, worker, assets, config.video, owner)
     poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)
-    core = Core(catalog, ChatRelay(catalog, registry, usage, config.upstream_timeout),
-                ImageRelay(catalog, registry, usage), videos, assets, worker)
+    settlements = GroupCommit(worker)
+    admission = Admission(worker, settlements, owner)
+    await release_stale_reservations(worker, owner, config.upstream_timeout)
+    core = Core(catalog, ChatRelay(catalog, registry, usage, admission, config.upstream_timeout),
+                ImageRelay(catalog, registry, usage, admission), videos, assets, worker)
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(usage.run(), name="usage-writer"),
+                  asyncio.create_task(settlements.run(), name="settlement-writer"),
                   asyncio.create_task(poller.run(), name="video-poller")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())

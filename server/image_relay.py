@@ -7,6 +7,9 @@ import time
 from dataclasses import dataclass
 
 from server import call_record, routing, upstream_errors
+from server.billing.admission import Admission, Outcome, failure_status
+from server.billing.cost import image_cost
+from server.billing.prices import PriceError, parse_size
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.registry import Registry
@@ -30,11 +33,31 @@ def validate_images(body: dict) -> None:
                               code="invalid_value")
 
 
+def _asked(body: dict) -> int:
+    n = body.get("n")
+    if isinstance(n, float) and n.is_integer():  # gRPC Structs carry numbers as doubles
+        n = int(n)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+
+
+def _priced_size(size: object) -> str | None:
+    """A size the price table can name; anything else is priced as the dearest size (the
+    upstream, not st-ai, tells the client what it accepts)."""
+    if not isinstance(size, str):
+        return None
+    try:
+        parse_size(size.strip().lower())
+    except PriceError:
+        return None
+    return size
+
+
 @dataclass
 class ImageRelay:
     catalog: Catalog
     registry: Registry
     usage: UsageRecorder
+    admission: Admission
     timeout: float = 300.0
 
     async def generate(self, token: Token, body: dict, timeout: float | None = None) -> dict:
@@ -43,14 +66,34 @@ class ImageRelay:
                                                            self.registry.images_types, "image")
         channels = routing.candidates(self.catalog.snapshot, token, model, self.registry.images_types)
         budget = min(timeout, self.timeout) if timeout is not None else self.timeout
+        size, quality = _priced_size(body.get("size")), body.get("quality")
+        quality = quality if isinstance(quality, str) else None
+
+        def charge(images: int):
+            return lambda price: image_cost(price, model, n=images, size=size, quality=quality)
+
+        ticket = await self.admission.admit(token, model, "images", charge(_asked(body)))
+        try:
+            answer, channel = await self._generate_on(channels, token, model, body, budget)
+        except BaseException as exc:
+            self.admission.abandon(ticket, *failure_status(exc))
+            raise
+        images = len(answer.get("data") or ()) if isinstance(answer, dict) else 0
+        await self.admission.settle(ticket, Outcome(200, channel.id, channel.upstream_model(model), images=images),
+                                    charge(images))
+        return answer
+
+    async def _generate_on(self, channels: list, token: Token, model: str, body: dict,
+                           budget: float) -> tuple[dict, object]:
         error: GatewayError | None = None
         for channel in channels:
             upstream_model = channel.upstream_model(model)
             started = time.monotonic()
             status = 200
             try:
-                return await self.registry.images[channel.type].generate(
+                answer = await self.registry.images[channel.type].generate(
                     channel, {**body, "model": upstream_model}, budget)
+                return answer, channel
             except GatewayError as exc:
                 exc = upstream_errors.for_client(exc, channel, body)
                 status, error = exc.http_status, exc

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
 from server import call_record, routing, upstream_errors
+from server.billing import estimate
+from server.billing.admission import Admission, Outcome, failure_status
+from server.billing.cost import chat_cost
+from server.billing.usage_count import StreamMeter, answer_texts, counted, from_usage
 from server.catalog import Catalog
+from server.shielded_stream import ShieldedStream
 from server.errors import GatewayError
 from server.providers.registry import Registry
 from server.store.channels import Channel
@@ -18,6 +24,9 @@ from server.usage import UsageRecorder
 from server.validation import validate_chat
 
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
+# how long a stream whose client left is still read for the upstream's usage chunk
+DRAIN_GRACE = 3.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,8 +34,11 @@ class ChatRelay:
     catalog: Catalog
     registry: Registry
     usage: UsageRecorder
+    admission: Admission
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     clock: Callable[[], float] = time.monotonic
+    # settlements of streams whose client left, still reading the upstream's usage
+    _draining: set[asyncio.Task] = field(default_factory=set)
 
     def _plan(self, token: Token, body: dict) -> list[Channel]:
         validate_chat(body)
@@ -35,11 +47,39 @@ class ChatRelay:
     def _budget(self, timeout: float | None) -> float:
         return min(timeout, self.upstream_timeout) if timeout is not None else self.upstream_timeout
 
+    async def _admit(self, token: Token, body: dict, channels: list[Channel], stream: bool):
+        """Reserve the request's worst case: its prompt counted for the first channel's
+        upstream model, plus every output token it may generate."""
+        model, upstream_model = body["model"], channels[0].upstream_model(body["model"])
+        prompt = estimate.prompt_tokens(body, upstream_model)
+        most = estimate.max_output_tokens(body, upstream_model)
+        ticket = await self.admission.admit(
+            token, model, "chat", lambda price: chat_cost(price, model, prompt_tokens=prompt, completion_tokens=most),
+            stream=stream)
+        return ticket, prompt
+
     async def complete(self, token: Token, body: dict, timeout: float | None = None) -> dict:
         if body.get("stream"):  # the unary call answers whole, whatever the body says
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         channels = self._plan(token, body)
         deadline = self.clock() + self._budget(timeout)
+        ticket, prompt = await self._admit(token, body, channels, stream=False)
+        try:
+            answer, channel = await self._complete_on(channels, token, body, deadline)
+        except BaseException as exc:
+            self.admission.abandon(ticket, *failure_status(exc))
+            raise
+        model, upstream_model = body["model"], channel.upstream_model(body["model"])
+        counts = from_usage(answer.get("usage")) or counted(prompt, answer_texts(answer), upstream_model)
+        await self.admission.settle(
+            ticket, Outcome(200, channel.id, upstream_model, counts.prompt, counts.cached, counts.completion,
+                            estimate=counts.estimate),
+            lambda price: chat_cost(price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
+                                    cached_tokens=counts.cached))
+        return answer
+
+    async def _complete_on(self, channels: list[Channel], token: Token, body: dict,
+                           deadline: float) -> tuple[dict, Channel]:
         started = self.clock()
         error: GatewayError | None = None
         for channel in channels:
@@ -60,7 +100,7 @@ class ChatRelay:
                 self._book(token, channel, body, False, 499, None, started)  # the client went away
                 raise
             self._book(token, channel, body, False, 200, answer.get("usage"), started)
-            return answer
+            return answer, channel
         raise error or _out_of_time()
 
     async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[dict]:
@@ -68,6 +108,7 @@ class ChatRelay:
         channels = self._plan(token, body)
         deadline = self.clock() + self._budget(timeout)
         started = self.clock()
+        ticket, prompt = await self._admit(token, body, channels, stream=True)
         client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         request = body  # the client's own fields, before st-ai adds stream options
         # Ask for usage even when the client did not, so the request can be booked;
@@ -79,35 +120,90 @@ class ChatRelay:
             remaining = deadline - self.clock()
             if remaining <= 0:
                 break
-            chunks = self.registry.chat[channel.type].stream(channel, _for_channel(body, channel), remaining)
-            usage = None
-            sent = False
-            status = 200
+            chunks = ShieldedStream(self.registry.chat[channel.type].stream(
+                channel, _for_channel(body, channel), remaining))
+            meter = StreamMeter(channel.upstream_model(body["model"]))
+            outcome = Outcome(200, channel.id, channel.upstream_model(body["model"]))
+            handed_over = False  # the drain task owns `chunks` now
             try:
                 async for chunk in chunks:
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                        if not chunk.get("choices") and not client_wants_usage:
-                            continue
-                    sent = True
+                    meter.saw(chunk)
+                    if chunk.get("usage") and not chunk.get("choices") and not client_wants_usage:
+                        continue
+                    if outcome.ttft_ms is None:
+                        outcome.ttft_ms = int((self.clock() - started) * 1000)
+                    meter.content_sent = True
                     yield chunk
+                # Settled before the stream ends, so before the client's `data: [DONE]`.
+                await self._settle_stream(ticket, outcome, meter, prompt)
                 return
             except GatewayError as exc:
                 exc = upstream_errors.for_client(exc, channel, request)
-                status, error = exc.http_status, exc
-                if exc.retryable and not sent:
+                outcome.status, outcome.error_code, error = exc.http_status, exc.code, exc
+                if exc.retryable and not meter.content_sent:
                     continue
+                await self._end_stream(ticket, outcome, meter, prompt)
                 raise
             except (asyncio.CancelledError, GeneratorExit):
-                status = 499  # the client went away
+                outcome.status, outcome.error_code = 499, "client_closed"  # the client went away
+                if meter.content_sent:
+                    handed_over = True
+                    self._drain_then_settle(chunks, ticket, outcome, meter, prompt)
+                else:
+                    self.admission.abandon(ticket, 499, "client_closed", outcome)
                 raise
             except Exception:
-                status = 500
+                outcome.status, outcome.error_code = 500, "internal_error"
+                await self._end_stream(ticket, outcome, meter, prompt)
                 raise
             finally:
-                await chunks.aclose()
-                self._book(token, channel, body, True, status, usage, started)
+                if not handed_over:
+                    await chunks.aclose()
+                self._book(token, channel, body, True, outcome.status, meter.usage, started)
+        self.admission.abandon(ticket, *failure_status(error or _out_of_time()))
         raise error or _out_of_time()
+
+    async def _settle_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
+        counts = meter.counts(prompt)
+        outcome.prompt_tokens, outcome.cached_tokens = counts.prompt, counts.cached
+        outcome.completion_tokens, outcome.estimate = counts.completion, counts.estimate
+        model = ticket.model
+        await self.admission.settle(ticket, outcome, lambda price: chat_cost(
+            price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
+            cached_tokens=counts.cached))
+
+    async def _end_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
+        """A stream that failed: free if the client got nothing, else billed for what it got."""
+        if meter.content_sent:
+            await self._settle_stream(ticket, outcome, meter, prompt)
+        else:
+            self.admission.abandon(ticket, outcome.status, outcome.error_code, outcome)
+
+    def _drain_then_settle(self, chunks: AsyncIterator[dict], ticket, outcome: Outcome,
+                           meter: StreamMeter, prompt: int) -> None:
+        """The client left mid-stream: what was generated is still owed. Keep reading the
+        upstream for a short while for its usage chunk, then settle (counting locally if
+        the usage never came). Runs on its own task: the client's task is being cancelled."""
+        async def drain() -> None:
+            try:
+                async with asyncio.timeout(DRAIN_GRACE):
+                    async for chunk in chunks:
+                        meter.saw(chunk)
+                        if meter.usage is not None:
+                            break
+            except (TimeoutError, GatewayError):
+                pass
+            except Exception:
+                log.exception("reading the rest of an abandoned stream failed")
+            finally:
+                try:
+                    await chunks.aclose()
+                finally:
+                    await self._settle_stream(ticket, outcome, meter, prompt)
+
+        task = asyncio.get_running_loop().create_task(drain(), name="settle-abandoned-stream")
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
     def _book(self, token: Token, channel: Channel, body: dict, stream: bool, status: int,
               usage: dict | None, started: float) -> None:

@@ -70,11 +70,11 @@ def shape(conn: sqlite3.Connection) -> dict:
 
 
 def add_quota_column(conn: sqlite3.Connection) -> None:
-    conn.execute("ALTER TABLE tokens ADD COLUMN quota INTEGER")
+    conn.execute("ALTER TABLE tokens ADD COLUMN trial_quota INTEGER")
 
 
 def give_everyone_quota(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE tokens SET quota = 1000")
+    conn.execute("UPDATE tokens SET trial_quota = 1000")
 
 
 # -- the release before versions ------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_steps_apply_in_order_and_keep_data(release_db):
         applied = schema.migrate(conn, steps)
         assert [s.name for s in applied] == [s.name for s in steps]
         assert schema.version(conn) == RELEASED + 2
-        assert conn.execute("SELECT name, quota FROM tokens ORDER BY id").fetchall() == [
+        assert conn.execute("SELECT name, trial_quota FROM tokens ORDER BY id").fetchall() == [
             ("alice", 1000), ("bob", 1000), ("carol", 1000)]
     finally:
         conn.close()
@@ -195,7 +195,7 @@ def test_a_failing_step_rolls_back_and_leaves_the_previous_version(release_db):
     def half_done_then_fails(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE tokens ADD COLUMN rpm INTEGER")
         conn.execute("UPDATE tokens SET enabled = 0")
-        conn.execute("CREATE TABLE ledger (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE trial_ledger (id INTEGER PRIMARY KEY)")
         raise ValueError("disk says no")
 
     open_db(release_db).close()
@@ -209,9 +209,9 @@ def test_a_failing_step_rolls_back_and_leaves_the_previous_version(release_db):
                 "disk says no") in str(failure.value)
         assert schema.version(conn) == RELEASED + 1  # the step before it did commit
         columns = [r[1] for r in conn.execute("PRAGMA table_info(tokens)")]
-        assert "quota" in columns and "rpm" not in columns
+        assert "trial_quota" in columns and "rpm" not in columns
         assert conn.execute("SELECT COUNT(*) FROM tokens WHERE enabled = 1").fetchone()[0] == 2
-        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'ledger'").fetchall()
+        assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'trial_ledger'").fetchall()
     finally:
         conn.close()
     # the next open, with the step fixed, carries on from where it stopped
@@ -226,7 +226,7 @@ def test_a_failing_step_rolls_back_and_leaves_the_previous_version(release_db):
 
 def test_a_step_that_commits_on_its_own_is_refused(release_db):
     def commits(conn: sqlite3.Connection) -> None:
-        conn.execute("ALTER TABLE tokens ADD COLUMN quota INTEGER")
+        conn.execute("ALTER TABLE tokens ADD COLUMN trial_quota INTEGER")
         conn.commit()
 
     conn = sqlite3.connect(release_db)
@@ -252,7 +252,7 @@ def test_a_step_that_rewrites_data_is_preceded_by_a_copy_at_the_old_version(rele
     copy = sqlite3.connect(schema.backup_path(release_db, RELEASED + 1))
     try:
         assert schema.version(copy) == RELEASED + 1
-        assert copy.execute("SELECT name, quota FROM tokens ORDER BY id").fetchall() == [
+        assert copy.execute("SELECT name, trial_quota FROM tokens ORDER BY id").fetchall() == [
             ("alice", None), ("bob", None), ("carol", None)]
     finally:
         copy.close()
@@ -268,7 +268,7 @@ RACER = textwrap.dedent("""
 
     def slow_quota(conn):
         time.sleep(0.3)  # the other process arrives while this step holds the lock
-        conn.execute("ALTER TABLE tokens ADD COLUMN quota INTEGER")  # fails if run twice
+        conn.execute("ALTER TABLE tokens ADD COLUMN trial_quota INTEGER")  # fails if run twice
 
     path, go = sys.argv[1], sys.argv[2]
     conn = sqlite3.connect(path, timeout=10)
@@ -303,8 +303,8 @@ KILLED_MID_STEP = textwrap.dedent("""
     from server.store import schema
 
     def rewrite_then_hang(conn):
-        conn.execute("ALTER TABLE tokens ADD COLUMN quota INTEGER")
-        conn.execute("UPDATE tokens SET quota = 5, enabled = 0")
+        conn.execute("ALTER TABLE tokens ADD COLUMN trial_quota INTEGER")
+        conn.execute("UPDATE tokens SET trial_quota = 5, enabled = 0")
         print("mid-step", flush=True)
         time.sleep(30)  # SIGKILLed here
 
@@ -325,7 +325,7 @@ def test_sigkill_mid_step_leaves_the_previous_version_and_data(release_db):
     conn = sqlite3.connect(release_db)
     try:
         assert schema.version(conn) == schema.LATEST
-        assert "quota" not in [r[1] for r in conn.execute("PRAGMA table_info(tokens)")]
+        assert "trial_quota" not in [r[1] for r in conn.execute("PRAGMA table_info(tokens)")]
         assert conn.execute("SELECT name, enabled FROM tokens ORDER BY id").fetchall() == [
             ("alice", 1), ("bob", 1), ("carol", 0)]
     finally:

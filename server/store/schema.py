@@ -148,9 +148,50 @@ def _v2_prices(conn: sqlite3.Connection) -> None:
 )""")
 
 
+def _v3_quotas_and_ledger(conn: sqlite3.Connection) -> None:
+    # server/store/quota.py: a token's quota and settled spend (micro-units; quota NULL is
+    # unlimited), the reservations of requests in flight, and one ledger row per request
+    conn.execute('ALTER TABLE "tokens" ADD COLUMN "quota" INTEGER')
+    conn.execute('ALTER TABLE "tokens" ADD COLUMN "used" INTEGER NOT NULL DEFAULT 0')
+    conn.execute("""CREATE TABLE "reservations" (
+   "id" INTEGER PRIMARY KEY,
+   "token_id" INTEGER NOT NULL,
+   "amount" INTEGER NOT NULL,
+   "owner" TEXT NOT NULL,
+   "created_at" REAL NOT NULL
+)""")
+    conn.execute('CREATE INDEX "idx_reservations_token_id" ON "reservations" ("token_id")')
+    conn.execute("""CREATE TABLE "ledger" (
+   "id" INTEGER PRIMARY KEY,
+   "ts" REAL NOT NULL,
+   "request_id" TEXT,
+   "token_id" INTEGER NOT NULL,
+   "model" TEXT,
+   "upstream_model" TEXT,
+   "channel_id" INTEGER,
+   "kind" TEXT NOT NULL,
+   "prompt_tokens" INTEGER NOT NULL DEFAULT 0,
+   "cached_tokens" INTEGER NOT NULL DEFAULT 0,
+   "completion_tokens" INTEGER NOT NULL DEFAULT 0,
+   "images" INTEGER NOT NULL DEFAULT 0,
+   "video_seconds" TEXT,
+   "cost" INTEGER NOT NULL DEFAULT 0,
+   "latency_ms" INTEGER,
+   "ttft_ms" INTEGER,
+   "status" INTEGER NOT NULL,
+   "error_code" TEXT,
+   "stream" INTEGER NOT NULL DEFAULT 0,
+   "client_address" TEXT,
+   "estimate" INTEGER NOT NULL DEFAULT 0
+)""")
+    conn.execute('CREATE INDEX "idx_ledger_token_id_ts" ON "ledger" ("token_id", "ts")')
+    conn.execute('CREATE INDEX "idx_ledger_ts" ON "ledger" ("ts")')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
+    Migration("token quotas, reservations and the request ledger", _v3_quotas_and_ledger),
 )
 LATEST = len(MIGRATIONS)
 

@@ -23,6 +23,8 @@ class Token:
     expires_at: int | None
     models: frozenset[str] | None  # None: every model
     created_at: int
+    quota: int | None = None  # micro-units it may spend in all; None: unlimited
+    used: int = 0             # micro-units settled so far (server/store/quota.py)
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -47,7 +49,7 @@ def new_key() -> str:
 
 
 def create(db: sqlite_utils.Database, name: str, models: list[str] | None = None,
-           expires_at: int | None = None) -> tuple[Token, str]:
+           expires_at: int | None = None, quota: int | None = None) -> tuple[Token, str]:
     """Create a token; returns it and its secret key, which is never stored."""
     if not name:
         raise TokenError("a token needs a name")
@@ -56,7 +58,7 @@ def create(db: sqlite_utils.Database, name: str, models: list[str] | None = None
     key = new_key()
     row = {"name": name, "key_hash": hash_key(key), "key_hint": f"{key[:5]}...{key[-4:]}",
            "enabled": 1, "expires_at": expires_at,
-           "models": json.dumps(sorted(set(models))) if models else None,
+           "models": json.dumps(sorted(set(models))) if models else None, "quota": quota,
            "created_at": int(time.time())}
     with db.conn:
         db["tokens"].insert(row)
@@ -93,4 +95,4 @@ def _from_row(row: dict) -> Token:
                  key_hint=row.get("key_hint") or "", enabled=bool(row["enabled"]),
                  expires_at=row.get("expires_at"),
                  models=frozenset(models) if models is not None else None,
-                 created_at=row["created_at"])
+                 created_at=row["created_at"], quota=row.get("quota"), used=row.get("used") or 0)

@@ -1,0 +1,162 @@
+"""The one admit step and the one settle step around every request that costs money.
+
+admit: reserve the request's worst-case cost from its token's quota before anything goes
+upstream (429 `insufficient_quota` when the remaining quota cannot cover it).
+settle: book the real cost (ledger row and the token's `used`, one transaction, group
+committed) and release the rest; awaited before the client sees the end of its answer.
+abandon: a request that failed before any byte reached its client is booked at zero cost.
+
+Transport-free: the relays call it with plain values. Costs are the pure functions of
+server/billing/cost.py; a model without a price is served at zero cost, with one warning
+per model.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from server import call_record
+from server.billing.cost import Unpriced
+from server.billing.group_commit import GroupCommit
+from server.billing.prices import ModelPrice
+from server.errors import GatewayError
+from server.store import prices as price_store
+from server.store import quota as quota_store
+from server.store.db import DbWorker
+from server.store.quota import InsufficientQuota, LedgerRow, Settlement
+from server.store.tokens import Token
+
+log = logging.getLogger("st-ai.billing")
+
+# What a request costs given its model's price (None: no price); may raise Unpriced.
+Charge = Callable[[ModelPrice | None], int]
+
+
+def insufficient_quota() -> GatewayError:
+    return GatewayError(429, "You exceeded your current quota: this token's remaining quota cannot "
+                             "cover this request.", "insufficient_quota", type="insufficient_quota")
+
+
+@dataclass
+class Ticket:
+    """An admitted request: what it holds and what it needs to be settled."""
+    token: Token
+    model: str
+    kind: str
+    price: ModelPrice | None
+    reservation_id: int | None
+    reserved: int
+    stream: bool
+    started: float = field(default_factory=time.monotonic)
+    request_id: str | None = None
+    settled: bool = False
+
+
+@dataclass
+class Outcome:
+    """What a finished request did, for its ledger row."""
+    status: int = 200
+    channel_id: int | None = None
+    upstream_model: str | None = None
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    images: int = 0
+    estimate: bool = False
+    error_code: str | None = None
+    ttft_ms: int | None = None
+
+
+class Admission:
+    def __init__(self, worker: DbWorker, writer: GroupCommit, owner: str) -> None:
+        self._worker = worker
+        self._writer = writer
+        self._owner = owner
+        self._warned: set[str] = set()
+        self._releasing: set[asyncio.Future] = set()
+
+    async def admit(self, token: Token, model: str, kind: str, worst_case: Charge,
+                    stream: bool = False) -> Ticket:
+        """Reserve the worst case of a request about to be relayed, or refuse it."""
+        price = await self._worker.run(price_store.lookup, model)
+        amount = self.cost(price, model, worst_case)
+        reserving = asyncio.ensure_future(self._worker.run(quota_store.reserve, token.id, amount, self._owner))
+        try:
+            reservation = await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            # the client left while the reservation was being written: give it back once made
+            reserving.add_done_callback(self._release_unused)
+            raise
+        except InsufficientQuota:
+            call_record.note_error("insufficient_quota", 429)
+            raise insufficient_quota() from None
+        record = call_record.current()
+        return Ticket(token, model, kind, price, reservation, amount, stream,
+                      request_id=record.request_id if record else None)
+
+    def _release_unused(self, reserving: asyncio.Future) -> None:
+        if reserving.cancelled() or reserving.exception() is not None or reserving.result() is None:
+            return
+        task = asyncio.ensure_future(self._worker.run(quota_store.release, reserving.result()))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    def cost(self, price: ModelPrice | None, model: str, charge: Charge) -> int:
+        try:
+            return charge(price)
+        except Unpriced as exc:
+            if model not in self._warned:
+                self._warned.add(model)
+                log.warning("%s: served at zero cost (set one with st-ai price set)", exc)
+            return 0
+
+    async def settle(self, ticket: Ticket, outcome: Outcome, charge: Charge) -> None:
+        """Book the real cost; returns once it is committed."""
+        settlement = self._settlement(ticket, outcome, self.cost(ticket.price, ticket.model, charge))
+        if settlement is not None:
+            await self._writer.commit(settlement)
+
+    def abandon(self, ticket: Ticket, status: int, error_code: str | None, outcome: Outcome | None = None) -> None:
+        """The request failed before any byte reached its client: it costs nothing. Not
+        awaited: the client sees no answer whose booking it could rely on."""
+        outcome = outcome or Outcome()
+        outcome.status, outcome.error_code = status, error_code
+        settlement = self._settlement(ticket, outcome, 0)
+        if settlement is not None:
+            self._writer.submit(settlement)
+
+    def _settlement(self, ticket: Ticket, outcome: Outcome, cost: int) -> Settlement | None:
+        if ticket.settled:  # every path settles once, whichever ends the request
+            return None
+        ticket.settled = True
+        row = LedgerRow(ts=time.time(), request_id=ticket.request_id, token_id=ticket.token.id,
+                        model=ticket.model, upstream_model=outcome.upstream_model,
+                        channel_id=outcome.channel_id, kind=ticket.kind, status=outcome.status, cost=cost,
+                        prompt_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,
+                        completion_tokens=outcome.completion_tokens, images=outcome.images,
+                        latency_ms=int((time.monotonic() - ticket.started) * 1000), ttft_ms=outcome.ttft_ms,
+                        error_code=outcome.error_code, stream=ticket.stream, client_address=None,
+                        estimate=outcome.estimate)
+        return Settlement(ticket.reservation_id, row)
+
+
+def failure_status(exc: BaseException) -> tuple[int, str | None]:
+    """The status and code a request that raised `exc` ended with."""
+    if isinstance(exc, GatewayError):
+        return exc.http_status, exc.code
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        return 499, "client_closed"
+    return 500, "internal_error"
+
+
+# A reservation older than the longest request could last belongs to a process that died.
+STALE_MARGIN = 60.0
+
+
+async def release_stale_reservations(worker: DbWorker, owner: str, upstream_timeout: float) -> None:
+    released = await worker.run(quota_store.release_stale, time.time() - upstream_timeout - STALE_MARGIN, owner)
+    if released:
+        log.info("released %d reservations left by processes that stopped", released)

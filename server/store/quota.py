@@ -1,0 +1,173 @@
+"""Quotas that cannot be overspent: reserve before relaying, settle after, in the database.
+
+Every function that changes money is ONE `BEGIN IMMEDIATE` transaction: SQLite's write lock
+serializes reservations of every process sharing the file, so two st-ai processes cannot
+both spend the last of a quota. A token's `used` and its ledger row change in the same
+transaction, so the ledger's sum of `cost` always equals `used`.
+
+Amounts are integers of micro-units (server/billing/money.py).
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import astuple, dataclass, fields
+
+import sqlite_utils
+
+from server.billing import money
+from server.store import tokens as token_store
+
+
+class InsufficientQuota(Exception):
+    """The token's remaining quota cannot cover the reservation; nothing was reserved."""
+
+    def __init__(self, remaining: int, wanted: int) -> None:
+        super().__init__(f"remaining {remaining} micro-units cannot cover {wanted}")
+        self.remaining = remaining
+        self.wanted = wanted
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    name: str
+    quota: int | None  # None: unlimited
+    used: int
+    reserved: int      # held by requests in flight
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.quota is None else self.quota - self.used - self.reserved
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One client request, as it ended (attempts on several channels are one row)."""
+    ts: float
+    request_id: str | None
+    token_id: int
+    model: str | None
+    upstream_model: str | None
+    channel_id: int | None
+    kind: str  # chat | images | video
+    status: int  # HTTP-equivalent status the client got
+    cost: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    images: int = 0
+    video_seconds: str | None = None  # exact decimal text
+    latency_ms: int | None = None
+    ttft_ms: int | None = None
+    error_code: str | None = None
+    stream: bool = False
+    client_address: str | None = None
+    estimate: bool = False  # counted by st-ai, the upstream gave no usage
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Close a reservation (if any) and book its request at its real cost."""
+    reservation_id: int | None
+    row: LedgerRow
+
+
+_LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
+_INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(_LEDGER_COLUMNS))})")
+
+
+def _write(db: sqlite_utils.Database):
+    """A write transaction that holds SQLite's write lock from its first statement."""
+    class _Tx:
+        def __enter__(self) -> sqlite3.Connection:
+            db.conn.execute("BEGIN IMMEDIATE")
+            return db.conn
+
+        def __exit__(self, kind, exc, tb) -> None:
+            if kind is None:
+                db.conn.commit()
+            else:
+                db.conn.rollback()
+    return _Tx()
+
+
+def _status(conn: sqlite3.Connection, token_id: int) -> tuple[int | None, int, int]:
+    row = conn.execute("SELECT quota, used, (SELECT COALESCE(SUM(amount), 0) FROM reservations "
+                       "WHERE token_id = ?) FROM tokens WHERE id = ?", [token_id, token_id]).fetchone()
+    if row is None:
+        raise token_store.TokenError(f"no token with id {token_id}")
+    return row[0], row[1], row[2]
+
+
+def reserve(db: sqlite_utils.Database, token_id: int, amount: int, owner: str) -> int | None:
+    """Hold `amount` of the token's quota for a request; returns the reservation's id, or
+    None for an unlimited token (nothing to hold). Raises InsufficientQuota."""
+    if amount < 0:
+        raise ValueError("a reservation is 0 or more micro-units")
+    with _write(db) as conn:
+        quota, used, reserved = _status(conn, token_id)
+        if quota is None:
+            return None
+        remaining = quota - used - reserved
+        if amount > remaining or remaining <= 0:
+            raise InsufficientQuota(remaining, amount)
+        return conn.execute("INSERT INTO reservations (token_id, amount, owner, created_at) "
+                            "VALUES (?, ?, ?, ?)", [token_id, amount, owner, time.time()]).lastrowid
+
+
+def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> None:
+    """Book every request in one transaction (group commit): each closes its reservation,
+    adds its cost to its token's `used` and writes its ledger row."""
+    with _write(db) as conn:
+        for item in settlements:
+            if item.reservation_id is not None:
+                conn.execute("DELETE FROM reservations WHERE id = ?", [item.reservation_id])
+            if item.row.cost:
+                conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
+        conn.executemany(_INSERT_LEDGER, [astuple(item.row) for item in settlements])
+
+
+def release(db: sqlite_utils.Database, reservation_id: int) -> None:
+    """Give a reservation back without booking anything."""
+    with _write(db) as conn:
+        conn.execute("DELETE FROM reservations WHERE id = ?", [reservation_id])
+
+
+def release_stale(db: sqlite_utils.Database, older_than: float, keep_owner: str | None = None) -> int:
+    """Give back reservations made before `older_than` (epoch seconds) by any process but
+    `keep_owner`: a process that was killed never settles them, and no request of a live
+    one lasts that long. Returns how many were released."""
+    with _write(db) as conn:
+        return conn.execute("DELETE FROM reservations WHERE created_at < ? AND owner IS NOT ?",
+                            [older_than, keep_owner]).rowcount
+
+
+def status(db: sqlite_utils.Database, name: str) -> QuotaStatus:
+    token = token_store.get(db, name)
+    quota, used, reserved = _status(db.conn, token.id)
+    return QuotaStatus(token.name, quota, used, reserved)
+
+
+def set_quota(db: sqlite_utils.Database, name: str, quota: int | None = None, *, unlimited: bool = False,
+              add: int | None = None) -> QuotaStatus:
+    """Set a token's quota (or make it unlimited) and/or add to it, in one transaction."""
+    token = token_store.get(db, name)
+    with _write(db) as conn:
+        if unlimited:
+            conn.execute("UPDATE tokens SET quota = NULL WHERE id = ?", [token.id])
+        elif quota is not None:
+            conn.execute("UPDATE tokens SET quota = ? WHERE id = ?", [quota, token.id])
+        if add is not None:
+            current = conn.execute("SELECT quota FROM tokens WHERE id = ?", [token.id]).fetchone()[0]
+            if current is None:
+                raise token_store.TokenError(f"token {name!r} has no quota to add to (it is unlimited): "
+                                             "set one with --quota")
+            if current + add >= money.MAX_UNITS * money.MICROS:
+                raise token_store.TokenError(f"token {name!r}: a quota stays below {money.MAX_UNITS}")
+            conn.execute("UPDATE tokens SET quota = quota + ? WHERE id = ?", [add, token.id])
+    return status(db, name)
+
+
+def ledger_total(db: sqlite_utils.Database, token_id: int) -> int:
+    return db.conn.execute("SELECT COALESCE(SUM(cost), 0) FROM ledger WHERE token_id = ?", [token_id]).fetchone()[0]
