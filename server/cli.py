@@ -167,7 +167,7 @@ def _config(args: argparse.Namespace):
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
                           upstream_timeout=args.upstream_timeout, assets_dir=args.assets_dir,
                           public_url=args.public_url, video=video, demo=getattr(args, "demo", False),
-                          client_timeouts=_client_timeouts(args))
+                          client_timeouts=_client_timeouts(args), unpriced=args.unpriced)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--grpc-port", type=parse_port, default=50051)
         p.add_argument("--upstream-timeout", type=parse_seconds, default=600.0,
                        help="longest an upstream call may take, in seconds (default 600)")
+        p.add_argument("--unpriced", choices=("allow", "deny"), default="allow",
+                       help="a model without a price (st-ai price list): served at zero cost with one "
+                            "warning per model (allow, the default), or refused with 403 (deny)")
         p.add_argument("--assets-dir", default=os.environ.get("ST_AI_ASSETS_DIR", "st-ai-assets"),
                        help="where finished videos and served images are kept "
                             "(default: $ST_AI_ASSETS_DIR or ./st-ai-assets)")

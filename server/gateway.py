@@ -57,6 +57,7 @@ class Config:
     video: VideoConfig = field(default_factory=VideoConfig)
     demo: bool = False  # create the demo channel and token, once the ports are bound
     client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
+    unpriced: str = "allow"  # a model without a price: served at zero cost, or refused ("deny")
 
 
 @dataclass
@@ -89,7 +90,7 @@ async def open_core(config: Config, public_url: str,
     videos = VideoTasks(catalog, registry, worker, assets, config.video, owner)
     poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)
     settlements = GroupCommit(worker)
-    admission = Admission(worker, settlements, owner)
+    admission = Admission(worker, settlements, owner, deny_unpriced=config.unpriced == "deny")
     await release_stale_reservations(worker, owner, config.upstream_timeout)
     core = Core(catalog, ChatRelay(catalog, registry, usage, admission, config.upstream_timeout),
                 ImageRelay(catalog, registry, usage, admission), videos, assets, worker)

@@ -219,6 +219,30 @@ def test_an_unpriced_model_is_served_free_with_one_warning(tmp_path, upstream):
     assert output.count(f"model '{model}' has no price") == 1
 
 
+def test_under_unpriced_deny_a_model_without_a_price_is_refused_until_it_has_one(tmp_path, upstream):
+    db_path = str(tmp_path / "st-ai.db")
+    open_db(db_path).close()
+    gw = start_gateway(db_path, "--unpriced", "deny")
+    try:
+        model = unique("no-price-model")
+        gw.channel(unique("ch"), "openai", [model], base_url=upstream.base_url, key=upstream.api_key)
+        name, key = quota_token(gw, None)
+        status, answer = chat(gw, key, model)
+        assert status == 403, answer
+        assert answer["error"]["code"] == "model_not_priced" and answer["error"]["param"] == "model"
+        assert answer["error"]["type"] == "permission_error" and model in answer["error"]["message"]
+        assert upstream.received == []  # refused before anything went upstream
+        db = open_db(db_path)
+        try:
+            price_store.set_price(db, model, PriceChanges(per_request=10_000))
+        finally:
+            db.close()
+        assert chat(gw, key, model)[0] == 200
+        assert status_of(gw, name).used == 10_000
+    finally:
+        stop_gateway(gw)
+
+
 # -- two processes on one database ------------------------------------------------------------
 
 def test_two_processes_on_one_database_never_overspend_a_quota(tmp_path, upstream):

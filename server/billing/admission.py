@@ -8,7 +8,8 @@ abandon: a request that failed before any byte reached its client is booked at z
 
 Transport-free: the relays call it with plain values. Costs are the pure functions of
 server/billing/cost.py; a model without a price is served at zero cost, with one warning
-per model.
+per model, or refused with 403 `model_not_priced` when the operator chose
+`--unpriced deny`.
 """
 from __future__ import annotations
 
@@ -33,6 +34,12 @@ log = logging.getLogger("st-ai.billing")
 
 # What a request costs given its model's price (None: no price); may raise Unpriced.
 Charge = Callable[[ModelPrice | None], int]
+
+
+def not_priced(model: str, what: str) -> GatewayError:
+    shown = model if len(model) <= 80 else model[:80] + "\u2026"
+    return GatewayError(403, f"The model '{shown}' has no price for {what} on this gateway, which serves "
+                             "priced models only.", "model_not_priced", "model", type="permission_error")
 
 
 def insufficient_quota() -> GatewayError:
@@ -71,8 +78,9 @@ class Outcome:
 
 
 class Admission:
-    def __init__(self, worker: DbWorker, writer: GroupCommit, owner: str) -> None:
+    def __init__(self, worker: DbWorker, writer: GroupCommit, owner: str, deny_unpriced: bool = False) -> None:
         self._worker = worker
+        self._deny_unpriced = deny_unpriced
         self._writer = writer
         self._owner = owner
         self._warned: set[str] = set()
@@ -82,6 +90,12 @@ class Admission:
                     stream: bool = False) -> Ticket:
         """Reserve the worst case of a request about to be relayed, or refuse it."""
         price = await self._worker.run(price_store.lookup, model)
+        if self._deny_unpriced:
+            try:
+                worst_case(price)
+            except Unpriced as exc:
+                call_record.note_error("model_not_priced", 403)
+                raise not_priced(model, exc.what) from None
         amount = self.cost(price, model, worst_case)
         reserving = asyncio.ensure_future(self._worker.run(quota_store.reserve, token.id, amount, self._owner))
         try:
