@@ -23,7 +23,7 @@ from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
 from server import logs, memory, redact, socket_folders
 from server.assets import AssetStore
-from server.billing.admission import Admission, release_stale_reservations
+from server.billing.admission import Admission, release_stale_reservations, sweep_stale_reservations
 from server.billing.group_commit import GroupCommit
 from server.catalog import Catalog
 from server.demo import ensure_demo_at
@@ -97,6 +97,8 @@ async def open_core(config: Config, public_url: str,
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(usage.run(), name="usage-writer"),
                   asyncio.create_task(settlements.run(), name="settlement-writer"),
+                  asyncio.create_task(sweep_stale_reservations(worker, owner, config.upstream_timeout),
+                                      name="reservation-sweep"),
                   asyncio.create_task(poller.run(), name="video-poller")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())

@@ -3,6 +3,7 @@ ledger, each change one transaction; concurrent reservations from separate conne
 two processes make them) never overspend."""
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -159,3 +160,29 @@ def test_adding_to_an_unlimited_quota_is_refused(db_path):
     run("token", "create", "--name", "t", db=db_path)
     result = run("token", "update", "t", "--add-quota", "1", db=db_path)
     assert result.code != 0 and "unlimited" in result.err
+
+
+async def test_a_running_st_ai_keeps_releasing_reservations_of_processes_killed_meanwhile(db_path):
+    from server.billing.admission import sweep_stale_reservations
+    from server.store.db import DbWorker
+
+    db = open_db(db_path)
+    token, _ = token_store.create(db, "t", quota=1000)
+    worker = DbWorker(db_path)
+    sweep = asyncio.create_task(sweep_stale_reservations(worker, "this-process", upstream_timeout=1.0,
+                                                         interval=0.05))
+    try:
+        quota_store.reserve(db, token.id, 200, "this-process")
+        # made after this process started, by one killed since: long past any request's life
+        killed = quota_store.reserve(db, token.id, 300, "killed-process")
+        with db.conn:
+            db.conn.execute("UPDATE reservations SET created_at = ? WHERE id = ?", [time.time() - 3600, killed])
+        deadline = time.monotonic() + 5
+        while quota_store.status(db, "t").reserved != 200 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert quota_store.status(db, "t").reserved == 200  # the killed one's 300 is free again
+    finally:
+        sweep.cancel()
+        await asyncio.gather(sweep, return_exceptions=True)
+        worker.close()
+        db.close()

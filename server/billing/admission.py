@@ -170,7 +170,23 @@ def failure_status(exc: BaseException) -> tuple[int, str | None]:
 STALE_MARGIN = 60.0
 
 
+# How often a running st-ai looks for them: another process on the database may be killed
+# while this one runs on, and nobody else would give its reservations back.
+STALE_SWEEP_INTERVAL = 60.0
+
+
 async def release_stale_reservations(worker: DbWorker, owner: str, upstream_timeout: float) -> None:
     released = await worker.run(quota_store.release_stale, time.time() - upstream_timeout - STALE_MARGIN, owner)
     if released:
         log.info("released %d reservations left by processes that stopped", released)
+
+
+async def sweep_stale_reservations(worker: DbWorker, owner: str, upstream_timeout: float,
+                                   interval: float = STALE_SWEEP_INTERVAL) -> None:
+    """release_stale_reservations every `interval` seconds; runs until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await release_stale_reservations(worker, owner, upstream_timeout)
+        except Exception:  # a locked database: try again next time
+            log.exception("releasing stale reservations failed")
