@@ -36,17 +36,24 @@ def parse_ipv4_loose(text: str) -> ipaddress.IPv4Address | None:
     return ipaddress.IPv4Address(number)
 
 
-def parse(text: str) -> Address | None:
-    """Any spelling of an IPv4 or IPv6 address (brackets allowed), reduced by `canonical`."""
+def parse_literal(text: str) -> Address | None:
+    """Any spelling of an IPv4 or IPv6 address (brackets allowed), as written: an IPv6
+    form stays IPv6."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     if ":" in text:
         try:
-            return canonical(ipaddress.IPv6Address(text))
+            return ipaddress.IPv6Address(text)
         except ValueError:
             return None
     return parse_ipv4_loose(text)
+
+
+def parse(text: str) -> Address | None:
+    """Any spelling of an IPv4 or IPv6 address, reduced by `canonical`."""
+    address = parse_literal(text)
+    return canonical(address) if address is not None else None
 
 
 def canonical(address: Address) -> Address:

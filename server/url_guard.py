@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
+from server import ip_forms
 from server.errors import GatewayError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -59,8 +59,6 @@ _NETWORKS = tuple((ipaddress.ip_network(block), kind, network) for block, kind, 
 _RESERVED = tuple(ipaddress.ip_network(block) for block in ("192.0.0.0/24", "192.88.99.0/24", "2001::/23"))
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-# What inet_aton takes besides dotted quads: 127.1, 0x7f.0.0.1, 2130706433, 017700000001
-_IPV4_SHORTHAND = re.compile(r"(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}", re.IGNORECASE)
 
 
 class Refused(GatewayError):
@@ -113,18 +111,9 @@ def classify(ip: IPAddress) -> Verdict | None:
 
 
 def literal_address(host: str) -> IPAddress | None:
-    """The address a URL's host names without DNS, including inet_aton's short forms."""
-    host = host.strip("[]")
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _IPV4_SHORTHAND.fullmatch(host):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
+    """The address a URL's host names without DNS, in any spelling inet_aton or IPv6 takes
+    (`127.1`, `2130706433`, `[::ffff:10.0.0.1]`, ...)."""
+    return ip_forms.parse_literal(host)
 
 
 def refused(message: str) -> Refused:
