@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -83,6 +82,17 @@ def chat(gateway, key: str, model: str, **extra) -> tuple[int, dict]:
     return post(gateway, key, "/v1/chat/completions", {"model": model, "messages": HI, **extra})
 
 
+def chat_at_once(gateways: list, key: str, model: str) -> list[int]:
+    """One chat request per entry of `gateways`, all in flight together; their statuses."""
+    statuses: list[int] = []
+    threads = [threading.Thread(target=lambda gw=gw: statuses.append(chat(gw, key, model)[0])) for gw in gateways]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return statuses
+
+
 def status_of(gateway, name: str) -> quota_store.QuotaStatus:
     db = open_db(gateway.db_path)
     try:
@@ -125,12 +135,7 @@ def test_fifty_concurrent_requests_never_overspend_a_small_quota(gateway, upstre
     upstream.delay = 0.05  # requests overlap in flight
     model = priced_model(gateway, upstream, PriceChanges(per_request=10_000))
     name, key = quota_token(gateway, 50_000)
-    statuses: list[int] = []
-    threads = [threading.Thread(target=lambda: statuses.append(chat(gateway, key, model)[0])) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    statuses = chat_at_once([gateway] * 50, key, model)
     assert statuses.count(200) == 5 and statuses.count(429) == 45
     assert status_of(gateway, name).used == 50_000
     assert_ledger_matches_used(gateway, name)
@@ -256,13 +261,7 @@ def test_two_processes_on_one_database_never_overspend_a_quota(tmp_path, upstrea
         second.wait_for(lambda: model in second._models(quota_token(second, None)[1]), "the channel")
         name, key = quota_token(first, 50_000)
         second.wait_for(lambda: second._status("/v1/models", key) == 200, "the token")
-        statuses: list[int] = []
-        threads = [threading.Thread(target=lambda gw=gw: statuses.append(chat(gw, key, model)[0]))
-                   for gw in (first, second) for _ in range(25)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        statuses = chat_at_once([first, second] * 25, key, model)
         assert statuses.count(200) == 5 and statuses.count(429) == 45
         assert status_of(first, name).used == 50_000
         assert_ledger_matches_used(first, name)
