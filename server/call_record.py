@@ -32,6 +32,7 @@ class CallRecord:
     stream: bool = False
     error_code: str | None = None
     status: int | None = None  # the HTTP-equivalent status of an error, when one was raised
+    client_address: str | None = None  # the client's IP address, as the transport saw it
 
     def facts(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "request_id" and v is not None and v is not False}
