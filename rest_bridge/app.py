@@ -8,8 +8,9 @@ import grpc
 from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 
-from rest_bridge import access_log, health, marshal, multipart
-from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors
+from rest_bridge import access_log, client_address, health, marshal, multipart
+from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors, rpc_error_response
+from rest_bridge.forwarded import forward_headers
 from rest_bridge.range_header import RANGE_FIELDS, query_offsets, range_fields
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
 from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
@@ -22,11 +23,11 @@ GRPC_MESSAGE_BYTES = 64 * 1024 * 1024
 def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
     authorization = request.headers.get("Authorization")
     if authorization is None:
-        return ()
+        return client_address.metadata(request)
     # gRPC metadata carries printable ASCII only; nothing else can be a valid key.
     if not authorization.isascii() or not authorization.isprintable():
         raise invalid_api_key()
-    return (("authorization", authorization),)
+    return (("authorization", authorization), *client_address.metadata(request))
 
 
 async def _request_message(request: web.Request, binding: Binding, body: dict | None,
@@ -50,8 +51,6 @@ async def _request_message(request: web.Request, binding: Binding, body: dict | 
     return message.SerializeToString()
 
 
-# Response metadata a server may set that clients see as HTTP headers.
-FORWARDED_HEADERS = ("openai-poll-after-ms",)
 
 
 async def _read_body(request: web.Request, binding: Binding) -> dict:
@@ -92,9 +91,7 @@ def _handler(route: Route):
         if binding.server_streaming:
             return await _relay_stream(request, call)
         response = marshal.json_response(await call)
-        for key, value in await call.initial_metadata() or ():
-            if key in FORWARDED_HEADERS:
-                response.headers[key] = value
+        forward_headers(await call.initial_metadata(), response)
         return response
 
     return handle
@@ -115,6 +112,7 @@ async def _relay_bytes(request: web.Request, call: grpc.aio.UnaryStreamCall) -> 
             response.content_length = int(metadata["st-ai-content-length"])
         if content_range:
             response.headers["Content-Range"] = content_range
+        forward_headers(metadata.items(), response)
         await response.prepare(request)
         if request.method == "HEAD":  # the headers are the answer; the RPC is cancelled below
             await response.write_eof()
@@ -127,7 +125,7 @@ async def _relay_bytes(request: web.Request, call: grpc.aio.UnaryStreamCall) -> 
         return response
     except grpc.aio.AioRpcError as error:
         if response is None or not response.prepared:
-            answer = marshal.error_response(from_rpc_error(error))
+            answer = rpc_error_response(error)
             # a 416 names the file's size (`bytes */N`), sent before the error
             unsatisfiable = dict(await call.initial_metadata() or ()).get("st-ai-content-range")
             if answer.status == 416 and unsatisfiable:
@@ -148,6 +146,7 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) ->
     try:
         first = await call.read()
         response = web.StreamResponse(headers=marshal.SSE_HEADERS)
+        forward_headers(await call.initial_metadata(), response)
         await response.prepare(request)
         message = first
         try:
@@ -173,10 +172,11 @@ def _multi_callable(channel: grpc.aio.Channel, binding: Binding):
 
 
 def build_app(grpc_target: str, routes: list[Route] | None = None,
-              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, trusted_proxies: tuple = ()) -> web.Application:
     routes = routes if routes is not None else discover(services(proto_modules()))
     app = web.Application(middlewares=[openai_errors], client_max_size=max_body_bytes)
     app[MAX_BODY_BYTES] = max_body_bytes
+    app[client_address.TRUSTED_PROXIES] = trusted_proxies
     app[CALLABLES] = {}
 
     async def grpc_channel(app: web.Application) -> AsyncIterator[None]:

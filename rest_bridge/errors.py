@@ -7,6 +7,7 @@ import grpc
 from aiohttp import web
 from google.rpc import status_pb2
 
+from rest_bridge.forwarded import forward_headers
 from rest_bridge.marshal import error_response
 from rest_bridge.state import MAX_BODY_BYTES
 from server.errors import GatewayError
@@ -21,6 +22,12 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
         if key == DETAILS_KEY:
             status = status_pb2.Status.FromString(value)
     return GatewayError.from_status(error.code(), error.details() or "", status)
+
+
+def rpc_error_response(error: grpc.aio.AioRpcError) -> web.Response:
+    """The OpenAI error a failed RPC becomes, with the headers its trailers carry (a
+    429's Retry-After, a limited token's x-ratelimit-*)."""
+    return forward_headers(error.trailing_metadata(), error_response(from_rpc_error(error)))
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> GatewayError:
@@ -57,7 +64,7 @@ async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
     except GatewayError as error:
         return error_response(error)
     except grpc.aio.AioRpcError as error:
-        return error_response(from_rpc_error(error))
+        return rpc_error_response(error)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

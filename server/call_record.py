@@ -33,9 +33,11 @@ class CallRecord:
     error_code: str | None = None
     status: int | None = None  # the HTTP-equivalent status of an error, when one was raised
     client_address: str | None = None  # the client's IP address, as the transport saw it
+    rate: object | None = None  # a limited token's figures, for its headers (server/billing/limits.py)
 
     def facts(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "request_id" and v is not None and v is not False}
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("request_id", "rate") and v is not None and v is not False}
 
     def take(self, facts: dict) -> None:
         """Adopt facts another process (or socket) reported for this call."""

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
-from server import call_record
+from server import call_record, client_address
+from server.billing import limits
 from server.errors import invalid_api_key
 from server.store import channels as channel_store
 from server.store import tokens as token_store
@@ -81,4 +82,7 @@ class Catalog:
         if token.expired(time.time()):
             raise invalid_api_key("This API key has expired.")
         call_record.note_token(token.name)
+        record = call_record.current()
+        client_address.check(token, record.client_address if record is not None else None)
+        limits.note_token(token)
         return token

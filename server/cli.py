@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, cli_prices, durations, url_rules
+from server import channel_rules, cli_prices, durations, token_rules, url_rules
 from server.billing import money
 from server.store import channels as channel_store
 from server.store import quota as quota_store
@@ -86,6 +86,13 @@ def _refusing(check):
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
+
+
+def parse_networks(text: str) -> tuple:
+    try:
+        return token_rules.parse_allow_ip(text, what="")
+    except token_store.TokenError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_list(text: str) -> list[str]:
@@ -167,7 +174,9 @@ def _config(args: argparse.Namespace):
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
                           upstream_timeout=args.upstream_timeout, assets_dir=args.assets_dir,
                           public_url=args.public_url, video=video, demo=getattr(args, "demo", False),
-                          client_timeouts=_client_timeouts(args), unpriced=args.unpriced)
+                          client_timeouts=_client_timeouts(args), unpriced=args.unpriced,
+                          trusted_bridges=getattr(args, "trusted_bridge", ()),
+                          trusted_proxies=getattr(args, "trusted_proxy", ()))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -186,25 +195,56 @@ def cmd_bridge(args: argparse.Namespace) -> None:
     from server import gateway
 
     gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes,
-                                     _client_timeouts(args)), args.log_format)
+                                     _client_timeouts(args), args.trusted_proxy), args.log_format)
+
+
+_LIMIT_FLAGS = (("rpm", "--rpm"), ("tpm", "--tpm"), ("max_concurrency", "--max-concurrency"))
+
+
+def _limit_changes(args: argparse.Namespace, clearable: bool) -> dict:
+    """The rate limits and address rules given on the command line, checked (TokenError
+    before anything is written); a limit not given is left out."""
+    changes = {name: token_rules.parse_limit(getattr(args, name), flag, clearable)
+               for name, flag in _LIMIT_FLAGS if getattr(args, name) is not None}
+    if args.allow_ip is not None:
+        changes["allow_ip"] = token_rules.parse_allow_ip(args.allow_ip, clearable)
+    return changes
+
+
+def _limits_text(token: token_store.Token) -> str:
+    limits = token.limits
+    shown = [f"{label} {value}" for label, value in (("rpm", limits.rpm), ("tpm", limits.tpm),
+                                                     ("concurrency", limits.max_concurrency)) if value is not None]
+    return ", ".join(shown) or "none"
+
+
+def _allow_ip_text(token: token_store.Token) -> str:
+    return ",".join(str(n) for n in token.allow_ip) if token.allow_ip is not None else "any"
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
     import time
 
+    from server.store.rate_limits import Limits
+
+    changes = _limit_changes(args, clearable=False)
     expires_at = int(time.time()) + args.expires_in if args.expires_in else None
-    token, key = token_store.create(_db(args), args.name, args.models, expires_at, args.quota)
+    token, key = token_store.create(_db(args), args.name, args.models, expires_at, args.quota,
+                                    Limits(changes.get("rpm"), changes.get("tpm"), changes.get("max_concurrency")),
+                                    changes.get("allow_ip"))
     print(f"created token '{token.name}' (models: {', '.join(sorted(token.models)) if token.models else 'all'};"
-          f" expires: {_when(token.expires_at)}; quota: {_amount(token.quota)})")
+          f" expires: {_when(token.expires_at)}; quota: {_amount(token.quota)}; limits: {_limits_text(token)};"
+          f" allow-ip: {_allow_ip_text(token)})")
     print("the key is shown only this once; st-ai keeps only its hash:")
     print(key)
 
 
 def cmd_token_list(args: argparse.Namespace) -> None:
     rows = [[t.name, t.key_hint, "enabled" if t.enabled else "disabled", _when(t.expires_at),
-             ",".join(sorted(t.models)) if t.models else "(all)", _when(t.created_at)]
+             ",".join(sorted(t.models)) if t.models else "(all)", _limits_text(t), _allow_ip_text(t),
+             _when(t.created_at)]
             for t in token_store.all_tokens(_db(args))]
-    _table(rows, ["NAME", "KEY", "STATUS", "EXPIRES", "MODELS", "CREATED"])
+    _table(rows, ["NAME", "KEY", "STATUS", "EXPIRES", "MODELS", "LIMITS", "ALLOW IP", "CREATED"])
 
 
 def cmd_token_enable(args: argparse.Namespace, enabled: bool) -> None:
@@ -229,13 +269,20 @@ def parse_quota(text: str) -> int | None:
 
 
 def cmd_token_update(args: argparse.Namespace) -> None:
-    if args.quota is _UNSET and args.add_quota is None:
-        sys.exit("st-ai: nothing to update: give --quota AMOUNT|none or --add-quota AMOUNT")
-    quota = None if args.quota is _UNSET else args.quota
-    status = quota_store.set_quota(_db(args), args.name, quota, unlimited=args.quota is None,
-                                   add=args.add_quota)
+    changes = _limit_changes(args, clearable=True)
+    if args.quota is _UNSET and args.add_quota is None and not changes:
+        sys.exit("st-ai: nothing to update: give --quota AMOUNT|none, --add-quota AMOUNT, --rpm N|none, "
+                 "--tpm N|none, --max-concurrency N|none or --allow-ip CIDR,...|none")
+    db = _db(args)
+    token = token_store.get(db, args.name)
+    if changes:
+        token = token_store.set_limits(db, args.name, **changes)
+    if args.quota is not _UNSET or args.add_quota is not None:
+        quota = None if args.quota is _UNSET else args.quota
+        quota_store.set_quota(db, args.name, quota, unlimited=args.quota is None, add=args.add_quota)
+    status = quota_store.status(db, args.name)
     print(f"token '{status.name}': quota {_amount(status.quota)}, used {_amount(status.used)}, "
-          f"remaining {_amount(status.remaining)}")
+          f"remaining {_amount(status.remaining)}; limits: {_limits_text(token)}; allow-ip: {_allow_ip_text(token)}")
 
 
 def cmd_token_show(args: argparse.Namespace) -> None:
@@ -248,13 +295,18 @@ def cmd_token_show(args: argparse.Namespace) -> None:
              "quota": None if status.quota is None else money.format_amount(status.quota),
              "used": money.format_amount(status.used), "reserved": money.format_amount(status.reserved),
              "remaining": None if status.remaining is None else money.format_amount(status.remaining),
-             "currency": money.CURRENCY}
+             "currency": money.CURRENCY, "rpm": token.limits.rpm, "tpm": token.limits.tpm,
+             "max_concurrency": token.limits.max_concurrency,
+             "allow_ip": [str(n) for n in token.allow_ip] if token.allow_ip is not None else None}
     if args.json:
         print(json.dumps(shown, indent=2))
         return
-    for key in ("name", "key_hint", "enabled", "models", "quota", "used", "reserved", "remaining"):
+    for key in ("name", "key_hint", "enabled", "models", "quota", "used", "reserved", "remaining",
+                "rpm", "tpm", "max_concurrency", "allow_ip"):
         value = shown[key]
-        print(f"{key}: {'unlimited' if value is None and key in ('quota', 'remaining') else value}")
+        if value is None and key in ("quota", "remaining", "rpm", "tpm", "max_concurrency"):
+            value = "unlimited"
+        print(f"{key}: {_allow_ip_text(token) if key == 'allow_ip' else value}")
 
 
 def cmd_token_delete(args: argparse.Namespace) -> None:
@@ -369,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
                        default=os.environ.get("ST_AI_PUBLIC_URL"),
                        help="the REST bridge's address as clients see it, for image URLs st-ai hands out "
                             "(default: http://HOST:HTTP_PORT)")
+    for p in (serve, bridge):
+        p.add_argument("--trusted-proxy", type=parse_networks, default=(), metavar="CIDR,...",
+                       help="reverse proxies in front of the bridge whose X-Forwarded-For gives the client's address "
+                            "(default: none; the connection's address is the client's)")
+    grpc_.add_argument("--trusted-bridge", type=parse_networks, default=(), metavar="CIDR,...",
+                       help="addresses of separate `st-ai bridge` processes, believed when they name their HTTP "
+                            "client's address (default: none)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
     serve.set_defaults(func=cmd_serve)
@@ -386,11 +445,18 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--quota", type=parse_amount, metavar="AMOUNT",
                         help=f"most it may spend in all, in {money.CURRENCY} (default: unlimited)")
     create.set_defaults(func=cmd_token_create)
-    update = token.add_parser("update", help="change a token's quota")
+    update = token.add_parser("update", help="change a token's quota, rate limits and address rules")
     update.add_argument("name")
     update.add_argument("--quota", type=parse_quota, default=_UNSET, metavar="AMOUNT|none",
                         help="set the quota (none: unlimited)")
     update.add_argument("--add-quota", type=parse_amount, metavar="AMOUNT", help="add to the quota")
+    for p, clear in ((create, ""), (update, "|none")):
+        p.add_argument("--rpm", metavar=f"N{clear}", help="most requests a minute (default: no limit)")
+        p.add_argument("--tpm", metavar=f"N{clear}",
+                       help="most tokens a minute, counted at their worst case and corrected after (default: no limit)")
+        p.add_argument("--max-concurrency", metavar=f"N{clear}", help="most requests in flight at once (default: no limit)")
+        p.add_argument("--allow-ip", metavar=f"CIDR,...{clear}",
+                       help="the only client addresses it may be used from, e.g. 203.0.113.7,10.0.0.0/8 (default: any)")
     update.set_defaults(func=cmd_token_update)
     show = token.add_parser("show", help="a token's settings, quota, used and remaining")
     show.add_argument("name")

@@ -58,6 +58,8 @@ class Config:
     demo: bool = False  # create the demo channel and token, once the ports are bound
     client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
     unpriced: str = "allow"  # a model without a price: served at zero cost, or refused ("deny")
+    trusted_bridges: tuple = ()  # `st-ai grpc`: peers that may name their HTTP client's address
+    trusted_proxies: tuple = ()  # reverse proxies whose X-Forwarded-For the bridge believes
 
 
 @dataclass
@@ -150,8 +152,9 @@ def _bind_grpc(server, host: str, held: socket.socket) -> int:
 
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
-                        timeouts: ClientTimeouts) -> web.AppRunner:
-    runner = BridgeRunner(build_app(grpc_target, max_body_bytes=max_body_bytes), timeouts=timeouts,
+                        timeouts: ClientTimeouts, trusted_proxies: tuple = ()) -> web.AppRunner:
+    app = build_app(grpc_target, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies)
+    runner = BridgeRunner(app, timeouts=timeouts,
                           handler_cancellation=True, **access_log.runner_options())
     await runner.setup()
     await web.SockSite(runner, sock).start()
@@ -182,7 +185,8 @@ async def serve(config: Config) -> None:
         server, health = await build_server(core, [socket_target])
         grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
-        runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts)
+        runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts,
+                                     config.trusted_proxies)
         host = _grpc_host(config.host)  # an IPv6 address in brackets, as URLs write it
         _announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
                   f"  db {config.db_path}")
@@ -208,7 +212,7 @@ async def serve_grpc(config: Config) -> None:
     stop = _stop_on_signal()
     grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
     async with open_core(config, _public_url(config, config.http_port)) as core:
-        server, health = await build_server(core, [])
+        server, health = await build_server(core, [], config.trusted_bridges)
         port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         _announce(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}")
@@ -220,10 +224,10 @@ async def serve_grpc(config: Config) -> None:
 
 
 async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int,
-                       timeouts: ClientTimeouts = ClientTimeouts()) -> None:
+                       timeouts: ClientTimeouts = ClientTimeouts(), trusted_proxies: tuple = ()) -> None:
     stop = _stop_on_signal()
     sock = _listen(host, port)
-    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts)
+    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, trusted_proxies)
     _announce(f"st-ai REST bridge ready: http://{_grpc_host(host)}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
         await stop.wait()

@@ -13,6 +13,7 @@ from server.services.memory_trim import trim_after_large_requests
 from server.memory import Trimmer
 from server.services import interceptors
 from server.services.call_log import log_calls, log_unknown
+from server.services.client_calls import client_calls
 from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
 from server.services.interceptors import PerMethod
@@ -93,11 +94,13 @@ class _MethodSymbols:
             return found.file
 
 
-async def build_server(core, addresses: list[str]) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """`core` is the gateway's Core: catalog, relays, video tasks, assets."""
+async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
+                       ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """`core` is the gateway's Core: catalog, relays, video tasks, assets. A call from a
+    peer in `trusted_bridges` (or the private Unix socket) may say its client's address."""
     server = grpc.aio.server(interceptors=[
         PerMethod(log_calls, missing=log_unknown(unknown_method)), PerMethod(refuse_unparsable),
-        PerMethod(trim_after_large_requests(Trimmer())),
+        PerMethod(trim_after_large_requests(Trimmer())), PerMethod(client_calls(core.worker, trusted_bridges)),
     ], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -55,7 +55,7 @@ class ChatRelay:
         most = estimate.max_output_tokens(body, upstream_model)
         ticket = await self.admission.admit(
             token, model, "chat", lambda price: chat_cost(price, model, prompt_tokens=prompt, completion_tokens=most),
-            stream=stream)
+            stream=stream, tokens=prompt + most)
         return ticket, prompt
 
     async def complete(self, token: Token, body: dict, timeout: float | None = None) -> dict:

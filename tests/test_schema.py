@@ -193,7 +193,7 @@ def test_steps_apply_in_order_and_keep_data(release_db):
 
 def test_a_failing_step_rolls_back_and_leaves_the_previous_version(release_db):
     def half_done_then_fails(conn: sqlite3.Connection) -> None:
-        conn.execute("ALTER TABLE tokens ADD COLUMN rpm INTEGER")
+        conn.execute("ALTER TABLE tokens ADD COLUMN trial_rpm INTEGER")
         conn.execute("UPDATE tokens SET enabled = 0")
         conn.execute("CREATE TABLE trial_ledger (id INTEGER PRIMARY KEY)")
         raise ValueError("disk says no")
@@ -209,13 +209,13 @@ def test_a_failing_step_rolls_back_and_leaves_the_previous_version(release_db):
                 "disk says no") in str(failure.value)
         assert schema.version(conn) == RELEASED + 1  # the step before it did commit
         columns = [r[1] for r in conn.execute("PRAGMA table_info(tokens)")]
-        assert "trial_quota" in columns and "rpm" not in columns
+        assert "trial_quota" in columns and "trial_rpm" not in columns
         assert conn.execute("SELECT COUNT(*) FROM tokens WHERE enabled = 1").fetchone()[0] == 2
         assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'trial_ledger'").fetchall()
     finally:
         conn.close()
     # the next open, with the step fixed, carries on from where it stopped
-    fixed = (*steps[:-1], schema.Migration("limits", lambda c: c.execute("ALTER TABLE tokens ADD COLUMN rpm INTEGER")))
+    fixed = (*steps[:-1], schema.Migration("limits", lambda c: c.execute("ALTER TABLE tokens ADD COLUMN trial_rpm INTEGER")))
     conn = sqlite3.connect(release_db)
     try:
         assert [s.name for s in schema.migrate(conn, fixed)] == ["limits"]

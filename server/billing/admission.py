@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from server import call_record
+from server.billing import limits
 from server.billing.cost import Unpriced
 from server.billing.group_commit import GroupCommit
 from server.billing.prices import ModelPrice
@@ -28,6 +29,7 @@ from server.store import prices as price_store
 from server.store import quota as quota_store
 from server.store.db import DbWorker
 from server.store.quota import InsufficientQuota, LedgerRow, Settlement
+from server.store.rate_limits import Hold, RateLimited
 from server.store.tokens import Token
 
 log = logging.getLogger("st-ai.billing")
@@ -60,6 +62,7 @@ class Ticket:
     started: float = field(default_factory=time.monotonic)
     request_id: str | None = None
     settled: bool = False
+    rate_hold: Hold | None = None  # what it counts against its token's rate limits
 
 
 @dataclass
@@ -78,8 +81,10 @@ class Outcome:
 
 
 class Admission:
-    def __init__(self, worker: DbWorker, writer: GroupCommit, owner: str, deny_unpriced: bool = False) -> None:
+    def __init__(self, worker: DbWorker, writer: GroupCommit, owner: str, deny_unpriced: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         self._worker = worker
+        self._clock = clock  # wall time: rate-limit windows are shared with other processes
         self._deny_unpriced = deny_unpriced
         self._writer = writer
         self._owner = owner
@@ -87,8 +92,9 @@ class Admission:
         self._releasing: set[asyncio.Future] = set()
 
     async def admit(self, token: Token, model: str, kind: str, worst_case: Charge,
-                    stream: bool = False) -> Ticket:
-        """Reserve the worst case of a request about to be relayed, or refuse it."""
+                    stream: bool = False, tokens: int = 0) -> Ticket:
+        """Reserve the worst case of a request about to be relayed (`tokens`: its most
+        prompt and output tokens, for a tokens-per-minute limit), or refuse it."""
         price = await self._worker.run(price_store.lookup, model)
         if self._deny_unpriced:
             try:
@@ -97,9 +103,10 @@ class Admission:
                 call_record.note_error("model_not_priced", 403)
                 raise not_priced(model, exc.what) from None
         amount = self.cost(price, model, worst_case)
-        reserving = asyncio.ensure_future(self._worker.run(quota_store.reserve, token.id, amount, self._owner))
+        reserving = asyncio.ensure_future(self._worker.run(limits.reserve, token, amount, tokens, self._owner,
+                                                           self._clock()))
         try:
-            reservation = await asyncio.shield(reserving)
+            taken = await asyncio.shield(reserving)
         except asyncio.CancelledError:
             # the client left while the reservation was being written: give it back once made
             reserving.add_done_callback(self._release_unused)
@@ -107,14 +114,20 @@ class Admission:
         except InsufficientQuota:
             call_record.note_error("insufficient_quota", 429)
             raise insufficient_quota() from None
+        except RateLimited as exc:
+            raise limits.refused(exc, tokens) from None
+        limits.note_figures(taken.figures)
         record = call_record.current()
-        return Ticket(token, model, kind, price, reservation, amount, stream,
-                      request_id=record.request_id if record else None)
+        return Ticket(token, model, kind, price, taken.reservation_id, amount, stream,
+                      request_id=record.request_id if record else None, rate_hold=taken.hold)
 
     def _release_unused(self, reserving: asyncio.Future) -> None:
-        if reserving.cancelled() or reserving.exception() is not None or reserving.result() is None:
+        if reserving.cancelled() or reserving.exception() is not None:
             return
-        task = asyncio.ensure_future(self._worker.run(quota_store.release, reserving.result()))
+        taken = reserving.result()
+        if taken.reservation_id is None and taken.hold is None:
+            return
+        task = asyncio.ensure_future(self._worker.run(limits.release, taken))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
@@ -154,7 +167,7 @@ class Admission:
                         latency_ms=int((time.monotonic() - ticket.started) * 1000), ttft_ms=outcome.ttft_ms,
                         error_code=outcome.error_code, stream=ticket.stream, client_address=None,
                         estimate=outcome.estimate)
-        return Settlement(ticket.reservation_id, row)
+        return Settlement(ticket.reservation_id, row, ticket.rate_hold)
 
 
 def failure_status(exc: BaseException) -> tuple[int, str | None]:

@@ -17,6 +17,7 @@ import grpc
 import orjson
 
 from server import call_record, logs
+from server.billing import limits
 from server.errors import GRPC_TO_HTTP
 from server.services.interceptors import behaviour
 
@@ -34,6 +35,8 @@ def trailers(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes]
     if record is None:
         return ()
     out: list[tuple[str, str | bytes]] = [(REQUEST_ID_KEY, record.request_id)]
+    if isinstance(record.rate, limits.RateState) and not record.rate.told:
+        out += limits.headers(record.rate)  # an error's figures (server/services/client_calls.py)
     if private_peer(context):
         out.append((FACTS_KEY, orjson.dumps(record.facts())))
     return tuple(out)

@@ -16,6 +16,7 @@ from dataclasses import astuple, dataclass, fields
 import sqlite_utils
 
 from server.billing import money
+from server.store import rate_limits
 from server.store import tokens as token_store
 
 
@@ -70,6 +71,7 @@ class Settlement:
     """Close a reservation (if any) and book its request at its real cost."""
     reservation_id: int | None
     row: LedgerRow
+    rate_hold: rate_limits.Hold | None = None  # its rate-limit hold: real tokens counted, slot freed
 
 
 _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
@@ -92,6 +94,9 @@ def _write(db: sqlite_utils.Database):
     return _Tx()
 
 
+write = _write  # for a store that changes its rows in the same transaction as a reservation
+
+
 def _status(conn: sqlite3.Connection, token_id: int) -> tuple[int | None, int, int]:
     row = conn.execute("SELECT quota, used, (SELECT COALESCE(SUM(amount), 0) FROM reservations "
                        "WHERE token_id = ?) FROM tokens WHERE id = ?", [token_id, token_id]).fetchone()
@@ -103,17 +108,22 @@ def _status(conn: sqlite3.Connection, token_id: int) -> tuple[int | None, int, i
 def reserve(db: sqlite_utils.Database, token_id: int, amount: int, owner: str) -> int | None:
     """Hold `amount` of the token's quota for a request; returns the reservation's id, or
     None for an unlimited token (nothing to hold). Raises InsufficientQuota."""
+    with _write(db) as conn:
+        return reserve_in(conn, token_id, amount, owner)
+
+
+def reserve_in(conn: sqlite3.Connection, token_id: int, amount: int, owner: str) -> int | None:
+    """`reserve`, inside a write transaction the caller holds."""
     if amount < 0:
         raise ValueError("a reservation is 0 or more micro-units")
-    with _write(db) as conn:
-        quota, used, reserved = _status(conn, token_id)
-        if quota is None:
-            return None
-        remaining = quota - used - reserved
-        if amount > remaining or remaining <= 0:
-            raise InsufficientQuota(remaining, amount)
-        return conn.execute("INSERT INTO reservations (token_id, amount, owner, created_at) "
-                            "VALUES (?, ?, ?, ?)", [token_id, amount, owner, time.time()]).lastrowid
+    quota, used, reserved = _status(conn, token_id)
+    if quota is None:
+        return None
+    remaining = quota - used - reserved
+    if amount > remaining or remaining <= 0:
+        raise InsufficientQuota(remaining, amount)
+    return conn.execute("INSERT INTO reservations (token_id, amount, owner, created_at) "
+                        "VALUES (?, ?, ?, ?)", [token_id, amount, owner, time.time()]).lastrowid
 
 
 def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> None:
@@ -125,6 +135,8 @@ def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> Non
                 conn.execute("DELETE FROM reservations WHERE id = ?", [item.reservation_id])
             if item.row.cost:
                 conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
+            if item.rate_hold is not None:
+                rate_limits.settle(conn, item.rate_hold, item.row.prompt_tokens + item.row.completion_tokens)
         conn.executemany(_INSERT_LEDGER, [astuple(item.row) for item in settlements])
 
 
@@ -139,6 +151,7 @@ def release_stale(db: sqlite_utils.Database, older_than: float, keep_owner: str 
     `keep_owner`: a process that was killed never settles them, and no request of a live
     one lasts that long. Returns how many were released."""
     with _write(db) as conn:
+        rate_limits.release_stale(conn, older_than, keep_owner)  # their slots in flight too
         return conn.execute("DELETE FROM reservations WHERE created_at < ? AND owner IS NOT ?",
                             [older_than, keep_owner]).rowcount
 

@@ -188,10 +188,33 @@ def _v3_quotas_and_ledger(conn: sqlite3.Connection) -> None:
     conn.execute('CREATE INDEX "idx_ledger_ts" ON "ledger" ("ts")')
 
 
+def _v4_rate_limits(conn: sqlite3.Connection) -> None:
+    # server/store/rate_limits.py: a token's limits (NULL: none; allow_ip a JSON list of
+    # CIDRs), the sliding log of its recent requests and its requests in flight
+    for column in ("rpm", "tpm", "max_concurrency"):
+        conn.execute(f'ALTER TABLE "tokens" ADD COLUMN "{column}" INTEGER')
+    conn.execute('ALTER TABLE "tokens" ADD COLUMN "allow_ip" TEXT')
+    conn.execute("""CREATE TABLE "rate_events" (
+   "id" INTEGER PRIMARY KEY,
+   "token_id" INTEGER NOT NULL,
+   "ts" REAL NOT NULL,
+   "tokens" INTEGER NOT NULL DEFAULT 0
+)""")
+    conn.execute('CREATE INDEX "idx_rate_events_token_id_ts" ON "rate_events" ("token_id", "ts")')
+    conn.execute("""CREATE TABLE "inflight" (
+   "id" INTEGER PRIMARY KEY,
+   "token_id" INTEGER NOT NULL,
+   "owner" TEXT NOT NULL,
+   "created_at" REAL NOT NULL
+)""")
+    conn.execute('CREATE INDEX "idx_inflight_token_id" ON "inflight" ("token_id")')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
     Migration("token quotas, reservations and the request ledger", _v3_quotas_and_ledger),
+    Migration("token rate limits and address rules", _v4_rate_limits),
 )
 LATEST = len(MIGRATIONS)
 

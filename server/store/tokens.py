@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import secrets
 import time
 from dataclasses import dataclass
 
 import sqlite_utils
+
+from server.store.rate_limits import Limits
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_UNSET = object()  # set_limits: leave this limit as it is (None clears it)
 
 KEY_PREFIX = "sk-"
 KEY_RANDOM_CHARS = 48
@@ -25,6 +31,8 @@ class Token:
     created_at: int
     quota: int | None = None  # micro-units it may spend in all; None: unlimited
     used: int = 0             # micro-units settled so far (server/store/quota.py)
+    limits: Limits = Limits()  # requests and tokens per minute, requests in flight
+    allow_ip: tuple[Network, ...] | None = None  # client addresses it may come from; None: any
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -49,7 +57,8 @@ def new_key() -> str:
 
 
 def create(db: sqlite_utils.Database, name: str, models: list[str] | None = None,
-           expires_at: int | None = None, quota: int | None = None) -> tuple[Token, str]:
+           expires_at: int | None = None, quota: int | None = None, limits: Limits = Limits(),
+           allow_ip: tuple[Network, ...] | None = None) -> tuple[Token, str]:
     """Create a token; returns it and its secret key, which is never stored."""
     if not name:
         raise TokenError("a token needs a name")
@@ -59,6 +68,8 @@ def create(db: sqlite_utils.Database, name: str, models: list[str] | None = None
     row = {"name": name, "key_hash": hash_key(key), "key_hint": f"{key[:5]}...{key[-4:]}",
            "enabled": 1, "expires_at": expires_at,
            "models": json.dumps(sorted(set(models))) if models else None, "quota": quota,
+           "rpm": limits.rpm, "tpm": limits.tpm, "max_concurrency": limits.max_concurrency,
+           "allow_ip": json.dumps([str(n) for n in allow_ip]) if allow_ip is not None else None,
            "created_at": int(time.time())}
     with db.conn:
         db["tokens"].insert(row)
@@ -89,10 +100,28 @@ def delete(db: sqlite_utils.Database, name: str) -> None:
         db["tokens"].delete(token.id)
 
 
+def set_limits(db: sqlite_utils.Database, name: str, *, rpm=_UNSET, tpm=_UNSET, max_concurrency=_UNSET,
+               allow_ip=_UNSET) -> Token:
+    """Change a token's rate limits and address rules; a limit given as None is cleared,
+    one not given is kept. Values are checked by server/token_rules.py before they get here."""
+    token = get(db, name)
+    changes = {key: value for key, value in (("rpm", rpm), ("tpm", tpm), ("max_concurrency", max_concurrency))
+               if value is not _UNSET}
+    if allow_ip is not _UNSET:
+        changes["allow_ip"] = json.dumps([str(n) for n in allow_ip]) if allow_ip is not None else None
+    if changes:
+        with db.conn:
+            db["tokens"].update(token.id, changes)
+    return get(db, name)
+
+
 def _from_row(row: dict) -> Token:
     models = json.loads(row["models"]) if row.get("models") else None
+    allow_ip = json.loads(row["allow_ip"]) if row.get("allow_ip") else None
     return Token(id=row["id"], name=row["name"], key_hash=row["key_hash"],
                  key_hint=row.get("key_hint") or "", enabled=bool(row["enabled"]),
                  expires_at=row.get("expires_at"),
                  models=frozenset(models) if models is not None else None,
-                 created_at=row["created_at"], quota=row.get("quota"), used=row.get("used") or 0)
+                 created_at=row["created_at"], quota=row.get("quota"), used=row.get("used") or 0,
+                 limits=Limits(row.get("rpm"), row.get("tpm"), row.get("max_concurrency")),
+                 allow_ip=tuple(ipaddress.ip_network(n) for n in allow_ip) if allow_ip is not None else None)

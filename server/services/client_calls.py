@@ -1,0 +1,89 @@
+"""What the gRPC edge learns about a call's client and tells it about its token's limits,
+for every method in one place:
+
+in:  the client's address on the call's record (server/client_address.py), before the
+     servicer authenticates, so the token's `--allow-ip` rule sees it;
+out: a limited token's `x-ratelimit-*` figures (server/billing/limits.py) as initial
+     metadata, sent with the unary answer or before a stream's first message, merged into
+     any initial metadata the servicer sends itself. A read, which takes nothing, is told
+     the figures as they stand. On an error the figures ride in the trailing metadata
+     instead (server/services/call_log.py `trailers`), with `retry-after` on a 429.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Callable
+
+import grpc
+
+from server import call_record, client_address
+from server.billing import limits
+from server.services.interceptors import Wrap, behaviour
+from server.store.db import DbWorker
+from server.store.tokens import Network
+
+
+class _Told:
+    """The servicer's context, whose initial metadata carries the call's figures."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, worker: DbWorker, clock: Callable[[], float]) -> None:
+        self._context, self._worker, self._clock = context, worker, clock
+        self._sent = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+    async def send_initial_metadata(self, metadata) -> None:
+        figures = await self._figures()
+        self._sent = True
+        await self._context.send_initial_metadata((*metadata, *figures))
+
+    async def flush(self) -> None:
+        """Before the answer: the figures go out now, unless initial metadata already did."""
+        if not self._sent:
+            self._sent = True
+            if figures := await self._figures():
+                await self._context.send_initial_metadata(figures)
+
+    async def _figures(self) -> tuple[tuple[str, str], ...]:
+        record = call_record.current()
+        state = record.rate if record is not None else None
+        if not isinstance(state, limits.RateState) or not state.shown:
+            return ()
+        if state.figures is None:  # a read: look, take nothing
+            state.figures = await self._worker.run(limits.peek, state, self._clock())
+        state.told = True
+        return limits.headers(state)
+
+
+def client_calls(worker: DbWorker, trusted_bridges: tuple[Network, ...] = (),
+                 clock: Callable[[], float] = time.time) -> Wrap:
+    """The interceptor wrap (server/services/interceptors.py) of the module's doc."""
+    def note_address(context: grpc.aio.ServicerContext) -> None:
+        record = call_record.current()
+        if record is not None:
+            claimed = next((v for k, v in context.invocation_metadata() or () if k == client_address.METADATA_KEY),
+                           None)
+            record.client_address = client_address.of_call(context.peer(), claimed, trusted_bridges)
+
+    def wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        kind, inner = behaviour(handler)
+        if inspect.isasyncgenfunction(inner):
+            async def told(request, context):
+                note_address(context)
+                context = _Told(context, worker, clock)
+                async for item in inner(request, context):
+                    await context.flush()
+                    yield item
+        elif inspect.iscoroutinefunction(inner):
+            async def told(request, context):
+                note_address(context)
+                context = _Told(context, worker, clock)
+                response = await inner(request, context)
+                await context.flush()
+                return response
+        else:
+            return handler
+        return handler._replace(**{kind: told})
+    return wrap
