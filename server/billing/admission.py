@@ -116,7 +116,7 @@ class Admission:
             raise insufficient_quota() from None
         except RateLimited as exc:
             raise limits.refused(exc, tokens) from None
-        limits.note_figures(taken.figures)
+        limits.note_taken(taken.figures, taken.hold)
         record = call_record.current()
         return Ticket(token, model, kind, price, taken.reservation_id, amount, stream,
                       request_id=record.request_id if record else None, rate_hold=taken.hold)
@@ -159,6 +159,7 @@ class Admission:
         if ticket.settled:  # every path settles once, whichever ends the request
             return None
         ticket.settled = True
+        limits.note_settled(ticket.rate_hold)
         row = LedgerRow(ts=time.time(), request_id=ticket.request_id, token_id=ticket.token.id,
                         model=ticket.model, upstream_model=outcome.upstream_model,
                         channel_id=outcome.channel_id, kind=ticket.kind, status=outcome.status, cost=cost,

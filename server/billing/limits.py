@@ -39,6 +39,9 @@ class RateState:
     figures: Figures | None = None
     retry_after: int | None = None
     told: bool = False
+    # a slot in flight not yet freed by a settlement: the call's end frees it (a video
+    # create answers long before its task is settled)
+    held: Hold | None = None
 
     @property
     def shown(self) -> bool:
@@ -80,16 +83,37 @@ def release(db: sqlite_utils.Database, taken: Taken) -> None:
             rate_store.settle(conn, taken.hold, 0)
 
 
+def free_slot(db: sqlite_utils.Database, hold: Hold) -> None:
+    with quota_store.write(db) as conn:
+        rate_store.settle(conn, Hold(None, hold.slot_id), None)
+
+
+def note_taken(figures: Figures | None, hold: Hold | None) -> None:
+    note_figures(figures)
+    if hold is not None and hold.slot_id is not None and isinstance(state := _state(), RateState):
+        state.held = hold
+
+
+def note_settled(hold: Hold | None) -> None:
+    """The request's settlement frees its slot: nothing is left for the call's end."""
+    if hold is not None and isinstance(state := _state(), RateState) and state.held == hold:
+        state.held = None
+
+
+def _state() -> object | None:
+    record = call_record.current()
+    return record.rate if record is not None else None
+
+
 def peek(db: sqlite_utils.Database, state: RateState, now: float) -> Figures:
     return rate_store.peek(db.conn, state.token_id, state.limits, now)
 
 
 def note_figures(figures: Figures | None, retry_after: float | None = None) -> None:
     """The call's figures, for its headers (on the event loop: the record is the call's)."""
-    record = call_record.current()
-    if record is not None and isinstance(record.rate, RateState) and figures is not None:
-        record.rate.figures = figures
-        record.rate.retry_after = max(1, math.ceil(retry_after)) if retry_after is not None else None
+    if isinstance(state := _state(), RateState) and figures is not None:
+        state.figures = figures
+        state.retry_after = max(1, math.ceil(retry_after)) if retry_after is not None else None
 
 
 def refused(exc: RateLimited, tokens: int) -> GatewayError:

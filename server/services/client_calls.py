@@ -7,10 +7,12 @@ out: a limited token's `x-ratelimit-*` figures (server/billing/limits.py) as ini
      metadata, sent with the unary answer or before a stream's first message, merged into
      any initial metadata the servicer sends itself. A read, which takes nothing, is told
      the figures as they stand. On an error the figures ride in the trailing metadata
-     instead (server/services/call_log.py `trailers`), with `retry-after` on a 429.
+     instead (server/services/call_log.py `trailers`), with `retry-after` on a 429;
+end: a concurrency slot the call's settlement did not free is freed when the call ends.
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from typing import Callable
@@ -57,6 +59,16 @@ class _Told:
         return limits.headers(state)
 
 
+async def free_held_slot(worker: DbWorker) -> None:
+    """A request in flight ends with its call: a slot its settlement has not freed (a video
+    task is settled when it completes, minutes later) is freed now."""
+    record = call_record.current()
+    state = record.rate if record is not None else None
+    if isinstance(state, limits.RateState) and state.held is not None:
+        hold, state.held = state.held, None
+        await asyncio.shield(worker.run(limits.free_slot, hold))
+
+
 def client_calls(worker: DbWorker, trusted_bridges: tuple[Network, ...] = (),
                  clock: Callable[[], float] = time.time) -> Wrap:
     """The interceptor wrap (server/services/interceptors.py) of the module's doc."""
@@ -73,16 +85,22 @@ def client_calls(worker: DbWorker, trusted_bridges: tuple[Network, ...] = (),
             async def told(request, context):
                 note_address(context)
                 context = _Told(context, worker, clock)
-                async for item in inner(request, context):
-                    await context.flush()
-                    yield item
+                try:
+                    async for item in inner(request, context):
+                        await context.flush()
+                        yield item
+                finally:
+                    await free_held_slot(worker)
         elif inspect.iscoroutinefunction(inner):
             async def told(request, context):
                 note_address(context)
                 context = _Told(context, worker, clock)
-                response = await inner(request, context)
-                await context.flush()
-                return response
+                try:
+                    response = await inner(request, context)
+                    await context.flush()
+                    return response
+                finally:
+                    await free_held_slot(worker)
         else:
             return handler
         return handler._replace(**{kind: told})
