@@ -275,11 +275,11 @@ def cmd_token_update(args: argparse.Namespace) -> None:
                  "--tpm N|none, --max-concurrency N|none or --allow-ip CIDR,...|none")
     db = _db(args)
     token = token_store.get(db, args.name)
-    if changes:
-        token = token_store.set_limits(db, args.name, **changes)
-    if args.quota is not _UNSET or args.add_quota is not None:
+    if args.quota is not _UNSET or args.add_quota is not None:  # first: the one that can still refuse
         quota = None if args.quota is _UNSET else args.quota
         quota_store.set_quota(db, args.name, quota, unlimited=args.quota is None, add=args.add_quota)
+    if changes:
+        token = token_store.set_limits(db, args.name, **changes)
     status = quota_store.status(db, args.name)
     print(f"token '{status.name}': quota {_amount(status.quota)}, used {_amount(status.used)}, "
           f"remaining {_amount(status.remaining)}; limits: {_limits_text(token)}; allow-ip: {_allow_ip_text(token)}")
