@@ -123,6 +123,17 @@ def test_reads_carry_the_figures_and_never_count(gateway, upstream, model):
     assert chat(gateway, key, model)[0] == 200  # the second request of the minute, whatever was read
 
 
+def test_image_requests_count_against_rpm_like_chats(gateway, upstream, model):
+    _, key = limited_token(gateway, rpm=2)
+    image = {"model": model, "prompt": "a cat", "size": "1024x1024"}
+    status, headers, body = call(gateway, key, "POST", "/v1/images/generations", image)
+    assert status == 200 and len(body["data"]) == 1 and headers["x-ratelimit-remaining-requests"] == "1"
+    assert chat(gateway, key, model)[0] == 200
+    sent = len(upstream.received)
+    assert_refused(*call(gateway, key, "POST", "/v1/images/generations", image), "requests")
+    assert len(upstream.received) == sent
+
+
 # -- tokens per minute -----------------------------------------------------------------------
 
 def test_tpm_counts_the_worst_case_and_is_corrected_to_the_real_tokens_at_settlement(gateway, upstream, model):
@@ -187,10 +198,16 @@ def test_streams_and_errors_after_admission_carry_the_figures_too(gateway, upstr
         stream.close()
     assert all(h in headers for h in REQUEST_HEADERS + TOKEN_HEADERS)
     assert headers["x-ratelimit-remaining-requests"] == "9"
+    with grpc.insecure_channel(gateway.grpc_target) as channel:
+        chunks = chat_pb2_grpc.ChatStub(channel).StreamChatCompletion(grpc_request(model), metadata=auth(key),
+                                                                      timeout=10)
+        initial = dict(chunks.initial_metadata())  # before the first chunk is read
+        assert len(list(chunks)) > 1
+    assert initial["x-ratelimit-remaining-requests"] == "8" and "x-ratelimit-remaining-tokens" in initial
     upstream.fail_with = (500, {"error": {"message": "boom", "type": "server_error", "param": None, "code": None}})
     status, headers, body = chat(gateway, key, model)
     assert status >= 500 and "error" in body
-    assert headers["x-ratelimit-remaining-requests"] == "8" and "retry-after" not in headers
+    assert headers["x-ratelimit-remaining-requests"] == "7" and "retry-after" not in headers
 
 
 def test_an_unlimited_token_gets_no_rate_limit_headers(gateway, upstream, model):
@@ -208,11 +225,16 @@ def test_limits_hold_across_two_processes_on_one_database(tmp_path, upstream):
     second = start_gateway(db_path)
     try:
         model = priced_model(first, upstream, PriceChanges(per_request=A_REQUEST))
-        second.wait_for(lambda: second._status("/v1/models", limited_token(second, quota=None)[1]) == 200, "second")
-        _, key = limited_token(first, rpm=3)
+        _, key = limited_token(first, rpm=5)
         second.wait_for(lambda: second._status("/v1/models", key) == 200, "the token in the second process")
-        statuses = [chat(gw, key, model)[0] for gw in (first, second, first, second)]
-        assert statuses == [200, 200, 200, 429]
+        statuses: list[int] = []
+        threads = [threading.Thread(target=lambda gw=gw: statuses.append(chat(gw, key, model)[0]))
+                   for gw in [first, second] * 10]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(statuses) == [200] * 5 + [429] * 15  # twenty at once, from both: five a minute
 
         # a request in flight in one process holds the only slot in the other too
         _, single = limited_token(first, max_concurrency=1)

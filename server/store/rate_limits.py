@@ -137,6 +137,8 @@ def settle(conn: sqlite3.Connection, hold: Hold, tokens: int | None) -> None:
 
 
 def release_stale(conn: sqlite3.Connection, older_than: float, keep_owner: str | None) -> int:
-    """Free the slots of requests a dead process left in flight (see quota.release_stale)."""
+    """Free the slots of requests a dead process left in flight (see quota.release_stale),
+    and forget requests of tokens no longer checked (each check prunes its own)."""
+    conn.execute("DELETE FROM rate_events WHERE ts < ?", [older_than])
     return conn.execute("DELETE FROM inflight WHERE created_at < ? AND owner IS NOT ?",
                         [older_than, keep_owner]).rowcount
