@@ -3,6 +3,8 @@ server/billing/limits.py): a sliding minute, window edges, corrections at settle
 slots in flight, all with the clock passed in; nothing sleeps."""
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from server.billing import limits
@@ -12,6 +14,7 @@ from server.store import tokens as token_store
 from server.store.db import open_db
 from server.store.quota import InsufficientQuota
 from server.store.rate_limits import Limits, RateLimited
+from tests.test_schema import RELEASE_SQL
 
 T0 = 1_800_000_000.0  # any wall time; the store only compares them
 
@@ -177,3 +180,21 @@ def test_headers_name_only_the_limits_set_and_retry_after_is_whole_seconds_up():
     state.retry_after = 3
     assert dict(limits.headers(state)) == {"x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "0",
                                            "x-ratelimit-reset-requests": "12.5s", "retry-after": "3"}
+
+
+# -- the schema step -----------------------------------------------------------------------
+
+def test_a_release_database_migrates_to_tokens_without_limits_and_keeps_them(tmp_path):
+    path = str(tmp_path / "release.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(RELEASE_SQL.read_text())
+    before = conn.execute("SELECT name, key_hash, enabled FROM tokens ORDER BY id").fetchall()
+    conn.close()
+    db = open_db(path)
+    try:
+        tokens = token_store.all_tokens(db)
+        assert [(t.name, t.key_hash, int(t.enabled)) for t in tokens] == before
+        assert all(t.limits == Limits() and t.allow_ip is None for t in tokens)
+        take(db, limited(db, rpm=1))  # the counters' tables are there
+    finally:
+        db.close()
