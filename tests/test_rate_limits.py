@@ -134,6 +134,20 @@ def test_image_requests_count_against_rpm_like_chats(gateway, upstream, model):
     assert len(upstream.received) == sent
 
 
+def test_video_polls_carry_the_figures_beside_their_poll_hint_and_never_count(gateway, upstream):
+    video_model = f"video-{uuid.uuid4().hex[:8]}"
+    gateway.channel(f"ch-{video_model}", "openai", [video_model], base_url=upstream.base_url, key=upstream.api_key,
+                    model_map={video_model: "sora-2"})
+    _, key = limited_token(gateway, quota=None, rpm=3)
+    status, created, video = call(gateway, key, "POST", "/v1/videos", {"model": video_model, "prompt": "a cat"})
+    assert status == 200 and video["status"] == "queued", video
+    for _ in range(4):  # the documented client polls every few seconds
+        status, headers, polled = call(gateway, key, "GET", f"/v1/videos/{video['id']}")
+        assert status == 200 and polled["status"] in ("queued", "in_progress")
+        assert "openai-poll-after-ms" in headers  # the service's own metadata, merged with the figures
+        assert headers["x-ratelimit-remaining-requests"] == created["x-ratelimit-remaining-requests"]
+
+
 # -- tokens per minute -----------------------------------------------------------------------
 
 def test_tpm_counts_the_worst_case_and_is_corrected_to_the_real_tokens_at_settlement(gateway, upstream, model):
