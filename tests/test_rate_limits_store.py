@@ -3,15 +3,18 @@ server/billing/limits.py): a sliding minute, window edges, corrections at settle
 slots in flight, all with the clock passed in; nothing sleeps."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
 
+from server import call_record
 from server.billing import limits
+from server.services.client_calls import free_held_slot
 from server.store import quota as quota_store
 from server.store import rate_limits as rate_store
 from server.store import tokens as token_store
-from server.store.db import open_db
+from server.store.db import DbWorker, open_db
 from server.store.quota import InsufficientQuota
 from server.store.rate_limits import Limits, RateLimited
 from tests.test_schema import RELEASE_SQL
@@ -198,3 +201,24 @@ def test_a_release_database_migrates_to_tokens_without_limits_and_keeps_them(tmp
         take(db, limited(db, rpm=1))  # the counters' tables are there
     finally:
         db.close()
+
+
+def test_a_slot_no_settlement_freed_is_freed_when_its_call_ends(tmp_path):
+    """A video create answers long before its task is settled: the call's end frees the slot."""
+    worker = DbWorker(str(tmp_path / "st-ai.db"))
+    try:
+        token = limited(worker.db, max_concurrency=1)
+
+        async def a_call_admitted_but_not_settled() -> None:
+            record = call_record.open_record("req-1")
+            limits.note_token(token)
+            taken = await worker.run(limits.reserve, token, 0, 0, "me", T0)
+            limits.note_taken(taken.figures, taken.hold)
+            assert await worker.run(in_flight) == 1
+            await free_held_slot(worker)
+            assert record.rate.held is None
+
+        asyncio.run(a_call_admitted_but_not_settled())
+        assert in_flight(worker.db) == 0
+    finally:
+        worker.close()
