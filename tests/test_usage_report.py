@@ -243,6 +243,9 @@ def test_usage_by_comma_list_prints_a_table_with_spend_requests_errors_and_token
     (("--since", "2026-02-30"), "'2026-02-30' is not a date"),
     (("--until", "yesterday"), "'yesterday' is not a date"),
     (("--since", "2026-01-05T10:00:00"), "has no offset"),
+    (("--since", "\u0662\u0660\u0662\u0666-01-01"), "is not a date"),  # Arabic-Indic digits
+    (("--since", "0001-01-01T00:00:00+01:00"), "is out of range"),
+    (("--until", "1969-12-31"), "is out of range"),
     (("--by", "token,week"), "'week' is not a grouping"),
     (("--since", "2026-01-05", "--until", "2026-01-01"), "the period is empty"),
     (("--token", "nobody"), "no token is or was named 'nobody'"),

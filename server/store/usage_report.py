@@ -37,22 +37,35 @@ class UsageQuery:
     by: tuple[str, ...] = ()    # any of GROUPS; none: one total row
 
 
+# the ledger starts with the epoch; beyond 9998 a day's end would overflow datetime
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(9999, 1, 1, tzinfo=dt.timezone.utc)
+
+
 def parse_when(text: str) -> dt.datetime:
     """`YYYY-MM-DD` (that day's UTC midnight) or an ISO-8601 time with its offset."""
     stripped = text.strip()
+    moment = None
     try:
-        if len(stripped) == 10:
+        if stripped.isascii() and len(stripped) == 10:
             day = dt.date.fromisoformat(stripped)
-            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
-        moment = dt.datetime.fromisoformat(stripped)
+            moment = dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
+        elif stripped.isascii():  # fromisoformat would take other scripts' digits
+            moment = dt.datetime.fromisoformat(stripped)
     except ValueError:
-        moment = None
+        pass
     if moment is None:
         raise UsageQueryError(f"{text!r} is not a date: write YYYY-MM-DD (UTC) or an ISO-8601 time with "
                               "its offset, such as 2026-01-31T18:00:00+01:00")
     if moment.tzinfo is None:
         raise UsageQueryError(f"{text!r} has no offset: add one (Z for UTC, or +01:00), or give a date alone")
-    return moment.astimezone(dt.timezone.utc)
+    try:
+        moment = moment.astimezone(dt.timezone.utc)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise UsageQueryError(f"{text!r} is out of range: dates run from 1970-01-01 to 9998-12-31")
+    return moment
 
 
 def parse_by(values: list[str] | tuple[str, ...]) -> tuple[str, ...]:
