@@ -11,7 +11,7 @@ get back plain dicts, one per group, amounts as decimal strings (server/billing/
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
@@ -92,9 +92,23 @@ def _check(query: UsageQuery) -> None:
         raise UsageQueryError("the period is empty: since must be before until")
 
 
-def _filters(db: sqlite_utils.Database, query: UsageQuery) -> tuple[list[str], list, list[str], list]:
-    """WHERE terms and values for the ledger and for the daily totals."""
-    ledger, ledger_args, daily, daily_args = [], [], [], []
+@dataclass
+class _Where:
+    """WHERE terms and their values, for the ledger and for the daily totals."""
+    ledger: list[str] = field(default_factory=list)
+    ledger_args: list = field(default_factory=list)
+    daily: list[str] = field(default_factory=list)
+    daily_args: list = field(default_factory=list)
+
+    def add(self, ledger: str, ledger_args: list, daily: str, daily_args: list) -> None:
+        self.ledger.append(ledger)
+        self.ledger_args += ledger_args
+        self.daily.append(daily)
+        self.daily_args += daily_args
+
+
+def _filters(db: sqlite_utils.Database, query: UsageQuery) -> _Where:
+    where = _Where()
     for kind, name in (("token", query.token), ("channel", query.channel)):
         if name is None:
             continue
@@ -102,21 +116,17 @@ def _filters(db: sqlite_utils.Database, query: UsageQuery) -> tuple[list[str], l
         if not ids:
             raise UsageQueryError(f"no {kind} is or was named {name!r}")
         term = f"{kind}_id IN ({', '.join('?' * len(ids))})"
-        ledger.append(term), daily.append(term)
-        ledger_args += ids
-        daily_args += ids
+        where.add(term, ids, term, ids)
     if query.model is not None:
-        ledger.append("model = ?"), daily.append("model = ?")
-        ledger_args.append(query.model), daily_args.append(query.model)
+        where.add("model = ?", [query.model], "model = ?", [query.model])
+    # a pruned day counts only when the whole day lies inside the period
     if query.since is not None:
-        ledger.append("ts >= ?"), daily.append("day >= ?")
-        ledger_args.append(query.since.timestamp())
-        daily_args.append(ledger_days.day_of(ledger_days.midnight_after(query.since)))
+        where.add("ts >= ?", [query.since.timestamp()],
+                  "day >= ?", [ledger_days.day_of(ledger_days.midnight_after(query.since))])
     if query.until is not None:
-        ledger.append("ts < ?"), daily.append("day < ?")
-        ledger_args.append(query.until.timestamp())
-        daily_args.append(ledger_days.day_of(ledger_days.midnight_before(query.until)))
-    return ledger, ledger_args, daily, daily_args
+        where.add("ts < ?", [query.until.timestamp()],
+                  "day < ?", [ledger_days.day_of(ledger_days.midnight_before(query.until))])
+    return where
 
 
 def _where(terms: list[str]) -> str:
@@ -127,7 +137,7 @@ _KEY_COLUMN = {"token": "token_id", "model": "model", "channel": "channel_id", "
 
 
 def _rows(db: sqlite_utils.Database, query: UsageQuery) -> list[dict]:
-    ledger, ledger_args, daily, daily_args = _filters(db, query)
+    where = _filters(db, query)
     day = LEDGER_DAY if "day" in query.by else "NULL"  # computed only when grouped by
     keys = [_KEY_COLUMN[g] for g in query.by]
     group = f"GROUP BY {', '.join(keys)}" if keys else ""
@@ -136,14 +146,14 @@ def _rows(db: sqlite_utils.Database, query: UsageQuery) -> list[dict]:
                      COALESCE(seconds_sum(video_seconds) FILTER (WHERE video_seconds IS NOT NULL), '0') AS video_seconds
               FROM (SELECT token_id, model, channel_id, {day} AS day, 1 AS requests, status >= 400 AS errors,
                            prompt_tokens, cached_tokens, completion_tokens, images, video_seconds, cost
-                    FROM ledger {_where(ledger)}
+                    FROM ledger {_where(where.ledger)}
                     UNION ALL
                     SELECT token_id, model, channel_id, day, requests, errors, prompt_tokens, cached_tokens,
                            completion_tokens, images, video_seconds, cost
-                    FROM usage_daily {_where(daily)})
+                    FROM usage_daily {_where(where.daily)})
               {group}"""
     ledger_days.register(db.conn)
-    cursor = db.conn.execute(sql, [*ledger_args, *daily_args])
+    cursor = db.conn.execute(sql, [*where.ledger_args, *where.daily_args])
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row)) for row in cursor]
 
