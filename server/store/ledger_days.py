@@ -46,10 +46,13 @@ def _decimal(text: str) -> Decimal:
     return value
 
 
+def _text(total: Decimal) -> str:
+    return format(total.normalize(), "f") if total else "0"
+
+
 def add_seconds(*texts: str | None) -> str:
     """Exact sum of decimal texts ("5", "0.1"), as the shortest decimal text."""
-    total = sum((_decimal(t) for t in texts if t is not None), Decimal(0))
-    return format(total.normalize(), "f") if total else "0"
+    return _text(sum((_decimal(t) for t in texts if t is not None), Decimal(0)))
 
 
 class _SecondsSum:
@@ -63,7 +66,7 @@ class _SecondsSum:
             self.total += _decimal(str(text))
 
     def finalize(self) -> str:
-        return format(self.total.normalize(), "f") if self.total else "0"
+        return _text(self.total)
 
 
 def register(conn: sqlite3.Connection) -> None:
