@@ -248,3 +248,25 @@ def test_cli_prune_says_what_it_folded_and_then_that_nothing_is_left(db_path, we
     again = run("usage", "prune", "--before", "2026-03-03T12:00:00+00:00", db=db_path)
     assert again.code == 0, again.err
     assert again.out.strip() == "nothing to fold: the ledger has no rows before 2026-03-03 00:00 UTC"
+
+
+def test_a_batch_that_fails_half_way_leaves_every_row_in_the_ledger(db, week, monkeypatch):
+    before, ledger_rows = whole_day_reports(db), db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+    real_add = usage_prune._add_to_day
+    calls = []
+
+    def add_then_fail(conn, group):  # a disk error after the first day's total was written
+        calls.append(group)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        real_add(conn, group)
+
+    monkeypatch.setattr(usage_prune, "_add_to_day", add_then_fail)
+    with pytest.raises(sqlite3.OperationalError):
+        usage_prune.prune(db, day(4), now=NOW)
+    assert db.execute("SELECT COUNT(*) FROM usage_daily").fetchone()[0] == 0
+    assert db.execute("SELECT COUNT(*) FROM ledger").fetchone()[0] == ledger_rows
+    assert whole_day_reports(db) == before
+    monkeypatch.setattr(usage_prune, "_add_to_day", real_add)
+    assert usage_prune.prune(db, day(4), now=NOW).rows == 4 * 3 * 5
+    assert whole_day_reports(db) == before
