@@ -10,12 +10,11 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, cli_prices, durations, token_rules, url_rules
+from server import channel_rules, cli_prices, cli_usage, durations, token_rules, url_rules
 from server.billing import money
 from server.store import channels as channel_store
 from server.store import quota as quota_store
 from server.store import tokens as token_store
-from server.store import usage as usage_store
 from server.store.db import default_path, open_db
 
 
@@ -350,13 +349,6 @@ def cmd_channel_delete(args: argparse.Namespace) -> None:
     print(f"channel '{args.name}' deleted")
 
 
-def cmd_usage(args: argparse.Namespace) -> None:
-    rows = [[r["token"], r["model"], str(r["requests"]), str(r["errors"]), str(r["prompt_tokens"]),
-             str(r["completion_tokens"]), str(r["total_tokens"])]
-            for r in usage_store.summary(_db(args), args.token)]
-    _table(rows, ["TOKEN", "MODEL", "REQUESTS", "ERRORS", "PROMPT", "COMPLETION", "TOTAL"])
-
-
 # -- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -491,12 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
 
     price = cli_prices.add_commands(sub, _db, _table)
-    usage = sub.add_parser("usage", help="requests and tokens used, per token and model")
-    usage.add_argument("--token", help="only this token")
-    usage.set_defaults(func=cmd_usage)
+    usage = cli_usage.add_commands(sub, _db, _table)
     # `st-ai token list --db X` as well as `st-ai --db X token list`, for every command
     # that opens the database (the bridge has none)
-    for sub_parser in (*token.choices.values(), *channel.choices.values(), *price.choices.values(), usage):
+    for sub_parser in (*token.choices.values(), *channel.choices.values(), *price.choices.values(), *usage):
         db_option(sub_parser)
     return parser
 

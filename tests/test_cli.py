@@ -297,7 +297,8 @@ def test_unopenable_database_is_a_clean_error(tmp_path):
 def test_usage_on_an_empty_database(st_ai):
     result = st_ai("usage")
     assert result.code == 0, result.err
-    assert result.lines[0].split()[:2] == ["TOKEN", "MODEL"]
+    assert result.lines[0].split()[:2] == ["REQUESTS", "ERRORS"]
+    assert result.lines[1].split()[:2] == ["0", "0"]  # one total row, of nothing yet
 
 
 # -- --db before or after the subcommand ---------------------------------------------------------
@@ -343,8 +344,9 @@ def test_db_option_works_before_and_after_the_subcommand(tmp_path, position):
 
 def leaf_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):
     subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subparsers:
+    if not subparsers or not subparsers[0].required:  # `usage` runs alone and has `usage prune`
         yield prefix, parser
+    if not subparsers:
         return
     for name, child in subparsers[0].choices.items():
         yield from leaf_parsers(child, (*prefix, name))
@@ -354,12 +356,14 @@ REQUIRED = {("token", "create"): ["--name", "n"], ("token", "disable"): ["n"], (
             ("token", "delete"): ["n"], ("channel", "disable"): ["n"], ("channel", "enable"): ["n"],
             ("channel", "delete"): ["n"], ("channel", "add"): ["--name", "n", "--type", "simulator", "--models", "m"],
             ("bridge",): ["--grpc-target", "127.0.0.1:1"], ("price", "set"): ["m", "--input", "1"],
-            ("price", "delete"): ["m"], ("token", "update"): ["n", "--quota", "1"], ("token", "show"): ["n"]}
+            ("price", "delete"): ["m"], ("token", "update"): ["n", "--quota", "1"], ("token", "show"): ["n"],
+            ("usage", "prune"): ["--before", "2026-01-01"]}
 
 
 def test_every_leaf_subcommand_that_opens_the_database_accepts_db_in_both_places():
     leaves = dict(leaf_parsers(build_parser()))
-    assert {("token", "list"), ("channel", "list"), ("usage",), ("serve",), ("grpc",)} <= set(leaves)
+    assert {("token", "list"), ("channel", "list"), ("usage",), ("usage", "prune"), ("serve",),
+            ("grpc",)} <= set(leaves)
     for path in leaves:
         if path == ("bridge",):  # talks to a gRPC server, has no database
             continue

@@ -292,8 +292,9 @@ def test_two_processes_opening_an_old_database_at_once_migrate_it_once(release_d
         out, err = racer.communicate(timeout=30)
         assert racer.returncode == 0, err
         results.append(tuple(int(n) for n in out.split()))
-    # one did every step, the other none
-    assert sorted(applied for applied, _ in results) == [0, RELEASED + 1]
+    # every step applied exactly once between them (each takes the write lock on its own, so
+    # the two may share the work; a step run twice would have failed its process)
+    assert sum(applied for applied, _ in results) == RELEASED + 1
     assert all(version == RELEASED + 1 for _, version in results)
     assert user_version(release_db) == RELEASED + 1
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -208,6 +209,80 @@ def _v4_rate_limits(conn: sqlite3.Connection) -> None:
    "created_at" REAL NOT NULL
 )""")
     conn.execute('CREATE INDEX "idx_inflight_token_id" ON "inflight" ("token_id")')
+def _never_reuse_ids(conn: sqlite3.Connection, table: str) -> None:
+    """Rebuild `table` with `AUTOINCREMENT`: SQLite otherwise gives a new row the id of the
+    newest deleted one, and the ledger, which names tokens and channels by id, would book a
+    deleted token's past spend to the next token created. Generic over the table's current
+    SQL, so columns other steps add survive whichever step runs first."""
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()[0]
+    if "AUTOINCREMENT" in sql.upper():
+        return
+    rebuilt = f"{table}_rebuilt"
+    new_sql, found = re.subn(r'("id"|\bid\b)(\s+INTEGER\s+PRIMARY\s+KEY)', r"\1\2 AUTOINCREMENT", sql, count=1,
+                             flags=re.IGNORECASE)
+    if not found:
+        raise SchemaError(f"table {table} has no INTEGER PRIMARY KEY id column")
+    new_sql = f'CREATE TABLE "{rebuilt}" ' + new_sql[new_sql.index("("):]
+    indexes = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                                          "AND sql IS NOT NULL", [table])]
+    columns = ", ".join(f'"{r[1]}"' for r in conn.execute(f'PRAGMA table_info("{table}")'))
+    conn.execute(new_sql)
+    conn.execute(f'INSERT INTO "{rebuilt}" ({columns}) SELECT {columns} FROM "{table}"')
+    conn.execute(f'DROP TABLE "{table}"')
+    # legacy rename: leave other steps' triggers and views that name the table as they are
+    conn.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        conn.execute(f'ALTER TABLE "{rebuilt}" RENAME TO "{table}"')
+    finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
+    for index in indexes:
+        conn.execute(index)
+    # ids already gone before this step may still be named by ledger or usage rows
+    column = "token_id" if table == "tokens" else "channel_id"
+    highest = [conn.execute(f'SELECT MAX("id") FROM "{table}"').fetchone()[0] or 0]
+    for (other,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        if column in {r[1] for r in conn.execute(f'PRAGMA table_info("{other}")')}:
+            highest.append(conn.execute(f'SELECT MAX("{column}") FROM "{other}"').fetchone()[0] or 0)
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = ?", [table])
+    conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", [table, max(highest)])
+
+
+def _v8_usage_daily_totals(conn: sqlite3.Connection) -> None:
+    # server/store/usage_report.py and usage_prune.py: ledger rows folded into one row per
+    # UTC day and token, model, channel and kind; the names of deleted tokens and channels,
+    # so reports still name their spend
+    for table in ("tokens", "channels"):
+        _never_reuse_ids(conn, table)
+    conn.execute("""CREATE TABLE "usage_daily" (
+   "id" INTEGER PRIMARY KEY,
+   "day" TEXT NOT NULL,
+   "token_id" INTEGER,
+   "model" TEXT,
+   "channel_id" INTEGER,
+   "kind" TEXT NOT NULL,
+   "requests" INTEGER NOT NULL DEFAULT 0,
+   "errors" INTEGER NOT NULL DEFAULT 0,
+   "prompt_tokens" INTEGER NOT NULL DEFAULT 0,
+   "cached_tokens" INTEGER NOT NULL DEFAULT 0,
+   "completion_tokens" INTEGER NOT NULL DEFAULT 0,
+   "images" INTEGER NOT NULL DEFAULT 0,
+   "video_seconds" TEXT NOT NULL DEFAULT '0',
+   "cost" INTEGER NOT NULL DEFAULT 0
+)""")
+    conn.execute('CREATE INDEX "idx_usage_daily_day_key" ON "usage_daily" '
+                 '("day", "token_id", "model", "channel_id", "kind")')
+    conn.execute("""CREATE TABLE "deleted_names" (
+   "kind" TEXT NOT NULL,
+   "id" INTEGER NOT NULL,
+   "name" TEXT NOT NULL,
+   "deleted_at" INTEGER NOT NULL,
+   PRIMARY KEY ("kind", "id")
+)""")
+    for table, kind in (("tokens", "token"), ("channels", "channel")):
+        conn.execute(f"""CREATE TRIGGER "{table}_remember_deleted_name" AFTER DELETE ON "{table}" BEGIN
+   INSERT OR REPLACE INTO "deleted_names" ("kind", "id", "name", "deleted_at")
+   VALUES ('{kind}', old."id", old."name", CAST(strftime('%s', 'now') AS INTEGER));
+END""")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -215,6 +290,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("the operator's model prices", _v2_prices),
     Migration("token quotas, reservations and the request ledger", _v3_quotas_and_ledger),
     Migration("token rate limits and address rules", _v4_rate_limits),
+    Migration("daily usage totals, remembered names of deleted tokens and channels, ids never reused",
+              _v8_usage_daily_totals, backup=True),
 )
 LATEST = len(MIGRATIONS)
 
