@@ -103,6 +103,14 @@ def cmd_video_show(args: argparse.Namespace, open_db: OpenDb) -> None:
     print(json.dumps(admin_videos.get_task(open_db(args), {"video_id": args.video_id}), indent=2))
 
 
+def cmd_video_delete(args: argparse.Namespace) -> None:
+    from server.store.db import default_path
+
+    deleted = asyncio.run(admin_videos.delete_alone(args.db or default_path(), args.assets_dir, audit.CLI,
+                                                    args.video_id))
+    print(f"video task {deleted['id']} deleted")
+
+
 def cmd_audit(args: argparse.Namespace, open_db: OpenDb, table: PrintTable) -> None:
     body = {"limit": args.limit, "operation": args.operation, "target": args.target}
     page = api.list_audit_events(open_db(args), {k: v for k, v in body.items() if v is not None})
@@ -165,6 +173,11 @@ def add_commands(sub: argparse._SubParsersAction, token: argparse._SubParsersAct
     show = video.add_parser("show", help="one task, as JSON")
     show.add_argument("video_id")
     show.set_defaults(func=functools.partial(cmd_video_show, open_db=open_db))
+    delete = video.add_parser("delete", help="delete a task as its client would (files removed, provider told)")
+    delete.add_argument("video_id")
+    delete.add_argument("--assets-dir", default=os.environ.get("ST_AI_ASSETS_DIR", "st-ai-assets"),
+                        help="the server's --assets-dir (default: $ST_AI_ASSETS_DIR or ./st-ai-assets)")
+    delete.set_defaults(func=cmd_video_delete)
 
     audit_ = sub.add_parser("audit", help="admin changes (Admin API and CLI), newest first")
     audit_.add_argument("--limit", type=_limit, default=50)
@@ -176,4 +189,4 @@ def add_commands(sub: argparse._SubParsersAction, token: argparse._SubParsersAct
     admin_key = sub.add_parser("admin-key", help="the Admin API's key").add_subparsers(dest="action", required=True)
     new = admin_key.add_parser("rotate", help="make a new admin key (printed once); the old one stops working")
     new.set_defaults(func=functools.partial(cmd_admin_key_rotate, open_db=open_db))
-    return [list_, show, audit_, new]  # the token and channel ones are in their groups
+    return [list_, show, delete, audit_, new]  # the token and channel ones are in their groups

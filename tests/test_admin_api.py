@@ -485,7 +485,14 @@ def test_every_operation_through_the_cli(gw, upstream):
 
     run("price", "set", "cli-priced", "--input", "1")
     run("price", "delete", "cli-priced")
-    run("video", "list", "--json")
+    gw.channel("cli-video-chan", "simulator", [VIDEO_MODEL])
+    video_key = gw.token("cli-video-tok")
+    video = _video(gw, video_key, "for the cli")
+    listed = json.loads(run("video", "list", "--token", "cli-video-tok", "--json").stdout)
+    assert [v["video"]["id"] for v in listed["data"]] == [video["id"]]
+    assert json.loads(run("video", "show", video["id"]).stdout)["token"] == "cli-video-tok"
+    run("video", "delete", video["id"], "--assets-dir", os.path.join(os.path.dirname(gw.db_path), "assets"))
+    assert rest(gw, "GET", f"/v1/videos/{video['id']}", key=video_key).status == 404
 
     events = json.loads(run("audit", "--json", "--limit", "500").stdout)
     mine = [(e["operation"], e["target"]) for e in events if e["actor"] == "cli"]
@@ -493,7 +500,7 @@ def test_every_operation_through_the_cli(gw, upstream):
                      ("token.disable", "cli-tok2"), ("token.enable", "cli-tok2"), ("token.delete", "cli-tok2"),
                      ("channel.create", "cli-chan"), ("channel.update", "cli-chan"), ("channel.test", "cli-chan"),
                      ("channel.disable", "cli-chan"), ("channel.enable", "cli-chan"), ("channel.delete", "cli-chan"),
-                     ("price.set", "cli-priced"), ("price.delete", "cli-priced")]:
+                     ("price.set", "cli-priced"), ("price.delete", "cli-priced"), ("video.delete", video["id"])]:
         assert expected in mine, expected
     assert UPSTREAM_KEY not in json.dumps(events)
 

@@ -80,3 +80,27 @@ async def delete_task(worker: DbWorker, tasks: VideoTasks, actor: audit.Actor, b
     deleted = await tasks.delete(owner, video_id)
     await worker.run(audit.record, actor, "video.delete", video_id, {"token": owner.name})
     return deleted
+
+
+async def delete_alone(db_path: str, assets_dir: str, actor: audit.Actor, video_id: str) -> dict:
+    """`delete_task` outside a server (the CLI): the same VideoTasks path, with a client
+    of its own for the provider's cancel call."""
+    import aiohttp
+
+    from server.assets import AssetStore
+    from server.catalog import Catalog
+    from server.providers.interface import Upstream
+    from server.providers.registry import Registry
+    from server.video_tasks import VideoConfig, process_owner
+
+    worker = DbWorker(db_path)
+    try:
+        catalog = Catalog(worker)
+        await catalog.load()
+        async with aiohttp.ClientSession() as http:
+            assets = AssetStore(assets_dir)
+            tasks = VideoTasks(catalog, Registry.build(Upstream(http, assets)), worker, assets, VideoConfig(),
+                               process_owner())
+            return await delete_task(worker, tasks, actor, {"video_id": video_id})
+    finally:
+        worker.close()
