@@ -541,3 +541,25 @@ def test_every_admin_change_is_audited_with_key_and_request_id(gw, upstream):
     assert audit_events(gw, "bad name") == []
     assert rest(gw, "POST", "/api/v1/tokens/no-such/quota", {"amount": "1"}).status == 404
     assert audit_events(gw, "no-such") == []
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+def test_admin_calls_write_no_key_or_base_url_to_the_log(tmp_path, upstream):
+    gateway = start_gateway(str(tmp_path / "st-ai.db"),
+                            env={"ST_AI_ADMIN_KEY": ADMIN_KEY, "ST_AI_LOG_LEVEL": "INFO"})
+    try:
+        ok(rest(gateway, "POST", "/api/v1/channels", {"name": "logged", "type": "openai", "base_url": upstream.base_url,
+                                                      "key": UPSTREAM_KEY, "models": ["lg"]}))
+        ok(rest(gateway, "PATCH", "/api/v1/channels/logged", {"key": "sk-wrong-" + UPSTREAM_KEY[::-1]}))
+        assert ok(rest(gateway, "POST", "/api/v1/channels/logged/test", {}))["ok"] is False
+        ok(rest(gateway, "GET", "/api/v1/channels/logged"))
+        created = ok(rest(gateway, "POST", "/api/v1/tokens", {"name": "logged-tok"}))
+        assert rest(gateway, "GET", "/api/v1/tokens", key="sk-not-the-admin-key-0000000000").status == 401
+    finally:
+        stop_gateway(gateway)
+    log = gateway.proc.stdout.read()
+    assert "/api/v1/channels/logged/test" in log  # the access log saw the calls
+    for secret in (ADMIN_KEY, UPSTREAM_KEY, UPSTREAM_KEY[::-1], f"127.0.0.1:{upstream.port}", created["key"],
+                   "sk-not-the-admin-key"):
+        assert secret not in log, secret

@@ -42,6 +42,8 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     called inside commit it when they commit (their `with db.conn:`), so the one that
     writes must come last; anything raised rolls back the whole."""
     conn = db.conn
+    if conn.in_transaction:  # its commit would be ours: a caller left a write open
+        raise RuntimeError("an audited change cannot start inside another open transaction")
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from server.admin import audit
 from server.errors import GatewayError
+from server.store.db import open_db
 from server.store.tokens import hash_key
 
 ENV = "ST_AI_ADMIN_KEY"
@@ -78,8 +79,6 @@ def ensure(db: sqlite_utils.Database) -> str | None:
 def ensure_at(db_path: str) -> list[str]:
     """`ensure` on the database at `db_path`: the lines `serve`/`grpc` print, the key
     alone on the last one (none when the key exists)."""
-    from server.store.db import open_db
-
     db = open_db(db_path)
     try:
         key = ensure(db)

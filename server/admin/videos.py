@@ -3,6 +3,7 @@ and delete through the very path a client's delete takes (VideoTasks.delete), so
 that path does on delete (files removed, the provider asked to stop, refunds) applies."""
 from __future__ import annotations
 
+import aiohttp
 import sqlite_utils
 
 from server.admin import audit
@@ -10,10 +11,14 @@ from server.admin.errors import AdminError, NotFound
 from server.store import tokens as token_store
 from server.store import video_admin
 from server.store import videos as video_store
+from server.assets import AssetStore
+from server.catalog import Catalog
+from server.providers.interface import Upstream
+from server.providers.registry import Registry
 from server.store.db import DbWorker
 from server.store.tokens import Token
 from server.store.videos import VideoTask
-from server.video_tasks import MAX_LIST, VideoTasks, view
+from server.video_tasks import MAX_LIST, VideoConfig, VideoTasks, process_owner, view
 
 STATUSES = ("queued", "in_progress", "completed", "failed")
 
@@ -85,14 +90,6 @@ async def delete_task(worker: DbWorker, tasks: VideoTasks, actor: audit.Actor, b
 async def delete_alone(db_path: str, assets_dir: str, actor: audit.Actor, video_id: str) -> dict:
     """`delete_task` outside a server (the CLI): the same VideoTasks path, with a client
     of its own for the provider's cancel call."""
-    import aiohttp
-
-    from server.assets import AssetStore
-    from server.catalog import Catalog
-    from server.providers.interface import Upstream
-    from server.providers.registry import Registry
-    from server.video_tasks import VideoConfig, process_owner
-
     worker = DbWorker(db_path)
     try:
         catalog = Catalog(worker)
