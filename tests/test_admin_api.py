@@ -20,7 +20,9 @@ from google.protobuf import json_format
 
 from server.store.db import open_db
 from tests.conftest import ROOT, start_gateway, stop_gateway
+from tests.fakes.kling import FakeKling
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.runway import FakeRunway
 from tests.reflection_client import Reflected, auth, error_detail, grpcurl_binary
 
 ADMIN_KEY = "admin-test-key-0123456789abcdefghij"
@@ -219,6 +221,28 @@ def test_channel_test_reports_a_scrubbed_failure_and_bills_no_token(gw, upstream
         assert db.execute("SELECT COALESCE(SUM(used), 0) FROM tokens").fetchone()[0] == 0
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("fake_class", [FakeKling, FakeRunway], ids=["kling", "runway"])
+def test_channel_test_of_a_video_only_provider_uses_its_free_probe(gw, fake_class):
+    fake = fake_class().start()
+    try:
+        right = fake.key if fake_class is FakeKling else fake.api_key
+        wrong = (f"{fake.access_key}:wrong-secret-0123456789" if fake_class is FakeKling
+                 else "key_wrong_" + fake.api_key[::-1])
+        kind = "kling" if fake_class is FakeKling else "runway"
+        for name, key in ((f"{kind}-right", right), (f"{kind}-wrong", wrong)):
+            ok(rest(gw, "POST", "/api/v1/channels", {"name": name, "type": kind, "base_url": fake.base_url,
+                                                     "key": key, "models": [f"{name}-model"]}))
+        before = len(fake.received)
+        assert ok(rest(gw, "POST", f"/api/v1/channels/{kind}-right/test", {}))["ok"] is True
+        refused = ok(rest(gw, "POST", f"/api/v1/channels/{kind}-wrong/test", {}))
+        assert refused["ok"] is False and refused["error"] == "The upstream rejected the channel's credentials."
+        assert wrong not in json.dumps(refused) and wrong.split(":")[-1] not in json.dumps(refused)
+        probes = fake.received[before:]
+        assert len(probes) == 2 and all(r.method == "GET" for r in probes)  # nothing submitted, nothing billed
+    finally:
+        fake.stop()
 
 
 def test_channel_refusals_are_the_cli_lines(gw):

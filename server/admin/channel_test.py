@@ -1,6 +1,6 @@
 """`channel test`: one minimal real request through a channel's provider (a chat of one
-output token; for a video-only provider, a status query of a task that does not exist,
-which costs nothing), reporting whether the upstream answered and how fast. It goes to
+output token; for a video-only provider, its free probe call: server/providers/interface.py's
+ChannelProbe), reporting whether the upstream answered and how fast. It goes to
 the provider directly, past routing and admission, so no token is billed and no ledger
 row is written; the error shown is scrubbed of the channel's secrets."""
 from __future__ import annotations
@@ -14,12 +14,11 @@ import aiohttp
 from server import upstream_errors
 from server.admin.errors import AdminError
 from server.errors import GatewayError
-from server.providers.interface import Upstream
+from server.providers.interface import ChannelProbe, Upstream
 from server.providers.registry import Registry
 from server.store.channels import Channel
 
 TIMEOUT = 30.0
-PROBE_TASK_ID = "st-ai-channel-test-0000"  # no provider has a task by this id
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,7 @@ async def run(registry: Registry, channel: Channel, model: str | None = None,
         await asyncio.wait_for(_probe(registry, channel, model, timeout), timeout)
     except GatewayError as error:
         upstream_errors.for_client(error, channel, None)
-        # a video provider that says "no such task" has answered, and accepted the key
-        found = error.http_status == 404 and channel.type not in registry.chat
-        return TestResult(channel.name, model, found, _ms(began), None if found else error.message,
-                          None if found else error.code, None if found else error.http_status)
+        return TestResult(channel.name, model, False, _ms(began), error.message, error.code, error.http_status)
     except asyncio.TimeoutError:
         return TestResult(channel.name, model, False, _ms(began), f"no answer within {timeout:g} seconds",
                           "timeout", 504)
@@ -61,8 +57,8 @@ async def _probe(registry: Registry, channel: Channel, model: str, timeout: floa
         body = {"model": channel.upstream_model(model), "messages": [{"role": "user", "content": "ping"}],
                 "max_tokens": 1, "stream": False}
         await registry.chat[channel.type].complete(channel, body, timeout)
-    elif channel.type in registry.video:
-        await registry.video[channel.type].poll(channel, PROBE_TASK_ID)
+    elif isinstance(registry.video.get(channel.type), ChannelProbe):
+        await registry.video[channel.type].probe(channel)
     else:
         raise GatewayError(400, f"channel type {channel.type!r} offers no call cheap enough to test",
                            "untestable")

@@ -260,7 +260,8 @@ class AdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def TestChannel(self, request, context):
-        """One minimal real request through the channel (a 1-token chat), billed to no token.
+        """One minimal real request through the channel (a 1-token chat, or a video provider's
+        free probe call), billed to no token.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
