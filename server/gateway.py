@@ -97,8 +97,8 @@ async def open_core(config: Config, public_url: str,
     admission = Admission(worker, settlements, owner, deny_unpriced=config.unpriced == "deny")
     await release_stale_reservations(worker, owner, config.upstream_timeout)
     core = Core(catalog, ChatRelay(catalog, registry, usage, admission, config.upstream_timeout),
-                ImageRelay(catalog, registry, usage, admission), videos, assets, worker)
-    core.admin = AdminAuth(config.admin_key)
+                ImageRelay(catalog, registry, usage, admission), videos, assets, worker,
+                admin=AdminAuth(config.admin_key))
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(usage.run(), name="usage-writer"),
                   asyncio.create_task(settlements.run(), name="settlement-writer"),
