@@ -24,3 +24,9 @@ class Conflict(AdminError):
     """A token or channel of that name already exists (409)."""
     status = 409
     code = "already_exists"
+
+
+def refusal(error: ValueError) -> GatewayError:
+    """An operation's refusal as the API answers it: a store's or a rule's one line
+    (TokenError, ChannelError, PriceError, MoneyError) is a 400."""
+    return (error if isinstance(error, AdminError) else AdminError(str(error))).to_gateway()

@@ -72,7 +72,7 @@ def ensure(db: sqlite_utils.Database) -> str | None:
             return None
         key = new_key()
         key_id = _insert(conn, key)
-        audit.write(conn, audit.Actor("serve"), "admin_key.create", f"#{key_id}", {"hint": hint(key)})
+        audit.write(conn, audit.Actor("st-ai start"), "admin_key.create", f"#{key_id}", {"hint": hint(key)})
         return key
 
 

@@ -141,7 +141,3 @@ def rotate(db: sqlite_utils.Database, actor: audit.Actor, name: str) -> tuple[To
 def expiry(expires_in: int | None, now: float | None = None) -> int | None:
     return int(now if now is not None else time.time()) + expires_in if expires_in else None
 
-
-def refusals(error: Exception) -> AdminError:
-    """A store's or a rule's refusal as an AdminError (400), keeping its one line."""
-    return error if isinstance(error, AdminError) else AdminError(str(error))

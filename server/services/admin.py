@@ -12,7 +12,7 @@ import grpc
 from server import call_record
 from server.admin import api, audit, channel_test, channels
 from server.admin import videos as video_admin
-from server.admin.errors import AdminError
+from server.admin.errors import AdminError, refusal
 from server.admin.keys import AdminAuth
 from server.billing.money import MoneyError
 from server.billing.prices import PriceError
@@ -23,11 +23,6 @@ from server.store.tokens import TokenError
 from st_ai.v1 import admin_pb2, admin_pb2_grpc, videos_pb2
 
 REFUSALS = (AdminError, TokenError, ChannelError, PriceError, MoneyError)
-
-
-def _refused(error: Exception):
-    refusal = error if isinstance(error, AdminError) else AdminError(str(error))
-    return refusal.to_gateway()
 
 
 def _answer(cls, data: dict):
@@ -50,7 +45,7 @@ def admin_rpc(method: Callable) -> Callable:
         try:
             return await method(self, codec_for(type(request)).to_dict(request), actor)
         except REFUSALS as error:
-            raise _refused(error) from None
+            raise refusal(error) from None
     return call
 
 
