@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -10,7 +11,11 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, cli_prices, cli_usage, durations, token_rules, url_rules
+from server import channel_rules, cli_admin, cli_prices, cli_usage, durations, token_rules, url_rules
+from server.admin import audit, rules
+from server.admin import channels as admin_channels
+from server.admin import tokens as admin_tokens
+from server.admin.errors import AdminError
 from server.billing import money
 from server.store import channels as channel_store
 from server.store import quota as quota_store
@@ -23,7 +28,7 @@ MIN_POLL_INTERVAL = 0.1
 MAX_SECONDS = 7 * 86400  # no timeout an operator means is longer than a week
 MAX_BODY_BYTES = 4 * 1024**3  # a request body larger than this is a typo, not an upload
 MAX_VIDEO_BYTES = 64 * 1024**3
-MAX_PRIORITY = 1_000_000  # SQLite stores at most 64-bit integers; no operator needs more than this
+MAX_PRIORITY = rules.MAX_PRIORITY
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,32 +103,19 @@ def parse_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def parse_models(text: str) -> list[str]:
-    """A token's models: an empty list would silently mean "all models"."""
-    models = parse_list(text)
-    if not models:
-        raise argparse.ArgumentTypeError(f"{text!r} names no model (leave --models out for all models)")
-    for model in models:
-        if url_rules.BLANK.search(model):
-            raise argparse.ArgumentTypeError(f"model name {model!r} must not contain spaces")
-    return models
+def _ruled(rule):
+    """A server/admin/rules.py check (shared with the Admin API) as an argparse type."""
+    def parse(text: str):
+        try:
+            return rule(text)
+        except AdminError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
-def parse_name(text: str) -> str:
-    # names are printed in tables and access log lines: a line break would forge one
-    if not text or url_rules.BLANK.search(text) or len(text) > 64:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 to 64 characters without spaces")
-    return text
-
-
-def parse_priority(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or abs(value) > MAX_PRIORITY:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
-    return value
+parse_models = _ruled(lambda text: rules.models(parse_list(text), text))
+parse_name = _ruled(rules.name)
+parse_priority = _ruled(rules.priority)
 
 
 def parse_model_map(text: str) -> dict[str, str]:
@@ -175,7 +167,8 @@ def _config(args: argparse.Namespace):
                           public_url=args.public_url, video=video, demo=getattr(args, "demo", False),
                           client_timeouts=_client_timeouts(args), unpriced=args.unpriced,
                           trusted_bridges=getattr(args, "trusted_bridge", ()),
-                          trusted_proxies=getattr(args, "trusted_proxy", ()))
+                          trusted_proxies=getattr(args, "trusted_proxy", ()),
+                          admin_key=cli_admin.admin_key_from_env())
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -224,13 +217,9 @@ def _allow_ip_text(token: token_store.Token) -> str:
 def cmd_token_create(args: argparse.Namespace) -> None:
     import time
 
-    from server.store.rate_limits import Limits
-
-    changes = _limit_changes(args, clearable=False)
     expires_at = int(time.time()) + args.expires_in if args.expires_in else None
-    token, key = token_store.create(_db(args), args.name, args.models, expires_at, args.quota,
-                                    Limits(changes.get("rpm"), changes.get("tpm"), changes.get("max_concurrency")),
-                                    changes.get("allow_ip"))
+    token, key = admin_tokens.create(_db(args), audit.CLI, args.name, args.models, expires_at, args.quota,
+                                     _limit_changes(args, clearable=False))
     print(f"created token '{token.name}' (models: {', '.join(sorted(token.models)) if token.models else 'all'};"
           f" expires: {_when(token.expires_at)}; quota: {_amount(token.quota)}; limits: {_limits_text(token)};"
           f" allow-ip: {_allow_ip_text(token)})")
@@ -247,7 +236,7 @@ def cmd_token_list(args: argparse.Namespace) -> None:
 
 
 def cmd_token_enable(args: argparse.Namespace, enabled: bool) -> None:
-    token = token_store.set_enabled(_db(args), args.name, enabled)
+    token = admin_tokens.set_enabled(_db(args), audit.CLI, args.name, enabled)
     print(f"token '{token.name}' {'enabled' if enabled else 'disabled'}")
 
 
@@ -268,35 +257,18 @@ def parse_quota(text: str) -> int | None:
 
 
 def cmd_token_update(args: argparse.Namespace) -> None:
-    changes = _limit_changes(args, clearable=True)
-    if args.quota is _UNSET and args.add_quota is None and not changes:
-        sys.exit("st-ai: nothing to update: give --quota AMOUNT|none, --add-quota AMOUNT, --rpm N|none, "
-                 "--tpm N|none, --max-concurrency N|none or --allow-ip CIDR,...|none")
     db = _db(args)
-    token = token_store.get(db, args.name)
-    if args.quota is not _UNSET or args.add_quota is not None:  # first: the one that can still refuse
-        quota = None if args.quota is _UNSET else args.quota
-        quota_store.set_quota(db, args.name, quota, unlimited=args.quota is None, add=args.add_quota)
-    if changes:
-        token = token_store.set_limits(db, args.name, **changes)
-    status = quota_store.status(db, args.name)
+    changes = cli_admin.token_changes(args, _UNSET)
+    changes = dataclasses.replace(changes, limits=_limit_changes(args, clearable=True))
+    token = admin_tokens.update(db, audit.CLI, args.name, changes)
+    status = quota_store.status(db, token.name)
     print(f"token '{status.name}': quota {_amount(status.quota)}, used {_amount(status.used)}, "
           f"remaining {_amount(status.remaining)}; limits: {_limits_text(token)}; allow-ip: {_allow_ip_text(token)}")
 
 
 def cmd_token_show(args: argparse.Namespace) -> None:
     db = _db(args)
-    token = token_store.get(db, args.name)
-    status = quota_store.status(db, args.name)
-    shown = {"name": token.name, "key_hint": token.key_hint, "enabled": token.enabled,
-             "models": sorted(token.models) if token.models else None, "expires_at": token.expires_at,
-             "created_at": token.created_at,
-             "quota": None if status.quota is None else money.format_amount(status.quota),
-             "used": money.format_amount(status.used), "reserved": money.format_amount(status.reserved),
-             "remaining": None if status.remaining is None else money.format_amount(status.remaining),
-             "currency": money.CURRENCY, "rpm": token.limits.rpm, "tpm": token.limits.tpm,
-             "max_concurrency": token.limits.max_concurrency,
-             "allow_ip": [str(n) for n in token.allow_ip] if token.allow_ip is not None else None}
+    shown = admin_tokens.view(db, admin_tokens.get(db, args.name))  # as the Admin API shows it
     if args.json:
         print(json.dumps(shown, indent=2))
         return
@@ -305,11 +277,13 @@ def cmd_token_show(args: argparse.Namespace) -> None:
         value = shown[key]
         if value is None and key in ("quota", "remaining", "rpm", "tpm", "max_concurrency"):
             value = "unlimited"
-        print(f"{key}: {_allow_ip_text(token) if key == 'allow_ip' else value}")
+        if key == "allow_ip":
+            value = ",".join(value) if value is not None else "any"
+        print(f"{key}: {value}")
 
 
 def cmd_token_delete(args: argparse.Namespace) -> None:
-    token_store.delete(_db(args), args.name)
+    admin_tokens.delete(_db(args), audit.CLI, args.name)
     print(f"token '{args.name}' deleted")
 
 
@@ -317,11 +291,10 @@ def cmd_channel_add(args: argparse.Namespace) -> None:
     from server.providers.registry import discover
 
     specs = discover()
-    new = channel_rules.check(channel_rules.NewChannel(
+    new = channel_rules.check(channel_rules.NewChannel(  # before the database is opened: a refusal creates no file
         name=args.name, type=args.type, models=args.models, base_url=args.base_url, key=args.key,
         no_key=args.no_key, model_map=args.model_map or {}, priority=args.priority), specs)
-    channel = channel_store.add(_db(args), new.name, new.type, new.base_url or "", new.key or "", new.models,
-                                new.model_map, new.priority)
+    channel = admin_channels.create(_db(args), audit.CLI, new, specs)
     keyless = " (no upstream key)" if new.no_key else ""
     print(f"added channel '{channel.name}' ({specs[channel.type].label}) serving {', '.join(channel.models)}{keyless}")
 
@@ -340,12 +313,12 @@ def cmd_channel_list(args: argparse.Namespace) -> None:
 
 
 def cmd_channel_enable(args: argparse.Namespace, enabled: bool) -> None:
-    channel = channel_store.set_enabled(_db(args), args.name, enabled)
+    channel = admin_channels.set_enabled(_db(args), audit.CLI, args.name, enabled)
     print(f"channel '{channel.name}' {'enabled' if enabled else 'disabled'}")
 
 
 def cmd_channel_delete(args: argparse.Namespace) -> None:
-    channel_store.delete(_db(args), args.name)
+    admin_channels.delete(_db(args), audit.CLI, args.name)
     print(f"channel '{args.name}' deleted")
 
 
@@ -437,8 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--quota", type=parse_amount, metavar="AMOUNT",
                         help=f"most it may spend in all, in {money.CURRENCY} (default: unlimited)")
     create.set_defaults(func=cmd_token_create)
-    update = token.add_parser("update", help="change a token's quota, rate limits and address rules")
+    update = token.add_parser("update", help="change a token's name, models, expiry, quota, rate limits "
+                                             "or address rules")
     update.add_argument("name")
+    cli_admin.add_token_update_options(update, parse_name, parse_models, parse_duration)
     update.add_argument("--quota", type=parse_quota, default=_UNSET, metavar="AMOUNT|none",
                         help="set the quota (none: unlimited)")
     update.add_argument("--add-quota", type=parse_amount, metavar="AMOUNT", help="add to the quota")
@@ -484,9 +459,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     price = cli_prices.add_commands(sub, _db, _table)
     usage = cli_usage.add_commands(sub, _db, _table)
+    admin_parsers = cli_admin.add_commands(sub, token, channel, _db, _table)
     # `st-ai token list --db X` as well as `st-ai --db X token list`, for every command
     # that opens the database (the bridge has none)
-    for sub_parser in (*token.choices.values(), *channel.choices.values(), *price.choices.values(), *usage):
+    for sub_parser in (*token.choices.values(), *channel.choices.values(), *price.choices.values(), *usage,
+                       *admin_parsers):
         db_option(sub_parser)
     return parser
 
@@ -498,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (token_store.TokenError, channel_store.ChannelError) as exc:
+    except (token_store.TokenError, channel_store.ChannelError, AdminError) as exc:
         sys.exit(f"st-ai: {exc}")
     except sqlite3.Error as exc:  # e.g. --db names a file that cannot be opened
         sys.exit(f"st-ai: database {getattr(args, 'db', None) or default_path()}: {exc}")

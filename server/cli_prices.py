@@ -7,6 +7,9 @@ import json
 import sys
 from typing import Callable
 
+from server.admin import audit
+from server.admin import prices as admin_prices
+from server.admin.errors import AdminError
 from server.billing import money
 from server.billing import price_view as view
 from server.billing import prices as price_rules
@@ -43,7 +46,7 @@ def _one_line_refusals(command):
     def run(*args, **kwargs) -> None:
         try:
             command(*args, **kwargs)
-        except (price_rules.PriceError, money.MoneyError) as exc:
+        except (price_rules.PriceError, money.MoneyError, AdminError) as exc:
             sys.exit(f"st-ai: {exc}")
     return run
 
@@ -53,7 +56,7 @@ def cmd_set(args: argparse.Namespace, open_db: OpenDb) -> None:
     changes = price_rules.PriceChanges(
         input=args.input, cached_input=args.cached_input, output=args.output, cache_write=args.cache_write,
         per_image=dict(args.per_image or []), per_second=dict(args.per_second or []), per_request=args.per_request)
-    price = price_store.set_price(open_db(args), args.model, changes)
+    price = admin_prices.set_price(open_db(args), audit.CLI, args.model, changes)
     print(f"price of '{price.model}' set ({money.CURRENCY}): {view.price_summary(price)}")
 
 
@@ -68,9 +71,7 @@ def cmd_list(args: argparse.Namespace, open_db: OpenDb, table: PrintTable) -> No
 
 @_one_line_refusals
 def cmd_delete(args: argparse.Namespace, open_db: OpenDb) -> None:
-    db = open_db(args)
-    price_store.delete_price(db, args.model)
-    fallback = price_store.lookup(db, args.model)
+    fallback = admin_prices.delete_price(open_db(args), audit.CLI, args.model)
     print(f"operator price of '{args.model}' deleted"
           + (" (st-ai's default price applies again)" if fallback else " (the model is now unpriced)"))
 

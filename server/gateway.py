@@ -22,6 +22,8 @@ from rest_bridge import access_log
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
 from server import logs, memory, redact, socket_folders
+from server.admin import keys as admin_keys
+from server.admin.keys import AdminAuth
 from server.assets import AssetStore
 from server.billing.admission import Admission, release_stale_reservations, sweep_stale_reservations
 from server.billing.group_commit import GroupCommit
@@ -60,6 +62,7 @@ class Config:
     unpriced: str = "allow"  # a model without a price: served at zero cost, or refused ("deny")
     trusted_bridges: tuple = ()  # `st-ai grpc`: peers that may name their HTTP client's address
     trusted_proxies: tuple = ()  # reverse proxies whose X-Forwarded-For the bridge believes
+    admin_key: str | None = None  # ST_AI_ADMIN_KEY; None: the stored one, created on first start
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Core:
     assets: AssetStore
     worker: DbWorker
     tasks: list[asyncio.Task] = field(default_factory=list)
+    admin: AdminAuth = field(default_factory=AdminAuth)
 
 
 @contextlib.asynccontextmanager
@@ -95,7 +99,8 @@ async def open_core(config: Config, public_url: str,
     admission = Admission(worker, settlements, owner, deny_unpriced=config.unpriced == "deny")
     await release_stale_reservations(worker, owner, config.upstream_timeout)
     core = Core(catalog, ChatRelay(catalog, registry, usage, admission, config.upstream_timeout),
-                ImageRelay(catalog, registry, usage, admission), videos, assets, worker)
+                ImageRelay(catalog, registry, usage, admission), videos, assets, worker,
+                admin=AdminAuth(config.admin_key))
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(usage.run(), name="usage-writer"),
                   asyncio.create_task(settlements.run(), name="settlement-writer"),
@@ -172,6 +177,13 @@ def _announce(line: str) -> None:
     print(line, flush=True)
 
 
+async def _announce_admin_key(config: Config) -> None:
+    """Print the admin key once, when this start created it (ST_AI_ADMIN_KEY unset)."""
+    if config.admin_key is None:
+        for line in await asyncio.to_thread(admin_keys.ensure_at, config.db_path):
+            _announce(line)
+
+
 async def serve(config: Config) -> None:
     """gRPC and REST in one process; the bridge reaches gRPC over a private Unix socket."""
     stop = _stop_on_signal()
@@ -181,6 +193,7 @@ async def serve(config: Config) -> None:
     if config.demo:
         for line in await asyncio.to_thread(ensure_demo_at, config.db_path, _public_url(config, http_port)):
             _announce(line)
+    await _announce_admin_key(config)
     async with _private_socket() as socket_target, open_core(config, _public_url(config, http_port)) as core:
         server, health = await build_server(core, [socket_target])
         grpc_port = _bind_grpc(server, config.host, grpc_held)
@@ -211,6 +224,7 @@ async def _private_socket() -> AsyncIterator[str]:
 async def serve_grpc(config: Config) -> None:
     stop = _stop_on_signal()
     grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
+    await _announce_admin_key(config)
     async with open_core(config, _public_url(config, config.http_port)) as core:
         server, health = await build_server(core, [], config.trusted_bridges)
         port = _bind_grpc(server, config.host, grpc_held)

@@ -21,14 +21,16 @@ from server.services.images import ImagesService
 from server.services.models import ModelsService
 from server.services.status import abort, unknown_method
 from server.services.videos import VideosService
-from st_ai.v1 import (chat_pb2, chat_pb2_grpc, images_pb2, images_pb2_grpc, models_pb2, models_pb2_grpc,
-                      videos_pb2, videos_pb2_grpc)
+from server.services.admin import AdminService
+from st_ai.v1 import (admin_pb2, admin_pb2_grpc, chat_pb2, chat_pb2_grpc, images_pb2, images_pb2_grpc, models_pb2,
+                      models_pb2_grpc, videos_pb2, videos_pb2_grpc)
 
 SERVICE_NAMES = (
     chat_pb2.DESCRIPTOR.services_by_name["Chat"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
     images_pb2.DESCRIPTOR.services_by_name["Images"].full_name,
     videos_pb2.DESCRIPTOR.services_by_name["Videos"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
 )
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _UNPARSABLE = object()  # what a request message that does not parse becomes
@@ -110,6 +112,7 @@ async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(core.catalog), server)
     images_pb2_grpc.add_ImagesServicer_to_server(ImagesService(core.catalog, core.images, core.assets), server)
     videos_pb2_grpc.add_VideosServicer_to_server(VideosService(core.catalog, core.videos), server)
+    admin_pb2_grpc.add_AdminServicer_to_server(AdminService(core, core.admin), server)
 
     health_servicer = DatabaseHealth(core.worker, SERVICE_NAMES)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

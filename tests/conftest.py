@@ -29,6 +29,7 @@ class Gateway:
     db_path: str
     http_url: str        # http://127.0.0.1:PORT
     grpc_target: str     # 127.0.0.1:PORT
+    output: str = ""     # what it printed up to its ready line
 
     @property
     def base_url(self) -> str:
@@ -101,7 +102,7 @@ def start_gateway(db_path: str, *extra: str, env: dict | None = None) -> Gateway
         lines.append(line)
         match = READY.search(line)
         if match:
-            return Gateway(proc, db_path, match.group(1), match.group(2))
+            return Gateway(proc, db_path, match.group(1), match.group(2), "".join(lines))
     proc.kill()
     raise RuntimeError("st-ai serve did not start:\n" + "".join(lines))
 

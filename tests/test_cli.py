@@ -357,7 +357,10 @@ REQUIRED = {("token", "create"): ["--name", "n"], ("token", "disable"): ["n"], (
             ("channel", "delete"): ["n"], ("channel", "add"): ["--name", "n", "--type", "simulator", "--models", "m"],
             ("bridge",): ["--grpc-target", "127.0.0.1:1"], ("price", "set"): ["m", "--input", "1"],
             ("price", "delete"): ["m"], ("token", "update"): ["n", "--quota", "1"], ("token", "show"): ["n"],
-            ("usage", "prune"): ["--before", "2026-01-01"]}
+            ("usage", "prune"): ["--before", "2026-01-01"],
+            ("token", "rotate"): ["n"], ("channel", "update"): ["n", "--priority", "1"],
+            ("channel", "test"): ["n"], ("video", "show"): ["video_0"],
+            ("video", "delete"): ["video_0"]}
 
 
 def test_every_leaf_subcommand_that_opens_the_database_accepts_db_in_both_places():

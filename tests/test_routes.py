@@ -27,7 +27,29 @@ def test_exactly_the_annotated_routes_are_discovered(routes):
         ("POST", "/v1/images/generations"), ("GET", "/v1/images/files/{file_id}"),
         ("POST", "/v1/videos"), ("GET", "/v1/videos"), ("GET", "/v1/videos/{video_id}"),
         ("DELETE", "/v1/videos/{video_id}"), ("GET", "/v1/videos/{video_id}/content"),
-        ("POST", "/v1/videos/{video_id}/remix")}
+        ("POST", "/v1/videos/{video_id}/remix"),
+        # the Admin API
+        ("GET", "/api/v1/tokens"), ("POST", "/api/v1/tokens"), ("GET", "/api/v1/tokens/{name}"),
+        ("PATCH", "/api/v1/tokens/{name}"), ("DELETE", "/api/v1/tokens/{name}"),
+        ("POST", "/api/v1/tokens/{name}/disable"), ("POST", "/api/v1/tokens/{name}/enable"),
+        ("POST", "/api/v1/tokens/{name}/rotate"), ("POST", "/api/v1/tokens/{name}/quota"),
+        ("GET", "/api/v1/channels"), ("POST", "/api/v1/channels"), ("GET", "/api/v1/channels/{name}"),
+        ("PATCH", "/api/v1/channels/{name}"), ("DELETE", "/api/v1/channels/{name}"),
+        ("POST", "/api/v1/channels/{name}/disable"), ("POST", "/api/v1/channels/{name}/enable"),
+        ("POST", "/api/v1/channels/{name}/test"),
+        ("GET", "/api/v1/prices"), ("PUT", "/api/v1/prices/{model}"), ("DELETE", "/api/v1/prices/{model}"),
+        ("GET", "/api/v1/videos"), ("GET", "/api/v1/videos/{video_id}"), ("DELETE", "/api/v1/videos/{video_id}"),
+        ("GET", "/api/v1/audit")}
+
+
+def test_admin_routes_bind_path_variables_and_bodies(routes):
+    (update,) = routes["PATCH", "/api/v1/tokens/{name}"].bindings
+    assert update.rpc_path == "/st_ai.v1.Admin/UpdateToken" and update.path_fields == ("name",)
+    assert update.body == "*"
+    (disable,) = routes["POST", "/api/v1/channels/{name}/disable"].bindings
+    assert disable.path_fields == ("name",) and disable.body == ""
+    (price,) = routes["PUT", "/api/v1/prices/{model}"].bindings
+    assert price.rpc_path == "/st_ai.v1.Admin/SetPrice" and price.path_fields == ("model",)
 
 
 def test_video_content_is_a_byte_stream_with_the_id_from_the_path(routes):

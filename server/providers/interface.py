@@ -112,6 +112,15 @@ class VideoCanceller(Protocol):
         """Stop `task_id`; nothing more will be generated (or billed) for it."""
 
 
+@runtime_checkable
+class ChannelProbe(Protocol):
+    """Implemented by video providers with a call that costs nothing and shows the
+    channel works: the upstream answers and accepts the key (`channel test`)."""
+
+    async def probe(self, channel: Channel) -> None:
+        """Returns when it does; raises the GatewayError a real call would get otherwise."""
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     type: str                       # the channel type, e.g. "openai"

@@ -83,7 +83,8 @@ def _write(db: sqlite_utils.Database):
     """A write transaction that holds SQLite's write lock from its first statement."""
     class _Tx:
         def __enter__(self) -> sqlite3.Connection:
-            db.conn.execute("BEGIN IMMEDIATE")
+            if not db.conn.in_transaction:  # else it joins the caller's (an audited admin change)
+                db.conn.execute("BEGIN IMMEDIATE")
             return db.conn
 
         def __exit__(self, kind, exc, tb) -> None:

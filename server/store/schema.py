@@ -283,6 +283,26 @@ def _v8_usage_daily_totals(conn: sqlite3.Connection) -> None:
    INSERT OR REPLACE INTO "deleted_names" ("kind", "id", "name", "deleted_at")
    VALUES ('{kind}', old."id", old."name", CAST(strftime('%s', 'now') AS INTEGER));
 END""")
+def _admin_key_and_audit(conn: sqlite3.Connection) -> None:
+    # server/admin/keys.py: the admin key, stored only as its hash (revoked keys stay
+    # for the audit's sake); server/admin/audit.py: one row per admin change
+    conn.execute("""CREATE TABLE "admin_keys" (
+   "id" INTEGER PRIMARY KEY,
+   "key_hash" TEXT NOT NULL,
+   "key_hint" TEXT NOT NULL,
+   "created_at" INTEGER NOT NULL,
+   "revoked_at" INTEGER
+)""")
+    conn.execute("""CREATE TABLE "audit" (
+   "id" INTEGER PRIMARY KEY,
+   "ts" REAL NOT NULL,
+   "actor" TEXT NOT NULL,
+   "operation" TEXT NOT NULL,
+   "target" TEXT,
+   "request_id" TEXT,
+   "summary" TEXT NOT NULL
+)""")
+    conn.execute('CREATE INDEX "idx_audit_operation" ON "audit" ("operation")')
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -290,6 +310,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("the operator's model prices", _v2_prices),
     Migration("token quotas, reservations and the request ledger", _v3_quotas_and_ledger),
     Migration("token rate limits and address rules", _v4_rate_limits),
+    Migration("the admin key and the audit log of admin changes", _admin_key_and_audit),
     Migration("daily usage totals, remembered names of deleted tokens and channels, ids never reused",
               _v8_usage_daily_totals, backup=True),
 )

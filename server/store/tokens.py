@@ -13,7 +13,6 @@ import sqlite_utils
 from server.store.rate_limits import Limits
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_UNSET = object()  # set_limits: leave this limit as it is (None clears it)
 
 KEY_PREFIX = "sk-"
 KEY_RANDOM_CHARS = 48
@@ -98,21 +97,6 @@ def delete(db: sqlite_utils.Database, name: str) -> None:
     token = get(db, name)
     with db.conn:
         db["tokens"].delete(token.id)
-
-
-def set_limits(db: sqlite_utils.Database, name: str, *, rpm=_UNSET, tpm=_UNSET, max_concurrency=_UNSET,
-               allow_ip=_UNSET) -> Token:
-    """Change a token's rate limits and address rules; a limit given as None is cleared,
-    one not given is kept. Values are checked by server/token_rules.py before they get here."""
-    token = get(db, name)
-    changes = {key: value for key, value in (("rpm", rpm), ("tpm", tpm), ("max_concurrency", max_concurrency))
-               if value is not _UNSET}
-    if allow_ip is not _UNSET:
-        changes["allow_ip"] = json.dumps([str(n) for n in allow_ip]) if allow_ip is not None else None
-    if changes:
-        with db.conn:
-            db["tokens"].update(token.id, changes)
-    return get(db, name)
 
 
 def _from_row(row: dict) -> Token:

@@ -165,6 +165,7 @@ class FakeRunway:
         app.router.add_get("/v1/tasks/{id}", self._get_task)
         app.router.add_delete("/v1/tasks/{id}", self._delete_task)
         app.router.add_get("/cdn/{name}", self._cdn)
+        app.router.add_get("/v1/organization", self._organization)
         return app
 
     def stop(self) -> None:
@@ -232,6 +233,12 @@ class FakeRunway:
         task = Task(str(uuid.uuid4()), datetime.now(timezone.utc), time.monotonic(), body, self.plan)
         self.tasks[task.id] = task
         return web.json_response({"id": task.id})
+
+    async def _organization(self, request: web.Request) -> web.Response:
+        if (denied := await self._gate(request)) is not None:
+            return denied
+        return web.json_response({"creditBalance": 1000, "tier": {"maxMonthlyCreditSpend": 10000, "models": {}},
+                                  "usage": {"models": {}}})
 
     async def _get_task(self, request: web.Request) -> web.Response:
         if (denied := await self._gate(request)) is not None:

@@ -59,6 +59,12 @@ class KlingVideo:
         data = await self._call(channel, "GET", f"/v1/videos/{endpoint}/{quote(upstream_id, safe='')}", None)
         return convert.to_state(data, self._clock())
 
+    async def probe(self, channel: Channel) -> None:
+        """A status query of a task Kling does not have: free, and "no such task" (code
+        1203) is answered only to a caller whose signed token Kling accepted."""
+        await self._call(channel, "GET", f"/v1/videos/{convert.ENDPOINTS[0]}/st-ai-channel-test", None,
+                         missing_ok=True)
+
     async def download(self, channel: Channel, task_id: str, state: TaskState,
                        variant: str) -> AsyncIterator[bytes]:
         if variant == "thumbnail":
@@ -82,8 +88,9 @@ class KlingVideo:
             raise errors.network_error(exc) from None
 
     async def _call(self, channel: Channel, method: str, path: str, body: dict | None,
-                    endpoint: bool = False) -> dict:
-        """One API call; the envelope's `data` on success, a GatewayError otherwise."""
+                    endpoint: bool = False, missing_ok: bool = False) -> dict:
+        """One API call; the envelope's `data` on success, a GatewayError otherwise
+        (`missing_ok`: an empty `data` when Kling has no such task)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json",
                    **self._tokens.header(channel.key)}
         payload = orjson.dumps(body) if body is not None else None
@@ -95,6 +102,8 @@ class KlingVideo:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         code, message = errors.parse(raw)
+        if missing_ok and code in errors.NOT_FOUND_CODES:
+            return {}
         if status >= 400 or code != 0:
             if code in errors.AUTH_CODES or status == 401:
                 self._tokens.forget(channel.key)  # sign anew next time (e.g. after a clock jump)

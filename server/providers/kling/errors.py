@@ -17,6 +17,7 @@ ACCOUNT_CODES = (1100, 1101, 1102)     # 429: account problem, arrears, resource
 RATE_CODES = (1302, 1303)              # 429: rate or concurrency limit: try again later
 SAFETY_CODES = (1300, 1301)            # 400: platform or content-safety policy
 PARAM_CODES = (1200, 1201)             # 400: the request's own fault
+NOT_FOUND_CODES = (1202, 1203)         # 404: no such task (the caller's token was accepted)
 
 
 def parse(body: bytes) -> tuple[int | None, str | None]:

@@ -101,6 +101,11 @@ class RunwayVideo:
         # The URL is Runway's choice, so where it points is checked first, every redirect too.
         return await self._files.get(url, channel.base_url or DEFAULT_BASE_URL)
 
+    async def probe(self, channel: Channel) -> None:
+        """`GET /v1/organization` (the account's credit balance): free, and answered only
+        to an accepted key."""
+        await self._call(channel, "GET", "/v1/organization", None, API_TIMEOUT)
+
     async def _fresh_url(self, channel: Channel, task_id: str) -> str:
         state = await self.poll(channel, task_id)
         if state.status != "completed" or not state.video_url:

@@ -1,0 +1,118 @@
+"""Channel operations, one implementation each for the CLI and the Admin API. Input is
+checked by server/channel_rules.py, as `channel add` checks it; every change is audited
+with a summary that names no key and no base URL (both may hold secrets)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from server import channel_rules
+from server.admin import audit
+from server.admin.errors import AdminError, Conflict, NotFound
+from server.providers.interface import ProviderSpec
+from server.store import channel_edits
+from server.store import channels as channel_store
+from server.store.channels import Channel
+
+@dataclass(frozen=True)
+class ChannelChanges:
+    """What `channel update` changes; None leaves a setting as it is."""
+    base_url: str | None = None
+    key: str | None = None
+    no_key: bool = False
+    models: list[str] | None = None
+    model_map: dict[str, str] | None = None
+    priority: int | None = None
+
+    def empty(self) -> bool:
+        return self == ChannelChanges()
+
+    def summary(self) -> dict:
+        shown: dict = {}
+        if self.base_url is not None:
+            shown["base_url"] = "changed"
+        if self.key is not None or self.no_key:
+            shown["key"] = "none" if self.no_key else "changed"
+        if self.models is not None:
+            shown["models"] = list(self.models)
+        if self.model_map is not None:
+            shown["model_map"] = dict(self.model_map)
+        if self.priority is not None:
+            shown["priority"] = self.priority
+        return shown
+
+
+def get(db: sqlite_utils.Database, name: str) -> Channel:
+    try:
+        return channel_store.get(db, name)
+    except channel_store.ChannelError:
+        raise NotFound(f"no channel named {name!r}") from None
+
+
+def view(channel: Channel, specs: Mapping[str, ProviderSpec]) -> dict:
+    """A channel as the admin reads it: the key only as a hint. The base URL is the
+    operator's own setting and is shown here, never in logs or the audit."""
+    spec = specs.get(channel.type)
+    return {"name": channel.name, "type": channel.type,
+            "label": spec.label if spec else f"{channel.type} (unknown type)",
+            "base_url": channel.base_url, "models": list(channel.models), "model_map": dict(channel.model_map),
+            "priority": channel.priority, "enabled": channel.enabled, "key_hint": channel.key_hint}
+
+
+def _summary(new: channel_rules.NewChannel) -> dict:
+    return {"type": new.type, "models": list(new.models), "model_map": dict(new.model_map),
+            "priority": new.priority, "key": "none" if not new.key else "set"}
+
+
+def create(db: sqlite_utils.Database, actor: audit.Actor, new: channel_rules.NewChannel,
+           specs: Mapping[str, ProviderSpec]) -> Channel:
+    checked = channel_rules.check(new, specs)
+    with audit.change(db, actor, "channel.create", checked.name, _summary(checked)):
+        if db.conn.execute("SELECT 1 FROM channels WHERE name = ?", [checked.name]).fetchone():
+            raise Conflict(f"a channel named {checked.name!r} already exists")
+        return channel_store.add(db, checked.name, checked.type, checked.base_url or "", checked.key or "",
+                                 checked.models, checked.model_map, checked.priority)
+
+
+def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: ChannelChanges,
+           specs: Mapping[str, ProviderSpec]) -> Channel:
+    """The channel with `changes` applied, checked whole as `channel add` checks a new one."""
+    if changes.empty():
+        raise AdminError("nothing to update: give --base-url, --key, --no-key, --models, --model-map or --priority")
+    with audit.change(db, actor, "channel.update", name, changes.summary()) as conn:
+        current = get(db, name)
+        spec = specs.get(current.type)
+        keyless = bool(spec and spec.upstream and not current.key)
+        if changes.key is not None or changes.no_key:
+            key, no_key = changes.key, changes.no_key
+        else:
+            key, no_key = current.key or None, keyless
+        models = changes.models if changes.models is not None else list(current.models)
+        model_map = changes.model_map if changes.model_map is not None else {
+            public: upstream for public, upstream in current.model_map.items() if public in models}
+        merged = channel_rules.NewChannel(
+            name=current.name, type=current.type, models=models,
+            base_url=changes.base_url if changes.base_url is not None else (current.base_url or None),
+            key=key, no_key=no_key, model_map=model_map,
+            priority=changes.priority if changes.priority is not None else current.priority)
+        checked = channel_rules.check(merged, specs)
+        channel_edits.replace_settings(conn, current.id, base_url=checked.base_url or "", key=checked.key or "",
+                                       models=checked.models, model_map=checked.model_map,
+                                       priority=checked.priority)
+    return get(db, name)
+
+
+def set_enabled(db: sqlite_utils.Database, actor: audit.Actor, name: str, enabled: bool) -> Channel:
+    with audit.change(db, actor, "channel.enable" if enabled else "channel.disable", name, {}):
+        get(db, name)
+        channel_store.set_enabled(db, name, enabled)
+    return get(db, name)
+
+
+def delete(db: sqlite_utils.Database, actor: audit.Actor, name: str) -> None:
+    with audit.change(db, actor, "channel.delete", name, {}):
+        get(db, name)
+        channel_store.delete(db, name)
+

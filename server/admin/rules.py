@@ -1,0 +1,67 @@
+"""What an operator may type for a token, checked the same way for the CLI and the
+Admin API: each refusal is one line naming what is wrong."""
+from __future__ import annotations
+
+from server import durations, url_rules
+from server.admin.errors import AdminError
+from server.billing import money
+
+MAX_NAME_CHARS = 64
+
+
+def name(text: str) -> str:
+    # names are printed in tables and access log lines: a line break would forge one
+    if not isinstance(text, str) or not text or url_rules.BLANK.search(text) or len(text) > MAX_NAME_CHARS:
+        raise AdminError(f"{text!r} must be 1 to {MAX_NAME_CHARS} characters without spaces")
+    return text
+
+
+def models(items: list[str], original: str | None = None) -> list[str]:
+    """A token's models: an empty list would silently mean "all models"."""
+    cleaned = [item.strip() for item in items if item.strip()]
+    if not cleaned:
+        raise AdminError(f"{original if original is not None else items!r} names no model "
+                         "(leave --models out for all models)")
+    for model in cleaned:
+        if url_rules.BLANK.search(model):
+            raise AdminError(f"model name {model!r} must not contain spaces")
+    return cleaned
+
+
+def duration(text: str) -> int:
+    try:
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def amount(text: str) -> int:
+    try:
+        return money.parse_amount(text)
+    except money.MoneyError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def quota(text: str) -> int | None:
+    """An amount, or "none" for unlimited."""
+    if isinstance(text, str) and text.strip().lower() in ("none", "unlimited"):
+        return None
+    return amount(text)
+
+
+MAX_PRIORITY = 1_000_000  # SQLite stores at most 64-bit integers; no operator needs more than this
+
+
+def priority(value: object) -> int:
+    """A channel's priority: a whole number, as text (the CLI) or a number (the API)."""
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            pass
+    if number is None or abs(number) > MAX_PRIORITY:
+        raise AdminError(f"{value!r} is not a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
+    return number

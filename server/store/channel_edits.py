@@ -1,0 +1,14 @@
+"""Changes to an existing channel's settings. Plain SQL that does not commit: the
+caller's transaction (an audited admin change) commits it with its audit row. The
+settings are checked before, by server/channel_rules.py, as a new channel's are."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+
+def replace_settings(conn: sqlite3.Connection, channel_id: int, *, base_url: str, key: str,
+                     models: list[str], model_map: dict[str, str], priority: int) -> None:
+    conn.execute("UPDATE channels SET base_url = ?, key = ?, models = ?, model_map = ?, priority = ? WHERE id = ?",
+                 [base_url.rstrip("/"), key, json.dumps(list(dict.fromkeys(models))), json.dumps(model_map),
+                  priority, channel_id])
