@@ -12,15 +12,22 @@ unlimited gateway is the baseline: it still commits every request's ledger row, 
 reserves nothing and moves no money.
 
 It reuses scripts/bench.py's upstream, load generator and process handling: the same fast
-local upstream on 127.0.0.1, the gateway pinned to one core and the upstream plus the load
-generator to another (when two cores are usable). Two gateways run one after the other,
-each on a fresh database: "unpriced" (no price for the model, a token without quota) and
-"priced" (input and output prices, a token with a quota far above what the run spends).
+local upstream on 127.0.0.1, the gateways pinned to one core and the upstream plus the load
+generator to another (when two cores are usable). Two gateways run side by side, each on a
+fresh database, their phases alternating: "unpriced" (no price for the model, a token
+without quota) and "priced" (input and output prices, a token with a quota far above what
+the run spends).
 It prints a table and never asserts; every phase is capped in requests and wall time.
+
+Then, in this process, the booking alone on its database thread (no HTTP, no gRPC): each
+request's reservation and its settlement's commit, one after another and 2,000 at once, for
+an unlimited and a quota-limited token, with settlements group-committed as st-ai does and,
+for comparison, committed one transaction each.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import sys
@@ -68,6 +75,61 @@ def ledger_summary(db_path: Path) -> str:
     finally:
         db.close()
     return f"{rows} ledger rows, cost {cost} micro-units, tokens' used {used}, reservations left {left}"
+
+
+async def _booking(db_path: Path, quota: int | None, grouped: bool, sequential: int, at_once: int) -> tuple[float, float]:
+    """(ms per request one at a time, requests per second `at_once` together) of reserving
+    and then committing the settlement, on st-ai's database thread."""
+    from server.billing.group_commit import GroupCommit
+    from server.store import quota as quota_store
+    from server.store import tokens as token_store
+    from server.store.db import DbWorker, open_db
+    from server.store.quota import LedgerRow, Settlement
+
+    db = open_db(str(db_path))
+    try:
+        token, _ = token_store.create(db, f"booking-{quota}-{grouped}", quota=quota)
+    finally:
+        db.close()
+    worker = await asyncio.to_thread(DbWorker, str(db_path))
+    writer = GroupCommit(worker)
+    running = asyncio.create_task(writer.run())
+
+    async def one() -> None:
+        reservation = await worker.run(quota_store.reserve, token.id, 1_000, "bench")
+        settlement = Settlement(reservation, LedgerRow(time.time(), None, token.id, bench.MODEL, bench.MODEL, None,
+                                                       "chat", 200, cost=20 if quota else 0, prompt_tokens=11,
+                                                       completion_tokens=9))
+        if grouped:
+            await writer.commit(settlement)
+        else:
+            await worker.run(quota_store.settle_many, [settlement])
+
+    try:
+        started = time.perf_counter()
+        for _ in range(sequential):
+            await one()
+        one_by_one = (time.perf_counter() - started) / sequential * 1000
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(at_once)))
+        return one_by_one, at_once / (time.perf_counter() - started)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await asyncio.to_thread(worker.close)
+
+
+def print_booking(tmp: Path) -> None:
+    for path in (str(bench.ROOT), str(bench.ROOT / "generated")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    print("\nbooking alone (reserve, then settle), on the database thread:")
+    print("  token            settlements        ms/request one at a time   requests/s 2,000 at once")
+    for quota, token in ((None, "unlimited"), (10**15, "quota-limited")):
+        for grouped in (True, False):
+            one_by_one, together = asyncio.run(_booking(tmp / "booking.db", quota, grouped, 500, 2000))
+            print(f"  {token:<16} {'group-committed' if grouped else 'one commit each':<18} "
+                  f"{one_by_one:>10.3f}                 {together:>10.0f}")
 
 
 def print_table(rows: list[dict], concurrency: int) -> None:
@@ -132,24 +194,26 @@ def main() -> None:
                 "stream_requests": stream_requests, "latency_requests": args.latency_requests,
                 "latency_stream_requests": max(50, args.latency_requests // 2), "phase_cap": args.phase_cap,
                 "request_timeout": 10.0, "upstream_pid": upstream.pid}
-        rows: list[dict] = []
-        summaries = []
+        # Both gateways run at once (an idle one costs nothing) and their phases alternate,
+        # so a busy moment on the machine does not fall on one of them only.
+        gateways, scenarios = [], []
         for index, (name, priced) in enumerate((("st-ai unpriced", False), ("st-ai priced", True))):
             db_path = tmp / f"{'priced' if priced else 'unpriced'}.db"
             key = make_db(db_path, upstream_url, priced)
-            gateway, base_url, _, log = bench.start_gateway(procs, tmp, db_path, gw_core, f"v{index}",
-                                                            {"GRPC_EXPERIMENTS": bench.EE_OFF})
-            scenarios = []
-            for stream in (False, True):
-                if index == 0:
-                    scenarios.append({"label": f"direct {'stream' if stream else 'unary'}", "path": "direct",
-                                      "transport": "rest", "target": upstream_url, "auth": bench.UPSTREAM_KEY,
-                                      "stream": stream})
-                scenarios.append({"label": f"{name} {'stream' if stream else 'unary'}", "path": name,
-                                  "transport": "rest", "target": base_url, "auth": key, "stream": stream})
-            config = base | {"gateway_pid": gateway.pid, "scenarios": scenarios}
-            print(f"running against {name} (pid {gateway.pid}):", file=sys.stderr)
-            rows.extend(bench.run_loadgen(procs, tmp, lg_core, config, len(scenarios) * args.phase_cap * 3 + 30))
+            gateway, base_url, _, _ = bench.start_gateway(procs, tmp, db_path, gw_core, f"v{index}",
+                                                          {"GRPC_EXPERIMENTS": bench.EE_OFF})
+            gateways.append((name, gateway, db_path, base_url, key))
+        for stream in (False, True):
+            mode = "stream" if stream else "unary"
+            scenarios.append({"label": f"direct {mode}", "path": "direct", "transport": "rest",
+                              "target": upstream_url, "auth": bench.UPSTREAM_KEY, "stream": stream})
+            for name, _, _, base_url, key in gateways:
+                scenarios.append({"label": f"{name} {mode}", "path": name, "transport": "rest",
+                                  "target": base_url, "auth": key, "stream": stream})
+        config = base | {"gateway_pid": None, "scenarios": scenarios}
+        rows = bench.run_loadgen(procs, tmp, lg_core, config, len(scenarios) * args.phase_cap * 3 + 30)
+        summaries = []
+        for name, gateway, db_path, _, _ in gateways:
             procs.stop(gateway)  # SIGTERM: what it settled is all in the ledger
             summaries.append(f"  {name}: {ledger_summary(db_path)}")
         order = {"direct": 0, "st-ai unpriced": 1, "st-ai priced": 2}
@@ -157,6 +221,7 @@ def main() -> None:
         print()
         print_table(rows, args.concurrency)
         print("\n".join(["", *summaries]))
+        print_booking(tmp)
         print(f"\n(total {time.monotonic() - started:.0f} s)")
     finally:
         procs.stop_all()
