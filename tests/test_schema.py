@@ -19,7 +19,6 @@ import pytest
 from server.store import channels as channel_store
 from server.store import schema
 from server.store import tokens as token_store
-from server.store import usage as usage_store
 from server.store import videos as video_store
 from server.store.db import open_db
 from tests.conftest import start_gateway, stop_gateway
@@ -102,8 +101,11 @@ def test_release_database_migrates_and_keeps_tokens_channels_tasks_and_usage(rel
         assert_usage_rows_became_history_rows(db, usage_before)
         assert db.execute("SELECT * FROM videos ORDER BY id").fetchall() == videos_before
         assert video_store.get(db, COMPLETED_VIDEO).status == "completed"
-        alice = {row["model"]: row for row in usage_store.summary(db, "alice")}
-        assert alice["gpt-4o-mini"]["requests"] == 2 and alice["gpt-4o-mini"]["total_tokens"] == 150
+        # alice's two gpt-4o-mini attempts still add up, now in the ledger
+        requests, tokens = db.execute(
+            "SELECT COUNT(*), SUM(prompt_tokens + completion_tokens) FROM ledger l JOIN tokens t ON t.id = l.token_id "
+            "WHERE t.name = 'alice' AND l.model = 'gpt-4o-mini'").fetchone()
+        assert (requests, tokens) == (2, 150)
     finally:
         db.close()
 
