@@ -45,11 +45,16 @@ class Load:
     """What the clients saw: the request ids answered in full, per token name."""
     answered: dict[str, list[str]] = field(default_factory=dict)
     sent: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  # what the others got, for a failure's message
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def done(self, token: str, request_id: str) -> None:
         with self.lock:
             self.answered.setdefault(token, []).append(request_id)
+
+    def failed(self, what: str) -> None:
+        with self.lock:
+            self.refused[what] = self.refused.get(what, 0) + 1
 
     def total(self) -> int:
         return sum(len(ids) for ids in self.answered.values())
@@ -81,8 +86,8 @@ def prepared_gateway(tmp_path, fake: FakeOpenAI) -> tuple[Gateway, dict[str, str
     return gateway, keys
 
 
-def one_request(conn: http.client.HTTPConnection, key: str, kind: int, request_id: str) -> bool:
-    """Send one request; whether its answer arrived in full."""
+def one_request(conn: http.client.HTTPConnection, key: str, kind: int, request_id: str) -> str | None:
+    """Send one request; None when its answer arrived in full, else what came instead."""
     if kind == 2:
         path, body = "/v1/images/generations", {"model": IMAGE_MODEL, "prompt": "a fox", "size": "1024x1024",
                                                 "response_format": "b64_json"}
@@ -93,12 +98,12 @@ def one_request(conn: http.client.HTTPConnection, key: str, kind: int, request_i
     response = conn.getresponse()
     raw = response.read()
     if response.status != 200:
-        return False
+        return f"{response.status} {raw[:200]!r}"
     if kind == 1:
         events = [line for line in raw.split(b"\n") if line.startswith(b"data: ")]
-        return bool(events) and events[-1] == b"data: [DONE]"
+        return None if events and events[-1] == b"data: [DONE]" else f"a stream without [DONE] {raw[-200:]!r}"
     json.loads(raw)  # the whole JSON, or this raises
-    return True
+    return None
 
 
 def client(gateway: Gateway, token: str, key: str, number: int, load: Load, stop: threading.Event) -> None:
@@ -112,9 +117,13 @@ def client(gateway: Gateway, token: str, key: str, number: int, load: Load, stop
             with load.lock:
                 load.sent += 1
             try:
-                if one_request(conn, key, (number + i) % 3, request_id):
+                refused = one_request(conn, key, (number + i) % 3, request_id)
+                if refused is None:
                     load.done(token, request_id)
-            except (OSError, http.client.HTTPException, ValueError):
+                else:
+                    load.failed(refused)
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                load.failed(type(exc).__name__)
                 conn.close()  # st-ai went away mid-answer: this one was not received in full
                 if stop.wait(0.01):
                     return
@@ -133,6 +142,11 @@ def run_load_then(gateway: Gateway, keys: dict[str, str], sig: signal.Signals,
                for token, key in keys.items() for n in range(CLIENTS_PER_TOKEN)]
     for thread in threads:
         thread.start()
+    # the first answers wait for a cold start (the tokenizer loads on first use): signal once
+    # answers are flowing, not after a fixed time that a busy machine may spend starting up
+    warmed = time.monotonic() + 30
+    while load.total() < 20 and time.monotonic() < warmed:
+        time.sleep(0.05)
     time.sleep(LOAD_SECONDS)
     answered_before = load.total()
     locker = sqlite3.connect(gateway.db_path, timeout=10)
@@ -149,7 +163,8 @@ def run_load_then(gateway: Gateway, keys: dict[str, str], sig: signal.Signals,
         for thread in threads:
             thread.join(timeout=15)
     assert not any(thread.is_alive() for thread in threads)
-    assert answered_before > 50, f"only {answered_before} answers before the signal: no load to speak of"
+    assert answered_before > 50, (f"only {answered_before} answers before the signal, no load to speak of; "
+                                  f"the others got {load.refused}")
     return load
 
 
