@@ -1,5 +1,7 @@
-"""The hot path's view of tokens and channels: an in-memory snapshot, reloaded
-within a second of any change another process (the CLI) commits to the database."""
+"""The hot path's view of tokens, channels and prices: an in-memory snapshot, reloaded
+within a second of any change another process (the CLI) commits to the database.
+Prices load in the same snapshot as channels, so a model is never seen without the
+price that was set before it."""
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +14,10 @@ import sqlite_utils
 
 from server import call_record, client_address
 from server.billing import limits
+from server.billing.prices import ModelPrice
 from server.errors import invalid_api_key
 from server.store import channels as channel_store
+from server.store import prices as price_store
 from server.store import tokens as token_store
 from server.store.channels import Channel
 from server.store.db import DbWorker, data_version
@@ -28,6 +32,7 @@ class Snapshot:
     # public model name -> enabled channels serving it, best priority first
     channels_by_model: dict[str, tuple[Channel, ...]] = field(default_factory=dict)
     channels_by_id: dict[int, Channel] = field(default_factory=dict)
+    prices: dict[str, ModelPrice] = field(default_factory=dict)  # effective price per public model
 
 
 def load_snapshot(db: sqlite_utils.Database) -> tuple[int, Snapshot]:
@@ -40,7 +45,7 @@ def load_snapshot(db: sqlite_utils.Database) -> tuple[int, Snapshot]:
             for model in channel.models:
                 by_model.setdefault(model, []).append(channel)
     ordered = {m: tuple(sorted(cs, key=lambda c: -c.priority)) for m, cs in by_model.items()}
-    return version, Snapshot(tokens, ordered, {c.id: c for c in channels})
+    return version, Snapshot(tokens, ordered, {c.id: c for c in channels}, price_store.effective_prices(db))
 
 
 class Catalog:

@@ -1,4 +1,4 @@
-"""Starting and stopping st-ai: the shared core (database thread, catalog, usage,
+"""Starting and stopping st-ai: the shared core (database thread, catalog, billing,
 upstream HTTP client, providers, relay), the gRPC server and the REST bridge, all on
 one event loop."""
 from __future__ import annotations
@@ -38,7 +38,6 @@ from server.relay import DEFAULT_UPSTREAM_TIMEOUT, ChatRelay
 from server.safe_fetch import FetchLimits, SafeFetch
 from server.store.db import DbWorker
 from server.url_guard import UrlGuard
-from server.usage import UsageRecorder
 from server.video_poller import VideoPoller
 from server.video_tasks import VideoConfig, VideoTasks, process_owner
 
@@ -84,7 +83,6 @@ async def open_core(config: Config, public_url: str,
     worker = await asyncio.to_thread(DbWorker, config.db_path)
     catalog = Catalog(worker, config.catalog_refresh)
     await catalog.load()
-    usage = UsageRecorder(worker)
     assets = await asyncio.to_thread(AssetStore, config.assets_dir)
     # One pooled client for every upstream: connections are reused, never set up per request.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=256,
@@ -93,16 +91,15 @@ async def open_core(config: Config, public_url: str,
                                                             total=config.video.download_timeout))
     registry = Registry.build(Upstream(http, assets, public_url, files))
     owner = process_owner()
-    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner)
-    poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)
     settlements = GroupCommit(worker)
-    admission = Admission(worker, settlements, owner, deny_unpriced=config.unpriced == "deny")
+    admission = Admission(worker, settlements, owner, catalog, deny_unpriced=config.unpriced == "deny")
+    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, admission)
+    poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)
     await release_stale_reservations(worker, owner, config.upstream_timeout)
-    core = Core(catalog, ChatRelay(catalog, registry, usage, admission, config.upstream_timeout),
-                ImageRelay(catalog, registry, usage, admission), videos, assets, worker,
+    core = Core(catalog, ChatRelay(catalog, registry, admission, config.upstream_timeout),
+                ImageRelay(catalog, registry, admission), videos, assets, worker,
                 admin=AdminAuth(config.admin_key))
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
-                  asyncio.create_task(usage.run(), name="usage-writer"),
                   asyncio.create_task(settlements.run(), name="settlement-writer"),
                   asyncio.create_task(sweep_stale_reservations(worker, owner, config.upstream_timeout),
                                       name="reservation-sweep"),
@@ -112,6 +109,7 @@ async def open_core(config: Config, public_url: str,
     try:
         yield core
     finally:
+        await core.relay.finish_draining()  # before the settlement writer stops
         for task in core.tasks:
             task.cancel()
         await asyncio.gather(*core.tasks, return_exceptions=True)

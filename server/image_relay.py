@@ -1,21 +1,20 @@
-"""Image generation: validate, route to an images-capable channel, fall back, book
-usage. Transport-free, like the chat relay."""
+"""Image generation: validate, route to an images-capable channel, fall back, settle
+the request. Transport-free, like the chat relay."""
 from __future__ import annotations
 
 import re
 import time
 from dataclasses import dataclass
 
-from server import call_record, routing, upstream_errors
-from server.billing.admission import Admission, Outcome, failure_status
+from server import routing, upstream_errors
+from server.billing.admission import Admission, Outcome, Ticket, failure_status
 from server.billing.cost import image_cost
 from server.billing.prices import PriceError, parse_size
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.registry import Registry
+from server.store.channels import Channel
 from server.store.tokens import Token
-from server.store.usage import UsageRecord
-from server.usage import UsageRecorder
 
 FORMATS = ("url", "b64_json")
 FILE_ID = re.compile(r"^img_[0-9a-f]{32}-[0-9a-f]{12}\.png$")
@@ -56,11 +55,15 @@ def _priced_size(size: object) -> str | None:
 class ImageRelay:
     catalog: Catalog
     registry: Registry
-    usage: UsageRecorder
     admission: Admission
     timeout: float = 300.0
 
     async def generate(self, token: Token, body: dict, timeout: float | None = None) -> dict:
+        async with self.admission.request(token, "images", body.get("model")) as ticket:
+            return await self._generate(ticket, body, timeout)
+
+    async def _generate(self, ticket: Ticket, body: dict, timeout: float | None) -> dict:
+        token = ticket.token
         validate_images(body)
         model = body.get("model") or routing.default_model(self.catalog.snapshot, token,
                                                            self.registry.images_types, "image")
@@ -72,9 +75,9 @@ class ImageRelay:
         def charge(images: int):
             return lambda price: image_cost(price, model, n=images, size=size, quality=quality)
 
-        ticket = await self.admission.admit(token, model, "images", charge(_asked(body)))
+        await self.admission.admit(ticket, model, charge(_asked(body)))
         try:
-            answer, channel = await self._generate_on(channels, token, model, body, budget)
+            answer, channel = await self._generate_on(channels, ticket, model, body, budget)
         except BaseException as exc:
             self.admission.abandon(ticket, *failure_status(exc))
             raise
@@ -83,26 +86,26 @@ class ImageRelay:
                                     charge(images))
         return answer
 
-    async def _generate_on(self, channels: list, token: Token, model: str, body: dict,
-                           budget: float) -> tuple[dict, object]:
+    async def _generate_on(self, channels: list[Channel], ticket: Ticket, model: str, body: dict,
+                           budget: float) -> tuple[dict, Channel]:
         error: GatewayError | None = None
         for channel in channels:
             upstream_model = channel.upstream_model(model)
             started = time.monotonic()
-            status = 200
+            status, code = 499, "client_closed"  # unless the call ends otherwise
             try:
                 answer = await self.registry.images[channel.type].generate(
                     channel, {**body, "model": upstream_model}, budget)
+                status, code = 200, None
                 return answer, channel
             except GatewayError as exc:
                 exc = upstream_errors.for_client(exc, channel, body)
-                status, error = exc.http_status, exc
+                status, code, error = exc.http_status, exc.code, exc
                 if not exc.retryable:
                     raise
+            except Exception:
+                status, code = 500, "internal_error"
+                raise
             finally:
-                call_record.note_attempt(channel.name, time.monotonic() - started)
-                self.usage.record(UsageRecord(
-                    ts=int(time.time()), token_id=token.id, channel_id=channel.id, model=model,
-                    upstream_model=upstream_model, kind="images", stream=False, status=status,
-                    latency_ms=int((time.monotonic() - started) * 1000)))
+                ticket.attempted(channel, upstream_model, status, code, time.monotonic() - started)
         raise error or GatewayError(503, "No channel could generate the image.", "no_available_channel")

@@ -1,8 +1,9 @@
-"""The relay core: validate, route, call the provider, fall back, book usage.
+"""The relay core: validate, route, call the provider, fall back, settle the request.
 It speaks OpenAI-shaped dicts and knows neither HTTP nor protobuf."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import logging
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import AsyncIterator, Callable
 
 from server import call_record, routing, upstream_errors
 from server.billing import estimate
-from server.billing.admission import Admission, Outcome, failure_status
+from server.billing.admission import Admission, Outcome, Ticket, failure_status
 from server.billing.cost import chat_cost
 from server.billing.usage_count import StreamMeter, answer_texts, counted, from_usage
 from server.catalog import Catalog
@@ -19,8 +20,6 @@ from server.errors import GatewayError
 from server.providers.registry import Registry
 from server.store.channels import Channel
 from server.store.tokens import Token
-from server.store.usage import UsageRecord
-from server.usage import UsageRecorder
 from server.validation import validate_chat
 
 DEFAULT_UPSTREAM_TIMEOUT = 600.0
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 class ChatRelay:
     catalog: Catalog
     registry: Registry
-    usage: UsageRecorder
     admission: Admission
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     clock: Callable[[], float] = time.monotonic
@@ -47,25 +45,29 @@ class ChatRelay:
     def _budget(self, timeout: float | None) -> float:
         return min(timeout, self.upstream_timeout) if timeout is not None else self.upstream_timeout
 
-    async def _admit(self, token: Token, body: dict, channels: list[Channel], stream: bool):
+    async def _admit(self, ticket: Ticket, body: dict, channels: list[Channel]) -> int:
         """Reserve the request's worst case: its prompt counted for the first channel's
-        upstream model, plus every output token it may generate."""
+        upstream model, plus every output token it may generate. Returns that prompt count."""
         model, upstream_model = body["model"], channels[0].upstream_model(body["model"])
         prompt = estimate.prompt_tokens(body, upstream_model)
         most = estimate.max_output_tokens(body, upstream_model)
-        ticket = await self.admission.admit(
-            token, model, "chat", lambda price: chat_cost(price, model, prompt_tokens=prompt, completion_tokens=most),
-            stream=stream, tokens=prompt + most)
-        return ticket, prompt
+        await self.admission.admit(
+            ticket, model, lambda price: chat_cost(price, model, prompt_tokens=prompt, completion_tokens=most),
+            tokens=prompt + most)
+        return prompt
 
     async def complete(self, token: Token, body: dict, timeout: float | None = None) -> dict:
+        async with self.admission.request(token, "chat", body.get("model")) as ticket:
+            return await self._complete(ticket, body, timeout)
+
+    async def _complete(self, ticket: Ticket, body: dict, timeout: float | None) -> dict:
         if body.get("stream"):  # the unary call answers whole, whatever the body says
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-        channels = self._plan(token, body)
+        channels = self._plan(ticket.token, body)
         deadline = self.clock() + self._budget(timeout)
-        ticket, prompt = await self._admit(token, body, channels, stream=False)
+        prompt = await self._admit(ticket, body, channels)
         try:
-            answer, channel = await self._complete_on(channels, token, body, deadline)
+            answer, channel = await self._complete_on(channels, ticket, body, deadline)
         except BaseException as exc:
             self.admission.abandon(ticket, *failure_status(exc))
             raise
@@ -78,37 +80,44 @@ class ChatRelay:
                                     cached_tokens=counts.cached))
         return answer
 
-    async def _complete_on(self, channels: list[Channel], token: Token, body: dict,
+    async def _complete_on(self, channels: list[Channel], ticket: Ticket, body: dict,
                            deadline: float) -> tuple[dict, Channel]:
-        started = self.clock()
         error: GatewayError | None = None
         for channel in channels:
             remaining = deadline - self.clock()
             if remaining <= 0:
                 break
+            started, upstream_model = self.clock(), channel.upstream_model(body["model"])
             try:
                 answer = await self.registry.chat[channel.type].complete(
                     channel, _for_channel(body, channel), remaining)
             except GatewayError as exc:
                 exc = upstream_errors.for_client(exc, channel, body)
-                self._book(token, channel, body, False, exc.http_status, None, started)
+                ticket.attempted(channel, upstream_model, exc.http_status, exc.code, self.clock() - started)
                 error = exc
                 if exc.retryable:
                     continue
                 raise
-            except asyncio.CancelledError:
-                self._book(token, channel, body, False, 499, None, started)  # the client went away
+            except asyncio.CancelledError:  # the client went away
+                ticket.attempted(channel, upstream_model, 499, "client_closed", self.clock() - started)
                 raise
-            self._book(token, channel, body, False, 200, answer.get("usage"), started)
+            ticket.attempted(channel, upstream_model, 200, None, self.clock() - started)
             return answer, channel
         raise error or _out_of_time()
 
     async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[dict]:
+        async with self.admission.request(token, "chat", body.get("model"), stream=True) as ticket:
+            # closed here, not by the garbage collector: a client that leaves ends it at once
+            async with contextlib.aclosing(self._stream(ticket, body, timeout)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+
+    async def _stream(self, ticket: Ticket, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         call_record.note_stream()
-        channels = self._plan(token, body)
+        channels = self._plan(ticket.token, body)
         deadline = self.clock() + self._budget(timeout)
         started = self.clock()
-        ticket, prompt = await self._admit(token, body, channels, stream=True)
+        prompt = await self._admit(ticket, body, channels)
         client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         request = body  # the client's own fields, before st-ai adds stream options
         # Ask for usage even when the client did not, so the request can be booked;
@@ -125,6 +134,11 @@ class ChatRelay:
             meter = StreamMeter(channel.upstream_model(body["model"]))
             outcome = Outcome(200, channel.id, channel.upstream_model(body["model"]))
             handed_over = False  # the drain task owns `chunks` now
+            attempt_started = self.clock()
+
+            def attempted() -> None:  # before the request is settled: its row carries its attempts
+                ticket.attempted(channel, outcome.upstream_model, outcome.status, outcome.error_code,
+                                 self.clock() - attempt_started)
             try:
                 async for chunk in chunks:
                     meter.saw(chunk)
@@ -134,18 +148,21 @@ class ChatRelay:
                         outcome.ttft_ms = int((self.clock() - started) * 1000)
                     meter.content_sent = True
                     yield chunk
+                attempted()
                 # Settled before the stream ends, so before the client's `data: [DONE]`.
                 await self._settle_stream(ticket, outcome, meter, prompt)
                 return
             except GatewayError as exc:
                 exc = upstream_errors.for_client(exc, channel, request)
                 outcome.status, outcome.error_code, error = exc.http_status, exc.code, exc
+                attempted()
                 if exc.retryable and not meter.content_sent:
                     continue
                 await self._end_stream(ticket, outcome, meter, prompt)
                 raise
             except (asyncio.CancelledError, GeneratorExit):
                 outcome.status, outcome.error_code = 499, "client_closed"  # the client went away
+                attempted()
                 if meter.content_sent:
                     handed_over = True
                     self._drain_then_settle(chunks, ticket, outcome, meter, prompt)
@@ -154,12 +171,12 @@ class ChatRelay:
                 raise
             except Exception:
                 outcome.status, outcome.error_code = 500, "internal_error"
+                attempted()
                 await self._end_stream(ticket, outcome, meter, prompt)
                 raise
             finally:
                 if not handed_over:
                     await chunks.aclose()
-                self._book(token, channel, body, True, outcome.status, meter.usage, started)
         self.admission.abandon(ticket, *failure_status(error or _out_of_time()))
         raise error or _out_of_time()
 
@@ -178,6 +195,11 @@ class ChatRelay:
             await self._settle_stream(ticket, outcome, meter, prompt)
         else:
             self.admission.abandon(ticket, outcome.status, outcome.error_code, outcome)
+
+    async def finish_draining(self) -> None:
+        """Shutdown: streams whose client left settle first (each reads DRAIN_GRACE at most)."""
+        if self._draining:
+            await asyncio.wait(set(self._draining), timeout=DRAIN_GRACE + 5)
 
     def _drain_then_settle(self, chunks: AsyncIterator[dict], ticket, outcome: Outcome,
                            meter: StreamMeter, prompt: int) -> None:
@@ -204,22 +226,6 @@ class ChatRelay:
         task = asyncio.get_running_loop().create_task(drain(), name="settle-abandoned-stream")
         self._draining.add(task)
         task.add_done_callback(self._draining.discard)
-
-    def _book(self, token: Token, channel: Channel, body: dict, stream: bool, status: int,
-              usage: dict | None, started: float) -> None:
-        call_record.note_attempt(channel.name, self.clock() - started)
-        usage = usage if isinstance(usage, dict) else {}
-
-        def count(key: str) -> int:
-            value = usage.get(key)
-            return value if isinstance(value, int) else 0
-
-        self.usage.record(UsageRecord(
-            ts=int(time.time()), token_id=token.id, channel_id=channel.id, model=body["model"],
-            upstream_model=channel.upstream_model(body["model"]), kind="chat", stream=stream,
-            status=status, prompt_tokens=count("prompt_tokens"),
-            completion_tokens=count("completion_tokens"), total_tokens=count("total_tokens"),
-            latency_ms=int((self.clock() - started) * 1000)))
 
 
 def _out_of_time() -> GatewayError:

@@ -15,6 +15,7 @@ from typing import AsyncIterator
 
 from server import byte_ranges, call_record, routing, upstream_errors
 from server.assets import AssetStore
+from server.billing.admission import Admission
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
@@ -150,9 +151,9 @@ def _normalise(body: dict) -> VideoRequest:
 
 class VideoTasks:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
-                 config: VideoConfig, owner: str) -> None:
+                 config: VideoConfig, owner: str, admission: Admission) -> None:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
-        self.config, self.owner = config, owner
+        self.config, self.owner, self.admission = config, owner, admission
 
     async def _owned(self, token: Token, video_id: str) -> VideoTask:
         if not store.looks_like_id(video_id):
@@ -165,6 +166,11 @@ class VideoTasks:
         return task
 
     async def create(self, token: Token, body: dict) -> dict:
+        # a create refused (bad body, unknown model...) is booked by the request context
+        async with self.admission.request(token, "video", body.get("model")):
+            return await self._create(token, body)
+
+    async def _create(self, token: Token, body: dict) -> dict:
         request = _normalise(body)
         model = request.model or routing.default_model(self.catalog.snapshot, token,
                                                        self.registry.video_types, "video")
@@ -252,6 +258,10 @@ class VideoTasks:
             log.info("video %s: the provider could not cancel it (%s)", task.id, getattr(error, "message", "timeout"))
 
     async def remix(self, token: Token, video_id: str, body: dict) -> dict:
+        async with self.admission.request(token, "video"):
+            return await self._remix(token, video_id, body)
+
+    async def _remix(self, token: Token, video_id: str, body: dict) -> dict:
         source = await self._owned(token, video_id)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():

@@ -242,7 +242,8 @@ def test_under_unpriced_deny_a_model_without_a_price_is_refused_until_it_has_one
             price_store.set_price(db, model, PriceChanges(per_request=10_000))
         finally:
             db.close()
-        assert chat(gw, key, model)[0] == 200
+        # prices are held in memory: the new one is used from the server's next refresh
+        gw.wait_for(lambda: chat(gw, key, model)[0] == 200, "the new price to be used")
         assert status_of(gw, name).used == 10_000
     finally:
         stop_gateway(gw)

@@ -443,7 +443,7 @@ def test_rest_client_disconnect_cancels_upstream_request(gateway, fake):
     def statuses() -> list[int]:
         db = sqlite3.connect(gateway.db_path, timeout=5)
         try:
-            return [r[0] for r in db.execute("SELECT status FROM usage WHERE model = ?", [model])]
+            return [r[0] for r in db.execute("SELECT status FROM ledger WHERE model = ?", [model])]
         finally:
             db.close()
     # the abandoned stream is still booked, as a client-closed request
@@ -664,7 +664,7 @@ def test_usage_is_booked_per_request(gateway, fake):
         try:
             token_id = db.execute("SELECT id FROM tokens WHERE name = ?", [token_name]).fetchone()["id"]
             return [dict(r) | {"expected_token": token_id} for r in db.execute(
-                "SELECT * FROM usage WHERE model = ? ORDER BY id", [public])]
+                "SELECT * FROM ledger WHERE model = ? ORDER BY id", [public])]
         finally:
             db.close()
 
@@ -678,8 +678,8 @@ def test_usage_is_booked_per_request(gateway, fake):
         assert row["kind"] == "chat"
     unary = [r for r in booked if not r["stream"]]
     streamed = [r for r in booked if r["stream"]]
-    assert [(r["prompt_tokens"], r["completion_tokens"], r["total_tokens"]) for r in unary] == [(101, 7, 108)] * 2
-    assert [(r["prompt_tokens"], r["completion_tokens"], r["total_tokens"]) for r in streamed] == [(9, 3, 12)]
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in unary] == [(101, 7)] * 2
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in streamed] == [(9, 3)]
 
 
 # -- 10. gRPC deadline -----------------------------------------------------------------------

@@ -19,7 +19,6 @@ import pytest
 from server.store import channels as channel_store
 from server.store import schema
 from server.store import tokens as token_store
-from server.store import usage as usage_store
 from server.store import videos as video_store
 from server.store.db import open_db
 from tests.conftest import start_gateway, stop_gateway
@@ -99,13 +98,33 @@ def test_release_database_migrates_and_keeps_tokens_channels_tasks_and_usage(rel
         assert openai.key == "sk-upstream-fixture-key-0001"
         assert openai.model_map == {"gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
         assert [c.name for c in channel_store.all_channels(db)] == ["openai", "sim"]
-        assert db.execute("SELECT * FROM usage ORDER BY id").fetchall() == usage_before
+        assert_usage_rows_became_history_rows(db, usage_before)
         assert db.execute("SELECT * FROM videos ORDER BY id").fetchall() == videos_before
         assert video_store.get(db, COMPLETED_VIDEO).status == "completed"
-        alice = {row["model"]: row for row in usage_store.summary(db, "alice")}
-        assert alice["gpt-4o-mini"]["requests"] == 2 and alice["gpt-4o-mini"]["total_tokens"] == 150
+        # alice's two gpt-4o-mini attempts still add up, now in the ledger
+        requests, tokens = db.execute(
+            "SELECT COUNT(*), SUM(prompt_tokens + completion_tokens) FROM ledger l JOIN tokens t ON t.id = l.token_id "
+            "WHERE t.name = 'alice' AND l.model = 'gpt-4o-mini'").fetchone()
+        assert (requests, tokens) == (2, 150)
     finally:
         db.close()
+
+
+def assert_usage_rows_became_history_rows(db, usage_before: list[tuple]) -> None:
+    """Each of the release's per-attempt usage rows is one zero-cost ledger row marked as
+    history, with that attempt beside it; the usage table keeps none of them."""
+    assert db["usage"].count == 0
+    ledger = [dict(r) for r in db.query("SELECT * FROM ledger ORDER BY id")]
+    assert len(ledger) == len(usage_before)
+    for old, row in zip(usage_before, ledger):
+        _, ts, token_id, channel_id, model, upstream_model, kind, stream, status, prompt, completion, _, latency = old
+        assert (row["ts"], row["token_id"], row["channel_id"], row["model"], row["upstream_model"], row["kind"],
+                row["stream"], row["status"], row["prompt_tokens"], row["completion_tokens"], row["latency_ms"]) == (
+            ts, token_id, channel_id, model, upstream_model, kind, stream, status, prompt, completion, latency)
+        assert (row["cost"], row["history"], row["request_id"]) == (0, 1, None)
+        attempts = [dict(a) for a in db.query("SELECT * FROM attempts WHERE ledger_id = ?", [row["id"]])]
+        assert [(a["channel_id"], a["upstream_model"], a["status"], a["latency_ms"]) for a in attempts] == [
+            (channel_id, upstream_model, status, latency)]
 
 
 def test_migrated_release_database_serves_its_keys_and_tasks(release_db, tmp_path):
@@ -382,6 +401,6 @@ def test_the_release_database_gains_an_empty_prices_table_and_keeps_everything_e
     db = open_db(release_db)
     try:
         assert db["prices"].exists() and db["prices"].count == 0
-        assert len(token_store.all_tokens(db)) == 3 and db["usage"].count == 4
+        assert len(token_store.all_tokens(db)) == 3 and db["ledger"].count == 4
     finally:
         db.close()

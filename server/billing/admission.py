@@ -1,34 +1,41 @@
-"""The one admit step and the one settle step around every request that costs money.
+"""The one admit step and the one settle step around every request that uses a model.
 
+request: the context every such request runs in from the moment its token authenticated;
+it ends as exactly ONE ledger row. A request refused before it was admitted (bad body,
+unknown or forbidden model, no channel, no price, no quota, a limit) is booked there, at
+zero cost with its status and error code; admitted ones end through settle or abandon.
 admit: reserve the request's worst-case cost from its token's quota before anything goes
 upstream (429 `insufficient_quota` when the remaining quota cannot cover it).
-settle: book the real cost (ledger row and the token's `used`, one transaction, group
-committed) and release the rest; awaited before the client sees the end of its answer.
+settle: book the real cost (ledger row, its upstream attempts and the token's `used`, one
+transaction, group committed) and release the rest; awaited before the client sees the
+end of its answer.
 abandon: a request that failed before any byte reached its client is booked at zero cost.
 
 Transport-free: the relays call it with plain values. Costs are the pure functions of
-server/billing/cost.py; a model without a price is served at zero cost, with one warning
-per model, or refused with 403 `model_not_priced` when the operator chose
-`--unpriced deny`.
+server/billing/cost.py, prices come from memory (the catalog's snapshot); a model
+without a price is served at zero cost, with one warning per model, or refused with 403
+`model_not_priced` when the operator chose `--unpriced deny`.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 from server import call_record
 from server.billing import limits
 from server.billing.cost import Unpriced
 from server.billing.group_commit import GroupCommit
 from server.billing.prices import ModelPrice
+from server.catalog import Catalog
 from server.errors import GatewayError
-from server.store import prices as price_store
 from server.store import quota as quota_store
+from server.store.channels import Channel
 from server.store.db import DbWorker
-from server.store.quota import InsufficientQuota, LedgerRow, Settlement
+from server.store.quota import Attempt, InsufficientQuota, LedgerRow, Settlement
 from server.store.rate_limits import Hold, RateLimited
 from server.store.tokens import Token
 
@@ -51,18 +58,29 @@ def insufficient_quota() -> GatewayError:
 
 @dataclass
 class Ticket:
-    """An admitted request: what it holds and what it needs to be settled."""
+    """One client request that uses a model: what it holds, what it tried upstream, and
+    what its ledger row needs."""
     token: Token
-    model: str
-    kind: str
-    price: ModelPrice | None
-    reservation_id: int | None
-    reserved: int
-    stream: bool
+    kind: str  # chat | images | video
+    stream: bool = False
+    model: str | None = None  # the public model asked for
+    price: ModelPrice | None = None
+    reservation_id: int | None = None
+    reserved: int = 0
+    admitted: bool = False  # its worst case is reserved: settle or abandon ends it
     started: float = field(default_factory=time.monotonic)
     request_id: str | None = None
+    client_address: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
     settled: bool = False
     rate_hold: Hold | None = None  # what it counts against its token's rate limits
+
+    def attempted(self, channel: Channel, upstream_model: str | None, status: int, error_code: str | None,
+                  seconds: float) -> None:
+        """An upstream call on `channel` ended with `status`; recorded before the request
+        is settled, so its ledger row carries it."""
+        call_record.note_attempt(channel.name, seconds)
+        self.attempts.append(Attempt(channel.id, upstream_model, status, error_code, int(seconds * 1000)))
 
 
 @dataclass
@@ -80,10 +98,16 @@ class Outcome:
     ttft_ms: int | None = None
 
 
+def _asked_model(model: object) -> str | None:
+    # a client-chosen name can be anything: the ledger keeps a bounded part of a string
+    return model[:call_record.MAX_NOTED_CHARS] if isinstance(model, str) and model else None
+
+
 class Admission:
-    def __init__(self, worker: DbWorker, writer: GroupCommit, owner: str, deny_unpriced: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, worker: DbWorker, writer: GroupCommit, owner: str, catalog: Catalog,
+                 deny_unpriced: bool = False, clock: Callable[[], float] = time.time) -> None:
         self._worker = worker
+        self._catalog = catalog
         self._clock = clock  # wall time: rate-limit windows are shared with other processes
         self._deny_unpriced = deny_unpriced
         self._writer = writer
@@ -91,11 +115,37 @@ class Admission:
         self._warned: set[str] = set()
         self._releasing: set[asyncio.Future] = set()
 
-    async def admit(self, token: Token, model: str, kind: str, worst_case: Charge,
-                    stream: bool = False, tokens: int = 0) -> Ticket:
+    @contextlib.asynccontextmanager
+    async def request(self, token: Token, kind: str, model: object = None,
+                      stream: bool = False) -> AsyncIterator[Ticket]:
+        """The one way a request that uses a model is opened: whatever ends it before it
+        was admitted is booked here, so no endpoint books its own refusals."""
+        record = call_record.current()
+        ticket = Ticket(token, kind, stream, _asked_model(model),
+                        request_id=record.request_id if record else None,
+                        client_address=record.client_address if record else None)
+        try:
+            yield ticket
+        except BaseException as exc:
+            if not ticket.admitted:
+                await self._reject(ticket, exc)
+            raise
+
+    async def _reject(self, ticket: Ticket, exc: BaseException) -> None:
+        status, code = failure_status(exc)
+        settlement = self._settlement(ticket, Outcome(status, error_code=code), 0)
+        if settlement is None:
+            return
+        if isinstance(exc, GatewayError):
+            await self._writer.commit(settlement)  # the refusal is an answer: booked before it is sent
+        else:
+            self._writer.submit(settlement)  # the client left, or st-ai failed: nobody waits on it
+
+    async def admit(self, ticket: Ticket, model: str, worst_case: Charge, tokens: int = 0) -> Ticket:
         """Reserve the worst case of a request about to be relayed (`tokens`: its most
         prompt and output tokens, for a tokens-per-minute limit), or refuse it."""
-        price = await self._worker.run(price_store.lookup, model)
+        ticket.model = model
+        price = self._catalog.snapshot.prices.get(model)
         if self._deny_unpriced:
             try:
                 worst_case(price)
@@ -103,8 +153,8 @@ class Admission:
                 call_record.note_error("model_not_priced", 403)
                 raise not_priced(model, exc.what) from None
         amount = self.cost(price, model, worst_case)
-        reserving = asyncio.ensure_future(self._worker.run(limits.reserve, token, amount, tokens, self._owner,
-                                                           self._clock()))
+        reserving = asyncio.ensure_future(self._worker.run(limits.reserve, ticket.token, amount, tokens,
+                                                           self._owner, self._clock()))
         try:
             taken = await asyncio.shield(reserving)
         except asyncio.CancelledError:
@@ -117,9 +167,9 @@ class Admission:
         except RateLimited as exc:
             raise limits.refused(exc, tokens) from None
         limits.note_taken(taken.figures, taken.hold)
-        record = call_record.current()
-        return Ticket(token, model, kind, price, taken.reservation_id, amount, stream,
-                      request_id=record.request_id if record else None, rate_hold=taken.hold)
+        ticket.price, ticket.reservation_id, ticket.reserved, ticket.admitted = price, taken.reservation_id, amount, True
+        ticket.rate_hold = taken.hold
+        return ticket
 
     def _release_unused(self, reserving: asyncio.Future) -> None:
         if reserving.cancelled() or reserving.exception() is not None:
@@ -160,15 +210,18 @@ class Admission:
             return None
         ticket.settled = True
         limits.note_settled(ticket.rate_hold)
+        channel_id, upstream_model = outcome.channel_id, outcome.upstream_model
+        if channel_id is None and ticket.attempts:  # failed on every channel: name the last one tried
+            channel_id, upstream_model = ticket.attempts[-1].channel_id, ticket.attempts[-1].upstream_model
         row = LedgerRow(ts=time.time(), request_id=ticket.request_id, token_id=ticket.token.id,
-                        model=ticket.model, upstream_model=outcome.upstream_model,
-                        channel_id=outcome.channel_id, kind=ticket.kind, status=outcome.status, cost=cost,
+                        model=ticket.model, upstream_model=upstream_model,
+                        channel_id=channel_id, kind=ticket.kind, status=outcome.status, cost=cost,
                         prompt_tokens=outcome.prompt_tokens, cached_tokens=outcome.cached_tokens,
                         completion_tokens=outcome.completion_tokens, images=outcome.images,
                         latency_ms=int((time.monotonic() - ticket.started) * 1000), ttft_ms=outcome.ttft_ms,
-                        error_code=outcome.error_code, stream=ticket.stream, client_address=None,
-                        estimate=outcome.estimate)
-        return Settlement(ticket.reservation_id, row, ticket.rate_hold)
+                        error_code=outcome.error_code, stream=ticket.stream,
+                        client_address=ticket.client_address, estimate=outcome.estimate)
+        return Settlement(ticket.reservation_id, row, attempts=tuple(ticket.attempts), rate_hold=ticket.rate_hold)
 
 
 def failure_status(exc: BaseException) -> tuple[int, str | None]:

@@ -64,19 +64,35 @@ class LedgerRow:
     stream: bool = False
     client_address: str | None = None
     estimate: bool = False  # counted by st-ai, the upstream gave no usage
+    history: bool = False  # folded from a release's per-attempt `usage` row (schema step 5)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One upstream call made for a request, on one channel."""
+    channel_id: int | None
+    upstream_model: str | None
+    status: int
+    error_code: str | None = None
+    latency_ms: int | None = None
 
 
 @dataclass(frozen=True)
 class Settlement:
-    """Close a reservation (if any) and book its request at its real cost."""
+    """Close a reservation (if any) and book its request at its real cost, with the
+    upstream attempts it made."""
     reservation_id: int | None
     row: LedgerRow
+    attempts: tuple[Attempt, ...] = ()
     rate_hold: rate_limits.Hold | None = None  # its rate-limit hold: real tokens counted, slot freed
 
 
 _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
 _INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(_LEDGER_COLUMNS))})")
+_ATTEMPT_COLUMNS = ["ledger_id", *(f.name for f in fields(Attempt))]
+_INSERT_ATTEMPT = (f"INSERT INTO attempts ({', '.join(_ATTEMPT_COLUMNS)}) "
+                   f"VALUES ({', '.join('?' * len(_ATTEMPT_COLUMNS))})")
 
 
 def _write(db: sqlite_utils.Database):
@@ -129,8 +145,9 @@ def reserve_in(conn: sqlite3.Connection, token_id: int, amount: int, owner: str)
 
 def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> None:
     """Book every request in one transaction (group commit): each closes its reservation,
-    adds its cost to its token's `used` and writes its ledger row."""
+    adds its cost to its token's `used` and writes its ledger row and its attempts."""
     with _write(db) as conn:
+        attempts = []
         for item in settlements:
             if item.reservation_id is not None:
                 conn.execute("DELETE FROM reservations WHERE id = ?", [item.reservation_id])
@@ -138,7 +155,9 @@ def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> Non
                 conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
             if item.rate_hold is not None:
                 rate_limits.settle(conn, item.rate_hold, item.row.prompt_tokens + item.row.completion_tokens)
-        conn.executemany(_INSERT_LEDGER, [astuple(item.row) for item in settlements])
+            ledger_id = conn.execute(_INSERT_LEDGER, astuple(item.row)).lastrowid
+            attempts.extend((ledger_id, *astuple(attempt)) for attempt in item.attempts)
+        conn.executemany(_INSERT_ATTEMPT, attempts)
 
 
 def release(db: sqlite_utils.Database, reservation_id: int) -> None:

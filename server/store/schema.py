@@ -303,6 +303,38 @@ def _admin_key_and_audit(conn: sqlite3.Connection) -> None:
    "summary" TEXT NOT NULL
 )""")
     conn.execute('CREATE INDEX "idx_audit_operation" ON "audit" ("operation")')
+def _v5_attempts_and_usage_history(conn: sqlite3.Connection) -> None:
+    # server/store/quota.py: every upstream attempt beside its request's ledger row, and a
+    # ledger flag for rows folded from the release's `usage` table
+    conn.execute("""CREATE TABLE "attempts" (
+   "id" INTEGER PRIMARY KEY,
+   "ledger_id" INTEGER NOT NULL REFERENCES "ledger" ("id"),
+   "channel_id" INTEGER,
+   "upstream_model" TEXT,
+   "status" INTEGER NOT NULL,
+   "error_code" TEXT,
+   "latency_ms" INTEGER
+)""")
+    conn.execute('CREATE INDEX "idx_attempts_ledger_id" ON "attempts" ("ledger_id")')
+    conn.execute('ALTER TABLE "ledger" ADD COLUMN "history" INTEGER NOT NULL DEFAULT 0')
+    # The release wrote one `usage` row per upstream attempt and kept no request rows, so
+    # which attempts made one request is lost: each old row becomes a ledger row of its own
+    # (history = 1, cost 0: that release had no prices and every token's `used` is 0) with
+    # its one attempt beside it. Reports over old periods count what the release counted.
+    # While the attempts are linked, `history` holds minus the old row's id.
+    conn.execute("""INSERT INTO ledger (ts, token_id, model, upstream_model, channel_id, kind,
+                                        prompt_tokens, completion_tokens, latency_ms, status, stream, history)
+                    SELECT ts, token_id, model, upstream_model, channel_id, COALESCE(kind, 'chat'),
+                           COALESCE(prompt_tokens, 0), COALESCE(completion_tokens, 0), latency_ms,
+                           COALESCE(status, 200), COALESCE(stream, 0), -id
+                    FROM usage WHERE token_id IS NOT NULL ORDER BY id""")
+    conn.execute("""INSERT INTO attempts (ledger_id, channel_id, upstream_model, status, latency_ms)
+                    SELECT l.id, u.channel_id, u.upstream_model, COALESCE(u.status, 200), u.latency_ms
+                    FROM ledger l JOIN usage u ON u.id = -l.history WHERE l.history < 0 ORDER BY l.id""")
+    conn.execute("UPDATE ledger SET history = 1 WHERE history < 0")
+    # Nothing writes request rows to `usage` any more; the table stays, emptied, because the
+    # video poller still books finished videos there until video settlement moves to the ledger.
+    conn.execute("DELETE FROM usage WHERE token_id IS NOT NULL")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -310,6 +342,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("the operator's model prices", _v2_prices),
     Migration("token quotas, reservations and the request ledger", _v3_quotas_and_ledger),
     Migration("token rate limits and address rules", _v4_rate_limits),
+    Migration("upstream attempts beside the ledger; the release's usage rows folded into it",
+              _v5_attempts_and_usage_history, backup=True),
     Migration("the admin key and the audit log of admin changes", _admin_key_and_audit),
     Migration("daily usage totals, remembered names of deleted tokens and channels, ids never reused",
               _v8_usage_daily_totals, backup=True),

@@ -1,4 +1,6 @@
-"""Usage records: one row per relayed request, written in batches."""
+"""The release's per-attempt usage rows. Requests are booked in the ledger now
+(server/store/quota.py); only the video poller still writes here, until video settlement
+moves to the ledger. `summary` reads the ledger, for `st-ai usage`."""
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass, fields
@@ -33,12 +35,13 @@ def insert_many(db: sqlite_utils.Database, records: list[UsageRecord]) -> None:
 
 
 def summary(db: sqlite_utils.Database, token_name: str | None = None) -> list[dict]:
+    """Requests per token and model, from the ledger (one row per client request)."""
     where = "WHERE t.name = ?" if token_name else ""
-    sql = f"""SELECT t.name AS token, u.model, COUNT(*) AS requests,
-                     SUM(u.status >= 400) AS errors,
-                     SUM(u.prompt_tokens) AS prompt_tokens,
-                     SUM(u.completion_tokens) AS completion_tokens,
-                     SUM(u.total_tokens) AS total_tokens
-              FROM usage u JOIN tokens t ON t.id = u.token_id {where}
-              GROUP BY t.name, u.model ORDER BY t.name, u.model"""
+    sql = f"""SELECT t.name AS token, l.model, COUNT(*) AS requests,
+                     SUM(l.status >= 400) AS errors,
+                     SUM(l.prompt_tokens) AS prompt_tokens,
+                     SUM(l.completion_tokens) AS completion_tokens,
+                     SUM(l.prompt_tokens + l.completion_tokens) AS total_tokens
+              FROM ledger l JOIN tokens t ON t.id = l.token_id {where}
+              GROUP BY t.name, l.model ORDER BY t.name, l.model"""
     return [dict(r) for r in db.query(sql, [token_name] if token_name else [])]

@@ -1,0 +1,104 @@
+"""server/billing/admission.py's request context on a real database file: what a request
+ends as in the ledger, whoever ends it. The transports fill the call record (request id,
+client address); the ledger row copies it."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from server import call_record
+from server.billing.admission import Admission, Outcome
+from server.billing.group_commit import GroupCommit
+from server.billing.prices import PriceChanges
+from server.catalog import Catalog
+from server.errors import invalid_request
+from server.store import prices as price_store
+from server.store import quota as quota_store
+from server.store import tokens as token_store
+from server.store.db import DbWorker, open_db
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def db_path(tmp_path) -> str:
+    path = str(tmp_path / "st-ai.db")
+    db = open_db(path)
+    token_store.create(db, "alice", quota=1_000_000)
+    price_store.set_price(db, "m", PriceChanges(per_request=1_000))
+    db.close()
+    return path
+
+
+@contextlib.asynccontextmanager
+async def billing(db_path: str):
+    worker = await asyncio.to_thread(DbWorker, db_path)
+    catalog = Catalog(worker)
+    await catalog.load()
+    writer = GroupCommit(worker)
+    running = asyncio.create_task(writer.run())
+    try:
+        yield Admission(worker, writer, "this-process", catalog), catalog, worker
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await asyncio.to_thread(worker.close)
+
+
+def ledger(db_path: str) -> list[dict]:
+    db = open_db(db_path)
+    try:
+        return [dict(r) for r in db.query("SELECT * FROM ledger ORDER BY id")]
+    finally:
+        db.close()
+
+
+def alice(catalog: Catalog):
+    return next(t for t in catalog.snapshot.tokens_by_hash.values() if t.name == "alice")
+
+
+async def test_a_refused_request_is_booked_with_the_client_address_and_request_id(db_path):
+    async with billing(db_path) as (admission, catalog, _):
+        record = call_record.open_record("req-refused")
+        record.client_address = "203.0.113.7"
+        with pytest.raises(Exception):
+            async with admission.request(alice(catalog), "chat", "m"):
+                raise invalid_request("'temperature' must be between 0 and 2.", param="temperature",
+                                      code="invalid_value")
+    [row] = ledger(db_path)
+    assert (row["request_id"], row["client_address"], row["status"], row["error_code"], row["cost"]) == (
+        "req-refused", "203.0.113.7", 400, "invalid_value", 0)
+
+
+async def test_a_settled_request_is_booked_once_with_the_client_address(db_path):
+    async with billing(db_path) as (admission, catalog, _):
+        record = call_record.open_record("req-answered")
+        record.client_address = "2001:db8::1"
+        async with admission.request(alice(catalog), "chat", "m", stream=True) as ticket:
+            await admission.admit(ticket, "m", lambda price: price.per_request)
+            await admission.settle(ticket, Outcome(200, ttft_ms=12), lambda price: price.per_request)
+            admission.abandon(ticket, 500, "internal_error")  # a second ending is ignored
+    [row] = ledger(db_path)
+    assert (row["request_id"], row["client_address"], row["cost"], row["stream"], row["ttft_ms"]) == (
+        "req-answered", "2001:db8::1", 1_000, 1, 12)
+    db = open_db(db_path)
+    try:
+        assert quota_store.status(db, "alice").used == 1_000
+        assert quota_store.status(db, "alice").reserved == 0
+    finally:
+        db.close()
+
+
+async def test_an_error_after_admission_is_ended_by_the_relay_not_booked_twice(db_path):
+    async with billing(db_path) as (admission, catalog, _):
+        call_record.open_record("req-failed")
+        with pytest.raises(RuntimeError):
+            async with admission.request(alice(catalog), "images", "m") as ticket:
+                await admission.admit(ticket, "m", lambda price: price.per_request)
+                admission.abandon(ticket, 500, "internal_error")
+                raise RuntimeError("the relay failed after admitting")
+    # abandon is not awaited; the writer commits what is queued when it stops
+    rows = ledger(db_path)
+    assert [(r["status"], r["error_code"], r["cost"]) for r in rows] == [(500, "internal_error", 0)]
