@@ -25,6 +25,7 @@ from server import logs, memory, redact, socket_folders
 from server.assets import AssetStore
 from server.billing.admission import Admission, release_stale_reservations, sweep_stale_reservations
 from server.billing.group_commit import GroupCommit
+from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
 from server.demo import ensure_demo_at
 from server.grpc_server import build_server
@@ -87,10 +88,11 @@ async def open_core(config: Config, public_url: str,
                                                             total=config.video.download_timeout))
     registry = Registry.build(Upstream(http, assets, public_url, files))
     owner = process_owner()
-    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner)
-    poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)
     settlements = GroupCommit(worker)
     admission = Admission(worker, settlements, owner, deny_unpriced=config.unpriced == "deny")
+    video_billing = VideoBilling(worker, admission)
+    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing)
+    poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, video_billing, thumbnail_from_mp4)
     await release_stale_reservations(worker, owner, config.upstream_timeout)
     core = Core(catalog, ChatRelay(catalog, registry, usage, admission, config.upstream_timeout),
                 ImageRelay(catalog, registry, usage, admission), videos, assets, worker)
@@ -105,6 +107,7 @@ async def open_core(config: Config, public_url: str,
     try:
         yield core
     finally:
+        await videos.drain()  # answers that went out are confirmed before the database closes
         for task in core.tasks:
             task.cancel()
         await asyncio.gather(*core.tasks, return_exceptions=True)

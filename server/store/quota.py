@@ -77,6 +77,11 @@ _INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(_LEDGER_COLUMNS))})")
 
 
+def write(db: sqlite_utils.Database):
+    """A write transaction that holds SQLite's write lock from its first statement."""
+    return _write(db)
+
+
 def _write(db: sqlite_utils.Database):
     """A write transaction that holds SQLite's write lock from its first statement."""
     class _Tx:
@@ -120,12 +125,18 @@ def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> Non
     """Book every request in one transaction (group commit): each closes its reservation,
     adds its cost to its token's `used` and writes its ledger row."""
     with _write(db) as conn:
-        for item in settlements:
-            if item.reservation_id is not None:
-                conn.execute("DELETE FROM reservations WHERE id = ?", [item.reservation_id])
-            if item.row.cost:
-                conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
-        conn.executemany(_INSERT_LEDGER, [astuple(item.row) for item in settlements])
+        settle_in(conn, settlements)
+
+
+def settle_in(conn: sqlite3.Connection, settlements: list[Settlement]) -> None:
+    """settle_many inside a write transaction the caller holds (a video task's final
+    status commits with its settlement)."""
+    for item in settlements:
+        if item.reservation_id is not None:
+            conn.execute("DELETE FROM reservations WHERE id = ?", [item.reservation_id])
+        if item.row.cost:
+            conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
+    conn.executemany(_INSERT_LEDGER, [astuple(item.row) for item in settlements])
 
 
 def release(db: sqlite_utils.Database, reservation_id: int) -> None:
@@ -137,10 +148,11 @@ def release(db: sqlite_utils.Database, reservation_id: int) -> None:
 def release_stale(db: sqlite_utils.Database, older_than: float, keep_owner: str | None = None) -> int:
     """Give back reservations made before `older_than` (epoch seconds) by any process but
     `keep_owner`: a process that was killed never settles them, and no request of a live
-    one lasts that long. Returns how many were released."""
+    one lasts that long. Returns how many were released. A video task's reservation is
+    never one of them: it lives as long as its task (server/billing/video_billing.py)."""
     with _write(db) as conn:
-        return conn.execute("DELETE FROM reservations WHERE created_at < ? AND owner IS NOT ?",
-                            [older_than, keep_owner]).rowcount
+        return conn.execute("DELETE FROM reservations WHERE created_at < ? AND owner IS NOT ? "
+                            "AND video_id IS NULL", [older_than, keep_owner]).rowcount
 
 
 def status(db: sqlite_utils.Database, name: str) -> QuotaStatus:

@@ -188,10 +188,27 @@ def _v3_quotas_and_ledger(conn: sqlite3.Connection) -> None:
     conn.execute('CREATE INDEX "idx_ledger_ts" ON "ledger" ("ts")')
 
 
+def _v6_video_billing(conn: sqlite3.Connection) -> None:
+    # server/billing/video_billing.py: a video task holds its create's reservation until it
+    # settles (reservations.video_id, skipped by the stale sweep); a task is submitted
+    # upstream only once the answer carrying its id went out (confirmed; tasks of earlier
+    # releases were answered long ago, hence the default); its create's request id, client
+    # address and cost are kept for its ledger row; Idempotency-Key per token.
+    conn.execute('ALTER TABLE "reservations" ADD COLUMN "video_id" TEXT')
+    conn.execute('CREATE INDEX "idx_reservations_video_id" ON "reservations" ("video_id")')
+    for column in ('"confirmed" INTEGER NOT NULL DEFAULT 1', '"reservation_id" INTEGER', '"charge" INTEGER',
+                   '"request_id" TEXT', '"client_address" TEXT', '"idempotency_key" TEXT',
+                   '"request_hash" TEXT'):
+        conn.execute(f'ALTER TABLE "videos" ADD COLUMN {column}')
+    conn.execute('CREATE UNIQUE INDEX "idx_videos_token_id_idempotency_key" ON "videos" ("token_id", '
+                 '"idempotency_key") WHERE "idempotency_key" IS NOT NULL')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
     Migration("token quotas, reservations and the request ledger", _v3_quotas_and_ledger),
+    Migration("video tasks hold their reservation, confirmation and Idempotency-Key", _v6_video_billing),
 )
 LATEST = len(MIGRATIONS)
 

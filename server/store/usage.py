@@ -1,6 +1,7 @@
 """Usage records: one row per relayed request, written in batches."""
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import astuple, dataclass, fields
 
 import sqlite_utils
@@ -29,7 +30,12 @@ _INSERT = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * l
 def insert_many(db: sqlite_utils.Database, records: list[UsageRecord]) -> None:
     # One transaction and plain tuples: this runs for every request, in batches.
     with db.conn:
-        db.conn.executemany(_INSERT, [astuple(r) for r in records])
+        add(db.conn, records)
+
+
+def add(conn: sqlite3.Connection, records: list[UsageRecord]) -> None:
+    """insert_many inside a transaction the caller holds."""
+    conn.executemany(_INSERT, [astuple(r) for r in records])
 
 
 def summary(db: sqlite_utils.Database, token_name: str | None = None) -> list[dict]:
