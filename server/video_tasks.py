@@ -167,7 +167,13 @@ class Created:
 
 def request_digest(kind: str, body: dict) -> str:
     """What an Idempotency-Key is bound to: the endpoint and the request, as the client sent it."""
-    return hashlib.sha256(orjson.dumps([kind, body], option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(orjson.dumps([kind, body], option=orjson.OPT_SORT_KEYS, default=_bytes)).hexdigest()
+
+
+def _bytes(value: object) -> str:
+    if isinstance(value, (bytes, bytearray)):  # an uploaded input_reference
+        return hashlib.sha256(value).hexdigest()
+    raise TypeError(type(value).__name__)
 
 
 def key_reused() -> GatewayError:
