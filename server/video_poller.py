@@ -96,8 +96,9 @@ class VideoPoller:
                 freed = await self.worker.run(store.free_dead_leases, dead)
                 log.info("resuming %d video tasks left by stopped processes", freed)
             for task_id in await self.worker.run(video_money.unconfirmed_past, time.time()):
-                if await self.billing.drop(task_id):  # no answer can confirm it any more
-                    log.info("video %s: its create was never answered; dropped, never submitted", task_id)
+                if await self.billing.give_up(task_id):  # no answer can confirm it any more
+                    log.info("video %s: its process stopped before confirming it; failed, never submitted",
+                             task_id)
             for task in await self.worker.run(store.expired_assets, int(time.time())):
                 await self.assets.remove(task.asset_path, task.thumbnail_path)
                 await self.worker.run(store.clear_asset, task.id)

@@ -35,6 +35,7 @@ MAX_LIST = 100
 KEY_RETENTION = 24 * 3600.0  # how long an Idempotency-Key names its task
 REPLAY_WAIT = 5.0  # how long a repeated key waits for its first request's answer to go out
 REPLAY_POLL = 0.02
+DRAIN_GRACE = 5.0  # seconds a shutdown waits for submissions after answers
 log = logging.getLogger("st_ai.videos")
 
 
@@ -212,6 +213,7 @@ class VideoTasks:
         provider = self.registry.video[channel.type]
         request = replace(request, model=channel.upstream_model(model))
         prepared = provider.prepare(channel, request)  # a 400 here: nothing was sent
+        call_record.note_channel(channel.name)
         digest = request_digest("create", body)
         if key and (replay := await self._replay(token, key, digest)) is not None:
             return replay
@@ -290,10 +292,15 @@ class VideoTasks:
         if not job.cancelled() and job.exception() is not None:
             log.error("video confirmation failed", exc_info=job.exception())
 
-    async def drain(self) -> None:
-        """Let confirmations (and the submissions they started) finish, at shutdown."""
-        if self._after:
-            await asyncio.wait(list(self._after), timeout=self.config.submit_timeout)
+    async def drain(self, grace: float = DRAIN_GRACE) -> None:
+        """At shutdown: let confirmations (and the submissions they started) finish for a
+        moment; a submission cut short gives its lease back, so the next poller sends it."""
+        if not self._after:
+            return
+        _, pending = await asyncio.wait(list(self._after), timeout=grace)
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _confirmed(self, task_id: str) -> None:
         if not await self.worker.run(video_money.confirm, task_id):
@@ -392,6 +399,7 @@ class VideoTasks:
         if not isinstance(provider, VideoRemixer):
             raise invalid_request("This video's provider cannot remix videos.", param="video_id",
                                   code="remix_unsupported")
+        call_record.note_channel(channel.name)
         digest = request_digest("remix", {**body, "video_id": source.id})
         if key and (replay := await self._replay(token, key, digest)) is not None:
             return replay

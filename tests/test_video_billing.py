@@ -11,6 +11,7 @@ import json
 import random
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
@@ -23,7 +24,10 @@ from server.billing.prices import PriceChanges
 from server.store import prices as price_store
 from server.store import quota as quota_store
 from server.store import tokens as token_store
+from server.store import video_money
+from server.store import videos as video_store
 from server.store.db import open_db
+from server.store.videos import VideoTask
 from st_ai.v1 import videos_pb2, videos_pb2_grpc
 from tests.conftest import start_gateway, stop_gateway
 from tests.fakes.openai_upstream import FakeOpenAI, VideoPlan
@@ -470,3 +474,39 @@ def test_remix_is_billed_as_a_new_task_and_honours_its_idempotency_key(gw, upstr
     assert wait_final(gw, key, remixes[0][2]["id"])["status"] == "completed"
     time.sleep(0.5)
     assert_settled_once(gw, name, billed=2)
+
+
+def test_a_task_whose_process_died_before_confirming_it_fails_unbilled_and_frees_its_key(gw, upstream):
+    """The answer may have gone out just before a kill -9, with the confirmation unwritten:
+    the task is never submitted; it fails `not_submitted`, is refunded, and its key is free."""
+    model = priced_model(gw, upstream)
+    name, key = quota_token(gw)
+    ended = subprocess.Popen(["true"])
+    ended.wait(5)  # a pid no process has any more: the owner is dead
+    retry_key = unique("key")
+
+    def left_by_a_killed_process(db) -> str:
+        token = token_store.get(db, name)
+        channel_id = next(r["id"] for r in db.query("SELECT id, models FROM channels") if model in r["models"])
+        now = time.time()
+        task = VideoTask(id=video_store.new_id(), token_id=token.id, model=model, channel_id=channel_id,
+                         upstream_model="sora-2", request={"model": "sora-2", "prompt": unique("orphan")},
+                         asked={"duration": 4.0, "width": 1280, "height": 720}, created_at=int(now),
+                         updated_at=int(now), confirmed=0, lease_owner=f"{socket.gethostname()}:{ended.pid}:dead",
+                         lease_until=now + 600, next_poll_at=now, charge=COST, request_id=unique("req"),
+                         idempotency_key=retry_key, request_hash="0" * 64)
+        reservation = quota_store.reserve(db, token.id, COST, "killed-owner")
+        task.reservation_id = reservation
+        assert video_money.insert(db, task, reservation, 0) is None
+        return task.id
+
+    orphan = db_do(gw.db_path, left_by_a_killed_process)
+    assert status_of(gw, name).reserved == COST
+    final = wait_final(gw, key, orphan, timeout=20)  # the poller's housekeeping runs every 5 s
+    assert final["status"] == "failed" and final["error"]["code"] == "not_submitted", final
+    assert_settled_once(gw, name, billed=0)
+    [row] = video_rows(gw, name)
+    assert (row["cost"], row["status"], row["error_code"]) == (0, 499, "not_submitted")
+    assert submissions(upstream, [final["prompt"]]) == []
+    status, _, again = create(gw, key, model, headers={"Idempotency-Key": retry_key})
+    assert status == 200 and again["id"] != orphan, again

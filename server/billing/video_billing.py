@@ -91,6 +91,10 @@ class VideoBilling:
     async def delete(self, task_id: str) -> VideoTask | None:
         return await self._worker.run(video_money.delete, task_id, _booking(Ending(DELETED, "video_deleted")))
 
+    async def give_up(self, task_id: str) -> bool:
+        return await self._worker.run(video_money.give_up, task_id,
+                                      _booking(Ending(NEVER_ANSWERED, "not_submitted")))
+
     async def drop(self, task_id: str) -> bool:
         return await self._worker.run(video_money.drop, task_id, _booking(Ending(NEVER_ANSWERED, "client_closed")))
 

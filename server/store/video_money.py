@@ -6,7 +6,8 @@ processes polling one database, or a delete racing a completion, settle a task o
 - finish: the compare-and-swap to `completed` or `failed` closes the reservation and books
   the create's ledger row (the cost when it completed, zero when it failed);
 - delete: a task deleted while still open releases its reservation (refund);
-- drop: a task whose answer never reached its client disappears, reservation released.
+- drop: a task whose answer never reached its client disappears, reservation released;
+- give_up: a task whose process died before confirming it fails (`not_submitted`), refunded.
 
 A task in a final state, deleted or dropped never holds a reservation; the stale sweep
 (quota.release_stale) skips reservations that name a task.
@@ -87,6 +88,23 @@ def drop(db: sqlite_utils.Database, task_id: str, booking: Booking) -> bool:
         if task is None:
             return False
         conn.execute("DELETE FROM videos WHERE id = ?", [task_id])
+        _book(conn, task, booking)
+    return True
+
+
+def give_up(db: sqlite_utils.Database, task_id: str, booking: Booking) -> bool:
+    """An unconfirmed task whose process died: its answer may have gone out just before
+    (its confirmation was never written), so it stays visible, failed with code
+    `not_submitted`, never sent upstream, refunded; its Idempotency-Key is freed so that a
+    retry makes a new task."""
+    with quota_store.write(db) as conn:
+        task = _one(conn, "SELECT * FROM videos WHERE id = ? AND confirmed = 0 AND deleted = 0", [task_id])
+        if task is None or not store.swap(
+                conn, task_id, store.OPEN, status="failed", error_code="not_submitted",
+                error_message="st-ai stopped before it could submit this video; nothing was charged. "
+                              "Please create it again.",
+                idempotency_key=None, lease_owner=None, lease_until=None):
+            return False
         _book(conn, task, booking)
     return True
 
