@@ -332,12 +332,14 @@ def grpc_create(target: str, key: str, model: str, prompt: str, timeout: float,
 
 
 def test_creates_whose_deadline_passes_before_the_answer_are_never_submitted_nor_billed(gw, upstream):
-    """The issue's probe, plus calls with time enough: tasks exist, are submitted and are
-    billed only for clients that received their id."""
+    """The issue's probe (0.5-3 ms deadlines), then deadlines from 3 ms to 1 s, so calls
+    end at every point of a create (admission, storing the task, answering, just after):
+    tasks exist, are submitted and are billed only for clients that received their id."""
     model = priced_model(gw, upstream)
     name, key = quota_token(gw, quota=None)
     rng = random.Random(200)
-    deadlines = [rng.uniform(0.0005, 0.003) for _ in range(200)] + [rng.uniform(0.1, 0.5) for _ in range(20)]
+    deadlines = ([rng.uniform(0.0005, 0.003) for _ in range(100)]
+                 + [0.003 * 333 ** rng.random() for _ in range(140)])  # log-uniform, 3 ms to 1 s
     rng.shuffle(deadlines)
     prompts = [unique("probe") for _ in deadlines]
     received: dict[str, str] = {}

@@ -18,7 +18,7 @@ import grpc
 
 from server.errors import GatewayError, invalid_request
 
-ANSWER_MARGIN = 0.05  # seconds of the deadline an answer must still have when it leaves
+ANSWER_MARGIN = 0.1  # seconds of the deadline an answer must still have when it leaves
 IDEMPOTENCY_KEY = "idempotency-key"
 MAX_KEY_CHARS = 255
 
