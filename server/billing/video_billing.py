@@ -82,24 +82,24 @@ class VideoBilling:
     async def complete(self, task_id: str, changes: dict, usage: UsageRecord) -> bool:
         changes = {**changes, "status": "completed"}
         return await self._worker.run(video_money.finish, task_id, changes,
-                                      _booking(Ending(200, billed=True), usage))
+                                      booking(Ending(200, billed=True), usage))
 
     async def fail(self, task_id: str, status: int, code: str, message: str) -> bool:
         changes = {"status": "failed", "error_code": code, "error_message": message}
-        return await self._worker.run(video_money.finish, task_id, changes, _booking(Ending(status, code)))
+        return await self._worker.run(video_money.finish, task_id, changes, booking(Ending(status, code)))
 
     async def delete(self, task_id: str) -> VideoTask | None:
-        return await self._worker.run(video_money.delete, task_id, _booking(Ending(DELETED, "video_deleted")))
+        return await self._worker.run(video_money.delete, task_id, booking(Ending(DELETED, "video_deleted")))
 
     async def give_up(self, task_id: str) -> bool:
         return await self._worker.run(video_money.give_up, task_id,
-                                      _booking(Ending(NEVER_ANSWERED, "not_submitted")))
+                                      booking(Ending(NEVER_ANSWERED, "not_submitted")))
 
     async def drop(self, task_id: str) -> bool:
-        return await self._worker.run(video_money.drop, task_id, _booking(Ending(NEVER_ANSWERED, "client_closed")))
+        return await self._worker.run(video_money.drop, task_id, booking(Ending(NEVER_ANSWERED, "client_closed")))
 
 
-def _booking(ending: Ending, usage: UsageRecord | None = None) -> video_money.Booking:
+def booking(ending: Ending, usage: UsageRecord | None = None) -> video_money.Booking:
     def book(task: VideoTask) -> tuple[LedgerRow, UsageRecord | None]:
         asked = task.asked or {}
         now = time.time()
