@@ -331,6 +331,16 @@ def grpc_create(target: str, key: str, model: str, prompt: str, timeout: float,
         return answer.id
 
 
+def grpc_cancel(target: str, key: str, model: str, prompt: str, after: float = 0.3) -> None:
+    """A create the client cancels after `after` seconds, before any answer came."""
+    with grpc.insecure_channel(target) as channel:
+        call = videos_pb2_grpc.VideosStub(channel).CreateVideo.future(
+            videos_pb2.CreateVideoRequest(model=model, prompt=prompt, **ASK),
+            metadata=(("authorization", f"Bearer {key}"),), timeout=10)
+        time.sleep(after)
+        assert call.cancel(), "the create was answered while the database was locked"
+
+
 def test_creates_whose_deadline_passes_before_the_answer_are_never_submitted_nor_billed(gw, upstream):
     """The issue's probe (0.5-3 ms deadlines), then deadlines from 3 ms to 1 s, so calls
     end at every point of a create (admission, storing the task, answering, just after):
@@ -369,8 +379,9 @@ def test_creates_whose_deadline_passes_before_the_answer_are_never_submitted_nor
 
 
 def test_creates_cancelled_while_waiting_are_never_submitted_nor_billed(gw, upstream):
-    """The database is busy while the creates run: REST clients leave, gRPC deadlines pass.
-    None of them received an id; none is submitted, reserved or billed."""
+    """The database is busy while the creates run: REST clients leave, gRPC clients cancel
+    or their deadlines pass. None of them received an id; none is submitted, reserved or
+    billed."""
     model = priced_model(gw, upstream)
     name, key = quota_token(gw)
     prompts = [unique("cancelled") for _ in range(8)]
@@ -379,7 +390,8 @@ def test_creates_cancelled_while_waiting_are_never_submitted_nor_billed(gw, upst
     holder.execute("BEGIN IMMEDIATE")  # every write (the reservation) waits for it
     try:
         grpc_calls = [threading.Thread(target=grpc_create, args=(gw.grpc_target, key, model, p, 0.3))
-                      for p in prompts[:4]]
+                      for p in prompts[:2]] + [threading.Thread(target=grpc_cancel, args=(gw.grpc_target, key, model, p))
+                                                for p in prompts[2:4]]
         for thread in grpc_calls:
             thread.start()
         for prompt in prompts[4:]:
@@ -512,3 +524,21 @@ def test_a_task_whose_process_died_before_confirming_it_fails_unbilled_and_frees
     assert submissions(upstream, [final["prompt"]]) == []
     status, _, again = create(gw, key, model, headers={"Idempotency-Key": retry_key})
     assert status == 200 and again["id"] != orphan, again
+
+
+def test_a_video_of_a_model_without_a_price_is_403_under_unpriced_deny(tmp_path, upstream):
+    path = str(tmp_path / "st-ai.db")
+    open_db(path).close()
+    strict = start_gateway(path, "--video-poll-interval", POLL, "--unpriced", "deny")
+    try:
+        model = unique("unpriced")
+        strict.channel(unique("ch"), "openai", [model], base_url=upstream.base_url, key=upstream.api_key,
+                       model_map={model: "sora-2"})
+        key = strict.token(unique("t"))
+        prompt = unique("free ride")
+        status, _, answer = create(strict, key, model, prompt=prompt)
+        assert status == 403 and answer["error"]["code"] == "model_not_priced", answer
+        time.sleep(1)
+        assert submissions(upstream, [prompt]) == [] and rest(strict, "GET", "/v1/videos", key)[2]["data"] == []
+    finally:
+        stop_gateway(strict)
