@@ -15,7 +15,7 @@ from server import redact, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.media_types import image_type
-from server.providers.interface import TaskState, VideoRemixer
+from server.providers.interface import TaskState
 from server.providers.registry import Registry
 from server.billing import video_billing
 from server.billing.video_billing import VideoBilling
@@ -26,7 +26,7 @@ from server.store.usage import UsageRecord
 from server.store.videos import VideoTask
 from server.url_guard import Refused
 from server.video_probe import InvalidVideo, probe_video
-from server.video_tasks import VideoConfig, restore_request
+from server.video_tasks import VideoConfig, submission
 
 log = logging.getLogger("st_ai.videos")
 CLAIM_BATCH = 64
@@ -175,7 +175,7 @@ class VideoPoller:
             await self._fail(task, "channel_unavailable", "The channel this video was sent to no longer exists.")
             return {}
         if not task.upstream_id:
-            return {"upstream_id": await self._submit_again(task, channel, provider), "failures": 0}
+            return {"upstream_id": await submission(provider, channel, task), "failures": 0}
         state = await provider.poll(channel, task.upstream_id)
         if state.status == "failed":
             # what the provider reported is shown to the client: known codes only, scrubbed words
@@ -189,12 +189,6 @@ class VideoPoller:
             await self.worker.run(store.update, task.id, store.OPEN, status=state.status,
                                   progress=max(task.progress, min(99, state.progress)))
         return changes
-
-    async def _submit_again(self, task: VideoTask, channel, provider) -> str:
-        remix_of = task.request.get("remix_of")
-        if remix_of and isinstance(provider, VideoRemixer):
-            return await provider.remix(channel, remix_of, task.request["prompt"])
-        return await provider.submit(channel, provider.prepare(channel, restore_request(task.request)))
 
     async def _finish(self, task: VideoTask, channel, provider, state: TaskState) -> None:
         try:

@@ -12,7 +12,7 @@ import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
 
 import orjson
 
@@ -100,6 +100,15 @@ def restore_request(data: dict) -> VideoRequest:
     if data.get("image_bytes"):
         data["image_bytes"] = base64.b64decode(data["image_bytes"])
     return VideoRequest(**data)
+
+
+def submission(provider, channel: Channel, task: VideoTask) -> Awaitable[str]:
+    """Send a stored task upstream (a create, or a remix of the provider's video); the
+    provider's id for it."""
+    remix_of = task.request.get("remix_of")
+    if remix_of and isinstance(provider, VideoRemixer):
+        return provider.remix(channel, remix_of, task.request["prompt"])
+    return provider.submit(channel, provider.prepare(channel, restore_request(task.request)))
 
 
 def _number(body: dict, key: str) -> float | None:
@@ -198,8 +207,7 @@ class VideoTasks:
         if not store.looks_like_id(video_id):
             raise not_found(video_id)
         task = await self.worker.run(store.get, video_id)
-        # another token's task answers exactly like one that does not exist; so does one
-        # whose answer has not gone out yet
+        # another token's task answers exactly like one that does not exist
         if task is None or task.token_id != token.id or task.deleted:
             raise not_found(video_id)
         call_record.note_model(task.model)
@@ -313,12 +321,7 @@ class VideoTasks:
         if provider is None:  # the poller fails it with channel_unavailable once it is free
             await self.worker.run(store.release, task.id, self.owner, time.time())
             return
-        remix_of = task.request.get("remix_of")
-        if remix_of:
-            start = lambda: provider.remix(channel, remix_of, task.request["prompt"])  # noqa: E731
-        else:
-            start = lambda: provider.submit(channel, provider.prepare(channel, restore_request(task.request)))  # noqa: E731
-        await self._submit(task, start, channel)
+        await self._submit(task, lambda: submission(provider, channel, task), channel)
 
     async def _submit(self, task: VideoTask, start, channel: Channel) -> None:
         now = time.time()
