@@ -68,10 +68,9 @@ class VideoBilling:
         task.client_address = record.client_address if record else None
         return task
 
-    @staticmethod
-    def handed_over(ticket: Ticket) -> None:
+    def handed_over(self, ticket: Ticket) -> None:
         """The task (or the task an Idempotency-Key named) settles it now, not the ticket."""
-        ticket.settled = True
+        self._admission.hand_over(ticket)
 
     def abandon(self, ticket: Ticket, status: int, error_code: str | None) -> None:
         self._admission.abandon(ticket, status, error_code)

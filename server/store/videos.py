@@ -162,12 +162,6 @@ def swap(conn: sqlite3.Connection, task_id: str, expect: tuple[str, ...], **chan
     return cursor.rowcount == 1
 
 
-def mark_deleted(db: sqlite_utils.Database, task_id: str) -> VideoTask | None:
-    with db.conn:
-        db.conn.execute("UPDATE videos SET deleted = 1, updated_at = ? WHERE id = ?", [int(time.time()), task_id])
-    return get(db, task_id)
-
-
 def claim_due(db: sqlite_utils.Database, owner: str, now: float, lease: float, limit: int) -> list[VideoTask]:
     """Lease up to `limit` open tasks whose next poll is due and that no live process
     holds; one statement, so two processes never claim the same task."""
