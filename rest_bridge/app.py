@@ -14,20 +14,32 @@ from rest_bridge.forwarded import forward_headers
 from rest_bridge.range_header import RANGE_FIELDS, query_offsets, range_fields
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
 from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
-from server.errors import invalid_api_key
+from server.errors import invalid_api_key, invalid_request
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 GRPC_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
+    metadata = _idempotency_key(request)
     authorization = request.headers.get("Authorization")
     if authorization is None:
-        return client_address.metadata(request)
+        return (*metadata, *client_address.metadata(request))
     # gRPC metadata carries printable ASCII only; nothing else can be a valid key.
     if not authorization.isascii() or not authorization.isprintable():
         raise invalid_api_key()
-    return (("authorization", authorization), *client_address.metadata(request))
+    return (("authorization", authorization), *metadata, *client_address.metadata(request))
+
+
+def _idempotency_key(request: web.Request) -> tuple[tuple[str, str], ...]:
+    """The client's Idempotency-Key, as the metadata the servicer checks (any value it
+    refuses is refused there; only what metadata cannot carry is refused here)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return ()
+    if not key.isascii() or not key.isprintable():
+        raise invalid_request("The Idempotency-Key header must be printable ASCII.", code="invalid_idempotency_key")
+    return (("idempotency-key", key),)
 
 
 async def _request_message(request: web.Request, binding: Binding, body: dict | None,

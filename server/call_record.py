@@ -84,6 +84,12 @@ def note_attempt(channel: str, seconds: float) -> None:
         record.upstream_ms = (record.upstream_ms or 0) + int(seconds * 1000)
 
 
+def note_channel(channel: str) -> None:
+    """The request was routed to `channel` (a video create, sent upstream later)."""
+    if (record := _current.get()) is not None:
+        record.channel = channel
+
+
 def note_error(code: str | None, status: int) -> None:
     if (record := _current.get()) is not None:
         record.error_code, record.status = code, status

@@ -27,6 +27,7 @@ from server.admin.keys import AdminAuth
 from server.assets import AssetStore
 from server.billing.admission import Admission, release_stale_reservations, sweep_stale_reservations
 from server.billing.group_commit import GroupCommit
+from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
 from server.demo import ensure_demo_at
 from server.grpc_server import build_server
@@ -93,8 +94,9 @@ async def open_core(config: Config, public_url: str,
     owner = process_owner()
     settlements = GroupCommit(worker)
     admission = Admission(worker, settlements, owner, catalog, deny_unpriced=config.unpriced == "deny")
-    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, admission)
-    poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, thumbnail_from_mp4)
+    video_billing = VideoBilling(worker, admission)
+    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing)
+    poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, video_billing, thumbnail_from_mp4)
     await release_stale_reservations(worker, owner, config.upstream_timeout)
     core = Core(catalog, ChatRelay(catalog, registry, admission, config.upstream_timeout),
                 ImageRelay(catalog, registry, admission), videos, assets, worker,
@@ -109,6 +111,7 @@ async def open_core(config: Config, public_url: str,
     try:
         yield core
     finally:
+        await videos.drain()  # answers that went out are confirmed before the database closes
         await core.relay.finish_draining()  # before the settlement writer stops
         for task in core.tasks:
             task.cancel()

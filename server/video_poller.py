@@ -15,16 +15,17 @@ from server import redact, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.media_types import image_type
-from server.providers.interface import TaskState, VideoRemixer
+from server.providers.interface import TaskState
 from server.providers.registry import Registry
-from server.store import usage as usage_store
+from server.billing import video_billing
+from server.billing.video_billing import VideoBilling
+from server.store import video_money
 from server.store import videos as store
 from server.store.db import DbWorker
-from server.store.usage import UsageRecord
 from server.store.videos import VideoTask
 from server.url_guard import Refused
 from server.video_probe import InvalidVideo, probe_video
-from server.video_tasks import VideoConfig, restore_request
+from server.video_tasks import VideoConfig, submission
 
 log = logging.getLogger("st_ai.videos")
 CLAIM_BATCH = 64
@@ -54,9 +55,9 @@ def _task_of(path: str) -> str:
 
 class VideoPoller:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
-                 config: VideoConfig, owner: str, thumbnailer=None) -> None:
+                 config: VideoConfig, owner: str, billing: VideoBilling, thumbnailer=None) -> None:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
-        self.config, self.owner = config, owner
+        self.config, self.owner, self.billing = config, owner, billing
         self.thumbnailer = thumbnailer  # (mp4 path) -> (bytes, content type), run in a thread
         self._running: dict[str, asyncio.Task] = {}
         self._per_channel: dict[int, asyncio.Semaphore] = {}
@@ -93,6 +94,10 @@ class VideoPoller:
             if dead:
                 freed = await self.worker.run(store.free_dead_leases, dead)
                 log.info("resuming %d video tasks left by stopped processes", freed)
+            for task_id in await self.worker.run(video_money.unconfirmed_past, time.time()):
+                if await self.billing.give_up(task_id):  # no answer can confirm it any more
+                    log.info("video %s: its process stopped before confirming it; failed, never submitted",
+                             task_id)
             for task in await self.worker.run(store.expired_assets, int(time.time())):
                 await self.assets.remove(task.asset_path, task.thumbnail_path)
                 await self.worker.run(store.clear_asset, task.id)
@@ -144,24 +149,24 @@ class VideoPoller:
                 failures = task.failures + 1
                 changes["failures"] = failures
                 if failures >= GIVE_UP_AFTER:
-                    await self._fail(task, error.code or "upstream_error", error.message)
+                    await self._fail(task, error.code or "upstream_error", error.message, error.http_status)
         except Exception:
             log.exception("video %s: unexpected error", task.id)
         finally:
             self._running.pop(task.id, None)
             await asyncio.shield(self.worker.run(store.release, task.id, self.owner, next_poll, **changes))
 
-    async def _fail(self, task: VideoTask, code: str, message: str) -> bool:
-        """Fail with st-ai's own code; the message may quote an upstream, so it is scrubbed."""
+    async def _fail(self, task: VideoTask, code: str, message: str, status: int = video_billing.FAILED) -> bool:
+        """Fail with st-ai's own code, and refund the task, in one transaction; the message
+        may quote an upstream, so it is scrubbed."""
         channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
-        return await self.worker.run(store.update, task.id, store.OPEN, status="failed", error_code=code,
-                                     error_message=redact.scrub(message, channel))
+        return await self.billing.fail(task.id, status, code, redact.scrub(message, channel))
 
     async def _advance(self, task: VideoTask) -> dict:
         """One step for one task; returns column changes to store with the lease release."""
         if time.time() - task.created_at > self.config.timeout:
             await self._fail(task, "timeout", f"The video was not finished within {int(self.config.timeout)} "
-                             "seconds and was given up.")
+                             "seconds and was given up.", video_billing.TIMED_OUT)
             return {}
         channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
         provider = self.registry.video.get(channel.type) if channel else None
@@ -169,7 +174,7 @@ class VideoPoller:
             await self._fail(task, "channel_unavailable", "The channel this video was sent to no longer exists.")
             return {}
         if not task.upstream_id:
-            return {"upstream_id": await self._submit_again(task, channel, provider), "failures": 0}
+            return {"upstream_id": await submission(provider, channel, task), "failures": 0}
         state = await provider.poll(channel, task.upstream_id)
         if state.status == "failed":
             # what the provider reported is shown to the client: known codes only, scrubbed words
@@ -183,12 +188,6 @@ class VideoPoller:
             await self.worker.run(store.update, task.id, store.OPEN, status=state.status,
                                   progress=max(task.progress, min(99, state.progress)))
         return changes
-
-    async def _submit_again(self, task: VideoTask, channel, provider) -> str:
-        remix_of = task.request.get("remix_of")
-        if remix_of and isinstance(provider, VideoRemixer):
-            return await provider.remix(channel, remix_of, task.request["prompt"])
-        return await provider.submit(channel, provider.prepare(channel, restore_request(task.request)))
 
     async def _finish(self, task: VideoTask, channel, provider, state: TaskState) -> None:
         try:
@@ -205,23 +204,13 @@ class VideoPoller:
         thumbnail, thumbnail_type = await self._thumbnail(task, channel, provider, state, video.path)
         now = int(time.time())
         asked = task.asked or {}
-        booked = UsageRecord(ts=now, token_id=task.token_id, channel_id=task.channel_id, model=task.model,
-                             upstream_model=task.upstream_model, kind="video", stream=False, status=200,
-                             latency_ms=(now - task.created_at) * 1000)
-
-        def finalise(db) -> bool:
-            # the usage row is written by the same database call as the winning swap, not
-            # queued in memory: a crash or shutdown right after cannot lose it
-            won = store.update(
-                db, task.id, store.OPEN, status="completed", progress=100, completed_at=now,
-                expires_at=now + int(self.config.retention), asset_path=video.path, asset_size=video.size,
-                thumbnail_path=thumbnail, thumbnail_type=thumbnail_type,
-                cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at)
-            if won:
-                usage_store.insert_many(db, [booked])
-            return won
-
-        if not await self.worker.run(finalise):  # another process finalised it first: keep its asset, drop ours
+        # the status, the reservation's end, the token's `used` and the ledger row:
+        # one transaction, which only the process winning the swap commits
+        won = await self.billing.complete(task.id, dict(
+            progress=100, completed_at=now, expires_at=now + int(self.config.retention), asset_path=video.path,
+            asset_size=video.size, thumbnail_path=thumbnail, thumbnail_type=thumbnail_type,
+            cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at))
+        if not won:  # another process finalised it first, or it was deleted: drop our files
             await self.assets.remove(video.path, thumbnail)
 
     async def _thumbnail(self, task, channel, provider, state, video_path: str) -> tuple[str | None, str | None]:

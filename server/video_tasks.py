@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import logging
 import os
 import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable
+
+import orjson
 
 from server import byte_ranges, call_record, routing, upstream_errors
 from server.assets import AssetStore
-from server.billing.admission import Admission
+from server.billing.admission import Ticket, failure_status
+from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
 from server.providers.registry import Registry
+from server.store import video_money
 from server.store import videos as store
 from server.store.db import DbWorker
 from server.store.channels import Channel
@@ -27,6 +32,10 @@ from server.store.tokens import Token
 from server.store.videos import VideoTask
 
 MAX_LIST = 100
+KEY_RETENTION = 24 * 3600.0  # how long an Idempotency-Key names its task
+REPLAY_WAIT = 5.0  # how long a repeated key waits for its first request's answer to go out
+REPLAY_POLL = 0.02
+DRAIN_GRACE = 5.0  # seconds a shutdown waits for submissions after answers
 log = logging.getLogger("st_ai.videos")
 
 
@@ -93,6 +102,15 @@ def restore_request(data: dict) -> VideoRequest:
     return VideoRequest(**data)
 
 
+def submission(provider, channel: Channel, task: VideoTask) -> Awaitable[str]:
+    """Send a stored task upstream (a create, or a remix of the provider's video); the
+    provider's id for it."""
+    remix_of = task.request.get("remix_of")
+    if remix_of and isinstance(provider, VideoRemixer):
+        return provider.remix(channel, remix_of, task.request["prompt"])
+    return provider.submit(channel, provider.prepare(channel, restore_request(task.request)))
+
+
 def _number(body: dict, key: str) -> float | None:
     value = body.get(key)
     if value is None:
@@ -149,11 +167,41 @@ def _normalise(body: dict) -> VideoRequest:
                         width=width, height=height, fps=fps, seed=body.get("seed"), metadata=metadata)
 
 
+@dataclass(frozen=True)
+class Created:
+    """A create's answer. `task_id` is set when the task is new: it is submitted upstream
+    only once the transport confirms the answer went out (`VideoTasks.answered`)."""
+    video: dict
+    task_id: str | None
+
+
+def request_digest(kind: str, body: dict) -> str:
+    """What an Idempotency-Key is bound to: the endpoint and the request, as the client sent it."""
+    return hashlib.sha256(orjson.dumps([kind, body], option=orjson.OPT_SORT_KEYS, default=_bytes)).hexdigest()
+
+
+def _bytes(value: object) -> str:
+    if isinstance(value, (bytes, bytearray)):  # an uploaded input_reference
+        return hashlib.sha256(value).hexdigest()
+    raise TypeError(type(value).__name__)
+
+
+def key_reused() -> GatewayError:
+    return GatewayError(409, "This Idempotency-Key was already used with a different request; send a new key "
+                             "for a new request.", "idempotency_key_reused", type="invalid_request_error")
+
+
+def key_in_use() -> GatewayError:
+    return GatewayError(409, "A request with this Idempotency-Key is still being processed; retry in a moment.",
+                        "idempotency_key_in_use", type="invalid_request_error")
+
+
 class VideoTasks:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
-                 config: VideoConfig, owner: str, admission: Admission) -> None:
+                 config: VideoConfig, owner: str, billing: VideoBilling) -> None:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
-        self.config, self.owner, self.admission = config, owner, admission
+        self.config, self.owner, self.billing = config, owner, billing
+        self._after: set[asyncio.Task] = set()  # confirmations and submissions after an answer
 
     async def _owned(self, token: Token, video_id: str) -> VideoTask:
         if not store.looks_like_id(video_id):
@@ -165,12 +213,13 @@ class VideoTasks:
         call_record.note_model(task.model)
         return task
 
-    async def create(self, token: Token, body: dict) -> dict:
-        # a create refused (bad body, unknown model...) is booked by the request context
-        async with self.admission.request(token, "video", body.get("model")):
-            return await self._create(token, body)
+    async def create(self, token: Token, body: dict, key: str | None = None) -> Created:
+        # a create refused (bad body, unknown model, quota...) is booked by the request context
+        async with self.billing.request(token, body.get("model")) as ticket:
+            return await self._create(ticket, body, key)
 
-    async def _create(self, token: Token, body: dict) -> dict:
+    async def _create(self, ticket: Ticket, body: dict, key: str | None) -> Created:
+        token = ticket.token
         request = _normalise(body)
         model = request.model or routing.default_model(self.catalog.snapshot, token,
                                                        self.registry.video_types, "video")
@@ -178,38 +227,128 @@ class VideoTasks:
         provider = self.registry.video[channel.type]
         request = replace(request, model=channel.upstream_model(model))
         prepared = provider.prepare(channel, request)  # a 400 here: nothing was sent
+        call_record.note_channel(channel.name)
+        digest = request_digest("create", body)
+        if key and (replay := await self._replay(token, key, digest)) is not None:
+            return replay
+        await self.billing.admit(ticket, model, prepared.asked)
         now = time.time()
         task = VideoTask(id=store.new_id(), token_id=token.id, model=model, channel_id=channel.id,
                          upstream_model=request.model, request=serialise_request(request),
-                         asked=prepared.asked, created_at=int(now), updated_at=int(now),
-                         lease_owner=self.owner, lease_until=now + self.config.lease,
-                         next_poll_at=now + self.config.poll_interval)
-        await self.worker.run(store.insert, task)  # committed before anything is acknowledged
-        return await self._submit(task, lambda: provider.submit(channel, prepared), channel, body)
+                         asked=prepared.asked, created_at=int(now), updated_at=int(now), confirmed=0,
+                         idempotency_key=key, request_hash=digest if key else None)
+        return await self._store(token, task, ticket, key, digest)
 
-    async def _submit(self, task: VideoTask, start, channel: Channel, body: dict) -> dict:
+    async def _replay(self, token: Token, key: str, digest: str) -> Created | None:
+        """The task an earlier request with this Idempotency-Key made, once its answer went
+        out; None when the key is new (or was forgotten, or its request never answered)."""
+        deadline = time.monotonic() + REPLAY_WAIT
+        while True:
+            held = await self.worker.run(video_money.by_key, token.id, key, time.time() - KEY_RETENTION)
+            if held is None:
+                return None
+            if held.request_hash != digest:
+                call_record.note_error("idempotency_key_reused", 409)
+                raise key_reused()
+            if held.confirmed:
+                call_record.note_model(held.model)
+                return Created(view(held), None)
+            if time.monotonic() > deadline:  # its first request is still being answered
+                call_record.note_error("idempotency_key_in_use", 409)
+                raise key_in_use()
+            await asyncio.sleep(REPLAY_POLL)
+
+    async def _store(self, token: Token, task: VideoTask, ticket, key: str | None, digest: str) -> Created:
+        """Insert the unconfirmed task with its reservation. The task is leased to this
+        process, so no poller touches it before its answer is confirmed."""
+        now = time.time()
+        task.lease_owner, task.lease_until, task.next_poll_at = self.owner, now + self.config.lease, now
+        self.billing.stamp(task, ticket)
+        inserting = asyncio.ensure_future(self.billing.insert(task, now - KEY_RETENTION))
+        try:
+            holder = await asyncio.shield(inserting)
+        except asyncio.CancelledError:
+            # the client left while the task was being written: once written, it goes
+            inserting.add_done_callback(lambda done: self._later(self._drop_inserted(done, task.id, ticket)))
+            raise
+        except BaseException as exc:
+            self.billing.abandon(ticket, *failure_status(exc))
+            raise
+        self.billing.handed_over(ticket)
+        if holder is None:
+            return Created(view(task), task.id)
+        # a concurrent request with the same key stored its task first: answer with it
+        replay = await self._replay(token, key, digest) if key else None
+        if replay is None:
+            raise key_in_use()
+        return replay
+
+    async def _drop_inserted(self, inserting: asyncio.Future, task_id: str, ticket) -> None:
+        if inserting.cancelled() or inserting.exception() is not None:
+            self.billing.abandon(ticket, 499, "client_closed")
+            return
+        self.billing.handed_over(ticket)  # to the task, or released with the key's holder found
+        if inserting.result() is None:
+            await self.billing.drop(task_id)
+
+    def answered(self, task_id: str, went_out: bool) -> None:
+        """The transport's word on a new task's answer: sent (submit the task upstream) or
+        not (drop it, never submitted, never billed). Called once per new task."""
+        self._later(self._confirmed(task_id) if went_out else self.billing.drop(task_id))
+
+    def _later(self, work) -> None:
+        job = asyncio.get_running_loop().create_task(work)
+        self._after.add(job)
+        job.add_done_callback(self._finished_after)
+
+    def _finished_after(self, job: asyncio.Task) -> None:
+        self._after.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("video confirmation failed", exc_info=job.exception())
+
+    async def drain(self, grace: float = DRAIN_GRACE) -> None:
+        """At shutdown: let confirmations (and the submissions they started) finish for a
+        moment; a submission cut short gives its lease back, so the next poller sends it."""
+        if not self._after:
+            return
+        _, pending = await asyncio.wait(list(self._after), timeout=grace)
+        for job in pending:
+            job.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _confirmed(self, task_id: str) -> None:
+        if not await self.worker.run(video_money.confirm, task_id):
+            return  # deleted meanwhile
+        task = await self.worker.run(store.get, task_id)
+        if task is None or not task.open:
+            return
+        channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
+        provider = self.registry.video.get(channel.type) if channel else None
+        if provider is None:  # the poller fails it with channel_unavailable once it is free
+            await self.worker.run(store.release, task.id, self.owner, time.time())
+            return
+        await self._submit(task, lambda: submission(provider, channel, task), channel)
+
+    async def _submit(self, task: VideoTask, start, channel: Channel) -> None:
         now = time.time()
         try:
             upstream_id = await asyncio.wait_for(self._timed(task, start), self.config.submit_timeout)
         except GatewayError as error:
-            upstream_errors.for_client(error, channel, body)  # before it is stored or raised
+            upstream_errors.for_client(error, channel, task.request)  # before it is stored
             if error.retryable:  # the poller submits again later; the task is kept
                 await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)
-                return view(task)
-            await self.worker.run(store.update, task.id, store.OPEN, status="failed",
-                                  error_code=error.code or "upstream_rejected", error_message=error.message,
-                                  lease_owner=None, lease_until=None)
-            raise
+                return
+            await self.billing.fail(task.id, error.http_status, error.code or "upstream_rejected", error.message)
+            await self.worker.run(store.release, task.id, self.owner, now)
+            return
         except asyncio.TimeoutError:
             await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)
-            return view(task)
+            return
         except asyncio.CancelledError:
             await asyncio.shield(self.worker.run(store.release, task.id, self.owner, now))
             raise
         await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval,
                               upstream_id=upstream_id)
-        task.upstream_id = upstream_id
-        return view(task)
 
     async def _timed(self, task: VideoTask, start) -> str:
         channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
@@ -237,7 +376,7 @@ class VideoTasks:
 
     async def delete(self, token: Token, video_id: str) -> dict:
         task = await self._owned(token, video_id)
-        await self.worker.run(store.mark_deleted, task.id)
+        task = await self.billing.delete(task.id) or task  # refunded here if it was still open
         await self.assets.remove(task.asset_path, task.thumbnail_path)
         if task.open and task.upstream_id:
             await self._cancel_upstream(task)
@@ -257,11 +396,12 @@ class VideoTasks:
                 upstream_errors.for_client(error, channel, None)
             log.info("video %s: the provider could not cancel it (%s)", task.id, getattr(error, "message", "timeout"))
 
-    async def remix(self, token: Token, video_id: str, body: dict) -> dict:
-        async with self.admission.request(token, "video"):
-            return await self._remix(token, video_id, body)
+    async def remix(self, token: Token, video_id: str, body: dict, key: str | None = None) -> Created:
+        async with self.billing.request(token) as ticket:
+            return await self._remix(ticket, video_id, body, key)
 
-    async def _remix(self, token: Token, video_id: str, body: dict) -> dict:
+    async def _remix(self, ticket: Ticket, video_id: str, body: dict, key: str | None) -> Created:
+        token = ticket.token
         source = await self._owned(token, video_id)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
@@ -273,15 +413,18 @@ class VideoTasks:
         if not isinstance(provider, VideoRemixer):
             raise invalid_request("This video's provider cannot remix videos.", param="video_id",
                                   code="remix_unsupported")
+        call_record.note_channel(channel.name)
+        digest = request_digest("remix", {**body, "video_id": source.id})
+        if key and (replay := await self._replay(token, key, digest)) is not None:
+            return replay
+        await self.billing.admit(ticket, source.model, source.asked)
         now = time.time()
         request = dict(source.request, prompt=prompt, remix_of=source.upstream_id)
         task = VideoTask(id=store.new_id(), token_id=token.id, model=source.model, channel_id=source.channel_id,
                          upstream_model=source.upstream_model, request=request, asked=source.asked,
-                         created_at=int(now), updated_at=int(now), remixed_from=source.id,
-                         lease_owner=self.owner, lease_until=now + self.config.lease,
-                         next_poll_at=now + self.config.poll_interval)
-        await self.worker.run(store.insert, task)
-        return await self._submit(task, lambda: provider.remix(channel, source.upstream_id, prompt), channel, body)
+                         created_at=int(now), updated_at=int(now), remixed_from=source.id, confirmed=0,
+                         idempotency_key=key, request_hash=digest if key else None)
+        return await self._store(token, task, ticket, key, digest)
 
     async def content(self, token: Token, video_id: str, variant: str | None,
                       asked: byte_ranges.ByteRange) -> tuple[str, byte_ranges.Span, AsyncIterator[bytes]]:

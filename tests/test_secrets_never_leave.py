@@ -146,6 +146,20 @@ def _wait_failed(probe: Probe, video_id: str) -> dict:
     raise AssertionError(f"video {video_id} did not end within {DEADLINE}s: {video}")
 
 
+def _ended(probe: Probe, tasks: dict, wait: float = 8.0) -> dict:
+    """Those of `tasks` (where -> video id) that end within `wait` seconds, as they ended."""
+    ended: dict = {}
+    deadline = time.monotonic() + wait
+    while len(ended) < len(tasks) and time.monotonic() < deadline:
+        for where, video_id in tasks.items():
+            if where not in ended:
+                video = json.loads(probe.call(f"poll {video_id}", "GET", f"/v1/videos/{video_id}")[1])
+                if video.get("status") in ("failed", "completed"):
+                    ended[where] = video
+        time.sleep(POLL)
+    return ended
+
+
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory):
     """Runs every shape on every endpoint once; the tests below read what came back."""
@@ -166,10 +180,13 @@ def probed(tmp_path_factory):
             if shape not in STREAM_SHAPES:
                 probe.call_grpc(f"grpc chat {shape}", shape, stream=False)
             probe.call_grpc(f"grpc chat stream {shape}", shape, stream=True)
+        submitted = {}
         for kind, shapes in SHAPES.items():
             for shape in shapes:
-                probe.call(f"video submit {kind} {shape}", "POST", "/v1/videos",
-                           {"model": MODELS[kind], "prompt": f"A cat. shape={shape}"})
+                status, text = probe.call(f"video submit {kind} {shape}", "POST", "/v1/videos",
+                                          {"model": MODELS[kind], "prompt": f"A cat. shape={shape}"})
+                if status == 200:  # submitted once its answer went out: a refusal fails the task
+                    submitted[(kind, f"submit-{shape}")] = json.loads(text)["id"]
         failed = {}
         for kind, shapes in POLL_SHAPES.items():
             for shape in shapes:
@@ -181,10 +198,15 @@ def probed(tmp_path_factory):
                                   {"model": openai_model, "prompt": "A dog. shape=poll-completed"})
         source = json.loads(text)["id"]
         probe.videos = {where: _wait_failed(probe, video_id) for where, video_id in failed.items()}
+        probe.refused = _ended(probe, submitted)  # a retried (429, 5xx) submission stays open
         assert _wait_failed(probe, source)["status"] == "completed"
+        remixed = {}
         for shape in ("json-400", "string-400", "json-404", "json-422"):
-            probe.call(f"video remix {shape}", "POST", f"/v1/videos/{source}/remix",
-                       {"prompt": f"Now at night. shape={shape}"})
+            status, text = probe.call(f"video remix {shape}", "POST", f"/v1/videos/{source}/remix",
+                                      {"prompt": f"Now at night. shape={shape}"})
+            if status == 200:
+                remixed[("openai", f"remix-{shape}")] = json.loads(text)["id"]
+        probe.refused |= _ended(probe, remixed)
         probe.call("video list", "GET", "/v1/videos?limit=100")
         db = Path(probe.db_path)
         probe.stored_while_running = db.read_bytes() + Path(f"{db}-wal").read_bytes()
@@ -195,7 +217,7 @@ def probed(tmp_path_factory):
 
 def test_every_error_shape_was_answered_as_an_openai_error_without_a_500(probed):
     errors = [(what, status, text) for what, status, text in probed.responses if status >= 400]
-    assert len(errors) > 60, "the probe sent fewer failing calls than it should"
+    assert len(errors) + len(probed.refused) > 60, "the probe sent fewer failing calls than it should"
     for what, status, text in errors:
         assert status != 500, (what, text)
         error = json.loads(text)["error"]
@@ -224,7 +246,8 @@ def test_upstream_type_code_and_param_are_st_ais_not_the_upstreams(probed):
 
 def test_no_secret_in_failed_videos_and_their_messages_are_kept(probed):
     forms = probed.secret_forms()
-    for (kind, shape), video in probed.videos.items():
+    assert len(probed.refused) >= 15, "too few submissions were refused: the search would prove little"
+    for (kind, shape), video in (probed.videos | probed.refused).items():
         assert video["status"] == "failed", (kind, shape, video)
         assert not _leaks(json.dumps(video), forms), (kind, shape, video)
         assert re.fullmatch(r"[a-z_]+", video["error"]["code"]), video["error"]
@@ -277,10 +300,16 @@ def test_no_secret_in_the_gateway_log(probed):
 
 def test_404_or_405_on_a_channel_endpoint_is_a_502_naming_the_channel_in_the_log(probed):
     for what, status, text in probed.responses:
-        if what.startswith(("chat ", "images ", "video submit")) and re.search(r"-40[45](-|$)", what):
+        if what.startswith(("chat ", "images ")) and re.search(r"-40[45](-|$)", what):
             error = json.loads(text)["error"]
             assert status == 502 and error["type"] == "upstream_error" and error["code"] == "upstream_error", \
                 (what, status, error)
+    # a video is submitted after its create was answered: the task fails with the same code
+    misconfigured = {where: video for where, video in probed.refused.items()
+                     if where[1].startswith("submit-") and re.search(r"-40[45](-|$)", where[1])}
+    assert len(misconfigured) == 6, sorted(probed.refused)
+    for where, video in misconfigured.items():
+        assert video["status"] == "failed" and video["error"]["code"] == "upstream_error", (where, video)
     log = "".join(probed.log)
     for kind in probed.fakes:
         assert re.search(rf"channel 'echo-{kind}' is misconfigured", log), kind

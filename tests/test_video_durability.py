@@ -220,6 +220,9 @@ def test_restart_after_kill_with_tasks_queued_and_in_progress_all_complete(paths
     ids = [create(gw, key, f"task {i}")["id"] for i in range(4)]
     wait_until(lambda: any(get(gw, key, i)["status"] == "in_progress" for i in ids), "a task in progress", 10)
     ids += [create(gw, key, f"late task {i}")["id"] for i in range(2)]  # still queued at the kill
+    # confirmed (written just after each answer went out), so they are to be submitted; one
+    # killed before its confirmation fails not_submitted (test_video_billing.py)
+    wait_until(lambda: all(tasks_in_db(db)[i]["confirmed"] for i in ids), "the answers confirmed", 5, 0.01)
     if how == "SIGKILL":
         first.kill9()
     else:
@@ -341,6 +344,8 @@ def test_survivor_of_two_processes_finishes_the_tasks_of_the_one_killed(paths, r
     # big enough that downloading (the simulator encodes then) takes a while
     big = {"duration": 3, "width": 1280, "height": 720, "fps": 24}
     ids = [create((one.gw, two.gw)[i % 2], key, f"failover {i}", **big)["id"] for i in range(6)]
+    # answered and confirmed: a task killed before its confirmation fails not_submitted instead
+    wait_until(lambda: all(tasks_in_db(db)[i]["confirmed"] for i in ids), "the answers confirmed", 5, 0.01)
 
     def holder() -> tuple[Running, Running] | None:
         """(the process holding an unfinished task right now, the other one)"""

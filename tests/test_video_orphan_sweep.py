@@ -93,7 +93,7 @@ async def test_a_file_committed_while_the_sweep_runs_is_kept(tmp_path):
         return found
 
     assets.files = list_then_commit
-    poller = VideoPoller(None, None, worker, assets, VideoConfig(lease=LEASE), "test-owner")
+    poller = VideoPoller(None, None, worker, assets, VideoConfig(lease=LEASE), "test-owner", billing=None)
     try:
         await poller._sweep_orphans()
         assert os.path.exists(path)

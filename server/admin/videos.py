@@ -12,6 +12,9 @@ from server.store import tokens as token_store
 from server.store import video_admin
 from server.store import videos as video_store
 from server.assets import AssetStore
+from server.billing.admission import Admission
+from server.billing.group_commit import GroupCommit
+from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
 from server.providers.interface import Upstream
 from server.providers.registry import Registry
@@ -96,8 +99,11 @@ async def delete_alone(db_path: str, assets_dir: str, actor: audit.Actor, video_
         await catalog.load()
         async with aiohttp.ClientSession() as http:
             assets = AssetStore(assets_dir)
+            owner = process_owner()
+            # a delete books its refund itself (server/store/video_money.py); nothing is admitted
+            billing = VideoBilling(worker, Admission(worker, GroupCommit(worker), owner, catalog))
             tasks = VideoTasks(catalog, Registry.build(Upstream(http, assets)), worker, assets, VideoConfig(),
-                               process_owner())
+                               owner, billing)
             return await delete_task(worker, tasks, actor, {"video_id": video_id})
     finally:
         worker.close()

@@ -205,6 +205,11 @@ class Admission:
         if settlement is not None:
             self._writer.submit(settlement)
 
+    def hand_over(self, ticket: Ticket) -> None:
+        """The request is over, but its reservation now belongs to what outlives it (a video
+        task, settled once it ends: server/billing/video_billing.py); nothing is booked here."""
+        ticket.settled = True
+
     def _settlement(self, ticket: Ticket, outcome: Outcome, cost: int) -> Settlement | None:
         if ticket.settled:  # every path settles once, whichever ends the request
             return None

@@ -147,17 +147,23 @@ def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> Non
     """Book every request in one transaction (group commit): each closes its reservation,
     adds its cost to its token's `used` and writes its ledger row and its attempts."""
     with _write(db) as conn:
-        attempts = []
-        for item in settlements:
-            if item.reservation_id is not None:
-                conn.execute("DELETE FROM reservations WHERE id = ?", [item.reservation_id])
-            if item.row.cost:
-                conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
-            if item.rate_hold is not None:
-                rate_limits.settle(conn, item.rate_hold, item.row.prompt_tokens + item.row.completion_tokens)
-            ledger_id = conn.execute(_INSERT_LEDGER, astuple(item.row)).lastrowid
-            attempts.extend((ledger_id, *astuple(attempt)) for attempt in item.attempts)
-        conn.executemany(_INSERT_ATTEMPT, attempts)
+        settle_in(conn, settlements)
+
+
+def settle_in(conn: sqlite3.Connection, settlements: list[Settlement]) -> None:
+    """settle_many inside a write transaction the caller holds (a video task's final
+    status commits with its settlement)."""
+    attempts = []
+    for item in settlements:
+        if item.reservation_id is not None:
+            conn.execute("DELETE FROM reservations WHERE id = ?", [item.reservation_id])
+        if item.row.cost:
+            conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
+        if item.rate_hold is not None:
+            rate_limits.settle(conn, item.rate_hold, item.row.prompt_tokens + item.row.completion_tokens)
+        ledger_id = conn.execute(_INSERT_LEDGER, astuple(item.row)).lastrowid
+        attempts.extend((ledger_id, *astuple(attempt)) for attempt in item.attempts)
+    conn.executemany(_INSERT_ATTEMPT, attempts)
 
 
 def release(db: sqlite_utils.Database, reservation_id: int) -> None:
@@ -169,11 +175,12 @@ def release(db: sqlite_utils.Database, reservation_id: int) -> None:
 def release_stale(db: sqlite_utils.Database, older_than: float, keep_owner: str | None = None) -> int:
     """Give back reservations made before `older_than` (epoch seconds) by any process but
     `keep_owner`: a process that was killed never settles them, and no request of a live
-    one lasts that long. Returns how many were released."""
+    one lasts that long. Returns how many were released. A video task's reservation is
+    never one of them: it lives as long as its task (server/billing/video_billing.py)."""
     with _write(db) as conn:
         rate_limits.release_stale(conn, older_than, keep_owner)  # their slots in flight too
-        return conn.execute("DELETE FROM reservations WHERE created_at < ? AND owner IS NOT ?",
-                            [older_than, keep_owner]).rowcount
+        return conn.execute("DELETE FROM reservations WHERE created_at < ? AND owner IS NOT ? "
+                            "AND video_id IS NULL", [older_than, keep_owner]).rowcount
 
 
 def status(db: sqlite_utils.Database, name: str) -> QuotaStatus:

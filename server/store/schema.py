@@ -332,9 +332,25 @@ def _v5_attempts_and_usage_history(conn: sqlite3.Connection) -> None:
                     SELECT l.id, u.channel_id, u.upstream_model, COALESCE(u.status, 200), u.latency_ms
                     FROM ledger l JOIN usage u ON u.id = -l.history WHERE l.history < 0 ORDER BY l.id""")
     conn.execute("UPDATE ledger SET history = 1 WHERE history < 0")
-    # Nothing writes request rows to `usage` any more; the table stays, emptied, because the
-    # video poller still books finished videos there until video settlement moves to the ledger.
+    # Nothing writes to `usage` any more (video tasks book their ledger row when they
+    # settle); the table stays, emptied, so this step rewrites no table's definition.
     conn.execute("DELETE FROM usage WHERE token_id IS NOT NULL")
+
+
+def _v6_video_billing(conn: sqlite3.Connection) -> None:
+    # server/billing/video_billing.py: a video task holds its create's reservation until it
+    # settles (reservations.video_id, skipped by the stale sweep); a task is submitted
+    # upstream only once the answer carrying its id went out (confirmed; tasks of earlier
+    # releases were answered long ago, hence the default); its create's request id, client
+    # address and cost are kept for its ledger row; Idempotency-Key per token.
+    conn.execute('ALTER TABLE "reservations" ADD COLUMN "video_id" TEXT')
+    conn.execute('CREATE INDEX "idx_reservations_video_id" ON "reservations" ("video_id")')
+    for column in ('"confirmed" INTEGER NOT NULL DEFAULT 1', '"reservation_id" INTEGER', '"charge" INTEGER',
+                   '"request_id" TEXT', '"client_address" TEXT', '"idempotency_key" TEXT',
+                   '"request_hash" TEXT'):
+        conn.execute(f'ALTER TABLE "videos" ADD COLUMN {column}')
+    conn.execute('CREATE UNIQUE INDEX "idx_videos_token_id_idempotency_key" ON "videos" ("token_id", '
+                 '"idempotency_key") WHERE "idempotency_key" IS NOT NULL')
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -344,6 +360,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("token rate limits and address rules", _v4_rate_limits),
     Migration("upstream attempts beside the ledger; the release's usage rows folded into it",
               _v5_attempts_and_usage_history, backup=True),
+    Migration("video tasks hold their reservation, confirmation and Idempotency-Key", _v6_video_billing),
     Migration("the admin key and the audit log of admin changes", _admin_key_and_audit),
     Migration("daily usage totals, remembered names of deleted tokens and channels, ids never reused",
               _v8_usage_daily_totals, backup=True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,8 @@ COLUMNS = {
     "completed_at": int, "expires_at": int, "upstream_updated_at": int, "asset_path": str,
     "asset_size": int, "thumbnail_path": str, "thumbnail_type": str, "cost": float,
     "next_poll_at": float, "attempts": int, "failures": int, "lease_owner": str,
-    "lease_until": float, "remixed_from": str, "deleted": int,
+    "lease_until": float, "remixed_from": str, "deleted": int, "confirmed": int, "reservation_id": int,
+    "charge": int, "request_id": str, "client_address": str, "idempotency_key": str, "request_hash": str,
 }  # the table itself is made by server/store/schema.py's migrations
 
 
@@ -57,6 +59,15 @@ class VideoTask:
     lease_until: float | None = None
     remixed_from: str | None = None
     deleted: int = 0
+    # billing (server/billing/video_billing.py): submitted upstream only once confirmed, i.e.
+    # once the answer carrying its id went out; holds its create's reservation until it settles
+    confirmed: int = 1
+    reservation_id: int | None = None
+    charge: int | None = None  # micro-units, booked when it completes
+    request_id: str | None = None  # the create's x-request-id, for its ledger row
+    client_address: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
     @property
     def open(self) -> bool:
@@ -85,13 +96,27 @@ def _task(row: dict) -> VideoTask:
     values["asked"] = json.loads(values["asked"] or "{}")
     for key in ("progress", "attempts", "failures", "deleted"):
         values[key] = values[key] or 0
+    values["confirmed"] = 1 if values["confirmed"] is None else values["confirmed"]
     values["next_poll_at"] = values["next_poll_at"] or 0.0
     return VideoTask(**values)
 
 
 def insert(db: sqlite_utils.Database, task: VideoTask) -> None:
     with db.conn:
-        db["videos"].insert(_row(task))
+        add(db.conn, task)
+
+
+def add(conn: sqlite3.Connection, task: VideoTask) -> None:
+    """insert() inside a transaction the caller holds."""
+    row = _row(task)
+    conn.execute(f"INSERT INTO videos ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def read(conn: sqlite3.Connection, sql: str, params: list) -> list[VideoTask]:
+    """Tasks a `SELECT * FROM videos ...` finds, on a connection in a transaction."""
+    cursor = conn.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [_task(dict(zip(names, r))) for r in cursor.fetchall()]
 
 
 def get(db: sqlite_utils.Database, task_id: str) -> VideoTask | None:
@@ -120,23 +145,21 @@ def list_for_token(db: sqlite_utils.Database, token_id: int, after: str | None, 
 
 def update(db: sqlite_utils.Database, task_id: str, expect: tuple[str, ...], **changes: Any) -> bool:
     """Apply `changes` only if the task's status is one of `expect`; True if it was."""
+    with db.conn:
+        return swap(db.conn, task_id, expect, **changes)
+
+
+def swap(conn: sqlite3.Connection, task_id: str, expect: tuple[str, ...], **changes: Any) -> bool:
+    """update() inside a transaction the caller holds (a settlement commits with it)."""
     if "asked" in changes:
         changes["asked"] = json.dumps(changes["asked"])
     changes.setdefault("updated_at", int(time.time()))
     assignments = ", ".join(f"{k} = ?" for k in changes)
     marks = ", ".join("?" * len(expect))
-    with db.conn:
-        # a deleted task changes no more: a poll finishing after the delete loses the swap
-        cursor = db.conn.execute(f"UPDATE videos SET {assignments} WHERE id = ? AND deleted = 0 "
-                                 f"AND status IN ({marks})",
-                                 [*changes.values(), task_id, *expect])
+    # a deleted task changes no more: a poll finishing after the delete loses the swap
+    cursor = conn.execute(f"UPDATE videos SET {assignments} WHERE id = ? AND deleted = 0 "
+                          f"AND status IN ({marks})", [*changes.values(), task_id, *expect])
     return cursor.rowcount == 1
-
-
-def mark_deleted(db: sqlite_utils.Database, task_id: str) -> VideoTask | None:
-    with db.conn:
-        db.conn.execute("UPDATE videos SET deleted = 1, updated_at = ? WHERE id = ?", [int(time.time()), task_id])
-    return get(db, task_id)
 
 
 def claim_due(db: sqlite_utils.Database, owner: str, now: float, lease: float, limit: int) -> list[VideoTask]:
@@ -147,7 +170,7 @@ def claim_due(db: sqlite_utils.Database, owner: str, now: float, lease: float, l
             """UPDATE videos SET lease_owner = ?, lease_until = ?
                WHERE id IN (SELECT id FROM videos
                             WHERE status IN ('queued', 'in_progress') AND deleted = 0
-                              AND next_poll_at <= ?
+                              AND confirmed = 1 AND next_poll_at <= ?
                               AND (lease_until IS NULL OR lease_until < ?)
                             ORDER BY next_poll_at LIMIT ?)
                RETURNING *""", [owner, now + lease, now, now, limit])

@@ -1,0 +1,138 @@
+"""A video task's money in SQLite. Every change that moves money is ONE write transaction
+(`BEGIN IMMEDIATE`, server/store/quota.py) together with the task's own change, so two
+processes polling one database, or a delete racing a completion, settle a task once:
+
+- insert: the task (not yet confirmed) takes over its create's reservation;
+- finish: the compare-and-swap to `completed` or `failed` closes the reservation and books
+  the create's ledger row (the cost when it completed, zero when it failed);
+- delete: a task deleted while still open releases its reservation (refund);
+- drop: a task whose answer never reached its client disappears, reservation released;
+- give_up: a task whose process died before confirming it fails (`not_submitted`), refunded.
+
+A task in a final state, deleted or dropped never holds a reservation; the stale sweep
+(quota.release_stale) skips reservations that name a task.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Callable
+
+import sqlite_utils
+
+from server.store import quota as quota_store
+from server.store import videos as store
+from server.store.quota import LedgerRow, Settlement
+from server.store.videos import VideoTask
+
+# What a task's ledger row says, from the task as it was just before its final change.
+Booking = Callable[[VideoTask], LedgerRow]
+
+
+def _one(conn: sqlite3.Connection, sql: str, params: list) -> VideoTask | None:
+    found = store.read(conn, sql, params)
+    return found[0] if found else None
+
+
+def _book(conn: sqlite3.Connection, task: VideoTask, booking: Booking) -> None:
+    conn.execute("DELETE FROM reservations WHERE video_id = ?", [task.id])
+    quota_store.settle_in(conn, [Settlement(None, booking(task))])
+
+
+def by_key(db: sqlite_utils.Database, token_id: int, key: str, since: float) -> VideoTask | None:
+    """The token's task created with Idempotency-Key `key` at or after `since`."""
+    return _one(db.conn, "SELECT * FROM videos WHERE token_id = ? AND idempotency_key = ? AND created_at >= ?",
+                [token_id, key, since])
+
+
+def insert(db: sqlite_utils.Database, task: VideoTask, reservation_id: int | None,
+           key_since: float) -> VideoTask | None:
+    """Store `task` and hand it the reservation its create made. When the token already
+    has a task with the same Idempotency-Key (one made at or after `key_since`; older
+    keys are forgotten), nothing is stored, the reservation is released, and that task is
+    returned instead."""
+    with quota_store.write(db) as conn:
+        if task.idempotency_key:
+            conn.execute("UPDATE videos SET idempotency_key = NULL WHERE token_id = ? AND idempotency_key = ? "
+                         "AND created_at < ?", [task.token_id, task.idempotency_key, key_since])
+            holder = _one(conn, "SELECT * FROM videos WHERE token_id = ? AND idempotency_key = ?",
+                          [task.token_id, task.idempotency_key])
+            if holder is not None:
+                if reservation_id is not None:
+                    conn.execute("DELETE FROM reservations WHERE id = ?", [reservation_id])
+                return holder
+        store.add(conn, task)
+        if reservation_id is not None:
+            conn.execute("UPDATE reservations SET video_id = ? WHERE id = ?", [task.id, reservation_id])
+    return None
+
+
+def confirm(db: sqlite_utils.Database, task_id: str) -> bool:
+    """The answer carrying the task's id went out: it may be submitted upstream now."""
+    with db.conn:
+        return db.conn.execute("UPDATE videos SET confirmed = 1 WHERE id = ? AND confirmed = 0 AND deleted = 0",
+                               [task_id]).rowcount == 1
+
+
+def drop(db: sqlite_utils.Database, task_id: str, booking: Booking) -> bool:
+    """The answer carrying the task's id never reached its client: the task goes (it was
+    never sent upstream), its reservation is released and its request booked at zero."""
+    with quota_store.write(db) as conn:
+        task = _one(conn, "SELECT * FROM videos WHERE id = ? AND confirmed = 0 AND deleted = 0", [task_id])
+        if task is None:
+            return False
+        conn.execute("DELETE FROM videos WHERE id = ?", [task_id])
+        _book(conn, task, booking)
+    return True
+
+
+def give_up(db: sqlite_utils.Database, task_id: str, booking: Booking) -> bool:
+    """An unconfirmed task whose process died: its answer may have gone out just before
+    (its confirmation was never written), so it stays visible, failed with code
+    `not_submitted`, never sent upstream, refunded; its Idempotency-Key is freed so that a
+    retry makes a new task."""
+    with quota_store.write(db) as conn:
+        task = _one(conn, "SELECT * FROM videos WHERE id = ? AND confirmed = 0 AND deleted = 0", [task_id])
+        if task is None or not store.swap(
+                conn, task_id, store.OPEN, status="failed", error_code="not_submitted",
+                error_message="st-ai stopped before it could submit this video; nothing was charged. "
+                              "Please create it again.",
+                idempotency_key=None, lease_owner=None, lease_until=None):
+            return False
+        _book(conn, task, booking)
+    return True
+
+
+def finish(db: sqlite_utils.Database, task_id: str, changes: dict, booking: Booking) -> bool:
+    """Move an open task to its final state (`changes` include the status) and settle it,
+    in one transaction; False when another process or a delete got there first."""
+    with quota_store.write(db) as conn:
+        task = _one(conn, "SELECT * FROM videos WHERE id = ?", [task_id])
+        if task is None or not store.swap(conn, task_id, store.OPEN, **changes):
+            return False
+        _book(conn, task, booking)
+    return True
+
+
+def delete(db: sqlite_utils.Database, task_id: str, booking: Booking) -> VideoTask | None:
+    """Mark the task deleted; one still open is refunded in the same transaction."""
+    with quota_store.write(db) as conn:
+        deleted = conn.execute("UPDATE videos SET deleted = 1, updated_at = ? WHERE id = ? AND deleted = 0",
+                               [int(time.time()), task_id]).rowcount == 1
+        task = _one(conn, "SELECT * FROM videos WHERE id = ?", [task_id])
+        if deleted and task is not None and task.open:
+            _book(conn, task, booking)
+    return task
+
+
+def unconfirmed_past(db: sqlite_utils.Database, now: float) -> list[str]:
+    """Unconfirmed tasks whose creating process let its lease run out (it crashed, or
+    its confirmation was lost): no answer will confirm them any more."""
+    return [r[0] for r in db.conn.execute("SELECT id FROM videos WHERE confirmed = 0 AND deleted = 0 "
+                                          "AND (lease_until IS NULL OR lease_until < ?)", [now])]
+
+
+def holds(db: sqlite_utils.Database, task_id: str) -> int:
+    """Micro-units the task's reservation holds (0: none)."""
+    return db.conn.execute("SELECT COALESCE(SUM(amount), 0) FROM reservations WHERE video_id = ?",
+                           [task_id]).fetchone()[0]
