@@ -251,7 +251,7 @@ def test_restart_after_kill_with_tasks_queued_and_in_progress_all_complete(paths
 
     after = tasks_in_db(db)
     assert all(after[i]["lease_owner"] is None and after[i]["cost"] == 1.0 for i in ids)
-    usage = rows(db, "SELECT * FROM usage WHERE kind = 'video'")
+    usage = rows(db, "SELECT * FROM ledger WHERE kind = 'video' AND status = 200")
     assert len(usage) == len(ids), usage
     assert all(u["status"] == 200 and u["model"] == MODEL for u in usage)
 
@@ -284,7 +284,7 @@ def test_sigkill_mid_download_leaves_one_asset_per_task_after_restart(paths, run
     assert_all_completed_with_content(second.gw, key, db, assets, ids)
     second.stop()
     assert_clean_log(second)
-    assert len(rows(db, "SELECT * FROM usage WHERE kind = 'video'")) == len(ids)
+    assert len(rows(db, "SELECT * FROM ledger WHERE kind = 'video' AND status = 200")) == len(ids)
 
 
 # ---------------------------------------------------------------- 2. two processes, one database
@@ -327,7 +327,7 @@ def test_two_processes_on_one_database_finalise_each_task_exactly_once(paths, ru
         thumbs = sorted((assets / "videos").glob(f"{video_id}-*.thumb"))
         assert [str(p) for p in thumbs] == ([task["thumbnail_path"]] if task["thumbnail_path"] else []), thumbs
     assert not list((assets / "tmp").glob("*.part"))
-    usage = rows(db, "SELECT * FROM usage WHERE kind = 'video'")
+    usage = rows(db, "SELECT * FROM ledger WHERE kind = 'video' AND status = 200")
     assert len(usage) == len(ids), usage
 
 
@@ -363,7 +363,7 @@ def test_survivor_of_two_processes_finishes_the_tasks_of_the_one_killed(paths, r
     assert_all_completed_with_content(survivor.gw, key, db, assets, ids)
     survivor.stop()
     assert_clean_log(survivor)
-    assert len(rows(db, "SELECT * FROM usage WHERE kind = 'video'")) == len(ids)
+    assert len(rows(db, "SELECT * FROM ledger WHERE kind = 'video' AND status = 200")) == len(ids)
     assert all(t["lease_owner"] is None for t in tasks_in_db(db).values())
 
 
@@ -625,7 +625,7 @@ def test_delete_while_in_progress_stores_no_asset_and_books_nothing(paths, runni
     task = tasks_in_db(db)[doomed]
     assert task["asset_path"] is None and task["status"] in OPEN, task
     r.stop()
-    assert len(rows(db, "SELECT * FROM usage WHERE kind = 'video'")) == 1
+    assert len(rows(db, "SELECT * FROM ledger WHERE kind = 'video' AND status = 200")) == 1
 
 
 def test_list_shows_own_tasks_newest_first_with_after_limit_order_and_has_more(paths, running):
@@ -701,7 +701,7 @@ def test_task_completed_just_before_sigkill_keeps_its_usage_row(paths, running):
         time.sleep(0.005)
     first.kill9()  # at once: well inside any batching interval
     assert tasks_in_db(db)[video_id]["status"] == "completed"
-    usage = rows(db, "SELECT * FROM usage WHERE kind = 'video'")
+    usage = rows(db, "SELECT * FROM ledger WHERE kind = 'video' AND status = 200")
     assert len(usage) == 1, usage
 
     # and a restart does not book it a second time
@@ -710,7 +710,7 @@ def test_task_completed_just_before_sigkill_keeps_its_usage_row(paths, running):
     assert get(second.gw, key, video_id)["status"] == "completed"
     time.sleep(1.5)
     second.stop()
-    assert len(rows(db, "SELECT * FROM usage WHERE kind = 'video'")) == 1
+    assert len(rows(db, "SELECT * FROM ledger WHERE kind = 'video' AND status = 200")) == 1
 
 
 async def test_the_sweep_removes_stale_partial_downloads_and_old_images(tmp_path):

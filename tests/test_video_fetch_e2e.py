@@ -76,7 +76,7 @@ async def make_video(tmp_path: Path, fake, type_: str, model: str, resolver: Stu
             await asyncio.sleep(0.05)
             video = await core.videos.get(token, video["id"])
     db = open_db(db_path)
-    usage_rows = db.execute("SELECT COUNT(*) FROM usage WHERE kind = 'video'").fetchone()[0]
+    usage_rows = db.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'video' AND status = 200").fetchone()[0]
     db.close()
     stored = sorted(os.listdir(tmp_path / "assets" / "videos"))
     return Outcome(video, usage_rows, stored)
