@@ -305,13 +305,16 @@ def plain_group(group: dict) -> dict:
     ("since=2026-01-05&until=2026-01-01", "the period is empty"),
     ("token=nobody", "no token is or was named 'nobody'"),
     ("channel=nowhere", "no channel is or was named 'nowhere'"),
+    ("since=", "'' is not a date"),
+    ("by=", "'' is not a grouping"),
+    ("token=", "no token is or was named ''"),
 ])
 def test_a_bad_usage_query_is_a_400_with_the_cli_line(gw, booked, query, words):
     answer = rest(gw, "GET", f"/api/v1/usage?{query}")
     assert answer.status == 400, answer.body
     assert words in answer.body["error"]["message"]
     assert set(answer.body["error"]) == {"message", "type", "param", "code"}
-    flags = [part for pair in urllib.parse.parse_qsl(query) for part in (f"--{pair[0]}", pair[1])]
+    flags = [part for pair in urllib.parse.parse_qsl(query, keep_blank_values=True) for part in (f"--{pair[0]}", pair[1])]
     said = cli(gw, "usage", *flags)
     assert said.returncode != 0 and answer.body["error"]["message"] in said.stderr
 

@@ -9,13 +9,13 @@ from server.store import usage_report as reports
 
 
 def query(body: dict) -> reports.UsageQuery:
-    """UsageQueryError (a 400) for a bad date or an unknown grouping."""
+    """UsageQueryError (a 400) for a bad date or an unknown grouping. A filter given empty
+    (`?since=`) is refused as the CLI refuses `--since ""`, not taken as absent."""
     def when(key: str):
-        return reports.parse_when(body[key]) if body.get(key) else None
+        return reports.parse_when(body[key]) if key in body else None
 
-    return reports.UsageQuery(token=body.get("token") or None, model=body.get("model") or None,
-                              channel=body.get("channel") or None, since=when("since"), until=when("until"),
-                              by=reports.parse_by(body.get("by") or []))
+    return reports.UsageQuery(token=body.get("token"), model=body.get("model"), channel=body.get("channel"),
+                              since=when("since"), until=when("until"), by=reports.parse_by(body.get("by") or []))
 
 
 def report(db: sqlite_utils.Database, body: dict) -> dict:
