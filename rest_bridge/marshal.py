@@ -70,12 +70,17 @@ def _query_value(field: FieldDescriptor, raw: str) -> Any:
 
 
 def query_fields(request_class: type[Message], query: Any, skip: tuple[str, ...]) -> dict:
-    """Query parameters that name scalar request fields, converted to their types."""
+    """Query parameters that name scalar request fields, converted to their types; a
+    repeated field takes every value given (`?by=token&by=day`), any other the last."""
     fields = request_class.DESCRIPTOR.fields_by_name
-    out = {}
+    out: dict = {}
     for name, raw in query.items():
         field = fields.get(name)
-        if field is not None and field.message_type is None and name not in skip:
+        if field is None or field.message_type is not None or name in skip:
+            continue
+        if field.is_repeated:
+            out.setdefault(name, []).append(_query_value(field, raw))
+        else:
             out[name] = _query_value(field, raw)
     return out
 

@@ -39,7 +39,7 @@ def test_exactly_the_annotated_routes_are_discovered(routes):
         ("POST", "/api/v1/channels/{name}/test"),
         ("GET", "/api/v1/prices"), ("PUT", "/api/v1/prices/{model}"), ("DELETE", "/api/v1/prices/{model}"),
         ("GET", "/api/v1/videos"), ("GET", "/api/v1/videos/{video_id}"), ("DELETE", "/api/v1/videos/{video_id}"),
-        ("GET", "/api/v1/audit")}
+        ("GET", "/api/v1/audit"), ("GET", "/api/v1/usage")}
 
 
 def test_admin_routes_bind_path_variables_and_bodies(routes):

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import sqlite_utils
 
 from server import channel_rules
-from server.admin import audit, channels, prices, rules, tokens
+from server.admin import audit, channels, prices, rules, token_limits, tokens
 from server.admin.errors import AdminError
 from server.billing import price_view
 from server.billing import prices as price_rules
@@ -44,7 +44,8 @@ def get_token(db: sqlite_utils.Database, body: dict) -> dict:
 def create_token(db: sqlite_utils.Database, actor: audit.Actor, body: dict) -> dict:
     expires_at = tokens.expiry(rules.duration(body["expires_in"])) if "expires_in" in body else None
     quota = rules.amount(body["quota"]) if "quota" in body else None
-    token, key = tokens.create(db, actor, body.get("name", ""), body.get("models") or None, expires_at, quota)
+    token, key = tokens.create(db, actor, body.get("name", ""), body.get("models") or None, expires_at, quota,
+                               token_limits.given(body, clearable=False))
     return {"token": tokens.view(db, token), "key": key}
 
 
@@ -59,7 +60,8 @@ def update_token(db: sqlite_utils.Database, actor: audit.Actor, body: dict) -> d
     changes = tokens.TokenChanges(
         new_name=body.get("new_name"), models=models, expires_at=expires_at,
         quota=rules.quota(body["quota"]) if "quota" in body else KEEP,
-        add_quota=rules.amount(body["add_quota"]) if "add_quota" in body else None)
+        add_quota=rules.amount(body["add_quota"]) if "add_quota" in body else None,
+        limits=token_limits.given(body, clearable=True))
     return tokens.view(db, tokens.update(db, actor, body.get("name", ""), changes))
 
 

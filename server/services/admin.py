@@ -10,7 +10,7 @@ from typing import Any, Callable
 import grpc
 
 from server import call_record
-from server.admin import api, audit, channel_test, channels
+from server.admin import api, audit, channel_test, channels, usage
 from server.admin import videos as video_admin
 from server.admin.errors import AdminError, refusal
 from server.admin.keys import AdminAuth
@@ -20,9 +20,10 @@ from server.codec import codec_for
 from server.services.status import bearer, rpc_errors
 from server.store.channels import ChannelError
 from server.store.tokens import TokenError
+from server.store.usage_report import UsageQueryError
 from st_ai.v1 import admin_pb2, admin_pb2_grpc, videos_pb2
 
-REFUSALS = (AdminError, TokenError, ChannelError, PriceError, MoneyError)
+REFUSALS = (AdminError, TokenError, ChannelError, PriceError, MoneyError, UsageQueryError)
 
 
 def _answer(cls, data: dict):
@@ -173,3 +174,8 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     @admin_rpc
     async def ListAuditEvents(self, body: dict, actor: audit.Actor):
         return _answer(admin_pb2.AuditEventList, await self._read(api.list_audit_events, body))
+
+    # -- usage
+    @admin_rpc
+    async def GetUsage(self, body: dict, actor: audit.Actor):
+        return _answer(admin_pb2.UsageReport, await self._read(usage.report, body))

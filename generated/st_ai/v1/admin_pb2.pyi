@@ -20,7 +20,7 @@ class Deleted(_message.Message):
     def __init__(self, name: _Optional[str] = ..., deleted: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class TokenInfo(_message.Message):
-    __slots__ = ("name", "key_hint", "enabled", "models", "all_models", "expires_at", "created_at", "quota", "used", "reserved", "remaining", "currency")
+    __slots__ = ("name", "key_hint", "enabled", "models", "all_models", "expires_at", "created_at", "quota", "used", "reserved", "remaining", "currency", "rpm", "tpm", "max_concurrency", "allow_ip")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KEY_HINT_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,10 @@ class TokenInfo(_message.Message):
     RESERVED_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    RPM_FIELD_NUMBER: _ClassVar[int]
+    TPM_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_IP_FIELD_NUMBER: _ClassVar[int]
     name: str
     key_hint: str
     enabled: bool
@@ -45,7 +49,11 @@ class TokenInfo(_message.Message):
     reserved: str
     remaining: str
     currency: str
-    def __init__(self, name: _Optional[str] = ..., key_hint: _Optional[str] = ..., enabled: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_at: _Optional[int] = ..., created_at: _Optional[int] = ..., quota: _Optional[str] = ..., used: _Optional[str] = ..., reserved: _Optional[str] = ..., remaining: _Optional[str] = ..., currency: _Optional[str] = ...) -> None: ...
+    rpm: int
+    tpm: int
+    max_concurrency: int
+    allow_ip: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., key_hint: _Optional[str] = ..., enabled: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_at: _Optional[int] = ..., created_at: _Optional[int] = ..., quota: _Optional[str] = ..., used: _Optional[str] = ..., reserved: _Optional[str] = ..., remaining: _Optional[str] = ..., currency: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TokenWithKey(_message.Message):
     __slots__ = ("token", "key")
@@ -76,19 +84,27 @@ class TokenRef(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
-    __slots__ = ("name", "models", "expires_in", "quota")
+    __slots__ = ("name", "models", "expires_in", "quota", "rpm", "tpm", "max_concurrency", "allow_ip")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
     QUOTA_FIELD_NUMBER: _ClassVar[int]
+    RPM_FIELD_NUMBER: _ClassVar[int]
+    TPM_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_IP_FIELD_NUMBER: _ClassVar[int]
     name: str
     models: _containers.RepeatedScalarFieldContainer[str]
     expires_in: str
     quota: str
-    def __init__(self, name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., expires_in: _Optional[str] = ..., quota: _Optional[str] = ...) -> None: ...
+    rpm: int
+    tpm: int
+    max_concurrency: int
+    allow_ip: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., expires_in: _Optional[str] = ..., quota: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateTokenRequest(_message.Message):
-    __slots__ = ("name", "new_name", "models", "all_models", "expires_in", "never_expires", "quota", "add_quota")
+    __slots__ = ("name", "new_name", "models", "all_models", "expires_in", "never_expires", "quota", "add_quota", "rpm", "tpm", "max_concurrency", "allow_ip", "no_rpm", "no_tpm", "no_max_concurrency", "any_ip")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NEW_NAME_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +113,14 @@ class UpdateTokenRequest(_message.Message):
     NEVER_EXPIRES_FIELD_NUMBER: _ClassVar[int]
     QUOTA_FIELD_NUMBER: _ClassVar[int]
     ADD_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    RPM_FIELD_NUMBER: _ClassVar[int]
+    TPM_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_IP_FIELD_NUMBER: _ClassVar[int]
+    NO_RPM_FIELD_NUMBER: _ClassVar[int]
+    NO_TPM_FIELD_NUMBER: _ClassVar[int]
+    NO_MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    ANY_IP_FIELD_NUMBER: _ClassVar[int]
     name: str
     new_name: str
     models: _containers.RepeatedScalarFieldContainer[str]
@@ -105,7 +129,15 @@ class UpdateTokenRequest(_message.Message):
     never_expires: bool
     quota: str
     add_quota: str
-    def __init__(self, name: _Optional[str] = ..., new_name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_in: _Optional[str] = ..., never_expires: _Optional[bool] = ..., quota: _Optional[str] = ..., add_quota: _Optional[str] = ...) -> None: ...
+    rpm: int
+    tpm: int
+    max_concurrency: int
+    allow_ip: _containers.RepeatedScalarFieldContainer[str]
+    no_rpm: bool
+    no_tpm: bool
+    no_max_concurrency: bool
+    any_ip: bool
+    def __init__(self, name: _Optional[str] = ..., new_name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_in: _Optional[str] = ..., never_expires: _Optional[bool] = ..., quota: _Optional[str] = ..., add_quota: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ..., no_rpm: _Optional[bool] = ..., no_tpm: _Optional[bool] = ..., no_max_concurrency: _Optional[bool] = ..., any_ip: _Optional[bool] = ...) -> None: ...
 
 class AddTokenQuotaRequest(_message.Message):
     __slots__ = ("name", "amount")
@@ -376,3 +408,69 @@ class AuditEventList(_message.Message):
     has_more: bool
     extra_json: str
     def __init__(self, object: _Optional[str] = ..., data: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., has_more: _Optional[bool] = ..., extra_json: _Optional[str] = ...) -> None: ...
+
+class UsageRequest(_message.Message):
+    __slots__ = ("token", "model", "channel", "since", "until", "by")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    model: str
+    channel: str
+    since: str
+    until: str
+    by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token: _Optional[str] = ..., model: _Optional[str] = ..., channel: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., by: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UsageGroup(_message.Message):
+    __slots__ = ("token", "token_id", "token_deleted", "model", "channel", "channel_id", "channel_deleted", "day", "requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens", "images", "video_seconds", "cost", "extra_json")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_DELETED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_DELETED_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    token_id: int
+    token_deleted: bool
+    model: str
+    channel: str
+    channel_id: int
+    channel_deleted: bool
+    day: str
+    requests: int
+    errors: int
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    images: int
+    video_seconds: str
+    cost: str
+    extra_json: str
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[int] = ..., token_deleted: _Optional[bool] = ..., model: _Optional[str] = ..., channel: _Optional[str] = ..., channel_id: _Optional[int] = ..., channel_deleted: _Optional[bool] = ..., day: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., images: _Optional[int] = ..., video_seconds: _Optional[str] = ..., cost: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
+
+class UsageReport(_message.Message):
+    __slots__ = ("object", "data", "currency", "extra_json")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    object: str
+    data: _containers.RepeatedCompositeFieldContainer[UsageGroup]
+    currency: str
+    extra_json: str
+    def __init__(self, object: _Optional[str] = ..., data: _Optional[_Iterable[_Union[UsageGroup, _Mapping]]] = ..., currency: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...

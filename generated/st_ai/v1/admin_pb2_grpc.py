@@ -155,6 +155,11 @@ class AdminStub:
                 request_serializer=st__ai_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=st__ai_dot_v1_dot_admin__pb2.AuditEventList.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/st_ai.v1.Admin/GetUsage',
+                request_serializer=st__ai_dot_v1_dot_admin__pb2.UsageRequest.SerializeToString,
+                response_deserializer=st__ai_dot_v1_dot_admin__pb2.UsageReport.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -314,6 +319,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """-- usage: `st-ai usage --json`'s report on the ledger (and the pruned daily totals)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -436,6 +448,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=st__ai_dot_v1_dot_admin__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=st__ai_dot_v1_dot_admin__pb2.AuditEventList.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=st__ai_dot_v1_dot_admin__pb2.UsageRequest.FromString,
+                    response_serializer=st__ai_dot_v1_dot_admin__pb2.UsageReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1086,6 +1103,33 @@ class Admin:
             '/st_ai.v1.Admin/ListAuditEvents',
             st__ai_dot_v1_dot_admin__pb2.ListAuditEventsRequest.SerializeToString,
             st__ai_dot_v1_dot_admin__pb2.AuditEventList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/st_ai.v1.Admin/GetUsage',
+            st__ai_dot_v1_dot_admin__pb2.UsageRequest.SerializeToString,
+            st__ai_dot_v1_dot_admin__pb2.UsageReport.FromString,
             options,
             channel_credentials,
             insecure,
