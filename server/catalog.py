@@ -69,8 +69,11 @@ class Catalog:
             except Exception:  # a locked or briefly unreadable file: try again next tick
                 log.exception("reloading tokens and channels failed")
 
-    def authenticate(self, authorization: str | None) -> Token:
-        """The token behind an `Authorization: Bearer ...` value, or a 401."""
+    def authenticate(self, authorization: str | None, check_address: bool = True) -> Token:
+        """The token behind an `Authorization: Bearer ...` value, or a 401; a 403 when the
+        client's address is outside the token's rules. A request that uses a model passes
+        `check_address=False`: its admission (server/billing/admission.py `request`) checks
+        the address instead, so the refusal is booked in the ledger like any other."""
         if not authorization:
             raise invalid_api_key("You didn't provide an API key. Send it as 'Authorization: Bearer <token>'.")
         scheme, _, key = authorization.strip().partition(" ")
@@ -88,6 +91,7 @@ class Catalog:
             raise invalid_api_key("This API key has expired.")
         call_record.note_token(token.name)
         record = call_record.current()
-        client_address.check(token, record.client_address if record is not None else None)
+        if check_address:
+            client_address.check(token, record.client_address if record is not None else None)
         limits.note_token(token)
         return token

@@ -114,6 +114,20 @@ def test_a_token_is_refused_from_outside_its_allow_ip_for_every_request_over_res
     assert chat(direct.http_url, key) == 403
 
 
+def test_a_model_request_refused_for_its_address_is_a_ledger_row_and_a_read_is_none(proxied):
+    key = token_from(proxied.db_path, waiter(proxied), "10.0.0.0/8")
+    assert chat(proxied.http_url, key, forwarded="198.51.100.7") == 403
+    assert_ip_refused(*get(proxied.http_url, key, forwarded="198.51.100.7"))  # a read: no row
+    db = open_db(proxied.db_path)
+    try:
+        rows = db.execute("SELECT l.kind, l.model, l.status, l.error_code, l.cost, l.client_address "
+                          "FROM ledger l JOIN tokens t ON t.id = l.token_id WHERE t.key_hash = ?",
+                          [token_store.hash_key(key)]).fetchall()
+    finally:
+        db.close()
+    assert rows == [("chat", MODEL, 403, "ip_not_allowed", 0, "198.51.100.7")]
+
+
 def test_a_token_is_refused_from_outside_its_allow_ip_over_grpc(direct):
     key = token_from(direct.db_path, waiter(direct), "10.0.0.0/8")
     with grpc.insecure_channel(direct.grpc_target) as channel:

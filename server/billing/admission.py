@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-from server import call_record
+from server import call_record, client_address
 from server.billing import limits
 from server.billing.cost import Unpriced
 from server.billing.group_commit import GroupCommit
@@ -125,6 +125,7 @@ class Admission:
                         request_id=record.request_id if record else None,
                         client_address=record.client_address if record else None)
         try:
+            client_address.check(token, ticket.client_address)
             yield ticket
         except BaseException as exc:
             if not ticket.admitted:
