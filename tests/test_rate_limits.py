@@ -148,6 +148,23 @@ def test_video_polls_carry_the_figures_beside_their_poll_hint_and_never_count(ga
         assert headers["x-ratelimit-remaining-requests"] == created["x-ratelimit-remaining-requests"]
 
 
+def test_video_creation_counts_against_rpm_and_a_generating_task_holds_no_concurrency_slot(gateway, upstream):
+    video_model = f"video-{uuid.uuid4().hex[:8]}"
+    gateway.channel(f"ch-{video_model}", "openai", [video_model], base_url=upstream.base_url, key=upstream.api_key,
+                    model_map={video_model: "sora-2"})
+    _, key = limited_token(gateway, quota=None, rpm=2, max_concurrency=1)
+    create = {"model": video_model, "prompt": "a cat"}
+    for remaining in ("1", "0"):  # the first task is still generating when the second is created
+        status, headers, video = call(gateway, key, "POST", "/v1/videos", create)
+        assert status == 200 and video["status"] == "queued", video
+        assert headers["x-ratelimit-remaining-requests"] == remaining
+    gateway.wait_for(lambda: sum(r.path == "/v1/videos" and r.method == "POST" for r in upstream.received) >= 2,
+                     "both tasks submitted")
+    submitted = sum(r.path == "/v1/videos" and r.method == "POST" for r in upstream.received)
+    assert_refused(*call(gateway, key, "POST", "/v1/videos", create), "requests")
+    assert sum(r.path == "/v1/videos" and r.method == "POST" for r in upstream.received) == submitted
+
+
 # -- tokens per minute -----------------------------------------------------------------------
 
 def test_tpm_counts_the_worst_case_and_is_corrected_to_the_real_tokens_at_settlement(gateway, upstream, model):
