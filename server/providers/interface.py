@@ -13,6 +13,7 @@ from server.store.channels import Channel
 
 if TYPE_CHECKING:
     from server.assets import AssetStore
+    from server.providers.video_shape import VideoCapabilities
     from server.safe_fetch import SafeFetch
 
 
@@ -94,6 +95,16 @@ class VideoProvider(Protocol):
 
     def download(self, channel: Channel, task_id: str, state: TaskState, variant: str) -> AsyncIterator[bytes]:
         """The finished video (variant "video") or its thumbnail ("thumbnail"), in chunks."""
+
+
+@runtime_checkable
+class VideoModels(Protocol):
+    """Implemented by every video provider: what each of its upstream models takes
+    (server/providers/video_shape.py), for fitting requests and for `GET /v1/models`."""
+
+    def capabilities(self, model: str) -> "VideoCapabilities | None":
+        """The model's capabilities; None for a name the provider does not know (a model
+        map may name anything: the provider then fits requests to its general rules)."""
 
 
 @runtime_checkable
