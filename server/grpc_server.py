@@ -109,7 +109,7 @@ async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
         ("grpc.so_reuseport", 0),
     ])
     chat_pb2_grpc.add_ChatServicer_to_server(ChatService(core.catalog, core.relay), server)
-    models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(core.catalog), server)
+    models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(core.catalog, core.videos.registry.video), server)
     images_pb2_grpc.add_ImagesServicer_to_server(ImagesService(core.catalog, core.images, core.assets), server)
     videos_pb2_grpc.add_VideosServicer_to_server(VideosService(core.catalog, core.videos), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(core, core.admin), server)

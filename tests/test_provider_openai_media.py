@@ -16,8 +16,8 @@ from server.errors import GatewayError
 from server.providers.interface import TaskState, Upstream, VideoRemixer, VideoRequest
 from server.providers.openai import PROVIDER
 from server.providers.openai.images import OpenAIImages
-from server.providers.openai.video_convert import (nearest_seconds, nearest_size, to_prepared,
-                                                   to_task_state)
+from server.providers.openai.video_convert import fitting_for, to_prepared, to_task_state
+from server.providers.video_shape import nearest_duration, nearest_size
 from server.providers.openai.videos import CHUNK, OpenAIVideos
 from server.store.channels import Channel
 from tests.fakes.openai_upstream import THUMBNAIL_WEBP, FakeOpenAI, VideoPlan, sample_png_bytes
@@ -45,12 +45,13 @@ def raises(status: int, call, *args) -> GatewayError:
 @pytest.mark.parametrize("duration,seconds", [
     (5.0, 4), (0.5, 4), (4, 4), (6, 4), (6.01, 8), (8, 8), (10, 8), (10.5, 12), (12, 12), (90, 12)])
 def test_duration_rounds_to_nearest_seconds_ties_to_shorter(duration, seconds):
-    assert nearest_seconds(duration) == seconds
+    assert to_prepared(request(duration=duration)).body["seconds"] == str(seconds)
 
 
 @pytest.mark.parametrize("duration", [0, -3, float("nan"), float("inf")])
 def test_impossible_duration_is_400(duration):
-    assert raises(400, nearest_seconds, duration).param == "duration"
+    assert raises(400, nearest_duration, fitting_for("sora-2"), duration).param == "duration"
+    assert raises(400, to_prepared, request(duration=duration)).param == "duration"
 
 
 @pytest.mark.parametrize("model,width,height,size", [
@@ -69,7 +70,8 @@ def test_impossible_duration_is_400(duration):
     ("sora-2", None, None, (720, 1280)),      # OpenAI's default, sent explicitly
 ])
 def test_size_maps_to_nearest_supported(model, width, height, size):
-    assert nearest_size(width, height, model) == size
+    assert nearest_size(fitting_for(model), width, height) == size
+    assert to_prepared(request(model=model, width=width, height=height)).body["size"] == "%dx%d" % size
 
 
 def test_asked_reports_what_is_sent_and_ignores_seed_and_fps():

@@ -10,6 +10,7 @@ declarations, so a client can build a form without trial and error.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -48,6 +49,11 @@ class VideoCapabilities:
     default_duration: float | None = None
     default_aspect_ratio: str | None = None
     default_resolution: str | None = None
+    # Where a model takes any value in a range rather than a list (the simulator draws any
+    # size): (low, high), inclusive; `default_size` is used when no size is asked.
+    side_range: tuple[int, int] | None = None   # width and height, in pixels
+    fps_range: tuple[int, int] | None = None
+    default_size: tuple[int, int] | None = None
 
     def listing(self) -> dict:
         """As `GET /v1/models` shows it."""
@@ -60,8 +66,12 @@ class VideoCapabilities:
             shown["resolutions"] = list(self.resolutions)
         if self.sizes:
             shown["sizes"] = [f"{w}x{h}" for w, h in self.sizes]
+        if self.side_range:
+            shown["side_range"] = {"min": self.side_range[0], "max": self.side_range[1]}
         if self.fps:
             shown["fps"] = list(self.fps)
+        if self.fps_range:
+            shown["fps_range"] = {"min": self.fps_range[0], "max": self.fps_range[1]}
         shown["metadata"] = sorted(self.neutral | self.own)
         return shown
 
@@ -94,6 +104,11 @@ def _ratio_value(name: str) -> float:
     return float(w) / float(h)
 
 
+def _ratio_area(name: str) -> float:
+    w, _, h = name.partition(":")
+    return float(w) * float(h)
+
+
 def nearest_aspect_ratio(caps: VideoCapabilities, width: int | None, height: int | None,
                          asked: str | None = None) -> str | None:
     """`asked` (metadata `aspect_ratio`) when the model takes it exactly, else the ratio
@@ -110,7 +125,10 @@ def nearest_aspect_ratio(caps: VideoCapabilities, width: int | None, height: int
     if not width or not height:
         return caps.default_aspect_ratio or caps.aspect_ratios[0]
     wanted = math.log(width / height)
-    return min(caps.aspect_ratios, key=lambda name: abs(math.log(_ratio_value(name)) - wanted))
+    # Ratios some APIs name in pixels ("1280:720", "1920:1080") can share a shape: then the
+    # one nearest the asked pixel count wins.
+    return min(caps.aspect_ratios, key=lambda name: (round(abs(math.log(_ratio_value(name)) - wanted), 12),
+                                                     abs(math.log(_ratio_area(name) / (width * height)))))
 
 
 def nearest_resolution(caps: VideoCapabilities, width: int | None, height: int | None,
@@ -138,12 +156,17 @@ def nearest_resolution(caps: VideoCapabilities, width: int | None, height: int |
 
 def nearest_size(caps: VideoCapabilities, width: int | None, height: int | None) -> tuple[int, int] | None:
     """The accepted pixel size nearest in log scale in both dimensions (an omitted one does
-    not count); ties go to the earlier size. None when the model takes no sizes."""
+    not count); ties go to the earlier size. With a `side_range`, each side is clamped into
+    it (an omitted one taken from `default_size`). None when the model takes no sizes."""
+    _check_dimensions(width, height)
+    if caps.side_range:
+        low, high = caps.side_range
+        default = caps.default_size or (high, high)
+        return (min(high, max(low, width or default[0])), min(high, max(low, height or default[1])))
     if not caps.sizes:
         return None
-    _check_dimensions(width, height)
     if width is None and height is None:
-        return caps.sizes[0]
+        return caps.default_size if caps.default_size in caps.sizes else caps.sizes[0]
 
     def distance(size: tuple[int, int]) -> float:
         return sum(math.log(wanted / offered) ** 2 for wanted, offered in zip((width, height), size)
@@ -154,11 +177,32 @@ def nearest_size(caps: VideoCapabilities, width: int | None, height: int | None)
 
 def nearest_fps(caps: VideoCapabilities, fps: int | None) -> int | None:
     """The accepted frame rate nearest `fps` (None when not asked or not a knob)."""
-    if fps is None or not caps.fps:
+    if fps is None or not (caps.fps or caps.fps_range):
         return None
     if fps <= 0:
         raise invalid_request("fps must be a positive number.", "fps")
+    if caps.fps_range:
+        return min(caps.fps_range[1], max(caps.fps_range[0], fps))
     return min(caps.fps, key=lambda f: (abs(f - fps), -f))
+
+
+def ratio_of(size: tuple[int, int]) -> float:
+    return math.log(size[0] / size[1])
+
+
+def with_aspect_ratio(caps: VideoCapabilities, asked: str) -> VideoCapabilities:
+    """`caps` narrowed to the sizes of the aspect ratio asked (metadata `aspect_ratio`), for
+    APIs that take pixel sizes: those within 5% of it, else the nearest. A ratio the model
+    does not list is a 400 naming the key."""
+    nearest_aspect_ratio(caps, None, None, asked)  # checks it is one the model lists
+    if not caps.sizes:
+        return caps
+    wanted = math.log(_ratio_value(asked))
+    close = tuple(s for s in caps.sizes if abs(ratio_of(s) - wanted) <= math.log(1.05))
+    if not close:
+        close = (min(caps.sizes, key=lambda s: abs(ratio_of(s) - wanted)),)
+    default = caps.default_size if caps.default_size in close else None
+    return dataclasses.replace(caps, sizes=close, default_size=default)
 
 
 @dataclass(frozen=True)

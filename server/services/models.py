@@ -3,22 +3,33 @@ from __future__ import annotations
 
 import grpc
 
+from collections.abc import Mapping
+
 from server import routing
 from server.catalog import Catalog
+from server.codec import codec_for
 from server.errors import model_not_found
+from server.providers.interface import VideoProvider
 from server.services.status import bearer, rpc_errors
+from server.video_listing import capabilities_for
 from st_ai.v1 import models_pb2, models_pb2_grpc
 
 
 class ModelsService(models_pb2_grpc.ModelsServicer):
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, video: Mapping[str, VideoProvider] | None = None) -> None:
         self._catalog = catalog
+        self._video = video if video is not None else {}
 
     def _model(self, name: str) -> models_pb2.Model:
         snapshot = self._catalog.snapshot
         channels = snapshot.channels_by_model.get(name, ())
         owner = "st-ai-simulator" if channels and channels[0].type == "simulator" else "st-ai"
-        return models_pb2.Model(id=name, object="model", created=0, owned_by=owner)
+        model = models_pb2.Model(id=name, object="model", created=0, owned_by=owner)
+        capabilities = capabilities_for(snapshot, self._video, name)
+        if capabilities is not None:
+            # Through the one JSON codec, so REST shows exactly `listing()` (an empty list too)
+            model.capabilities.CopyFrom(codec_for(models_pb2.VideoCapabilities).to_message(capabilities.listing()))
+        return model
 
     @rpc_errors
     async def ListModels(self, request: models_pb2.ListModelsRequest,

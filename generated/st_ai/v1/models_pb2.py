@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15st_ai/v1/models.proto\x12\x08st_ai.v1\x1a\x1cgoogle/api/annotations.proto\"\x13\n\x11ListModelsRequest\"/\n\x0fGetModelRequest\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_model\"\x99\x01\n\x05Model\x12\x0f\n\x02id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06object\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07\x63reated\x18\x03 \x01(\x03H\x02\x88\x01\x01\x12\x15\n\x08owned_by\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x12\n\nextra_json\x18\x64 \x01(\tB\x05\n\x03_idB\t\n\x07_objectB\n\n\x08_createdB\x0b\n\t_owned_by\"^\n\tModelList\x12\x13\n\x06object\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1d\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x0f.st_ai.v1.Model\x12\x12\n\nextra_json\x18\x64 \x01(\tB\t\n\x07_object2\xb0\x01\n\x06Models\x12R\n\nListModels\x12\x1b.st_ai.v1.ListModelsRequest\x1a\x13.st_ai.v1.ModelList\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12R\n\x08GetModel\x12\x19.st_ai.v1.GetModelRequest\x1a\x0f.st_ai.v1.Model\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/models/{model}B\x1bZ\x19st-ai/gen/st_ai/v1;staiv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15st_ai/v1/models.proto\x12\x08st_ai.v1\x1a\x1cgoogle/api/annotations.proto\"\x13\n\x11ListModelsRequest\"/\n\x0fGetModelRequest\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_model\"\xe2\x01\n\x05Model\x12\x0f\n\x02id\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06object\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07\x63reated\x18\x03 \x01(\x03H\x02\x88\x01\x01\x12\x15\n\x08owned_by\x18\x04 \x01(\tH\x03\x88\x01\x01\x12\x36\n\x0c\x63\x61pabilities\x18\x05 \x01(\x0b\x32\x1b.st_ai.v1.VideoCapabilitiesH\x04\x88\x01\x01\x12\x12\n\nextra_json\x18\x64 \x01(\tB\x05\n\x03_idB\t\n\x07_objectB\n\n\x08_createdB\x0b\n\t_owned_byB\x0f\n\r_capabilities\"\x94\x02\n\x11VideoCapabilities\x12\x0e\n\x06inputs\x18\x01 \x03(\t\x12\x11\n\tdurations\x18\x02 \x03(\x01\x12\x15\n\raspect_ratios\x18\x03 \x03(\t\x12\x13\n\x0bresolutions\x18\x04 \x03(\t\x12\r\n\x05sizes\x18\x05 \x03(\t\x12(\n\nside_range\x18\x06 \x01(\x0b\x32\x0f.st_ai.v1.RangeH\x00\x88\x01\x01\x12\x0b\n\x03\x66ps\x18\x07 \x03(\x05\x12\'\n\tfps_range\x18\x08 \x01(\x0b\x32\x0f.st_ai.v1.RangeH\x01\x88\x01\x01\x12\x10\n\x08metadata\x18\t \x03(\t\x12\x12\n\nextra_json\x18\x64 \x01(\tB\r\n\x0b_side_rangeB\x0c\n\n_fps_range\";\n\x05Range\x12\x10\n\x03min\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x02 \x01(\x05H\x01\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_max\"^\n\tModelList\x12\x13\n\x06object\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1d\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x0f.st_ai.v1.Model\x12\x12\n\nextra_json\x18\x64 \x01(\tB\t\n\x07_object2\xb0\x01\n\x06Models\x12R\n\nListModels\x12\x1b.st_ai.v1.ListModelsRequest\x1a\x13.st_ai.v1.ModelList\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12R\n\x08GetModel\x12\x19.st_ai.v1.GetModelRequest\x1a\x0f.st_ai.v1.Model\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/models/{model}B\x1bZ\x19st-ai/gen/st_ai/v1;staiv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,9 +42,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMODELREQUEST']._serialized_start=86
   _globals['_GETMODELREQUEST']._serialized_end=133
   _globals['_MODEL']._serialized_start=136
-  _globals['_MODEL']._serialized_end=289
-  _globals['_MODELLIST']._serialized_start=291
-  _globals['_MODELLIST']._serialized_end=385
-  _globals['_MODELS']._serialized_start=388
-  _globals['_MODELS']._serialized_end=564
+  _globals['_MODEL']._serialized_end=362
+  _globals['_VIDEOCAPABILITIES']._serialized_start=365
+  _globals['_VIDEOCAPABILITIES']._serialized_end=641
+  _globals['_RANGE']._serialized_start=643
+  _globals['_RANGE']._serialized_end=702
+  _globals['_MODELLIST']._serialized_start=704
+  _globals['_MODELLIST']._serialized_end=798
+  _globals['_MODELS']._serialized_start=801
+  _globals['_MODELS']._serialized_end=977
 # @@protoc_insertion_point(module_scope)

@@ -18,18 +18,52 @@ class GetModelRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("id", "object", "created", "owned_by", "extra_json")
+    __slots__ = ("id", "object", "created", "owned_by", "capabilities", "extra_json")
     ID_FIELD_NUMBER: _ClassVar[int]
     OBJECT_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     OWNED_BY_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     object: str
     created: int
     owned_by: str
+    capabilities: VideoCapabilities
     extra_json: str
-    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., object: _Optional[str] = ..., created: _Optional[int] = ..., owned_by: _Optional[str] = ..., capabilities: _Optional[_Union[VideoCapabilities, _Mapping]] = ..., extra_json: _Optional[str] = ...) -> None: ...
+
+class VideoCapabilities(_message.Message):
+    __slots__ = ("inputs", "durations", "aspect_ratios", "resolutions", "sizes", "side_range", "fps", "fps_range", "metadata", "extra_json")
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    DURATIONS_FIELD_NUMBER: _ClassVar[int]
+    ASPECT_RATIOS_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTIONS_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    SIDE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    FPS_RANGE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    durations: _containers.RepeatedScalarFieldContainer[float]
+    aspect_ratios: _containers.RepeatedScalarFieldContainer[str]
+    resolutions: _containers.RepeatedScalarFieldContainer[str]
+    sizes: _containers.RepeatedScalarFieldContainer[str]
+    side_range: Range
+    fps: _containers.RepeatedScalarFieldContainer[int]
+    fps_range: Range
+    metadata: _containers.RepeatedScalarFieldContainer[str]
+    extra_json: str
+    def __init__(self, inputs: _Optional[_Iterable[str]] = ..., durations: _Optional[_Iterable[float]] = ..., aspect_ratios: _Optional[_Iterable[str]] = ..., resolutions: _Optional[_Iterable[str]] = ..., sizes: _Optional[_Iterable[str]] = ..., side_range: _Optional[_Union[Range, _Mapping]] = ..., fps: _Optional[_Iterable[int]] = ..., fps_range: _Optional[_Union[Range, _Mapping]] = ..., metadata: _Optional[_Iterable[str]] = ..., extra_json: _Optional[str] = ...) -> None: ...
+
+class Range(_message.Message):
+    __slots__ = ("min", "max")
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    min: int
+    max: int
+    def __init__(self, min: _Optional[int] = ..., max: _Optional[int] = ...) -> None: ...
 
 class ModelList(_message.Message):
     __slots__ = ("object", "data", "extra_json")

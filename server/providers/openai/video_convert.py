@@ -2,18 +2,20 @@
 (`POST /videos`, the Video object). No I/O here, so every rule is testable alone.
 
 OpenAI takes few values: `seconds` is one of "4", "8", "12" and `size` one of four
-resolutions, so a request is mapped to the nearest supported values and `asked`
+resolutions, so a request is mapped to the nearest supported values (video_shape's
+fitting; a tie in duration goes to the shorter, as OpenAI bills per second) and `asked`
 tells the client what was really requested upstream."""
 from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 
 from server.errors import invalid_request
-from server.providers.interface import Prepared, TaskState, VideoRequest
 from server.media_types import EXTENSIONS, image_type
+from server.providers.interface import Prepared, TaskState, VideoRequest
+from server.providers.video_shape import (ASPECT_RATIO, FIRST_FRAME, TEXT, VideoCapabilities, nearest_duration,
+                                          nearest_size, require_input, split_metadata, with_aspect_ratio)
 
 SECONDS = (4, 8, 12)           # OpenAI's `seconds` enum (sent as strings)
 DEFAULT_SECONDS = 4            # OpenAI's default
@@ -24,7 +26,30 @@ DEFAULT_SIZE = (720, 1280)     # OpenAI's default
 
 # Request fields OpenAI has that VideoRequest does not name, taken from `metadata`.
 # `character_ids` exists only in some SDK versions; an upstream without it says so itself.
-METADATA_KEYS = {"character_ids"}
+METADATA_KEYS = frozenset({"character_ids"})
+
+# OpenAI takes one input image (`input_reference`, the first frame) and pixel sizes; the
+# neutral `aspect_ratio` picks among those sizes. It has no negative prompt, last frame,
+# watermark or audio switch.
+_SHAPE = dict(durations=SECONDS, aspect_ratios=("16:9", "9:16"), inputs=(TEXT, FIRST_FRAME),
+              neutral=frozenset({ASPECT_RATIO}), own=METADATA_KEYS, default_duration=DEFAULT_SECONDS,
+              default_aspect_ratio="9:16", default_size=DEFAULT_SIZE)
+SORA_2 = VideoCapabilities(sizes=SORA_2_SIZES, **_SHAPE)
+SORA_2_PRO = VideoCapabilities(sizes=ALL_SIZES, **_SHAPE)
+
+
+def capabilities(model: str) -> VideoCapabilities | None:
+    """OpenAI's video models by name (dated snapshots included); None for other names."""
+    if model.startswith("sora-2-pro"):
+        return SORA_2_PRO
+    if model.startswith("sora-2"):
+        return SORA_2
+    return None
+
+
+def fitting_for(model: str) -> VideoCapabilities:
+    # Unknown names (a chained st-ai, a renamed deployment) may take every size: let them judge.
+    return capabilities(model) or SORA_2_PRO
 
 
 _DATA_URI = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?);base64,(?P<data>.*)",
@@ -32,42 +57,6 @@ _DATA_URI = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?
 
 
 # -- request -----------------------------------------------------------------------------
-
-def nearest_seconds(duration: float) -> int:
-    """The nearest of 4/8/12. Halfway (6, 10) goes to the shorter one: OpenAI bills per
-    second of video, so a tie never costs more than asked; beyond 12 it is 12."""
-    if not math.isfinite(duration) or duration <= 0:
-        raise invalid_request("duration must be a positive number of seconds.", "duration")
-    return min(SECONDS, key=lambda s: (abs(s - duration), s))
-
-
-def sizes_for(model: str) -> tuple[tuple[int, int], ...]:
-    # Unknown names (a chained st-ai, a renamed deployment) may take every size: let them judge.
-    if model.startswith("sora-2") and not model.startswith("sora-2-pro"):
-        return SORA_2_SIZES
-    return ALL_SIZES
-
-
-def nearest_size(width: int | None, height: int | None, model: str) -> tuple[int, int]:
-    """The supported size nearest in log scale in both dimensions (so 2x too big counts as
-    much as 2x too small and the aspect ratio weighs as much as the area); an omitted
-    dimension does not count. Ties go to the earlier size in ALL_SIZES."""
-    candidates = sizes_for(model)
-    if width is None and height is None:
-        return DEFAULT_SIZE if DEFAULT_SIZE in candidates else candidates[0]
-    for name, value in (("width", width), ("height", height)):
-        if value is not None and value <= 0:
-            raise invalid_request(f"{name} must be a positive number of pixels.", name)
-
-    def distance(size: tuple[int, int]) -> float:
-        total = 0.0
-        for wanted, offered in zip((width, height), size):
-            if wanted is not None:
-                total += math.log(wanted / offered) ** 2
-        return total
-
-    return min(candidates, key=lambda size: (round(distance(size), 12), candidates.index(size)))
-
 
 def _sniff(data: bytes) -> tuple[str, str] | None:
     # OpenAI documents JPEG, PNG and WebP reference images
@@ -115,27 +104,35 @@ def input_reference(request: VideoRequest) -> dict | None:
 def to_prepared(request: VideoRequest) -> Prepared:
     if not request.prompt or not request.prompt.strip():
         raise invalid_request("prompt is required.", "prompt")
+    caps = fitting_for(request.model)
+    metadata = split_metadata(caps, request.metadata, "OpenAI")
     body: dict = {"model": request.model, "prompt": request.prompt}
-    for key, value in request.metadata.items():
-        if key not in METADATA_KEYS:
-            raise invalid_request(f"OpenAI video channels do not take the parameter '{key}'.",
-                                  f"metadata.{key}")
+    for key, value in metadata.own.items():
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise invalid_request(f"metadata.{key} must be a list of strings.", f"metadata.{key}")
         body[key] = value
-    seconds = DEFAULT_SECONDS if request.duration is None else nearest_seconds(request.duration)
-    width, height = nearest_size(request.width, request.height, request.model)
+    if ASPECT_RATIO in metadata.neutral:
+        caps = with_aspect_ratio(caps, _text(metadata.neutral[ASPECT_RATIO], ASPECT_RATIO))
+    seconds = int(nearest_duration(caps, request.duration, prefer_longer=False))
+    width, height = nearest_size(caps, request.width, request.height)
     # Sent explicitly even when defaulted, so `asked` is what the upstream really used.
     body["seconds"] = str(seconds)
     body["size"] = f"{width}x{height}"
     reference = input_reference(request)
     if reference is not None:
+        require_input(caps, FIRST_FRAME, "OpenAI", "image")
         body["input_reference"] = reference
     # OpenAI has neither fps nor seed: the seed is ignored and no fps is reported,
     # since OpenAI does not document its output frame rate.
     asked = {"duration": float(seconds), "width": width, "height": height,
              "seconds": body["seconds"], "size": body["size"]}
     return Prepared(body=body, asked=asked)
+
+
+def _text(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise invalid_request(f"metadata.{key} must be a string.", f"metadata.{key}")
+    return value
 
 
 # -- answers -----------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from server.errors import GatewayError, invalid_request, upstream_failed
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.openai import errors
 from server.providers.openai.http import auth_headers, network_error, request_object
-from server.providers.openai.video_convert import to_prepared, to_task_state
+from server.providers.openai.video_convert import capabilities, to_prepared, to_task_state
+from server.providers.video_shape import VideoCapabilities
 from server.store.channels import Channel
 
 # Creating may upload a reference image; the rest are small JSON exchanges.
@@ -51,6 +52,9 @@ def _multipart(body: dict) -> aiohttp.FormData:
 class OpenAIVideos:
     def __init__(self, upstream: Upstream) -> None:
         self._http = upstream.http
+
+    def capabilities(self, model: str) -> VideoCapabilities | None:
+        return capabilities(model)
 
     def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
         return to_prepared(request)

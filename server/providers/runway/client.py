@@ -14,6 +14,7 @@ from server.errors import GatewayError, invalid_request, upstream_failed
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.json_body import json_body
 from server.providers.runway import convert, errors
+from server.providers.video_shape import VideoCapabilities
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 
@@ -44,6 +45,9 @@ class RunwayVideo:
     def __init__(self, upstream: Upstream) -> None:
         self._http = upstream.http
         self._files = fetcher_for(upstream)
+
+    def capabilities(self, model: str) -> VideoCapabilities | None:
+        return convert.capabilities(model)
 
     def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
         return convert.prepare(request)

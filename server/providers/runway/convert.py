@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from server.errors import invalid_request, upstream_failed
-from server.providers.interface import Prepared, TaskState, VideoRequest
 from server.media_types import image_type
+from server.providers.interface import Prepared, TaskState, VideoRequest
+from server.providers.video_shape import (ASPECT_RATIO, AUDIO, FIRST_FRAME, INPUT_LAST_FRAME, LAST_FRAME,
+                                          NEGATIVE_PROMPT, TEXT, VideoCapabilities, nearest_aspect_ratio,
+                                          nearest_duration, nearest_fps, split_metadata)
 
 IMAGE_TO_VIDEO = "/v1/image_to_video"
 TEXT_TO_VIDEO = "/v1/text_to_video"
@@ -73,6 +76,42 @@ MODELS: dict[str, Model] = {
 # metadata keys st-ai itself reads (not sent as-is): an exact Runway ratio, and the
 # promptImage array form ([{"uri", "position"}]) for first/last frames.
 OWN_KEYS = frozenset({"ratio", "promptImage"})
+# Runway's extras that are neutral metadata keys elsewhere ("audio" has the same name).
+NEUTRAL_EXTRAS = {"negativePrompt": NEGATIVE_PROMPT, "audio": AUDIO}
+# Runway's ratios are output sizes in pixels; the shapes clients name them by (metadata
+# `aspect_ratio`), as Runway's documentation does.
+RATIO_SHAPES = {"1280:720": "16:9", "1920:1080": "16:9", "720:1280": "9:16", "1080:1920": "9:16",
+                "1104:832": "4:3", "832:1104": "3:4", "960:960": "1:1", "1584:672": "21:9",
+                "1280:768": "5:3", "768:1280": "3:5"}
+
+
+def _unique(values) -> tuple:
+    return tuple(dict.fromkeys(values))
+
+
+def capabilities(name: str) -> VideoCapabilities | None:
+    """What one Runway model takes, over both its endpoints; None for a name Runway has not."""
+    model = MODELS.get(name)
+    if model is None:
+        return None
+    modes = [mode for mode in (model.text, model.image) if mode is not None]
+    ratios = _unique(r for mode in modes for r in mode.ratios)
+    extras = frozenset().union(*(mode.extras for mode in modes))
+    last = model.image is not None and "last" in model.image.positions
+    inputs = (TEXT,) + ((FIRST_FRAME,) if model.image else ()) + ((INPUT_LAST_FRAME,) if last else ())
+    neutral = {ASPECT_RATIO} | {NEUTRAL_EXTRAS[e] for e in extras if e in NEUTRAL_EXTRAS}
+    return VideoCapabilities(
+        durations=tuple(sorted({d for mode in modes for d in mode.durations})),
+        aspect_ratios=_unique(RATIO_SHAPES[r] for r in ratios),
+        sizes=tuple(tuple(int(n) for n in r.split(":")) for r in ratios), fps=(model.fps,), inputs=inputs,
+        neutral=frozenset(neutral | ({LAST_FRAME} if last else set())),
+        own=OWN_KEYS | (extras - NEUTRAL_EXTRAS.keys()), default_duration=modes[0].default_duration)
+
+
+def _fitting(mode: Mode, fps: int) -> VideoCapabilities:
+    """One endpoint's values, its ratios as the shapes fitting chooses among."""
+    return VideoCapabilities(durations=mode.durations, aspect_ratios=mode.ratios, fps=(fps,),
+                             default_duration=mode.default_duration, default_aspect_ratio=mode.ratios[0])
 
 
 # -- request ---------------------------------------------------------------------------
@@ -88,8 +127,11 @@ def prepare(request: VideoRequest) -> Prepared:
     if model is None:
         raise invalid_request(f"Runway has no video model '{request.model[:100]}'; it offers "
                               f"{', '.join(MODELS)}.", "model", "model_not_supported")
-    metadata = request.metadata or {}
-    image = _prompt_image(request, metadata)
+    caps = capabilities(request.model)
+    split = split_metadata(caps, request.metadata or {}, f"Runway {request.model}")
+    metadata = {**split.own, **{runway: split.neutral[key] for runway, key in NEUTRAL_EXTRAS.items()
+                                if key in split.neutral}}
+    image = _with_last_frame(_prompt_image(request, metadata), split.neutral.get(LAST_FRAME))
     mode = model.image if image is not None else model.text
     if mode is None and image is None:
         raise invalid_request(f"Runway's {request.model} makes videos from an image only; send an image.",
@@ -110,9 +152,10 @@ def prepare(request: VideoRequest) -> Prepared:
         body["promptText"] = prompt
     elif mode.prompt_required:
         raise invalid_request(f"Runway's {request.model} needs a prompt.", "prompt", "prompt_required")
-    ratio = _ratio(mode, request, metadata)
+    fitting = _fitting(mode, model.fps)
+    ratio = _ratio(fitting, request, metadata, split.neutral.get(ASPECT_RATIO))
     body["ratio"] = ratio
-    duration = _duration(mode, request.duration)
+    duration = int(nearest_duration(fitting, request.duration))
     body["duration"] = duration
     if request.seed is not None:
         if not mode.seed:
@@ -124,8 +167,22 @@ def prepare(request: VideoRequest) -> Prepared:
         body[key] = metadata[key]
 
     width, height = (int(n) for n in ratio.split(":"))
-    return Prepared(body=body, asked={"duration": duration, "width": width, "height": height,
-                                      "ratio": ratio, "fps": model.fps})
+    nearest_fps(fitting, request.fps)  # Runway renders 24 fps whatever is asked; a bad value is still a 400
+    return Prepared(body=body, asked={"duration": duration, "width": width, "height": height, "ratio": ratio,
+                                      "fps": model.fps})
+
+
+def _with_last_frame(image: str | list[dict] | None, last: object) -> str | list[dict] | None:
+    """The neutral `last_frame` as Runway's promptImage array: [first, last] or [last]."""
+    if last is None:
+        return image
+    if not isinstance(last, str) or not last.strip():
+        raise invalid_request("metadata.last_frame is an image URL or base64.", f"metadata.{LAST_FRAME}")
+    if isinstance(image, list):
+        raise invalid_request("Send the last frame either in metadata.promptImage or as metadata.last_frame, "
+                              "not both.", f"metadata.{LAST_FRAME}")
+    frames = [{"uri": image, "position": "first"}] if image is not None else []
+    return frames + [{"uri": _image_uri(last, f"metadata.{LAST_FRAME}"), "position": "last"}]
 
 
 def _prompt_image(request: VideoRequest, metadata: dict) -> str | list[dict] | None:
@@ -227,32 +284,21 @@ def _check_metadata(model: str, mode: Mode, metadata: dict) -> None:
         raise invalid_request("metadata.negativePrompt is text.", "metadata.negativePrompt")
 
 
-def _ratio(mode: Mode, request: VideoRequest, metadata: dict) -> str:
+def _ratio(fitting: VideoCapabilities, request: VideoRequest, metadata: dict, shape: object) -> str:
     if "ratio" in metadata:
-        if metadata["ratio"] not in mode.ratios:
-            raise invalid_request(f"Runway's {request.model} takes a ratio of {', '.join(mode.ratios)}.",
+        if metadata["ratio"] not in fitting.aspect_ratios:
+            raise invalid_request(f"Runway's {request.model} takes a ratio of {', '.join(fitting.aspect_ratios)}.",
                                   "metadata.ratio")
         return metadata["ratio"]
-    if request.width is None or request.height is None:
-        return mode.ratios[0]
-    if request.width <= 0 or request.height <= 0:
-        raise invalid_request("The width and height must be positive.", "size")
-    return min(mode.ratios, key=lambda r: _distance(request.width, request.height, r))
-
-
-def _distance(width: int, height: int, ratio: str) -> tuple[float, float]:
-    """Nearest shape first (log of the aspect), then nearest pixel count."""
-    w, h = (int(n) for n in ratio.split(":"))
-    return abs(math.log(width / height) - math.log(w / h)), abs(math.log(width * height) - math.log(w * h))
-
-
-def _duration(mode: Mode, seconds: float | None) -> int:
-    if seconds is None:
-        return mode.default_duration
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise invalid_request("The duration must be a positive number of seconds.", "duration")
-    # A tie (7.5 between 5 and 10) goes to the longer one: the client asked for more than the shorter.
-    return min(mode.durations, key=lambda d: (abs(d - seconds), -d))
+    if shape is not None:
+        ratios = [r for r in fitting.aspect_ratios if RATIO_SHAPES.get(r) == shape]
+        if not ratios:
+            shapes = _unique(RATIO_SHAPES[r] for r in fitting.aspect_ratios)
+            raise invalid_request(f"Runway's {request.model} takes here the aspect ratios {', '.join(shapes)}.",
+                                  f"metadata.{ASPECT_RATIO}")
+        # the asked size, if any, chooses among the sizes of that shape
+        return nearest_aspect_ratio(VideoCapabilities(aspect_ratios=tuple(ratios)), request.width, request.height)
+    return nearest_aspect_ratio(fitting, request.width, request.height)
 
 
 # -- task ------------------------------------------------------------------------------
