@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import time
 from typing import AsyncIterator
 
@@ -14,13 +15,27 @@ import orjson
 from server.errors import GatewayError, invalid_request
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.simulator import media
+from server.providers.video_shape import (ASPECT_RATIO, FIRST_FRAME, INPUT_LAST_FRAME, LAST_FRAME, NEGATIVE_PROMPT,
+                                          REFERENCE, REFERENCE_IMAGES, RESOLUTION, RESOLUTION_HEIGHTS, TEXT,
+                                          VideoCapabilities, nearest_aspect_ratio, nearest_duration, nearest_fps,
+                                          nearest_resolution, nearest_size, split_metadata)
 from server.store.channels import Channel
 
 RENDER_SECONDS_ENV = "ST_AI_SIMULATOR_VIDEO_SECONDS"
 DEFAULT_RENDER_SECONDS = 8.0
-LIMITS = {"duration": (1.0, 20.0), "width": (64, 1920), "height": (64, 1920), "fps": (1, 60)}
-DEFAULTS = {"duration": 4.0, "width": 1280, "height": 720, "fps": 24}
-METADATA_KEYS = {"negative_prompt", "style"}
+DEFAULT_FPS = 24
+# It draws any size and frame rate within bounds, whole seconds from 1 to 20, from any of
+# the inputs; the neutral keys it can honour shape the picture (the images only mark it).
+CAPABILITIES = VideoCapabilities(
+    durations=tuple(float(d) for d in range(1, 21)), aspect_ratios=("16:9", "9:16", "1:1", "4:3", "3:4", "21:9"),
+    resolutions=("360p", "480p", "720p", "1080p"), side_range=(64, 1920), fps_range=(1, 60),
+    inputs=(TEXT, FIRST_FRAME, INPUT_LAST_FRAME, REFERENCE),
+    neutral=frozenset({NEGATIVE_PROMPT, LAST_FRAME, REFERENCE_IMAGES, ASPECT_RATIO, RESOLUTION}),
+    own=frozenset({"style"}), default_duration=4.0, default_size=(1280, 720))
+# The simulator serves any name for chat, images and videos alike; it lists capabilities
+# for names of video model families (a word of the name starts with one) and "video".
+VIDEO_FAMILIES = ("sora", "kling", "runway", "gen3", "gen4", "veo", "seedance", "wan", "hailuo", "minimax",
+                  "video", "t2v", "i2v", "vidu", "pixverse", "hunyuanvideo")
 CHUNK = 256 * 1024
 
 
@@ -31,9 +46,40 @@ def render_seconds() -> float:
         return DEFAULT_RENDER_SECONDS
 
 
-def _clamp(key: str, value: float | None) -> float:
-    low, high = LIMITS[key]
-    return min(high, max(low, value if value is not None else DEFAULTS[key]))
+def is_video_model(model: str) -> bool:
+    return any(word.startswith(VIDEO_FAMILIES) for word in re.split(r"[^a-z0-9]+", model.lower()))
+
+
+def _size(request: VideoRequest, neutral: dict) -> tuple[int, int]:
+    """The asked size; a neutral aspect ratio or resolution reshapes it around its short side."""
+    ratio, resolution = neutral.get(ASPECT_RATIO), neutral.get(RESOLUTION)
+    if ratio is None and resolution is None:
+        return nearest_size(CAPABILITIES, request.width, request.height)
+    for key, value in ((ASPECT_RATIO, ratio), (RESOLUTION, resolution)):
+        if value is not None and not isinstance(value, str):
+            raise invalid_request(f"metadata.{key} must be a string.", f"metadata.{key}")
+    width, height = nearest_size(CAPABILITIES, request.width, request.height)
+    shape = width / height
+    if ratio is not None:
+        w, _, h = nearest_aspect_ratio(CAPABILITIES, width, height, ratio).partition(":")
+        shape = int(w) / int(h)
+    short = min(width, height)
+    if resolution is not None:
+        short = RESOLUTION_HEIGHTS[nearest_resolution(CAPABILITIES, width, height, resolution).lower()]
+    long = round(short * max(shape, 1 / shape))
+    return nearest_size(CAPABILITIES, *((long, short) if shape >= 1 else (short, long)))
+
+
+def _images(neutral: dict) -> bool:
+    """Checks the image-valued neutral keys; True when there are any."""
+    last, references = neutral.get(LAST_FRAME), neutral.get(REFERENCE_IMAGES)
+    if last is not None and (not isinstance(last, str) or not last.strip()):
+        raise invalid_request("metadata.last_frame is an image URL or base64.", f"metadata.{LAST_FRAME}")
+    if references is not None and not (isinstance(references, list) and references
+                                       and all(isinstance(r, str) and r.strip() for r in references)):
+        raise invalid_request("metadata.reference_images is a list of image URLs or base64.",
+                              f"metadata.{REFERENCE_IMAGES}")
+    return last is not None or references is not None
 
 
 def _encode(job: dict) -> str:
@@ -51,17 +97,16 @@ class SimulatorVideo:
     def __init__(self, upstream: Upstream) -> None:
         pass
 
+    def capabilities(self, model: str) -> VideoCapabilities | None:
+        return CAPABILITIES if is_video_model(model) else None
+
     def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
-        unknown = set(request.metadata) - METADATA_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            raise invalid_request(f"The simulator does not know the metadata key '{key}'; it knows "
-                                  f"{', '.join(sorted(METADATA_KEYS))}.", param=f"metadata.{key}")
-        width, height = media.even_size(int(_clamp("width", request.width)), int(_clamp("height", request.height)))
-        asked = {"duration": float(round(_clamp("duration", request.duration))), "width": width,
-                 "height": height, "fps": int(_clamp("fps", request.fps))}
+        neutral = split_metadata(CAPABILITIES, request.metadata, "simulator").neutral
+        width, height = media.even_size(*_size(request, neutral))
+        asked = {"duration": float(nearest_duration(CAPABILITIES, request.duration)), "width": width,
+                 "height": height, "fps": nearest_fps(CAPABILITIES, request.fps) or DEFAULT_FPS}
         prompt = request.prompt
-        if request.image or request.image_bytes:
+        if _images(neutral) or request.image or request.image_bytes:
             prompt += " (from an image)"
         return Prepared(body={"prompt": prompt, **asked}, asked=asked)
 
