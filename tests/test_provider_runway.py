@@ -41,7 +41,7 @@ def test_documented_example_image_to_video():
 
 
 @pytest.mark.parametrize("model, seconds, expected", [
-    ("gen4_turbo", 4.0, 5), ("gen4_turbo", 7.5, 10), ("gen4_turbo", 30, 10), ("gen3a_turbo", 6.2, 5),
+    ("gen4_turbo", 4.0, 5), ("gen4_turbo", 7.5, 10), ("gen4_turbo", 30, 10), ("gen4.5", 6.2, 6),
     ("veo3", 4, 8), ("veo3.1", 5.1, 6), ("veo3.1", 12, 8), ("gen4.5", 3.4, 3), ("gen4_turbo", None, 5),
 ])
 def test_duration_goes_to_the_nearest_supported(model, seconds, expected):
@@ -52,8 +52,8 @@ def test_duration_goes_to_the_nearest_supported(model, seconds, expected):
 @pytest.mark.parametrize("model, size, ratio", [
     ("gen4_turbo", (1280, 720), "1280:720"), ("gen4_turbo", (1920, 1080), "1280:720"),
     ("gen4_turbo", (720, 1280), "720:1280"), ("gen4_turbo", (1024, 1024), "960:960"),
-    ("gen4_turbo", (2560, 1080), "1584:672"), ("gen3a_turbo", (1280, 720), "1280:768"),
-    ("gen3a_turbo", (720, 1280), "768:1280"), ("veo3", (1920, 1080), "1920:1080"),
+    ("gen4_turbo", (2560, 1080), "1584:672"), ("gen4.5", (1280, 720), "1280:720"),
+    ("gen4.5", (832, 1104), "832:1104"), ("veo3", (1920, 1080), "1920:1080"),
     ("veo3", (1280, 720), "1280:720"), ("veo3.1", (1080, 1920), "1080:1920"),
 ])
 def test_size_goes_to_the_nearest_ratio(model, size, ratio):
@@ -86,9 +86,10 @@ def test_text_to_video_needs_a_prompt_and_veo_takes_no_seed():
 
 
 def test_unknown_model_and_unknown_metadata_are_refused():
-    with pytest.raises(GatewayError) as exc:
-        convert.prepare(_req("gen2", image=IMAGE_URL))
-    assert (_error(exc).http_status, _error(exc).param) == (400, "model")
+    for retired in ("gen2", "gen3a_turbo"):  # gen3a_turbo reached its end of life on 2026-07-30
+        with pytest.raises(GatewayError) as exc:
+            convert.prepare(_req(retired, image=IMAGE_URL))
+        assert (_error(exc).http_status, _error(exc).param) == (400, "model")
     with pytest.raises(GatewayError) as exc:
         convert.prepare(_req(image=IMAGE_URL, metadata={"motion": 5}))
     assert (_error(exc).http_status, _error(exc).param) == (400, "metadata.motion")

@@ -52,8 +52,6 @@ def _schema(ratios: list[str], durations: list[int], extra: set[str], required: 
 
 
 IMAGE_TO_VIDEO = {
-    "gen3a_turbo": _schema(["1280:768", "768:1280"], [5, 10], {"seed", "contentModeration"},
-                           {"promptImage"}, ("first", "last")),
     "gen4_turbo": _schema(GEN4_RATIOS, [5, 10], {"seed", "contentModeration"}, {"promptImage", "ratio"}),
     "gen4.5": _schema(GEN4_RATIOS, GEN45, {"seed", "contentModeration"},
                       {"promptImage", "ratio", "duration", "promptText"}),

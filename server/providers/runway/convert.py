@@ -5,7 +5,8 @@ No I/O here, so every rule can be tested on plain data.
 The per-model rules follow Runway's SDK (runwayml/sdk-python and sdk-node, API version
 2024-11-06): which endpoint a model is on, its ratios, its durations and which extra
 fields it takes. A model Runway does not list for an endpoint is refused here, before
-anything is sent, because its ratio and duration could not be chosen honestly."""
+anything is sent, because its ratio and duration could not be chosen honestly; so is a
+retired one (gen3a_turbo, end of life 2026-07-30, gone from the SDK's models)."""
 from __future__ import annotations
 
 import base64
@@ -61,8 +62,6 @@ _VEO31_TEXT = Mode(VEO_RATIOS, (4, 6, 8), 8, VEO_EXTRAS, seed=False, prompt_requ
 _GEN45_DURATIONS = tuple(range(2, 11))
 
 MODELS: dict[str, Model] = {
-    "gen3a_turbo": Model(image=Mode(("1280:768", "768:1280"), (5, 10), 5, MODERATION,
-                                    positions=("first", "last")), text=None),
     "gen4_turbo": Model(image=Mode(GEN4_RATIOS, (5, 10), 5, MODERATION), text=None),
     "gen4.5": Model(image=Mode(GEN4_RATIOS, _GEN45_DURATIONS, 5, MODERATION, prompt_required=True),
                     text=Mode(("1280:720", "720:1280"), _GEN45_DURATIONS, 5, MODERATION,
@@ -81,8 +80,7 @@ NEUTRAL_EXTRAS = {"negativePrompt": NEGATIVE_PROMPT, "audio": AUDIO}
 # Runway's ratios are output sizes in pixels; the shapes clients name them by (metadata
 # `aspect_ratio`), as Runway's documentation does.
 RATIO_SHAPES = {"1280:720": "16:9", "1920:1080": "16:9", "720:1280": "9:16", "1080:1920": "9:16",
-                "1104:832": "4:3", "832:1104": "3:4", "960:960": "1:1", "1584:672": "21:9",
-                "1280:768": "5:3", "768:1280": "3:5"}
+                "1104:832": "4:3", "832:1104": "3:4", "960:960": "1:1", "1584:672": "21:9"}
 
 
 def _unique(values) -> tuple:
