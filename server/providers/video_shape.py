@@ -186,7 +186,7 @@ def nearest_fps(caps: VideoCapabilities, fps: int | None) -> int | None:
     return min(caps.fps, key=lambda f: (abs(f - fps), -f))
 
 
-def ratio_of(size: tuple[int, int]) -> float:
+def _ratio_of(size: tuple[int, int]) -> float:
     return math.log(size[0] / size[1])
 
 
@@ -198,9 +198,9 @@ def with_aspect_ratio(caps: VideoCapabilities, asked: str) -> VideoCapabilities:
     if not caps.sizes:
         return caps
     wanted = math.log(_ratio_value(asked))
-    close = tuple(s for s in caps.sizes if abs(ratio_of(s) - wanted) <= math.log(1.05))
+    close = tuple(s for s in caps.sizes if abs(_ratio_of(s) - wanted) <= math.log(1.05))
     if not close:
-        close = (min(caps.sizes, key=lambda s: abs(ratio_of(s) - wanted)),)
+        close = (min(caps.sizes, key=lambda s: abs(_ratio_of(s) - wanted)),)
     default = caps.default_size if caps.default_size in close else None
     return dataclasses.replace(caps, sizes=close, default_size=default)
 

@@ -1,9 +1,9 @@
 """st_ai.v1.Models over gRPC: the models the calling token may use."""
 from __future__ import annotations
 
-import grpc
-
 from collections.abc import Mapping
+
+import grpc
 
 from server import routing
 from server.catalog import Catalog
@@ -16,9 +16,9 @@ from st_ai.v1 import models_pb2, models_pb2_grpc
 
 
 class ModelsService(models_pb2_grpc.ModelsServicer):
-    def __init__(self, catalog: Catalog, video: Mapping[str, VideoProvider] | None = None) -> None:
+    def __init__(self, catalog: Catalog, video: Mapping[str, VideoProvider]) -> None:
         self._catalog = catalog
-        self._video = video if video is not None else {}
+        self._video = video  # the registry's live table of video providers by channel type
 
     def _model(self, name: str) -> models_pb2.Model:
         snapshot = self._catalog.snapshot
