@@ -257,3 +257,390 @@ def test_error_bodies_map_to_the_one_error_table(caplog):
         assert errors.from_response(status, b"<html>", channel).retryable
     leaky = errors.from_response(400, _body(400, "INVALID_ARGUMENT", f"bad key={channel.key} at {BASE}"), channel)
     assert channel.key not in leaky.message
+
+
+# -- the provider against the fake Gemini API ---------------------------------------------
+
+class ImageHost:
+    """A client's image server (and any other host) on 127.0.0.1, recording what it got."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self._server = ThreadedServer(self._app)
+        self.port = 0
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/{name}", self._serve)
+        return app
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.received.append(dict(request.headers))
+        name = request.match_info["name"]
+        if name.endswith(".png"):
+            return web.Response(body=PNG, content_type="image/png")
+        if name.endswith(".mp4"):
+            return web.Response(body=b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, content_type="video/mp4")
+        return web.Response(text="<html>not an image</html>", content_type="text/html")
+
+    def start(self) -> "ImageHost":
+        self.port = self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake() -> FakeVeo:
+    server = FakeVeo().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def image_host() -> ImageHost:
+    server = ImageHost().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def veo(fake: FakeVeo):
+    fake.reset()
+    resolver = StubResolver({"images.example": ["127.0.0.1"], "intranet.example": ["10.0.0.7"],
+                             "metadata.example": ["169.254.169.254"]})
+    async with aiohttp.ClientSession() as session:
+        yield VeoVideo(Upstream(http=session, files=SafeFetch(session, UrlGuard(resolver))))
+
+
+async def run_to_the_end(provider: VeoVideo, channel: Channel, request: VideoRequest, max_polls: int = 10):
+    task_id = await provider.submit(channel, provider.prepare(channel, request))
+    states = []
+    for _ in range(max_polls):
+        states.append(await provider.poll(channel, task_id))
+        if states[-1].status in ("completed", "failed"):
+            break
+    return task_id, states
+
+
+async def download(provider: VeoVideo, channel: Channel, task_id: str, state) -> bytes:
+    return b"".join([chunk async for chunk in provider.download(channel, task_id, state, "video")])
+
+
+async def test_text_to_video_is_polled_and_downloaded_with_the_key(fake: FakeVeo, veo: VeoVideo):
+    channel = make_channel(fake.base_url, fake.api_key)
+    task_id, states = await run_to_the_end(veo, channel, req(duration=5.0, width=1280, height=720, fps=30))
+    assert [s.status for s in states] == ["in_progress", "completed"]
+    assert task_id.startswith(f"models/{MODEL}/operations/")
+    assert await download(veo, channel, task_id, states[-1]) == fake.video
+
+    (submission,) = fake.submissions()
+    assert submission.path == f"/v1beta/models/{MODEL}:predictLongRunning"
+    assert submission.headers["x-goog-api-key"] == fake.api_key and "key=" not in submission.query
+    assert submission.body == {"instances": [{"prompt": PROMPT}],
+                               "parameters": {"aspectRatio": "16:9", "durationSeconds": 4, "resolution": "720p"}}
+    # the file URI is not public: the key goes there, and not on to Google's storage
+    (file_request,) = fake.file_requests()
+    assert file_request.headers["x-goog-api-key"] == fake.api_key and file_request.query == "alt=media"
+    (storage,) = fake.storage_requests()
+    assert "x-goog-api-key" not in storage.headers and "sig=" in storage.query
+
+
+async def test_a_base_url_written_with_the_api_version_works(fake: FakeVeo, veo: VeoVideo):
+    channel = make_channel(fake.base_url + "/v1beta", fake.api_key)
+    task_id, states = await run_to_the_end(veo, channel, req())
+    assert await download(veo, channel, task_id, states[-1]) == fake.video
+
+
+async def test_an_image_url_is_fetched_by_st_ai_and_sent_inline(fake: FakeVeo, veo: VeoVideo, image_host: ImageHost):
+    channel = make_channel(fake.base_url, fake.api_key)
+    image_host.received.clear()
+    url = f"http://images.example:{image_host.port}/cat.png"
+    task_id, states = await run_to_the_end(veo, channel, req(image=url, metadata={"last_frame": PNG_B64}))
+    assert states[-1].status == "completed"
+    (submission,) = fake.submissions()
+    assert submission.body["instances"][0] == {
+        "prompt": PROMPT, "image": {"bytesBase64Encoded": PNG_B64, "mimeType": "image/png"},
+        "lastFrame": {"bytesBase64Encoded": PNG_B64, "mimeType": "image/png"}}
+    (fetched,) = image_host.received
+    assert "x-goog-api-key" not in fetched  # the channel's key never goes to a client's host
+
+
+@pytest.mark.parametrize("url, words", [
+    ("http://intranet.example/x.png", "st-ai fetches images only from public"),
+    ("http://metadata.example/latest.png", "st-ai fetches images only from public"),
+    ("http://images.example:{port}/page.html", "did not serve an image"),
+    ("http://images.example:{port}/missing", "did not serve an image"),
+])
+async def test_an_image_url_st_ai_will_not_use_is_400_and_nothing_is_sent(
+        fake: FakeVeo, veo: VeoVideo, image_host: ImageHost, url, words):
+    channel = make_channel(fake.base_url, fake.api_key)
+    prepared = veo.prepare(channel, req(image=url.format(port=image_host.port)))
+    with pytest.raises(GatewayError) as caught:
+        await veo.submit(channel, prepared)
+    assert (caught.value.http_status, caught.value.param) == (400, "image"), caught.value
+    assert words in caught.value.message
+    assert fake.submissions() == []
+
+
+async def test_a_wrong_key_is_the_channels_problem_not_a_401(fake: FakeVeo, veo: VeoVideo):
+    channel = make_channel(fake.base_url, "AIzaSyNOT0the0right0key00000000000000001")
+    with pytest.raises(GatewayError) as caught:
+        await veo.submit(channel, veo.prepare(channel, req()))
+    assert (caught.value.http_status, caught.value.code, caught.value.retryable) == (502, "upstream_error", False)
+    assert channel.key not in caught.value.message
+    with pytest.raises(GatewayError) as probed:
+        await veo.probe(channel)
+    assert probed.value.http_status == 502
+    await veo.probe(make_channel(fake.base_url, fake.api_key))  # the right key passes the free call
+
+
+async def test_a_rate_limited_poll_is_retryable_and_the_task_goes_on(fake: FakeVeo, veo: VeoVideo):
+    channel = make_channel(fake.base_url, fake.api_key)
+    task_id = await veo.submit(channel, veo.prepare(channel, req()))
+    fake.rate_limit_next = 1
+    with pytest.raises(GatewayError) as caught:
+        await veo.poll(channel, task_id)
+    assert (caught.value.http_status, caught.value.retryable) == (429, True)
+    states = [await veo.poll(channel, task_id) for _ in range(2)]
+    assert states[-1].status == "completed"
+
+
+async def test_a_filtered_result_fails_with_googles_reason(fake: FakeVeo, veo: VeoVideo):
+    fake.filtered = True
+    _, states = await run_to_the_end(veo, make_channel(fake.base_url, fake.api_key), req())
+    assert (states[-1].status, states[-1].error_code) == ("failed", "moderation_blocked")
+    assert SAFETY_REASON in states[-1].error_message
+
+
+async def test_the_key_goes_to_no_other_host_and_a_gone_file_is_expired(fake: FakeVeo, veo: VeoVideo,
+                                                                           image_host: ImageHost):
+    channel = make_channel(fake.base_url, fake.api_key)
+    image_host.received.clear()
+    elsewhere = convert.to_state({"done": True, "response": {"generateVideoResponse": {"generatedSamples": [
+        {"video": {"uri": f"http://images.example:{image_host.port}/v.mp4"}}]}}}, 0, 1)
+    assert (await download(veo, channel, "x", elsewhere))[4:8] == b"ftyp"
+    assert "x-goog-api-key" not in image_host.received[0]
+    gone = convert.to_state({"done": True, "response": {"generateVideoResponse": {"generatedSamples": [
+        {"video": {"uri": f"{fake.base_url}/v1beta/files/nosuchfile:download?alt=media"}}]}}}, 0, 1)
+    with pytest.raises(GatewayError) as caught:
+        await download(veo, channel, "x", gone)
+    assert caught.value.code == "video_expired"
+
+
+@pytest.mark.parametrize("model", sorted(models.MODELS))
+async def test_every_prepared_body_is_accepted_by_google(fake: FakeVeo, veo: VeoVideo, model: str):
+    channel = make_channel(fake.base_url, fake.api_key)
+    caps = models.MODELS[model]
+    asks = [req(model, duration=5.0, width=1280, height=720, fps=30),
+            req(model, image=PNG_B64, duration=7.5, width=1920, height=1080, metadata={"negative_prompt": "fog"})]
+    if "last_frame" in caps.neutral:
+        asks.append(req(model, image=PNG_B64, metadata={"last_frame": PNG_B64, "resolution": "720p"}))
+    if "reference_images" in caps.neutral:
+        asks.append(req(model, duration=4, width=720, height=1280, metadata={"reference_images": [PNG_B64]}))
+    for ask in asks:
+        await veo.submit(channel, veo.prepare(channel, ask))
+    assert len(fake.submissions()) == len(asks)
+
+
+def test_the_type_is_registered_with_its_key_format_and_public_endpoint():
+    spec = discover()["veo"]
+    assert spec.default_base_url == "https://generativelanguage.googleapis.com"
+    assert spec.key_format == "API_KEY" and spec.video is VeoVideo
+
+
+# -- st-ai end to end in front of the fake (REST JSON, the openai SDK, gRPC) -----------------
+
+class VeoCase:
+    """What tests/test_video_providers_e2e.py's scenarios need to know of Veo."""
+    name = "veo"
+    type = "veo"
+    model = MODEL
+    # veo-9-unknown is not one st-ai knows: fitted to the general rules, and refused by Google
+    models = [MODEL, "veo-3.0-generate-001", "veo-9-unknown"]
+    rejected_model = "veo-9-unknown"
+    image_needed_model = None        # every Veo model takes text, or text and an image
+    wrong_key = "AIzaSyNOT0the0right0key00000000000000001"
+
+    def start(self) -> None:
+        self.fake = FakeVeo().start()
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+    def reset(self) -> None:
+        self.fake.reset()
+
+    @property
+    def base_url(self) -> str:
+        return self.fake.base_url
+
+    @property
+    def key(self) -> str:
+        return self.fake.api_key
+
+    @property
+    def video(self) -> bytes:
+        return self.fake.video
+
+    def received(self) -> list:
+        return list(self.fake.received)
+
+    def submissions(self) -> list:
+        return self.fake.submissions()
+
+    def api_calls(self) -> list:
+        return [r for r in self.fake.received if not r.path.startswith("/storage/")]
+
+    def downloads(self) -> list:
+        return self.fake.file_requests() + self.fake.storage_requests()
+
+    def check_submission(self, received) -> None:
+        assert received.path == f"/v1beta/models/{MODEL}:predictLongRunning"
+        assert received.body == {"instances": [{"prompt": PROMPT}],
+                                 "parameters": {"aspectRatio": "16:9", "durationSeconds": 4, "resolution": "720p"}}
+
+    @staticmethod
+    def sent_seconds(received) -> str:
+        return str(received.body["parameters"]["durationSeconds"])
+
+    def check_view(self, video: dict) -> None:
+        assert video["seconds"] == "4" and video["size"] == "1280x720"
+        meta = video["metadata"]
+        assert meta["duration"] == 4 and meta["aspect_ratio"] == "16:9" and meta["resolution"] == "720p"
+        assert meta["fps"] == 24 and (meta["width"], meta["height"]) == (1280, 720)
+
+    def check_auth(self, received) -> None:
+        assert received.headers.get("x-goog-api-key") == self.fake.api_key
+
+    def check_download(self, received) -> None:
+        if received.path.startswith("/storage/"):
+            assert "x-goog-api-key" not in received.headers  # Google's signed storage link
+        else:
+            self.check_auth(received)  # the file URI needs the key
+
+    def take_a_while(self) -> None:
+        self.fake.polls_to_finish = 4
+
+    def fail_midway(self) -> tuple[str, str]:
+        self.fake.fail_with = "Video generation failed due to an internal error."
+        return "generation_failed", "internal error"
+
+    def moderate(self) -> None:
+        self.fake.filtered = True
+
+    def never_finish(self) -> None:
+        self.fake.never_finish = True
+
+    def rate_limit_before_submit(self, polls: int) -> None:
+        pass
+
+    def rate_limit_after_submit(self, polls: int) -> None:
+        self.fake.rate_limit_next = polls
+
+    def rate_limits_served(self, polls: int, task_id: str) -> bool:
+        return self.fake.rate_limit_next == 0
+
+    def rate_limit_submit(self) -> None:
+        self.fake.rate_limit_next = 1
+
+    def submitted(self) -> None:
+        pass
+
+    def reject_at_submit_for_moderation(self) -> str:
+        self.fake.inject_next.append((400, "INVALID_ARGUMENT", "The prompt could not be submitted: it violates "
+                                      "Google's safety policy.", None))
+        return "content_policy_violation"
+
+
+@pytest.fixture(scope="module")
+def started(gw):
+    case = VeoCase()
+    case.start()
+    gw.channel("e2e-veo", case.type, case.models, base_url=case.base_url, key=case.key)
+    yield case
+    case.stop()
+
+
+@pytest.fixture
+def provider(started):
+    started.reset()
+    yield started
+    started.reset()
+
+
+def test_image_to_video_over_rest_by_url_and_by_base64(gw, key, provider, image_host):
+    """A client's image URL is fetched by st-ai (Veo takes bytes only); base64 goes as it is."""
+    image_host.received.clear()
+    for image in (f"http://127.0.0.1:{image_host.port}/first.png", PNG_B64):
+        status, created = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK, "image": image,
+                                                                    "metadata": {"negative_prompt": "fog"}})
+        assert status == 200, created
+        _, video = wait_until_done(gw, key, created["id"])
+        assert video["status"] == "completed", video
+        status, content = call(gw, key, "GET", f"/v1/videos/{created['id']}/content")
+        assert status == 200 and content == provider.video
+    first, second = provider.submissions()
+    for submission in (first, second):
+        assert submission.body["instances"][0] == {
+            "prompt": PROMPT, "image": {"bytesBase64Encoded": PNG_B64, "mimeType": "image/png"}}
+        assert submission.body["parameters"]["negativePrompt"] == "fog"
+    assert len(image_host.received) == 1 and "x-goog-api-key" not in image_host.received[0]
+
+
+def test_a_metadata_address_image_url_is_400_before_sending(gw, key, provider):
+    status, answer = call_json(gw, key, "POST", "/v1/videos", {
+        "model": MODEL, **ASK, "image": "http://169.254.169.254/latest/meta-data/iam.png"})
+    assert status == 400 and answer["error"]["param"] == "image", answer
+    assert answer["error"]["code"] == "invalid_image_url" and "cloud metadata" in answer["error"]["message"]
+    time.sleep(2 * POLL)
+    assert provider.submissions() == []
+
+
+def test_openai_sdk_image_to_video_with_an_upload(gw, key, provider, tmp_path):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=gw.base_url, api_key=key, timeout=15, max_retries=0)
+    video = client.videos.create_and_poll(model=MODEL, prompt=PROMPT, seconds="8", size="720x1280",
+                                          input_reference=("first.png", PNG, "image/png"), poll_interval_ms=200)
+    assert video.status == "completed" and video.seconds == "8" and video.size == "720x1280", video
+    out = tmp_path / "veo.mp4"
+    client.videos.download_content(video.id).write_to_file(out)
+    assert out.read_bytes() == provider.video
+    (submission,) = provider.submissions()
+    assert submission.body == {
+        "instances": [{"prompt": PROMPT, "image": {"bytesBase64Encoded": PNG_B64, "mimeType": "image/png"}}],
+        "parameters": {"aspectRatio": "9:16", "durationSeconds": 8, "resolution": "720p"}}
+
+
+VIDEOS = "st_ai.v1.Videos"
+
+
+@pytest.fixture(scope="module")
+def reflected(gw):
+    with grpc.insecure_channel(gw.grpc_target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]) as ch:
+        grpc.channel_ready_future(ch).result(timeout=10)
+        yield Reflected(ch)
+
+
+@pytest.mark.parametrize("image", [None, PNG_B64])
+def test_grpc_by_reflection_text_and_image_to_video_to_completion(gw, key, provider, reflected, image):
+    create, CreateRequest = reflected.callable(VIDEOS, "CreateVideo")
+    get, GetRequest = reflected.callable(VIDEOS, "GetVideo")
+    content, ContentRequest = reflected.callable(VIDEOS, "GetVideoContent")
+    fields = {"model": MODEL, "prompt": PROMPT, "duration": 5.0, "width": 1280, "height": 720, "fps": 30}
+    if image:
+        fields["image"] = image
+    video = create(CreateRequest(**fields), metadata=auth(key), timeout=10)
+    assert video.status == "queued"
+    deadline = time.monotonic() + 15
+    while video.status not in ("completed", "failed"):
+        assert time.monotonic() < deadline, video
+        time.sleep(POLL)
+        video = get(GetRequest(video_id=video.id), metadata=auth(key), timeout=10)
+    assert video.status == "completed" and video.seconds == "4" and video.size == "1280x720", video
+    data = b"".join(chunk.data for chunk in content(ContentRequest(video_id=video.id), metadata=auth(key), timeout=10))
+    assert data == provider.video
+    (submission,) = provider.submissions()
+    assert ("image" in submission.body["instances"][0]) == bool(image)
