@@ -644,3 +644,22 @@ def test_grpc_by_reflection_text_and_image_to_video_to_completion(gw, key, provi
     assert data == provider.video
     (submission,) = provider.submissions()
     assert ("image" in submission.body["instances"][0]) == bool(image)
+
+
+# -- the operator's command ---------------------------------------------------------------
+
+def test_channel_add_type_veo_defaults_to_the_public_endpoint_and_takes_a_regional_one(tmp_path):
+    from tests.test_cli import run
+
+    db = str(tmp_path / "cli.db")
+    added = run("channel", "add", "--name", "veo-main", "--type", "veo", "--key", "AIzaSyOPERATOR0KEY00000000000000000001",
+                "--models", "veo-3.1-generate-preview,veo-3.0-generate-001", db=db)
+    assert added.code == 0, added.err
+    proxied = run("channel", "add", "--name", "veo-eu", "--type", "veo", "--key", "AIzaSyOPERATOR0KEY00000000000000000001",
+                  "--models", "veo-3.1-generate-preview", "--base-url", "https://veo-proxy.eu.example", db=db)
+    assert proxied.code == 0, proxied.err
+    listed = run("channel", "list", db=db)
+    assert "generativelanguage.googleapis.com" in listed.out and "veo-proxy.eu.example" in listed.out
+    assert "AIzaSyOPERATOR0KEY00000000000000000001" not in listed.out  # keys are masked
+    missing = run("channel", "add", "--name", "veo-nokey", "--type", "veo", "--models", MODEL, db=db)
+    assert missing.code != 0 and "--key API_KEY" in missing.err and "Traceback" not in missing.err
