@@ -5,7 +5,6 @@ SDK and gRPC by reflection. Names resolve only through a stub resolver; nothing 
 127.0.0.1."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -30,14 +29,29 @@ from tests.fakes.veo import SAFETY_REASON, FakeVeo
 from tests.reflection_client import Reflected, auth
 # The provider-neutral scenarios every video type passes, run here against the fake Veo.
 from tests.test_video_providers_e2e import (  # noqa: F401  (fixtures and tests collected here)
-    ASK, POLL, PROMPT, call, call_json, gw, key, slow_gw, test_channel_with_a_wrong_key_fails_the_submission_at_once,
-    test_content_before_completion_is_409, test_documented_client_flow_downloads_the_providers_exact_video,
-    test_image_on_a_model_that_cannot_take_it_is_400_before_sending, test_moderation_during_generation_is_moderation_blocked_never_completed,
-    test_openai_sdk_create_and_poll_then_download, test_provider_blocks_the_submission_for_moderation,
-    test_provider_failure_midway_fails_the_task_with_its_reason, test_provider_rejects_bad_parameters_at_submit,
-    test_provider_that_never_finishes_is_failed_with_timeout, test_rate_limited_polls_do_not_fail_the_task,
-    test_rate_limited_submission_is_kept_and_sent_again, test_unknown_metadata_key_is_400_before_sending,
-    wait_until_done, task_ids)
+    ASK,
+    POLL,
+    PROMPT,
+    call,
+    call_json,
+    gw,
+    key,
+    slow_gw,
+    wait_until_done,
+    test_channel_with_a_wrong_key_fails_the_submission_at_once,
+    test_content_before_completion_is_409,
+    test_documented_client_flow_downloads_the_providers_exact_video,
+    test_image_on_a_model_that_cannot_take_it_is_400_before_sending,
+    test_moderation_during_generation_is_moderation_blocked_never_completed,
+    test_openai_sdk_create_and_poll_then_download,
+    test_provider_blocks_the_submission_for_moderation,
+    test_provider_failure_midway_fails_the_task_with_its_reason,
+    test_provider_rejects_bad_parameters_at_submit,
+    test_provider_that_never_finishes_is_failed_with_timeout,
+    test_rate_limited_polls_do_not_fail_the_task,
+    test_rate_limited_submission_is_kept_and_sent_again,
+    test_unknown_metadata_key_is_400_before_sending,
+)
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")]
@@ -53,9 +67,9 @@ def req(model: str = MODEL, **kw) -> VideoRequest:
     return VideoRequest(model=model, **kw)
 
 
-def refused(call, *args) -> GatewayError:
+def refused(fn, *args) -> GatewayError:
     with pytest.raises(GatewayError) as caught:
-        call(*args)
+        fn(*args)
     assert caught.value.http_status == 400, caught.value
     return caught.value
 
@@ -648,18 +662,21 @@ def test_grpc_by_reflection_text_and_image_to_video_to_completion(gw, key, provi
 
 # -- the operator's command ---------------------------------------------------------------
 
+OPERATOR_KEY = "AIzaSyOPERATOR0KEY00000000000000000001"
+
+
 def test_channel_add_type_veo_defaults_to_the_public_endpoint_and_takes_a_regional_one(tmp_path):
     from tests.test_cli import run
 
     db = str(tmp_path / "cli.db")
-    added = run("channel", "add", "--name", "veo-main", "--type", "veo", "--key", "AIzaSyOPERATOR0KEY00000000000000000001",
+    added = run("channel", "add", "--name", "veo-main", "--type", "veo", "--key", OPERATOR_KEY,
                 "--models", "veo-3.1-generate-preview,veo-3.0-generate-001", db=db)
     assert added.code == 0, added.err
-    proxied = run("channel", "add", "--name", "veo-eu", "--type", "veo", "--key", "AIzaSyOPERATOR0KEY00000000000000000001",
+    proxied = run("channel", "add", "--name", "veo-eu", "--type", "veo", "--key", OPERATOR_KEY,
                   "--models", "veo-3.1-generate-preview", "--base-url", "https://veo-proxy.eu.example", db=db)
     assert proxied.code == 0, proxied.err
     listed = run("channel", "list", db=db)
     assert "generativelanguage.googleapis.com" in listed.out and "veo-proxy.eu.example" in listed.out
-    assert "AIzaSyOPERATOR0KEY00000000000000000001" not in listed.out  # keys are masked
+    assert OPERATOR_KEY not in listed.out  # keys are masked
     missing = run("channel", "add", "--name", "veo-nokey", "--type", "veo", "--models", MODEL, db=db)
     assert missing.code != 0 and "--key API_KEY" in missing.err and "Traceback" not in missing.err

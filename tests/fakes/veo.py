@@ -175,8 +175,8 @@ class FakeVeo:
         return web.json_response({"name": operation.name})
 
     def _validate(self, rules: dict, body: dict) -> str | None:
-        if set(body) - {"instances", "parameters"}:
-            return f"Invalid JSON payload received. Unknown name \"{sorted(set(body) - {'instances', 'parameters'})[0]}\""
+        if unknown := sorted(set(body) - {"instances", "parameters"}):
+            return f"Invalid JSON payload received. Unknown name \"{unknown[0]}\""
         instances = body.get("instances")
         if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
             return "instances must hold one instance."
@@ -195,7 +195,8 @@ class FakeVeo:
             if not rules["references"] or not isinstance(refs, list) or not 1 <= len(refs) <= 3 or "image" in instance:
                 return "referenceImages isn't supported here."
             for i, ref in enumerate(refs):
-                if not isinstance(ref, dict) or set(ref) != {"image", "referenceType"} or ref["referenceType"] != "asset":
+                if not isinstance(ref, dict) or set(ref) != {"image", "referenceType"} \
+                        or ref["referenceType"] != "asset":
                     return f"referenceImages[{i}] is invalid."
                 if problem := self._image_problem(ref["image"], f"referenceImages[{i}].image"):
                     return problem
@@ -275,7 +276,8 @@ class FakeVeo:
     async def _storage(self, request: web.Request) -> web.Response:
         self.received.append(Received(request.method, request.path, request.query_string, dict(request.headers), None))
         file_id = request.match_info["file"].removesuffix(".mp4")
-        if request.query.get("sig") != self.signature or not any(op.file_id == file_id for op in self.operations.values()):
+        known = any(op.file_id == file_id for op in self.operations.values())
+        if request.query.get("sig") != self.signature or not known:
             return web.Response(status=403, text="Forbidden")
         return web.Response(body=self.video, content_type="video/mp4")
 
