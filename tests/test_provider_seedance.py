@@ -155,14 +155,18 @@ def test_capabilities_of_every_model_in_every_spelling():
 def test_documented_examples_fit_to_the_nearest_accepted_values():
     prepared = convert.prepare(VideoRequest(model=MODEL, **ASK))
     assert prepared.body == text_body()
-    assert prepared.asked == {"duration": 5.0, "width": 1248, "height": 704, "fps": 24, "aspect_ratio": "16:9",
+    assert prepared.asked == {"duration": 5.0, "width": 1280, "height": 720, "fps": 24, "aspect_ratio": "16:9",
                               "resolution": "720p"}
+    assert [models.nominal_size(r, q) for r, q in (("480p", "16:9"), ("1080p", "9:16"), ("720p", "21:9"),
+                                                   ("720p", "adaptive"))] == [(854, 480), (1080, 1920),
+                                                                              (1680, 720), None]
     # 1.5 s and a portrait 1080x1920 on Seedance 1.5 (4-12 s)
     odd = convert.prepare(VideoRequest(model=AUDIO_MODEL, prompt=PROMPT, duration=1.5, width=1080, height=1920,
                                        seed=7, metadata={"audio": False, "watermark": True}))
     assert odd.body["duration"] == 4 and odd.body["ratio"] == "9:16" and odd.body["resolution"] == "1080p"
     assert odd.body["generate_audio"] is False and odd.body["watermark"] is True and odd.body["seed"] == 7
     assert odd.asked["audio"] is False and odd.asked["watermark"] is True
+    assert (odd.asked["width"], odd.asked["height"]) == (1080, 1920)
 
 
 def test_images_go_to_ark_as_urls_or_data_uris_never_fetched():
@@ -248,7 +252,7 @@ def test_text_to_video_over_rest_downloads_arks_exact_video(gw, key, fake, tmp_p
     # what was asked, nearest to what the client asked, and the tokens Ark counted
     meta = video["metadata"]
     assert (meta["duration"], meta["fps"], meta["aspect_ratio"], meta["resolution"]) == (5, 24, "16:9", "720p")
-    assert video["seconds"] == "5" and video["size"] == "1248x704"
+    assert video["seconds"] == "5" and video["size"] == "1280x720"
     task = next(iter(t for t in fake.tasks.values() if t.body == submission.body))
     assert meta["usage"] == {"completion_tokens": fake.tokens(task), "total_tokens": fake.tokens(task)}
 
@@ -348,8 +352,9 @@ def _failed_at_submit(gw, key, fake, body: dict) -> dict:
 
 
 def test_ark_refusing_a_parameter_at_submit_fails_the_task_with_its_reason(gw, key, fake):
+    refusal = "The parameter `resolution` specified in the request is not valid."
     fake.reject_next = (400, {"error": {"code": "InvalidParameter", "param": "resolution", "type": "BadRequest",
-                                        "message": "The parameter `resolution` specified in the request is not valid."}})
+                                        "message": refusal}})
     video = _failed_at_submit(gw, key, fake, {"model": MODEL, **ASK})
     assert video["error"]["code"] == "invalid_request" and "resolution" in video["error"]["message"], video
 

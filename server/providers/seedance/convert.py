@@ -194,7 +194,7 @@ def prepare(request: VideoRequest) -> Prepared:
         body["generate_audio"] = _flag(meta.neutral[vs.AUDIO], f"metadata.{vs.AUDIO}")
     body.update(_own(meta.own))
 
-    width, height = models.SIZES[resolution].get(ratio, (None, None))
+    width, height = models.nominal_size(resolution, ratio) or (None, None)
     asked = {"duration": float(int(duration)), "width": width, "height": height, "fps": models.FPS[0],
              "aspect_ratio": ratio, "resolution": resolution}
     for neutral, field in ((vs.WATERMARK, "watermark"), (vs.AUDIO, "generate_audio")):

@@ -79,13 +79,14 @@ def lookup(model: str) -> SeedanceModel | None:
     return FAMILIES.get(family(model))
 
 
-# Ark's output sizes per resolution and ratio (Seedance 1.x tables), reported as the
-# task's size; an adaptive ratio follows the image, whose size st-ai does not decode.
-SIZES: dict[str, dict[str, tuple[int, int]]] = {
-    "480p": {"16:9": (864, 480), "4:3": (736, 544), "1:1": (640, 640), "3:4": (544, 736), "9:16": (480, 864),
-             "21:9": (960, 416)},
-    "720p": {"16:9": (1248, 704), "4:3": (1120, 832), "1:1": (960, 960), "3:4": (832, 1120), "9:16": (704, 1248),
-             "21:9": (1504, 640)},
-    "1080p": {"16:9": (1920, 1088), "4:3": (1664, 1248), "1:1": (1440, 1440), "3:4": (1248, 1664),
-              "9:16": (1088, 1920), "21:9": (2176, 928)},
-}
+def nominal_size(resolution: str, ratio: str) -> tuple[int, int] | None:
+    """The size a task is reported (and priced) at: the resolution's height on the short
+    side, the ratio's on the long one (720p 16:9 is 1280x720; Ark renders 1248x704, to
+    its 16-pixel grid). None for an adaptive ratio, which follows the image, whose size
+    st-ai does not decode."""
+    if ratio not in RATIOS:
+        return None
+    short = vs.RESOLUTION_HEIGHTS[resolution]
+    w, _, h = ratio.partition(":")
+    long = int(short * max(int(w), int(h)) / min(int(w), int(h)) / 2 + 0.5) * 2
+    return (long, short) if int(w) >= int(h) else (short, long)
