@@ -57,6 +57,7 @@ def clean(fake):
         fake.received.clear()
         fake.polls_per_stage, fake.fail_with, fake.moderate, fake.never_finish = 1, None, False, False
         fake.hold, fake.block_at_submit, fake.reject_next, fake.rate_limit_next = None, False, None, 0
+        fake.video_url_for = None
     reset()
     yield
     reset()
@@ -396,6 +397,14 @@ def test_moderation_of_the_output_is_moderation_blocked(gw, key, fake, tmp_path)
     assert video["status"] == "failed" and video["error"]["code"] == "moderation_blocked", video
     status, answer = call_json(gw, key, "GET", f"/v1/videos/{video['id']}/content")
     assert_openai_error(status, answer, 409)
+
+
+def test_a_video_url_at_a_metadata_address_is_never_fetched(gw, key, fake, tmp_path):
+    # an address literal: the guard refuses it before any lookup or connection
+    fake.video_url_for = lambda url: url.replace(f"127.0.0.1:{fake.port}", "169.254.169.254")
+    _, _, video = documented_flow(gw, key, {"model": MODEL, **ASK}, tmp_path / "x.mp4")
+    assert video["status"] == "failed" and video["error"]["code"] == "unsafe_url", video
+    assert "metadata" in video["error"]["message"] and fake.downloads() == []
 
 
 def test_rate_limited_polls_are_retried_until_the_task_completes(gw, key, fake):

@@ -17,7 +17,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -92,6 +92,7 @@ class FakeSeedance:
         self.rate_limit_next = 0            # the next N API calls get 429
         self.rate_limited = 0               # how many 429s were served
         self.video = video_bytes()
+        self.video_url_for: Callable[[str], str] | None = None  # the URL it would give -> the one it gives
         self._ids = itertools.count(1)
         self.port = 0
         self._server = ThreadedServer(self._app)
@@ -292,8 +293,9 @@ class FakeSeedance:
         return width * height * 24 * body.get("duration", 5) // 1024
 
     def video_url(self, task: Task) -> str:
-        return (f"{self.base_url}/tos/{task.id}.mp4?X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Expires=86400"
-                f"&X-Tos-Signature={task.signature}")
+        url = (f"{self.base_url}/tos/{task.id}.mp4?X-Tos-Algorithm=TOS4-HMAC-SHA256&X-Tos-Expires=86400"
+               f"&X-Tos-Signature={task.signature}")
+        return self.video_url_for(url) if self.video_url_for else url
 
     def _task_json(self, task: Task) -> dict:
         body = task.body
