@@ -211,7 +211,7 @@ class VideoPoller:
             progress=100, completed_at=now, expires_at=now + int(self.config.retention), asset_path=video.path,
             asset_size=video.size, thumbnail_path=thumbnail, thumbnail_type=thumbnail_type,
             cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at,
-            **({"asked": {**asked, **usage}} if usage else {})))
+            **({"asked": {**asked, **usage}} if usage else {})), usage=state.usage)
         if not won:  # another process finalised it first, or it was deleted: drop our files
             await self.assets.remove(video.path, thumbnail)
 

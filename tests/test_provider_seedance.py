@@ -511,3 +511,46 @@ async def test_probe_lists_one_task_with_the_key_and_reports_a_wrong_key(fake):
             await provider.probe(Channel(id=2, name="bad", type="seedance", base_url=fake.base_url, key="nope",
                                          models=(MODEL,)))
         assert caught.value.http_status == 502 and not caught.value.retryable
+
+
+# -- billed by the tokens Ark counts, where the operator prices the model so --------------------
+
+def test_a_model_priced_by_output_tokens_is_billed_the_tokens_ark_reports(gw, fake):
+    from server.billing.prices import PriceChanges
+    from server.store import prices as price_store
+    from server.store import tokens as token_store
+
+    model = f"seedance-tokens-{uuid.uuid4().hex[:6]}"
+    store = open_db(gw.db_path)
+    try:
+        price_store.set_price(store, model, PriceChanges(output=2_000_000))  # 2.00 per 1M tokens
+        token, secret = token_store.create(store, f"tokens-{model}", quota=10_000_000)
+    finally:
+        store.close()
+    gw.channel(f"ark-{model}", "seedance", [model], base_url=fake.base_url, key=fake.key, model_map={model: MODEL})
+    fake.hold = "running"
+    status, created = call_json(gw, secret, "POST", "/v1/videos", {"model": model, **ASK})
+    assert status == 200, created
+    end = time.monotonic() + 10
+    while not any(t.status == "running" for t in fake.tasks.values() if t.body["model"] == MODEL):
+        assert time.monotonic() < end
+        time.sleep(POLL)
+    store = open_db(gw.db_path)
+    try:  # while it runs, the most it can count is held: 1280x720 x 24 fps x 5 s / 1024 tokens
+        (reserved,) = store.execute("SELECT amount FROM reservations WHERE video_id = ?", [created["id"]]).fetchone()
+    finally:
+        store.close()
+    assert reserved == 2 * (1280 * 720 * 24 * 5 // 1024)
+    fake.release()
+    _, video = wait_until_done(gw, secret, created["id"])
+    assert video["status"] == "completed", video
+    tokens = video["metadata"]["usage"]["completion_tokens"]
+    assert tokens == 1248 * 704 * 24 * 5 // 1024  # what Ark counted for its 1248x704 frames
+    store = open_db(gw.db_path)
+    try:
+        cost, counted = store.execute("SELECT cost, completion_tokens FROM ledger WHERE model = ? AND kind = 'video'",
+                                      [model]).fetchone()
+        used = token_store.get(store, token.name).used
+    finally:
+        store.close()
+    assert (cost, counted, used) == (2 * tokens, tokens, 2 * tokens)
