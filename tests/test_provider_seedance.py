@@ -554,3 +554,12 @@ def test_a_model_priced_by_output_tokens_is_billed_the_tokens_ark_reports(gw, fa
     finally:
         store.close()
     assert (cost, counted, used) == (2 * tokens, tokens, 2 * tokens)
+
+
+def test_the_token_reservation_is_the_most_the_asked_video_can_count():
+    from server.billing.video_billing import estimated_tokens
+
+    assert estimated_tokens({"width": 1280, "height": 720, "fps": 24, "duration": 5.0}) == 108000
+    # an adaptive ratio follows the image: its widest shape (21:9) at the asked resolution
+    assert estimated_tokens({"width": None, "height": None, "fps": 24, "duration": 4.0,
+                             "resolution": "480p"}) == 1120 * 480 * 24 * 4 // 1024
