@@ -204,12 +204,14 @@ class VideoPoller:
         thumbnail, thumbnail_type = await self._thumbnail(task, channel, provider, state, video.path)
         now = int(time.time())
         asked = task.asked or {}
+        usage = {"usage": state.usage} if state.usage else {}  # shown in the task's metadata
         # the status, the reservation's end, the token's `used` and the ledger row:
         # one transaction, which only the process winning the swap commits
         won = await self.billing.complete(task.id, dict(
             progress=100, completed_at=now, expires_at=now + int(self.config.retention), asset_path=video.path,
             asset_size=video.size, thumbnail_path=thumbnail, thumbnail_type=thumbnail_type,
-            cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at))
+            cost=float(asked.get("duration") or 0), upstream_updated_at=state.updated_at,
+            **({"asked": {**asked, **usage}} if usage else {})), usage=state.usage)
         if not won:  # another process finalised it first, or it was deleted: drop our files
             await self.assets.remove(video.path, thumbnail)
 

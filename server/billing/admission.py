@@ -182,6 +182,10 @@ class Admission:
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
+    def price(self, model: str) -> ModelPrice | None:
+        """The model's price now (a task settling long after its admission)."""
+        return self._catalog.snapshot.prices.get(model)
+
     def cost(self, price: ModelPrice | None, model: str, charge: Charge) -> int:
         try:
             return charge(price)

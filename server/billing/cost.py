@@ -114,6 +114,15 @@ def video_cost(price: ModelPrice | None, model: str, *, seconds: float | int | s
     return round_half_up(exact * second_price(price, model, size)) + _per_request(price)
 
 
+def video_token_cost(price: ModelPrice | None, model: str, *, completion_tokens: int) -> int:
+    """The cost of a video priced by the tokens its provider counts (Ark's Seedance): the
+    model's output price per 1M tokens. Only a price with no per-second price is used so."""
+    _count(completion_tokens, "completion_tokens")
+    if price is None or price.output is None or price.per_second:
+        raise Unpriced(model, "video tokens")
+    return round_half_up(Fraction(completion_tokens * price.output, TOKENS_PER_PRICE)) + _per_request(price)
+
+
 def request_cost(price: ModelPrice | None, model: str) -> int:
     """The cost of a request priced per request only."""
     if price is None or price.per_request is None:

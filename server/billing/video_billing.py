@@ -13,13 +13,16 @@ Transport-free, like the relays.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from server import call_record
 from server.billing.admission import Admission, Ticket
-from server.billing.cost import video_cost
+from server.billing.cost import Unpriced, video_cost, video_token_cost
+from server.billing.prices import ModelPrice
+from server.providers.video_shape import RESOLUTION_HEIGHTS
 from server.store import video_money
 from server.store.db import DbWorker
 from server.store.quota import LedgerRow
@@ -38,10 +41,28 @@ def seconds_text(duration: float | int | None) -> str:
     return str(int(duration)) if duration.is_integer() else str(duration)
 
 
+def estimated_tokens(asked: dict) -> int:
+    """The most tokens a token-billed video can count, by Ark's formula (width x height x
+    fps x seconds / 1024); a shape that follows the image is taken at its widest (21:9)."""
+    width, height = asked.get("width"), asked.get("height")
+    if not (width and height):
+        height = RESOLUTION_HEIGHTS.get(str(asked.get("resolution") or "").lower(), 1080)
+        width = math.ceil(height * 21 / 9)
+    seconds = math.ceil(float(asked.get("duration") or 0))
+    return math.ceil(int(width) * int(height) * int(asked.get("fps") or 24) * seconds / 1024)
+
+
 def charge(model: str, asked: dict):
-    """The cost of a task's video: the seconds and size asked upstream (`asked`)."""
+    """The cost of a task's video: the seconds and size asked upstream (`asked`), or where
+    the operator prices the model by output tokens (and not by seconds), the most tokens
+    it can count."""
     size = f"{asked['width']}x{asked['height']}" if asked.get("width") and asked.get("height") else None
-    return lambda price: video_cost(price, model, seconds=seconds_text(asked.get("duration")), size=size)
+
+    def cost(price: ModelPrice | None) -> int:
+        if price is not None and price.output is not None and not price.per_second:
+            return video_token_cost(price, model, completion_tokens=estimated_tokens(asked))
+        return video_cost(price, model, seconds=seconds_text(asked.get("duration")), size=size)
+    return cost
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,9 @@ class Ending:
     status: int
     error_code: str | None = None
     billed: bool = False  # completed: its cost is booked
+    # a completed task's real cost, from the tasks' own row (None: what it reserved)
+    cost: Callable[[VideoTask], int | None] | None = None
+    completion_tokens: int = 0  # what the provider counted, where it counts tokens
 
 
 class VideoBilling:
@@ -86,9 +110,21 @@ class VideoBilling:
     async def insert(self, task: VideoTask, key_since: float) -> VideoTask | None:
         return await self._worker.run(video_money.insert, task, task.reservation_id, key_since)
 
-    async def complete(self, task_id: str, changes: dict) -> bool:
+    async def complete(self, task_id: str, changes: dict, usage: dict | None = None) -> bool:
+        """`usage`: the tokens the provider counted, which a model priced by tokens is billed."""
         changes = {**changes, "status": "completed"}
-        return await self._worker.run(video_money.finish, task_id, changes, booking(Ending(200, billed=True)))
+        tokens = (usage or {}).get("completion_tokens")
+        ending = Ending(200, billed=True)
+        if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+            ending = Ending(200, billed=True, cost=lambda task: self._token_cost(task, tokens),
+                            completion_tokens=tokens)
+        return await self._worker.run(video_money.finish, task_id, changes, booking(ending))
+
+    def _token_cost(self, task: VideoTask, tokens: int) -> int | None:
+        try:
+            return video_token_cost(self._admission.price(task.model), task.model, completion_tokens=tokens)
+        except Unpriced:
+            return None  # priced otherwise (by seconds), or not at all: what was reserved
 
     async def fail(self, task_id: str, status: int, code: str, message: str) -> bool:
         changes = {"status": "failed", "error_code": code, "error_message": message}
@@ -109,9 +145,14 @@ def booking(ending: Ending) -> video_money.Booking:
     def book(task: VideoTask) -> LedgerRow:
         asked = task.asked or {}
         now = time.time()
+        cost = 0
+        if ending.billed:
+            real = ending.cost(task) if ending.cost is not None else None
+            cost = (task.charge or 0) if real is None else real
         row = LedgerRow(ts=now, request_id=task.request_id, token_id=task.token_id, model=task.model,
                         upstream_model=task.upstream_model, channel_id=task.channel_id, kind="video",
-                        status=ending.status, cost=(task.charge or 0) if ending.billed else 0,
+                        status=ending.status, cost=cost,
+                        completion_tokens=ending.completion_tokens,
                         video_seconds=seconds_text(asked.get("duration")),
                         latency_ms=max(0, int((now - task.created_at) * 1000)), error_code=ending.error_code,
                         client_address=task.client_address)

@@ -80,6 +80,7 @@ class TaskState:
     video_url: str | None = None     # where the finished MP4 can be downloaded, if a URL
     thumbnail_url: str | None = None
     updated_at: int | None = None    # the provider's last change, Unix seconds (normalised)
+    usage: dict | None = None        # what the provider counted for a finished task (e.g. Ark's tokens)
 
 
 class VideoProvider(Protocol):

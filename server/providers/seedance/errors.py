@@ -1,0 +1,83 @@
+"""Ark's error answer (`{"error": {"code", "message", "param", "type"}}`, the codes of
+ModelArk's "Common error codes" page) as the gateway's error. What Ark said goes through
+server.upstream_errors, which keeps the channel's key and address out."""
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from server import upstream_errors
+from server.errors import GatewayError, upstream_failed
+from server.providers import video_shape as vs
+from server.store.channels import Channel
+
+# Ark's body fields back to the names the client used, for `param`.
+PARAMS = {"model": "model", "duration": "duration", "seed": "seed", "ratio": f"metadata.{vs.ASPECT_RATIO}",
+          "resolution": f"metadata.{vs.RESOLUTION}", "watermark": f"metadata.{vs.WATERMARK}",
+          "generate_audio": f"metadata.{vs.AUDIO}", "camera_fixed": "metadata.camera_fixed",
+          "service_tier": "metadata.service_tier", "execution_expires_after": "metadata.execution_expires_after"}
+SAFETY = ("SensitiveContentDetected", "RiskDetection")  # parts of Ark's content-safety codes
+
+
+def parse(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """Ark's error code, message and param, when the body is its error answer."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None, None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if not isinstance(error, dict):
+        return None, None, None
+    fields = [error.get(name) for name in ("code", "message", "param")]
+    return tuple(value if isinstance(value, str) and value else None for value in fields)  # type: ignore[return-value]
+
+
+def is_safety(code: str | None) -> bool:
+    return bool(code) and any(mark in code for mark in SAFETY)
+
+
+def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
+    """`endpoint`: the call was to a fixed API path (submitting), where a 404 or 405 with
+    no Ark error means the channel's base URL is wrong, not that a task is missing."""
+    code, message, param = parse(body)
+    if endpoint and status in (404, 405) and code is None:
+        return upstream_errors.misconfigured(channel, status, retryable=False)
+    text = upstream_errors.words(channel, message)
+    said = f": {text}" if text else "."
+    # Retryable only what passes by itself (rate limits, Ark's 5xx, the network): a
+    # video task stays on its channel, and a wrong key would fail every try the same way.
+    if status == 401 or code == "AuthenticationError":
+        return upstream_failed("The upstream rejected the channel's credentials.", retryable=False)
+    if status == 403:
+        # AccountOverdueError, AccessDenied, a model not activated: the operator's to fix
+        return upstream_failed(f"The upstream refused this channel (Ark {code or 'HTTP 403'}){said}", retryable=False)
+    if status == 429:
+        return GatewayError(429, "Seedance is rate limiting this channel; try again shortly.",
+                            "upstream_rate_limited", retryable=True)
+    if is_safety(code):
+        return GatewayError(400, f"The request was blocked by the upstream's content policy{said}",
+                            "content_policy_violation")
+    if status == 400:
+        head = (param or "").split(".")[0].split("[")[0]
+        return upstream_errors.relayed(channel, 400, message, code="invalid_request",
+                                       param=PARAMS.get(head) if head != "content" else None,
+                                       default="Seedance rejected the request.", prefix="Seedance: ")
+    if status == 404:
+        # InvalidEndpointOrModel.NotFound / ModelNotOpen: the model is not on this account
+        if endpoint:
+            return upstream_failed(f"The upstream has no such model for this channel (Ark {code}){said}",
+                                   retryable=False)
+        return upstream_failed(f"The upstream no longer has this task{said}", retryable=False)
+    if status == 504:
+        return GatewayError(504, "Seedance did not answer in time.", "upstream_timeout", retryable=True)
+    if status >= 500:
+        return upstream_failed(f"Seedance failed (HTTP {status}).")
+    return upstream_failed(f"Seedance refused the call (HTTP {status}).", retryable=False)
+
+
+def network_error(exc: BaseException) -> GatewayError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return GatewayError(504, "Seedance did not answer in time.", "upstream_timeout", retryable=True)
+    # The exception's text may hold the upstream address: say only what kind of failure it was.
+    return upstream_failed(f"Could not reach Seedance ({type(exc).__name__}).")
