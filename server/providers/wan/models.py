@@ -41,6 +41,10 @@ class WanModel:
     media_types: frozenset[str] = frozenset()  # MEDIA: the `type`s of `input.media` it takes
 
 
+def _default_duration(durations: tuple[int, ...] | range) -> float:
+    return 5.0 if 5 in durations else float(durations[0])  # DashScope's default is 5 s
+
+
 def _sizes(*tiers: str) -> tuple[tuple[int, int], ...]:
     return tuple(size for tier in tiers for size in TIER_SIZES[tier].values())
 
@@ -49,10 +53,14 @@ def _t2v(durations: tuple[int, ...], tiers: tuple[str, ...], audio: bool = False
          own: frozenset[str] = frozenset()) -> WanModel:
     neutral = COMMON | ({AUDIO} if audio else frozenset())
     own = own | {"size", "prompt_extend"} | ({"audio_url"} if audio else frozenset())
-    caps = VideoCapabilities(durations=tuple(float(d) for d in durations), sizes=_sizes(*tiers), fps=FPS,
+    # The default size (the first) is 720P landscape where the model has it, else its largest.
+    default = "720P" if "720P" in tiers else tiers[-1]
+    ordered = (default,) + tuple(t for t in tiers if t != default)
+    caps = VideoCapabilities(durations=tuple(float(d) for d in durations), sizes=_sizes(*ordered), fps=FPS,
                              inputs=(TEXT,), neutral=neutral | {ASPECT_RATIO, RESOLUTION}, own=own,
                              resolutions=tiers, aspect_ratios=RATIOS if "720P" in tiers or "1080P" in tiers
-                             else ("16:9", "9:16", "1:1"), default_duration=float(durations[0]))
+                             else ("16:9", "9:16", "1:1"), default_duration=_default_duration(durations),
+                             default_resolution=default, default_aspect_ratio="16:9")
     return WanModel(SIZE, caps, audio=audio)
 
 
@@ -62,7 +70,7 @@ def _i2v(durations: tuple[int, ...], tiers: tuple[str, ...], audio: bool = False
     own = own | {"prompt_extend"} | ({"audio_url"} if audio else frozenset())
     caps = VideoCapabilities(durations=tuple(float(d) for d in durations), resolutions=tiers, fps=FPS,
                              inputs=(TEXT, FIRST_FRAME), neutral=neutral, own=own,
-                             default_duration=float(5 if 5 in durations else durations[0]),
+                             default_duration=_default_duration(durations),
                              default_resolution=default or tiers[-1])
     return WanModel(FIRST, caps, needs_image=True, audio=audio)
 
