@@ -405,18 +405,16 @@ def test_keyframe_model_is_sent_to_its_own_path(gw, key, fake):
 
 
 def _submitted(gw, key, fake, body: dict) -> tuple[str, str]:
+    """Create a video and wait until st-ai has submitted it: (st-ai's id, DashScope's)."""
+    before = set(fake.tasks)
     status, created = call_json(gw, key, "POST", "/v1/videos", body)
     assert status == 200, created
     end = time.monotonic() + 5
-    while not fake.tasks.keys() - _submitted.seen:
+    while not fake.tasks.keys() - before:
         assert time.monotonic() < end, "never submitted"
         time.sleep(0.02)
-    upstream_id = next(iter(fake.tasks.keys() - _submitted.seen))
-    _submitted.seen.add(upstream_id)
+    (upstream_id,) = fake.tasks.keys() - before
     return created["id"], upstream_id
-
-
-_submitted.seen = set()
 
 
 def test_task_cancelled_at_dashscope_fails_as_cancelled(gw, key, fake):
