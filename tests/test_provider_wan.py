@@ -75,6 +75,24 @@ def test_channel_type_is_discovered_with_its_key_format_and_international_base_u
     assert beijing.base_url == "https://dashscope.aliyuncs.com"
 
 
+def test_st_ai_channel_add_type_wan(tmp_path):
+    from tests.test_cli import run
+
+    db = str(tmp_path / "cli.db")
+    added = run("channel", "add", "--name", "wan", "--type", "wan", "--key", "sk-wan-0123456789abcdef",
+                "--models", f"{T2V},{I2V}", db=db)
+    assert added.code == 0, added.err
+    beijing = run("channel", "add", "--name", "wan-cn", "--type", "wan", "--key", "sk-wan-0123456789abcdef",
+                  "--base-url", "https://dashscope.aliyuncs.com", "--models", T2V, db=db)
+    assert beijing.code == 0, beijing.err
+    listing = run("channel", "list", db=db)
+    assert "dashscope-intl.aliyuncs.com" in listing.out and "dashscope.aliyuncs.com" in listing.out
+    assert "sk-wan-0123456789abcdef" not in listing.out
+    endpoint = run("channel", "add", "--name", "wan-bad", "--type", "wan", "--key", "sk-x", "--models", T2V,
+                   "--base-url", "https://dashscope-intl.aliyuncs.com/api/v1/tasks", db=db)
+    assert endpoint.code != 0 and "Traceback" not in endpoint.err
+
+
 # -- the documented example requests, each shape ---------------------------------------
 
 def test_text_to_video_example_asks_the_exact_size_and_duration():
