@@ -161,6 +161,22 @@ def test_neutral_and_own_metadata_become_dashscope_parameters():
                                            "shot_type": "multi", "watermark": False, "audio": True, "seed": 42}
 
 
+def test_dashscopes_own_size_is_taken_exactly_when_the_model_makes_it():
+    assert convert.prepare(request(metadata={"size": "1088*832"})).body["parameters"]["size"] == "1088*832"
+    assert convert.prepare(request(metadata={"size": "832x1088"})).body["parameters"]["size"] == "832*1088"
+    refused(400, "metadata.size", metadata={"size": "1000*1000"})
+    refused(400, "metadata.size", model="wan2.2-t2v-plus", metadata={"size": "1280*720"})
+
+
+def test_base_url_may_carry_dashscopes_api_path():
+    from server.providers.wan.client import _api_root
+
+    for given in ("https://dashscope.aliyuncs.com", "https://dashscope.aliyuncs.com/api/v1/",
+                  "https://dashscope.aliyuncs.com/compatible-mode/v1"):
+        channel = Channel(id=1, name="w", type="wan", base_url=given, key="sk-x")
+        assert _api_root(channel) == "https://dashscope.aliyuncs.com"
+
+
 # -- only the impossible is refused, before anything is sent ---------------------------
 
 def test_impossible_requests_are_400_naming_the_field():
@@ -172,6 +188,7 @@ def test_impossible_requests_are_400_naming_the_field():
     refused(400, "metadata.audio", model="wan2.2-t2v-plus", metadata={"audio": True})
     refused(400, "metadata.media[0].type", model=MEDIA_I2V, metadata={"media": [{"type": "x", "url": IMAGE_URL}]})
     refused(400, "image", model=I2V, image="not an image at all")
+    refused(400, "image", model=I2V, image="data:image/gif;base64,R0lGODlhAQABAAAAACw=")
     refused(400, "seed", seed=-1)
     refused(400, "metadata.watermark", metadata={"watermark": "yes"})
 

@@ -29,9 +29,10 @@ PROBE_TASK = "st-ai-channel-test"
 
 
 def _api_root(channel: Channel) -> str:
-    # Accept a base URL given with DashScope's /api/v1 path, as its SDKs write it.
+    # Accept a base URL given with DashScope's /api/v1 path, as its SDKs write it, or its
+    # OpenAI-compatible one, as operators copy it from the chat docs.
     base = (channel.base_url or DEFAULT_BASE_URL).rstrip("/")
-    for suffix in ("/api/v1", "/api"):
+    for suffix in ("/api/v1", "/api", "/compatible-mode/v1"):
         if base.endswith(suffix):
             return base[:-len(suffix)]
     return base

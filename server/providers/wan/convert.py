@@ -62,7 +62,7 @@ def prepare(request: VideoRequest) -> Prepared:
     asked: dict = {"duration": duration, "fps": nearest_fps(caps, request.fps) or 30}
 
     if wan.shape == SIZE:
-        width, height = _size(wan, request, neutral)
+        width, height = _size(wan, request, neutral, own)
         parameters["size"] = f"{width}*{height}"
         asked.update(width=width, height=height, size=parameters["size"])
     else:
@@ -120,10 +120,12 @@ def prepare(request: VideoRequest) -> Prepared:
     return Prepared(body={"model": request.model, "input": inputs, "parameters": parameters}, asked=asked)
 
 
-def _size(wan: WanModel, request: VideoRequest, neutral: dict) -> tuple[int, int]:
+def _size(wan: WanModel, request: VideoRequest, neutral: dict, own: dict) -> tuple[int, int]:
     """A SIZE model's "W*H": metadata.size exactly, else the tier and ratio asked, else
     the accepted size nearest the width and height."""
     caps = wan.caps
+    if "size" in own:
+        return _exact_size(caps.sizes, own["size"])
     if RESOLUTION in neutral or ASPECT_RATIO in neutral:
         tier = nearest_resolution(caps, request.width, request.height, _text(neutral, RESOLUTION))
         ratio = nearest_aspect_ratio(caps, request.width, request.height, _text(neutral, ASPECT_RATIO))
@@ -132,6 +134,16 @@ def _size(wan: WanModel, request: VideoRequest, neutral: dict) -> tuple[int, int
                                   f"metadata.{ASPECT_RATIO}")
         return TIER_SIZES[tier][ratio]
     return nearest_size(caps, request.width, request.height)
+
+
+def _exact_size(sizes: tuple[tuple[int, int], ...], given: object) -> tuple[int, int]:
+    """metadata.size, DashScope's own "W*H" (or "WxH"), when the model makes that size."""
+    width, _, height = given.lower().replace("x", "*").partition("*") if isinstance(given, str) else ("", "", "")
+    size = (int(width), int(height)) if width.isdigit() and height.isdigit() else None
+    if size not in sizes:
+        raise invalid_request(f"metadata.size is one of {', '.join(f'{w}*{h}' for w, h in sizes)}.",
+                              "metadata.size")
+    return size
 
 
 def _own_media(wan: WanModel, given: object, first: str | None, neutral: dict) -> list[dict]:
@@ -188,7 +200,7 @@ def _image(value: object, param: str) -> str:
         raw = base64.b64decode("".join(data.split()), validate=True)
     except (binascii.Error, ValueError):
         raise invalid_request("The image must be a URL, a data: URI or base64.", param, "invalid_image") from None
-    kind = image_type(raw)
+    kind = image_type(raw) or ("image/bmp" if raw[:2] == b"BM" else None)
     if kind is None or kind not in IMAGE_TYPES:
         raise invalid_request("Wan takes a JPEG, PNG, BMP or WebP image.", param, "invalid_image")
     return value if match else f"data:{kind};base64,{''.join(data.split())}"
