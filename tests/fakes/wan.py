@@ -288,7 +288,8 @@ class FakeWan:
 
     def video_url(self, task: Task) -> str:
         name = f"{task.task_id}.mp4"
-        return f"{self.base_url}/oss/{name}?Expires=1764504000&OSSAccessKeyId=LTAI5tFake&Signature={self._signature(name)}"
+        signed = f"Expires=1764504000&OSSAccessKeyId=LTAI5tFake&Signature={self._signature(name)}"
+        return f"{self.base_url}/oss/{name}?{signed}"
 
     async def _oss(self, request: web.Request) -> web.Response:
         # OSS, not the API: the URL is signed, and no key is sent there.
