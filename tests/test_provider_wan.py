@@ -110,6 +110,8 @@ def test_sizes_and_durations_are_fitted_to_the_nearest_the_model_takes():
     assert portrait.body["parameters"] == {"size": "1080*1920", "duration": 15}
     tier = convert.prepare(request(metadata={"resolution": "1080p", "aspect_ratio": "1:1"}))
     assert tier.body["parameters"]["size"] == "1440*1440"
+    small = convert.prepare(request(model="wan2.5-t2v-preview", width=1088, height=832, metadata={"resolution": "480p"}))
+    assert small.body["parameters"]["size"] == "624*624"  # 480P has no 4:3: its nearest ratio
 
 
 def test_image_to_video_passes_the_url_on_with_the_nearest_resolution():
@@ -190,6 +192,8 @@ def test_impossible_requests_are_400_naming_the_field():
     refused(400, "image", model=I2V, image="not an image at all")
     refused(400, "image", model=I2V, image="data:image/gif;base64,R0lGODlhAQABAAAAACw=")
     refused(400, "seed", seed=-1)
+    refused(400, "metadata.aspect_ratio", model="wan2.5-t2v-preview", metadata={"resolution": "480p",
+                                                                                 "aspect_ratio": "4:3"})
     refused(400, "metadata.watermark", metadata={"watermark": "yes"})
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from dataclasses import replace
 
 from server.errors import invalid_request, upstream_failed
 from server.media_types import image_type
@@ -80,23 +81,7 @@ def prepare(request: VideoRequest) -> Prepared:
             raise invalid_request("The video takes the shape of its first frame; drop metadata.aspect_ratio.",
                                   f"metadata.{ASPECT_RATIO}")
 
-    last = _image(neutral[LAST_FRAME], f"metadata.{LAST_FRAME}") if LAST_FRAME in neutral else None
-    references = _references(neutral.get(REFERENCE_IMAGES)) if REFERENCE_IMAGES in neutral else []
-    if wan.shape == FIRST:
-        inputs["img_url"] = first
-    elif wan.shape == KEYFRAMES:
-        inputs["first_frame_url"] = first
-        if last is not None:
-            inputs["last_frame_url"] = last
-    elif wan.shape == MEDIA:
-        media = list(raw_media)
-        if first is not None:
-            media.append({"type": "first_frame", "url": first})
-        if last is not None:
-            media.append({"type": "last_frame", "url": last})
-        media.extend({"type": "reference_image", "url": url} for url in references)
-        if media:
-            inputs["media"] = media
+    inputs.update(_frames(wan, first, neutral, raw_media))
     if NEGATIVE_PROMPT in neutral:
         inputs["negative_prompt"] = _string(neutral[NEGATIVE_PROMPT], f"metadata.{NEGATIVE_PROMPT}")
     if "audio_url" in own:
@@ -120,6 +105,25 @@ def prepare(request: VideoRequest) -> Prepared:
     return Prepared(body={"model": request.model, "input": inputs, "parameters": parameters}, asked=asked)
 
 
+def _frames(wan: WanModel, first: str | None, neutral: dict, raw_media: list[dict]) -> dict:
+    """The images in the fields the model's shape has for them."""
+    last = _image(neutral[LAST_FRAME], f"metadata.{LAST_FRAME}") if LAST_FRAME in neutral else None
+    if wan.shape == FIRST:
+        return {"img_url": first}
+    if wan.shape == KEYFRAMES:
+        return {"first_frame_url": first} | ({"last_frame_url": last} if last is not None else {})
+    if wan.shape != MEDIA:
+        return {}
+    media = list(raw_media)
+    if first is not None:
+        media.append({"type": "first_frame", "url": first})
+    if last is not None:
+        media.append({"type": "last_frame", "url": last})
+    if REFERENCE_IMAGES in neutral:
+        media.extend({"type": "reference_image", "url": url} for url in _references(neutral[REFERENCE_IMAGES]))
+    return {"media": media} if media else {}
+
+
 def _size(wan: WanModel, request: VideoRequest, neutral: dict, own: dict) -> tuple[int, int]:
     """A SIZE model's "W*H": metadata.size exactly, else the tier and ratio asked, else
     the accepted size nearest the width and height."""
@@ -128,10 +132,9 @@ def _size(wan: WanModel, request: VideoRequest, neutral: dict, own: dict) -> tup
         return _exact_size(caps.sizes, own["size"])
     if RESOLUTION in neutral or ASPECT_RATIO in neutral:
         tier = nearest_resolution(caps, request.width, request.height, _text(neutral, RESOLUTION))
-        ratio = nearest_aspect_ratio(caps, request.width, request.height, _text(neutral, ASPECT_RATIO))
-        if ratio not in TIER_SIZES[tier]:
-            raise invalid_request(f"Wan makes {tier} videos in {', '.join(TIER_SIZES[tier])} only.",
-                                  f"metadata.{ASPECT_RATIO}")
+        # The ratios of that tier only (480P has three): the nearest of them, or a 400 for one it lacks.
+        in_tier = replace(caps, aspect_ratios=tuple(TIER_SIZES[tier]))
+        ratio = nearest_aspect_ratio(in_tier, request.width, request.height, _text(neutral, ASPECT_RATIO))
         return TIER_SIZES[tier][ratio]
     return nearest_size(caps, request.width, request.height)
 
