@@ -159,6 +159,30 @@ def test_provider_spec():
     assert not isinstance(HailuoVideo(Upstream(http=None)), VideoCanceller)  # type: ignore[arg-type]
 
 
+def test_channel_add_takes_the_type_with_its_default_and_regional_base_url(tmp_path):
+    from server.store import channels as channel_store
+    from server.store.db import open_db
+    from tests.test_cli import run
+
+    db = str(tmp_path / "cli.db")
+    added = run("channel", "add", "--name", "minimax", "--type", "hailuo", "--key", "sk-minimax-secret",
+                "--models", "MiniMax-Hailuo-2.3,MiniMax-Hailuo-02", db=db)
+    assert added.code == 0, added.err
+    china = run("channel", "add", "--name", "minimax-cn", "--type", "hailuo", "--key", "sk-minimax-secret",
+                "--base-url", "https://api.minimaxi.com", "--models", "MiniMax-Hailuo-2.3", db=db)
+    assert china.code == 0, china.err
+    keyless = run("channel", "add", "--name", "no-key", "--type", "hailuo", "--models", MODEL, db=db)
+    assert keyless.code != 0 and "--key KEY" in keyless.err and "Traceback" not in keyless.err
+    store = open_db(db)
+    try:
+        assert channel_store.get(store, "minimax").base_url == "https://api.minimax.io"
+        assert channel_store.get(store, "minimax-cn").base_url == "https://api.minimaxi.com"
+    finally:
+        store.close()
+    listed = run("channel", "list", db=db)
+    assert "MiniMax Hailuo" in listed.out and "sk-minimax-secret" not in listed.out
+
+
 # -- task states and errors, on plain data -------------------------------------------------
 
 def _ok(**fields) -> dict:
