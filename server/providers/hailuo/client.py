@@ -13,10 +13,10 @@ import orjson
 
 from server.errors import GatewayError, invalid_request, upstream_failed
 from server.providers.hailuo import convert, errors
+from server.providers.hailuo.models import MODELS
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.json_body import json_body
 from server.providers.video_shape import VideoCapabilities
-from server.providers.hailuo.models import MODELS
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 

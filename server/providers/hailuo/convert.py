@@ -101,9 +101,9 @@ def _fit(model: HailuoModel, request: VideoRequest, asked_resolution: object, ha
     if asked_resolution is not None:
         resolution = nearest_resolution(caps, None, None, asked_resolution)
         if resolution not in allowed:
-            raise invalid_request(f"MiniMax's {request.model} takes {resolution} only "
-                                  f"{'without a last frame' if has_last and has_first else 'from an image'}; "
-                                  f"here it takes {', '.join(allowed)}.", f"metadata.{RESOLUTION}")
+            raise invalid_request(f"MiniMax's {request.model} takes no {resolution} for this request (512P is "
+                                  f"for a video from a first frame alone); it takes {', '.join(allowed)}.",
+                                  f"metadata.{RESOLUTION}")
         fitted = dataclasses.replace(caps, durations=model.durations_for(resolution))
         return nearest_duration(fitted, request.duration if request.duration is not None else duration), resolution
     together = [r for r in allowed if duration in model.durations_for(r)] or allowed
