@@ -31,7 +31,7 @@ NEUTRAL_KEYS = frozenset({NEGATIVE_PROMPT, LAST_FRAME, REFERENCE_IMAGES, ASPECT_
 TEXT, FIRST_FRAME, INPUT_LAST_FRAME, REFERENCE = "text", "first_frame", "last_frame", "reference"
 
 # Standard pixel heights of the resolution names providers use.
-RESOLUTION_HEIGHTS = {"360p": 360, "480p": 480, "540p": 540, "720p": 720, "768p": 768, "1080p": 1080,
+RESOLUTION_HEIGHTS = {"360p": 360, "480p": 480, "512p": 512, "540p": 540, "720p": 720, "768p": 768, "1080p": 1080,
                       "1440p": 1440, "2160p": 2160, "4k": 2160}
 
 
