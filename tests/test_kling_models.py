@@ -215,3 +215,8 @@ def test_a_name_st_ai_does_not_know_is_sent_for_kling_to_judge():
     prepared = prepare("kling-v9-preview", metadata={"cfg_scale": 0.5})
     assert prepared.body == {"model_name": "kling-v9-preview", "prompt": PROMPT, "duration": "5", "mode": "std",
                              "aspect_ratio": "16:9", "cfg_scale": 0.5}
+
+
+def test_a_negative_size_is_refused_with_or_without_an_image():
+    refused("kling-v3", "width", width=-1280)
+    refused("kling-v3", "height", image=IMAGE_URL, height=-720)

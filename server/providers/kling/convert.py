@@ -123,9 +123,9 @@ def to_kling(request: VideoRequest) -> Prepared:
     if negative is not None and (not isinstance(negative, str) or len(negative) > MAX_PROMPT):
         raise invalid_request(f"The negative prompt must be text of at most {MAX_PROMPT} characters.",
                               f"metadata.{shape.NEGATIVE_PROMPT}")
-    if endpoint == TEXT2VIDEO:
-        for key in models.MOTION_BRUSH & own.keys():
-            raise invalid_request(f"The Kling parameter '{key}' needs an input image.", f"metadata.{key}")
+    brush = sorted(models.MOTION_BRUSH & own.keys())
+    if endpoint == TEXT2VIDEO and brush:
+        raise invalid_request(f"The Kling parameter '{brush[0]}' needs an input image.", f"metadata.{brush[0]}")
     if endpoint == IMAGE2VIDEO and shape.ASPECT_RATIO in neutral:
         raise invalid_request("A video made from an image takes the image's shape; leave out the aspect ratio.",
                               f"metadata.{shape.ASPECT_RATIO}")
@@ -150,10 +150,11 @@ def to_kling(request: VideoRequest) -> Prepared:
     resolution = spec.resolution_of_mode.get(mode)
     ratio: str | None = None
     width = height = None
+    # Fitted for every request, so a negative width is refused for image2video too.
+    fitted = shape.nearest_aspect_ratio(caps, request.width, request.height, neutral.get(shape.ASPECT_RATIO))
     # Explicit values rather than Kling's defaults, so `asked` states what Kling was asked.
     if endpoint == TEXT2VIDEO:
-        ratio = shape.nearest_aspect_ratio(caps, request.width, request.height, neutral.get(shape.ASPECT_RATIO))
-        body["aspect_ratio"] = ratio
+        ratio = body["aspect_ratio"] = fitted
         width, height = _nominal_size(ratio, resolution or "720p")
     # image2video has no aspect_ratio: the video follows the image's shape, which st-ai
     # does not decode, so no size is claimed.
