@@ -76,7 +76,8 @@ def test_duration_goes_to_nearest_supported(seconds, expected):
 def test_size_goes_to_nearest_aspect_ratio(size, ratio):
     prepared = convert.to_kling(request(width=size[0], height=size[1]))
     assert prepared.body["aspect_ratio"] == ratio
-    assert (prepared.asked["width"], prepared.asked["height"]) == convert.NOMINAL_SIZE[ratio]
+    nominal = {"16:9": (1280, 720), "9:16": (720, 1280), "1:1": (720, 720)}
+    assert (prepared.asked["width"], prepared.asked["height"]) == nominal[ratio]
 
 
 def test_data_uri_prefix_is_stripped_for_image2video():
@@ -97,6 +98,10 @@ def test_image_forms():
     fails(lambda: convert.to_kling(request(image="data:image/webp;base64,AAAA")), 400, "image")
     fails(lambda: convert.to_kling(request(image="data:image/png,notbase64")), 400, "image")
     fails(lambda: convert.to_kling(request(image="not base64 at all!")), 400, "image")
+    # base64 that decodes to something other than a JPEG or PNG
+    fails(lambda: convert.to_kling(request(image=base64.b64encode(b"just some text").decode())), 400, "image")
+    fails(lambda: convert.to_kling(request(image_bytes=b"GIF89a....", image_type="image/png")), 400,
+          "input_reference")
     fails(lambda: convert.to_kling(request(image=bare, image_bytes=PNG)), 400, "image")
 
 
@@ -109,25 +114,26 @@ def test_metadata_passes_through_or_is_refused_by_name():
     assert prepared.body["camera_control"] == {"type": "forward_up"}
     fails(lambda: convert.to_kling(request(metadata={"style": "anime"})), 400, "metadata.style")
     # an end frame alone makes an image2video task, where the prompt is optional
-    tail_only = convert.to_kling(request(metadata={"image_tail": "https://x/y.png"}, prompt=""))
+    tail_only = convert.to_kling(request(metadata={"last_frame": "https://x/y.png"}, prompt=""))
     assert convert.endpoint_for(tail_only.body) == "image2video" and "prompt" not in tail_only.body
     fails(lambda: convert.to_kling(request(metadata={"static_mask": "AAAA"})), 400, "metadata.static_mask")
     fails(lambda: convert.to_kling(request(metadata={"mode": "turbo"})), 400, "metadata.mode")
     fails(lambda: convert.to_kling(request(metadata={"cfg_scale": 2})), 400, "metadata.cfg_scale")
-    with_tail = convert.to_kling(request(image="https://x/a.png", metadata={"image_tail": "data:image/png;base64,AAAA"}))
-    assert with_tail.body["image_tail"] == "AAAA"
+    bare = base64.b64encode(PNG).decode()
+    with_tail = convert.to_kling(request(image="https://x/a.png", metadata={"image_tail": f"data:image/png;base64,{bare}"}))
+    assert with_tail.body["image_tail"] == bare  # Kling's own name for the last frame still works
 
 
 def test_what_kling_cannot_do_is_refused_before_sending():
     fails(lambda: convert.to_kling(request(seed=7)), 400, "seed")
-    fails(lambda: convert.to_kling(request(model="kling-v1-5")), 400, "image")  # image2video-only model
-    assert convert.to_kling(request(model="kling-v1-5", image="https://x/a.png")).body["model_name"] == "kling-v1-5"
+    fails(lambda: convert.to_kling(request(model="kling-v1-5", image="https://x/a.png")), 400, "model",
+          "model_retired")
     fails(lambda: convert.to_kling(request(prompt="")), 400, "prompt")
     fails(lambda: convert.to_kling(request(prompt="x" * 2501)), 400, "prompt")
-    fails(lambda: convert.to_kling(request(width=1280)), 400, "height")
+    fails(lambda: convert.to_kling(request(width=-1280, height=720)), 400, "width")
     fails(lambda: convert.to_kling(request(duration=-1)), 400, "duration")
-    # a model Kling's enum does not list yet is left for Kling to judge
-    assert convert.to_kling(request(model="kling-v3")).body["model_name"] == "kling-v3"
+    # a model st-ai does not know is left for Kling to judge
+    assert convert.to_kling(request(model="kling-v9-preview")).body["model_name"] == "kling-v9-preview"
 
 
 # -- answer mapping --------------------------------------------------------------------

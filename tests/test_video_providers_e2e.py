@@ -134,12 +134,13 @@ def _b64url(part: str) -> bytes:
 class KlingCase:
     name = "kling"
     type = "kling"
-    model = "kling-v1"
-    # kling-v1-5 is image2video only; kling-v9-preview is unknown to st-ai (passed through
-    # for Kling to judge) and refused by Kling
-    models = ["kling-v1", "kling-v1-5", "kling-v9-preview"]
+    model = "kling-v2-6"
+    # kling-v9-preview is unknown to st-ai (passed through for Kling to judge) and refused
+    # by Kling; no current Kling model is image-only, so text posing as an image is the
+    # image st-ai refuses (tests/test_kling_models.py has the model rules)
+    models = ["kling-v2-6", "kling-v9-preview"]
     rejected_model = "kling-v9-preview"
-    image_needed_model = "kling-v1-5"
+    image_needed_model = None
 
     def start(self) -> None:
         self.fake = FakeKling().start()
@@ -179,8 +180,8 @@ class KlingCase:
 
     def check_submission(self, received) -> None:
         assert received.path == "/v1/videos/text2video"
-        assert received.body == {"model_name": "kling-v1", "prompt": PROMPT, "duration": "5",
-                                 "mode": "std", "aspect_ratio": "16:9"}
+        assert received.body == {"model_name": "kling-v2-6", "prompt": PROMPT, "duration": "5",
+                                 "mode": "std", "aspect_ratio": "16:9", "sound": "off"}
 
     @staticmethod
     def sent_seconds(received) -> str:
@@ -190,6 +191,7 @@ class KlingCase:
         assert video["seconds"] == "5" and video["size"] == "1280x720"
         meta = video["metadata"]
         assert meta["duration"] == 5 and meta["aspect_ratio"] == "16:9" and meta["mode"] == "std"
+        assert meta["resolution"] == "720p" and meta["audio"] is False
         assert (meta["width"], meta["height"]) == (1280, 720)
 
     def check_auth(self, received) -> None:

@@ -23,13 +23,35 @@ from aiohttp import web
 
 from tests.fakes.threaded_server import ThreadedServer
 
-TEXT2VIDEO_MODELS = {"kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master",
-                     "kling-v2-5-turbo", "kling-v2-6"}
-IMAGE2VIDEO_MODELS = TEXT2VIDEO_MODELS | {"kling-v1-5", "kling-v2-1"}
+
+@dataclass(frozen=True)
+class Rules:
+    """What Kling's capability map allows a model (its own table, not st-ai's)."""
+    durations: frozenset[str]
+    modes: frozenset[str]
+    sound_modes: frozenset[str] = frozenset()   # where `sound: "on"` is taken
+    tail_modes: frozenset[str] = frozenset()    # where `image_tail` is taken
+    tail_or_sound: bool = False                 # a last frame and sound exclude each other
+    cfg_scale: bool = False                     # v2.x models take no cfg_scale
+    motion_brush: bool = False
+
+
+BOTH = frozenset({"std", "pro"})
+MODELS = {
+    "kling-v3": Rules(frozenset(str(d) for d in range(3, 16)), BOTH, BOTH, BOTH, cfg_scale=True),
+    "kling-v2-6": Rules(frozenset({"5", "10"}), BOTH, frozenset({"pro"}), frozenset({"pro"}), tail_or_sound=True),
+    "kling-v2-5-turbo": Rules(frozenset({"5", "10"}), frozenset({"pro"}), tail_modes=frozenset({"pro"})),
+    "kling-v2-master": Rules(frozenset({"5", "10"}), BOTH),
+    "kling-v1": Rules(frozenset({"5", "10"}), BOTH, tail_modes=BOTH, cfg_scale=True, motion_brush=True),
+}
+RETIRED = {"kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-1-master"}  # offline since 2026-09-15
 COMMON = {"model_name", "prompt", "negative_prompt", "sound", "cfg_scale", "mode", "camera_control",
-          "duration", "watermark_info", "callback_url", "external_task_id"}
+          "duration", "watermark_info", "callback_url", "external_task_id", "voice_list"}
 FIELDS = {"text2video": COMMON | {"aspect_ratio"},
-          "image2video": COMMON | {"image", "image_tail", "voice_list", "static_mask", "dynamic_masks"}}
+          "image2video": COMMON | {"image", "image_tail", "static_mask", "dynamic_masks"}}
+CAMERA_TYPES = {"simple", "down_back", "forward_up", "right_turn_forward", "left_turn_forward"}
+CAMERA_AXES = {"horizontal", "vertical", "pan", "tilt", "roll", "zoom"}
+PNG_OR_JPEG = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 SAFETY_FAILURE = "Failure to pass the risk control system"  # as a failed task's task_status_msg
 
 # A stand-in MP4 header for when the shared sample media cannot be made (see video_bytes).
@@ -199,32 +221,74 @@ class FakeKling:
         unknown = sorted(set(body) - FIELDS[endpoint])
         if unknown:
             return f"Unsupported parameter: {unknown[0]}"
-        models = TEXT2VIDEO_MODELS if endpoint == "text2video" else IMAGE2VIDEO_MODELS
-        if body.get("model_name", "kling-v1") not in models:
-            return f"model_name value is invalid: {body.get('model_name')}"
+        model = body.get("model_name", "kling-v1")
+        if model in RETIRED:
+            return f"model_name {model} is offline, please use a newer model"
+        rules = MODELS.get(model)
+        if rules is None:
+            return f"model_name value is invalid: {model}"
         prompt = body.get("prompt")
         if endpoint == "text2video" and (not isinstance(prompt, str) or not prompt.strip()):
             return "prompt is required"
         for name in ("prompt", "negative_prompt"):
             if body.get(name) is not None and (not isinstance(body[name], str) or len(body[name]) > 2500):
                 return f"{name} must be a string of at most 2500 characters"
-        if body.get("duration", "5") not in ("5", "10"):
-            return "duration value is invalid, must be one of: 5, 10"
+        if body.get("duration", "5") not in rules.durations:
+            return f"duration value is invalid, must be one of: {', '.join(sorted(rules.durations, key=int))}"
         if body.get("aspect_ratio", "16:9") not in ("16:9", "9:16", "1:1"):
             return "aspect_ratio value is invalid"
-        if body.get("mode", "std") not in ("std", "pro"):
-            return "mode value is invalid"
-        if body.get("sound", "off") not in ("on", "off"):
-            return "sound value is invalid"
-        scale = body.get("cfg_scale", 0.5)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 1:
-            return "cfg_scale value is invalid"
+        mode = body.get("mode", "std")
+        if mode not in rules.modes:
+            return f"mode {mode} is not supported by {model}"
+        sound = body.get("sound", "off")
+        if sound not in ("on", "off") or (sound == "on" and mode not in rules.sound_modes):
+            return f"sound value is invalid for {model} in {mode} mode"
+        if "sound" in body and not rules.sound_modes:
+            return f"sound is not supported by {model}"
+        if "cfg_scale" in body:
+            scale = body["cfg_scale"]
+            if not rules.cfg_scale:
+                return f"cfg_scale is not supported by {model}"
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 1:
+                return "cfg_scale value is invalid"
+        if "camera_control" in body and (problem := self._camera_problem(body["camera_control"])):
+            return problem
+        if "watermark_info" in body:
+            info = body["watermark_info"]
+            if not isinstance(info, dict) or set(info) != {"enabled"} or not isinstance(info["enabled"], bool):
+                return "watermark_info value is invalid"
+        if "voice_list" in body and sound != "on":
+            return "voice_list requires sound on"
         if endpoint == "image2video":
             if not body.get("image") and not body.get("image_tail"):
                 return "image is required"
             for name in ("image", "image_tail"):
                 if body.get(name) is not None and not self._image_ok(body[name]):
-                    return f"{name} is invalid: must be a URL or Base64 without a prefix"
+                    return f"{name} is invalid: must be a URL or Base64 of a JPG/PNG without a prefix"
+            if "image_tail" in body:
+                if mode not in rules.tail_modes:
+                    return f"image_tail is not supported by {model} in {mode} mode"
+                if rules.tail_or_sound and sound == "on":
+                    return "image_tail and sound cannot be used together"
+                if {"camera_control", "static_mask", "dynamic_masks"} & set(body):
+                    return "image_tail, motion brush and camera_control cannot be used together"
+            if {"static_mask", "dynamic_masks"} & set(body) and not rules.motion_brush:
+                return f"motion brush is not supported by {model}"
+        return None
+
+    @staticmethod
+    def _camera_problem(value: Any) -> str | None:
+        if not isinstance(value, dict) or value.get("type") not in CAMERA_TYPES:
+            return "camera_control.type value is invalid"
+        config = value.get("config")
+        if value["type"] != "simple":
+            return "camera_control.config is only for type simple" if config else None
+        if not isinstance(config, dict) or set(config) - CAMERA_AXES:
+            return "camera_control.config is invalid"
+        moving = [v for v in config.values() if v]
+        if len(moving) != 1 or any(isinstance(v, bool) or not isinstance(v, (int, float)) or abs(v) > 10
+                                   for v in config.values()):
+            return "camera_control.config must change exactly one axis, from -10 to 10"
         return None
 
     @staticmethod
@@ -234,10 +298,10 @@ class FakeKling:
         if value.startswith(("http://", "https://")):
             return True
         try:  # a data:...;base64, prefix is not base64, so it fails here, as on Kling
-            base64.b64decode(value, validate=True)
+            raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
             return False
-        return True
+        return raw.startswith(PNG_OR_JPEG)
 
     async def _query(self, request: web.Request) -> web.Response:
         if (denied := await self._gate(request, None)) is not None:

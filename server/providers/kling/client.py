@@ -14,7 +14,8 @@ import orjson
 
 from server.errors import GatewayError, upstream_failed
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
-from server.providers.kling import convert, errors
+from server.providers.video_shape import VideoCapabilities
+from server.providers.kling import convert, errors, models
 from server.providers.kling.auth import TokenCache
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
@@ -42,6 +43,9 @@ class KlingVideo:
         self._files = fetcher_for(upstream)
         self._clock = clock
         self._tokens = TokenCache(clock)
+
+    def capabilities(self, model: str) -> VideoCapabilities | None:
+        return models.capabilities(model)
 
     def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
         return convert.to_kling(request)

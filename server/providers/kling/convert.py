@@ -9,32 +9,19 @@ import math
 import re
 
 from server.errors import invalid_request, upstream_failed
+from server.providers import video_shape as shape
 from server.providers.interface import Prepared, TaskState, VideoRequest
+from server.providers.kling import models, params
 
 TEXT2VIDEO = "text2video"
 IMAGE2VIDEO = "image2video"
 ENDPOINTS = (TEXT2VIDEO, IMAGE2VIDEO)
 
-# The model enums Kling documents per endpoint. Models not listed (newer ones) are
-# passed through and left for Kling to judge.
-TEXT2VIDEO_MODELS = frozenset({"kling-v1", "kling-v1-6", "kling-v2-master", "kling-v2-1-master",
-                               "kling-v2-5-turbo", "kling-v2-6"})
-IMAGE2VIDEO_MODELS = TEXT2VIDEO_MODELS | {"kling-v1-5", "kling-v2-1"}
-
-DURATIONS = (5, 10)                      # Kling takes "5" or "10" (strings)
-DEFAULT_DURATION = 5
-ASPECT_RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0}
-DEFAULT_ASPECT_RATIO = "16:9"
-# Kling is asked a ratio, not a size; the size reported back is nominal 720p.
-NOMINAL_SIZE = {"16:9": (1280, 720), "9:16": (720, 1280), "1:1": (720, 720)}
-MODES = ("std", "pro")
 MAX_PROMPT = 2500
 IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png"})
-
-# metadata keys passed through as Kling fields, per endpoint
-COMMON_FIELDS = frozenset({"negative_prompt", "cfg_scale", "mode", "camera_control", "sound",
-                           "watermark_info", "callback_url", "external_task_id"})
-IMAGE_ONLY_FIELDS = frozenset({"image_tail", "static_mask", "dynamic_masks", "voice_list"})
+# Kling takes JPEG or PNG only: base64 images are checked by their first bytes, so text
+# posing as an image is refused here rather than by Kling after the task was admitted.
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
 
 DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[^;,]*)*?);base64,", re.IGNORECASE)
 
@@ -58,27 +45,15 @@ def endpoint_for(body: dict) -> str:
     return IMAGE2VIDEO if body.get("image") or body.get("image_tail") else TEXT2VIDEO
 
 
-def nearest_duration(seconds: float | None) -> int:
-    if seconds is None:
-        return DEFAULT_DURATION
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise invalid_request("The duration must be a positive number of seconds.", "duration")
-    # On a tie (7.5 s) the longer wins: the client gets at least what was asked.
-    return min(DURATIONS, key=lambda d: (abs(d - seconds), -d))
-
-
-def nearest_aspect_ratio(width: int | None, height: int | None) -> str:
-    if width is None and height is None:
-        return DEFAULT_ASPECT_RATIO
-    if not width or not height or width <= 0 or height <= 0:
-        raise invalid_request("Give both width and height as positive numbers, or neither.",
-                              "width" if not width or width <= 0 else "height")
-    wanted = math.log(width / height)  # compare in log space so 2:1 and 1:2 are equally far from 1:1
-    return min(ASPECT_RATIOS, key=lambda name: abs(math.log(ASPECT_RATIOS[name]) - wanted))
+def _decoded_is_image(value: str) -> bool:
+    # 64 characters (a multiple of 4) decode to the first 48 bytes, enough for the signature
+    return base64.b64decode(value[:64]).startswith(IMAGE_MAGIC)
 
 
 def bare_base64(value: str, param: str) -> str:
     """An image as Kling takes it: a URL as is, base64 without a data: prefix."""
+    if not isinstance(value, str):
+        raise invalid_request("The image must be an http(s) URL, a data: URI or base64.", param)
     if value.startswith(("http://", "https://")):
         return value
     match = DATA_URI.match(value)
@@ -89,12 +64,14 @@ def bare_base64(value: str, param: str) -> str:
             raise invalid_request(f"Kling takes JPEG or PNG images, not {match.group(1)}.", param)
         value = value[match.end():]
     value = "".join(value.split())
+    if not value:
+        raise invalid_request("The image is empty.", param)
     try:
         base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise invalid_request("The image must be an http(s) URL, a data: URI or base64.", param) from None
-    if not value:
-        raise invalid_request("The image is empty.", param)
+    if not _decoded_is_image(value):
+        raise invalid_request("Kling takes JPEG or PNG images; this one is neither.", param)
     return value
 
 
@@ -107,79 +84,94 @@ def _image(request: VideoRequest) -> str | None:
                                   "input_reference")
         if not request.image_bytes:
             raise invalid_request("The uploaded image is empty.", "input_reference")
+        if not request.image_bytes.startswith(IMAGE_MAGIC):
+            raise invalid_request("Kling takes JPEG or PNG images; this one is neither.", "input_reference")
         return base64.b64encode(request.image_bytes).decode("ascii")
     if request.image:
         return bare_base64(request.image, "image")
     return None
 
 
-def _metadata(request: VideoRequest, image: str | None) -> dict:
-    allowed = COMMON_FIELDS | (IMAGE_ONLY_FIELDS if image else frozenset())
-    fields: dict = {}
-    for key, value in request.metadata.items():
-        if key in IMAGE_ONLY_FIELDS and not image:
-            raise invalid_request(f"The Kling parameter '{key}' needs an input image.", f"metadata.{key}")
-        if key not in allowed:
-            raise invalid_request(
-                f"Kling does not take the parameter '{key}'. It takes: {', '.join(sorted(allowed))}.",
-                f"metadata.{key}")
-        fields[key] = value
-    if "mode" in fields and fields["mode"] not in MODES:
-        raise invalid_request("The Kling mode must be 'std' or 'pro'.", "metadata.mode")
-    if "sound" in fields and fields["sound"] not in ("on", "off"):
-        raise invalid_request("The Kling sound must be 'on' or 'off'.", "metadata.sound")
-    if "cfg_scale" in fields:
-        scale = fields["cfg_scale"]
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 1:
-            raise invalid_request("The Kling cfg_scale must be a number from 0 to 1.", "metadata.cfg_scale")
-    negative = fields.get("negative_prompt")
-    if negative is not None and (not isinstance(negative, str) or len(negative) > MAX_PROMPT):
-        raise invalid_request(f"The negative prompt must be text of at most {MAX_PROMPT} characters.",
-                              "metadata.negative_prompt")
-    if isinstance(fields.get("image_tail"), str):
-        fields["image_tail"] = bare_base64(fields["image_tail"], "metadata.image_tail")
-    return fields
+def _nominal_size(ratio: str, resolution: str) -> tuple[int, int]:
+    """Kling is asked a ratio and a mode, not a size: the size reported is the nominal one."""
+    short = shape.RESOLUTION_HEIGHTS[resolution]
+    long = short * 16 // 9
+    return {"16:9": (long, short), "9:16": (short, long)}.get(ratio, (short, short))
 
 
 def to_kling(request: VideoRequest) -> Prepared:
     """The Kling body for a request, and what it really asks for. Everything that
     Kling would refuse for a documented reason is refused here, before any I/O."""
+    spec = models.spec_for(request.model)
+    caps = spec.caps
     if request.seed is not None:
         raise invalid_request("Kling does not take a seed.", "seed")
+    split = shape.split_metadata(caps, request.metadata, "Kling")
+    neutral, own = split.neutral, dict(split.own)
     image = _image(request)
-    endpoint = IMAGE2VIDEO if image or request.metadata.get("image_tail") else TEXT2VIDEO
-    models = IMAGE2VIDEO_MODELS if endpoint == IMAGE2VIDEO else TEXT2VIDEO_MODELS
-    if request.model in IMAGE2VIDEO_MODELS and request.model not in models:
-        raise invalid_request(f"The Kling model '{request.model}' needs an input image.", "image")
+    tail = params.last_frame(neutral, own)
+    if tail is not None:
+        tail = bare_base64(tail, params.tail_param(neutral))
+    endpoint = IMAGE2VIDEO if image or tail else TEXT2VIDEO
+
     prompt = request.prompt or ""
     if len(prompt) > MAX_PROMPT:
         raise invalid_request(f"The prompt must be at most {MAX_PROMPT} characters for Kling.", "prompt")
     if endpoint == TEXT2VIDEO and not prompt.strip():
         raise invalid_request("A prompt is required to make a video from text.", "prompt")
-    extra = _metadata(request, image or request.metadata.get("image_tail"))
-    duration = nearest_duration(request.duration)
-    mode = extra.pop("mode", "std")
+    negative = neutral.get(shape.NEGATIVE_PROMPT)
+    if negative is not None and (not isinstance(negative, str) or len(negative) > MAX_PROMPT):
+        raise invalid_request(f"The negative prompt must be text of at most {MAX_PROMPT} characters.",
+                              f"metadata.{shape.NEGATIVE_PROMPT}")
+    brush = sorted(models.MOTION_BRUSH & own.keys())
+    if endpoint == TEXT2VIDEO and brush:
+        raise invalid_request(f"The Kling parameter '{brush[0]}' needs an input image.", f"metadata.{brush[0]}")
+    if endpoint == IMAGE2VIDEO and shape.ASPECT_RATIO in neutral:
+        raise invalid_request("A video made from an image takes the image's shape; leave out the aspect ratio.",
+                              f"metadata.{shape.ASPECT_RATIO}")
+
+    sound = params.sound(neutral, own)
+    mode = params.choose_mode(spec, own.pop("mode", None), neutral.get(shape.RESOLUTION), sound == "on",
+                              tail is not None, params.tail_param(neutral))
+    params.check_own(own, sound, tail is not None)
+    duration = shape.nearest_duration(caps, request.duration)
 
     body: dict = {"model_name": request.model}
     if prompt:
         body["prompt"] = prompt
+    if negative:
+        body["negative_prompt"] = negative
     if image:
         body["image"] = image
-    body["duration"] = str(duration)
+    if tail:
+        body["image_tail"] = tail
+    body["duration"] = str(int(duration))
     body["mode"] = mode
+    resolution = spec.resolution_of_mode.get(mode)
+    ratio: str | None = None
+    width = height = None
+    # Fitted for every request, so a negative width is refused for image2video too.
+    fitted = shape.nearest_aspect_ratio(caps, request.width, request.height, neutral.get(shape.ASPECT_RATIO))
     # Explicit values rather than Kling's defaults, so `asked` states what Kling was asked.
     if endpoint == TEXT2VIDEO:
-        ratio: str | None = nearest_aspect_ratio(request.width, request.height)
-        body["aspect_ratio"] = ratio
-        width, height = NOMINAL_SIZE[ratio]
-    else:
-        # image2video has no aspect_ratio: the video follows the image's shape, which
-        # st-ai does not decode, so no size is claimed.
-        ratio, width, height = None, None, None
-    body.update(extra)
+        ratio = body["aspect_ratio"] = fitted
+        width, height = _nominal_size(ratio, resolution or "720p")
+    # image2video has no aspect_ratio: the video follows the image's shape, which st-ai
+    # does not decode, so no size is claimed.
+    # A known model with sound is told "off" explicitly; a name st-ai does not know gets
+    # `sound` only when asked, since Kling may not take it there.
+    if spec.sound_modes and (sound is not None or request.model in models.MODELS):
+        body["sound"] = sound or "off"
+    if shape.WATERMARK in neutral:
+        body["watermark_info"] = params.watermark(neutral[shape.WATERMARK], own)
+    body.update(own)
     asked = {"duration": float(duration), "width": width, "height": height, "aspect_ratio": ratio,
              # Kling documents no frame rate nor takes one: what was requested is echoed.
              "fps": request.fps, "mode": mode}
+    if resolution:
+        asked["resolution"] = resolution
+    if "sound" in body:
+        asked["audio"] = body["sound"] == "on"
     return Prepared(body=body, asked=asked)
 
 
