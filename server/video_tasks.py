@@ -422,6 +422,7 @@ class VideoTasks:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise invalid_request("'prompt' is required.", param="prompt", code="missing_required_parameter")
+        callback_url = await self._callback_url(token, body.get("callback_url"))
         if source.status != "completed" or not source.upstream_id:
             raise GatewayError(409, "Only a completed video can be remixed.", "video_not_ready")
         channel = self.catalog.snapshot.channels_by_id.get(source.channel_id)
@@ -439,7 +440,7 @@ class VideoTasks:
         task = VideoTask(id=store.new_id(), token_id=token.id, model=source.model, channel_id=source.channel_id,
                          upstream_model=source.upstream_model, request=request, asked=source.asked,
                          created_at=int(now), updated_at=int(now), remixed_from=source.id, confirmed=0,
-                         idempotency_key=key, request_hash=digest if key else None)
+                         idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
         return await self._store(token, task, ticket, key, digest)
 
     async def content(self, token: Token, video_id: str, variant: str | None,

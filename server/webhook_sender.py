@@ -24,6 +24,7 @@ from server.store.webhook_events import Event
 
 log = logging.getLogger("st_ai.webhooks")
 CLAIM_BATCH = 32
+KEEP_DONE_SECONDS = 30 * 86400.0  # delivered and failed events are kept this long, for the operator
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class WebhookSender:
                 now = time.time()
                 if now - last_sweep > 5:
                     last_sweep = now
-                    await self._free_dead_leases()
+                    await self._housekeeping()
                 try:
                     claimed = await self.worker.run(outbox.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH)
                 except Exception:
@@ -76,18 +77,24 @@ class WebhookSender:
                 job.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
 
-    async def _free_dead_leases(self) -> None:
+    async def _housekeeping(self) -> None:
         try:
             owners = await self.worker.run(outbox.lease_owners)
             dead = [o for o in owners if o != self.owner and not self._owner_alive(o)]
             if dead:
                 freed = await self.worker.run(outbox.free_dead_leases, dead)
                 log.info("resuming %d webhook events left by stopped processes", freed)
+            await self.worker.run(outbox.prune, time.time() - KEEP_DONE_SECONDS)
         except Exception:
             log.exception("webhook housekeeping failed")
 
     async def _send(self, event: Event) -> None:
         try:
+            if event.secret is None:  # the token (or its secret) is gone: nothing could sign it, ever
+                problem, retry_at, made = "the token has no webhook secret any more", None, event.attempts + 1
+                await self.worker.run(outbox.attempt_failed, event.id, self.owner, problem, None)
+                log.warning("webhook %s (%s for %s) dropped: %s", event.id, event.type, event.video_id, problem)
+                return
             problem = await self._attempt(event)
             if problem is None:
                 await self.worker.run(outbox.delivered, event.id, self.owner)
@@ -112,8 +119,6 @@ class WebhookSender:
     async def _attempt(self, event: Event) -> str | None:
         """One POST; None when the receiver acknowledged it (2xx), else what went wrong
         (said without the URL, which may hold a token)."""
-        if event.secret is None:
-            return "the token has no webhook secret any more"
         url, extra = event.url, {}
         if event.from_client:
             try:

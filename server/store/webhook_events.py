@@ -129,6 +129,13 @@ def free_dead_leases(db: sqlite_utils.Database, dead_owners: list[str]) -> int:
                                f"WHERE status = 'pending' AND lease_owner IN ({marks})", dead_owners).rowcount
 
 
+def prune(db: sqlite_utils.Database, before: float) -> int:
+    """Forget delivered and failed events that ended before `before`."""
+    with db.conn:
+        return db.conn.execute("DELETE FROM webhook_events WHERE status != 'pending' AND done_at < ?",
+                               [before]).rowcount
+
+
 # -- a token's webhook settings -----------------------------------------------------------
 
 def token_webhook(db: sqlite_utils.Database, token_id: int) -> TokenWebhook:

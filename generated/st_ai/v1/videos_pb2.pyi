@@ -166,11 +166,13 @@ class GetVideoContentRequest(_message.Message):
     def __init__(self, video_id: _Optional[str] = ..., variant: _Optional[str] = ..., range_start: _Optional[int] = ..., range_end: _Optional[int] = ..., suffix_length: _Optional[int] = ...) -> None: ...
 
 class RemixVideoRequest(_message.Message):
-    __slots__ = ("video_id", "prompt", "extra_json")
+    __slots__ = ("video_id", "prompt", "callback_url", "extra_json")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     prompt: str
+    callback_url: str
     extra_json: str
-    def __init__(self, video_id: _Optional[str] = ..., prompt: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, video_id: _Optional[str] = ..., prompt: _Optional[str] = ..., callback_url: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
