@@ -20,6 +20,7 @@ from server import byte_ranges, call_record, routing, upstream_errors
 from server.assets import AssetStore
 from server.billing.admission import Ticket, failure_status
 from server.billing.video_billing import VideoBilling
+from server.callback_urls import CallbackRules
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
@@ -198,7 +199,8 @@ def key_in_use() -> GatewayError:
 
 class VideoTasks:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
-                 config: VideoConfig, owner: str, billing: VideoBilling, callbacks=None) -> None:
+                 config: VideoConfig, owner: str, billing: VideoBilling,
+                 callbacks: CallbackRules | None = None) -> None:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
         self.config, self.owner, self.billing = config, owner, billing
         self.callbacks = callbacks  # server/callback_urls.py: which callback_url a create may name
