@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, cli_admin, cli_prices, cli_usage, durations, token_rules, url_rules
+from server import channel_rules, cli_admin, cli_prices, cli_usage, cli_webhooks, durations, token_rules, url_rules
 from server.admin import audit, rules
 from server.admin import channels as admin_channels
 from server.admin import tokens as admin_tokens
@@ -168,7 +168,7 @@ def _config(args: argparse.Namespace):
                           client_timeouts=_client_timeouts(args), unpriced=args.unpriced,
                           trusted_bridges=getattr(args, "trusted_bridge", ()),
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
-                          admin_key=cli_admin.admin_key_from_env())
+                          admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -259,11 +259,13 @@ def parse_quota(text: str) -> int | None:
 def cmd_token_update(args: argparse.Namespace) -> None:
     db = _db(args)
     changes = cli_admin.token_changes(args, _UNSET)
-    changes = dataclasses.replace(changes, limits=_limit_changes(args, clearable=True))
-    token = admin_tokens.update(db, audit.CLI, args.name, changes)
+    changes = dataclasses.replace(changes, limits=_limit_changes(args, clearable=True),
+                                  **cli_webhooks.token_changes(args))
+    token, secret = admin_tokens.change(db, audit.CLI, args.name, changes)
     status = quota_store.status(db, token.name)
     print(f"token '{status.name}': quota {_amount(status.quota)}, used {_amount(status.used)}, "
           f"remaining {_amount(status.remaining)}; limits: {_limits_text(token)}; allow-ip: {_allow_ip_text(token)}")
+    cli_webhooks.print_secret(secret)  # alone on the last line
 
 
 def cmd_token_show(args: argparse.Namespace) -> None:
@@ -273,7 +275,7 @@ def cmd_token_show(args: argparse.Namespace) -> None:
         print(json.dumps(shown, indent=2))
         return
     for key in ("name", "key_hint", "enabled", "models", "quota", "used", "reserved", "remaining",
-                "rpm", "tpm", "max_concurrency", "allow_ip"):
+                "rpm", "tpm", "max_concurrency", "allow_ip", "webhook_url", "has_webhook_secret"):
         value = shown[key]
         if value is None and key in ("quota", "remaining", "rpm", "tpm", "max_concurrency"):
             value = "unlimited"
@@ -382,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
                        default=os.environ.get("ST_AI_VIDEO_DOWNLOAD_TIMEOUT", "1800"),
                        help="longest a download from a provider's file URL may take, in seconds (default: "
                             "$ST_AI_VIDEO_DOWNLOAD_TIMEOUT or 1800; connecting and each read: 15 s and 60 s)")
+        cli_webhooks.add_serve_options(p)
         p.add_argument("--public-url", type=_refusing(url_rules.check_public_url),
                        default=os.environ.get("ST_AI_PUBLIC_URL"),
                        help="the REST bridge's address as clients see it, for image URLs st-ai hands out "
@@ -417,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--quota", type=parse_quota, default=_UNSET, metavar="AMOUNT|none",
                         help="set the quota (none: unlimited)")
     update.add_argument("--add-quota", type=parse_amount, metavar="AMOUNT", help="add to the quota")
+    cli_webhooks.add_token_options(update)
     for p, clear in ((create, ""), (update, "|none")):
         p.add_argument("--rpm", metavar=f"N{clear}", help="most requests a minute (default: no limit)")
         p.add_argument("--tpm", metavar=f"N{clear}",

@@ -39,7 +39,9 @@ from server.relay import DEFAULT_UPSTREAM_TIMEOUT, ChatRelay
 from server.safe_fetch import FetchLimits, SafeFetch
 from server.store.db import DbWorker
 from server.url_guard import UrlGuard
-from server.video_poller import VideoPoller
+from server.callback_urls import CallbackRules
+from server.video_poller import VideoPoller, owner_alive
+from server.webhook_sender import WebhookConfig, WebhookSender
 from server.video_tasks import VideoConfig, VideoTasks, process_owner
 
 log = logging.getLogger("st_ai")
@@ -57,6 +59,7 @@ class Config:
     assets_dir: str = "st-ai-assets"
     public_url: str | None = None  # where clients reach the REST bridge, for URLs st-ai hands out
     video: VideoConfig = field(default_factory=VideoConfig)
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
     demo: bool = False  # create the demo channel and token, once the ports are bound
     client_timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
     unpriced: str = "allow"  # a model without a price: served at zero cost, or refused ("deny")
@@ -95,7 +98,9 @@ async def open_core(config: Config, public_url: str,
     settlements = GroupCommit(worker)
     admission = Admission(worker, settlements, owner, catalog, deny_unpriced=config.unpriced == "deny")
     video_billing = VideoBilling(worker, admission)
-    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing)
+    callbacks = CallbackRules(UrlGuard(resolver), config.webhooks.allow_callback_hosts)
+    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing, callbacks)
+    webhooks = WebhookSender(worker, http, callbacks, config.webhooks, owner, owner_alive)
     poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, video_billing, thumbnail_from_mp4)
     await release_stale_reservations(worker, owner, config.upstream_timeout)
     core = Core(catalog, ChatRelay(catalog, registry, admission, config.upstream_timeout),
@@ -105,7 +110,8 @@ async def open_core(config: Config, public_url: str,
                   asyncio.create_task(settlements.run(), name="settlement-writer"),
                   asyncio.create_task(sweep_stale_reservations(worker, owner, config.upstream_timeout),
                                       name="reservation-sweep"),
-                  asyncio.create_task(poller.run(), name="video-poller")]
+                  asyncio.create_task(poller.run(), name="video-poller"),
+                  asyncio.create_task(webhooks.run(), name="webhook-sender")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
     try:

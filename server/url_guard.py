@@ -150,6 +150,10 @@ class UrlGuard:
                               "which st-ai does not fetch from a provider.")
         return Target(parsed, str(addresses[0]))
 
+    async def addresses(self, host: str, port: int) -> list[IPAddress]:
+        """What `host` resolves to (a literal names itself), through this guard's resolver."""
+        return await self._addresses(host, port)
+
     async def _addresses(self, host: str, port: int) -> list[IPAddress]:
         literal = literal_address(host)
         if literal is not None:

@@ -33,7 +33,7 @@ GIVE_UP_AFTER = 5  # consecutive non-transient failures for one task
 STALE_PARTIAL_SECONDS = 3600  # a download untouched this long was left by a crashed process
 
 
-def _owner_alive(owner: str) -> bool:
+def owner_alive(owner: str) -> bool:
     """False only for a lease holder on this host whose process is gone (kill -9)."""
     host, _, rest = owner.partition(":")
     pid = rest.split(":", 1)[0]
@@ -90,7 +90,7 @@ class VideoPoller:
         """Free leases of crashed local processes; remove content past its retention."""
         try:
             owners = await self.worker.run(store.lease_owners)
-            dead = [o for o in owners if o != self.owner and not _owner_alive(o)]
+            dead = [o for o in owners if o != self.owner and not owner_alive(o)]
             if dead:
                 freed = await self.worker.run(store.free_dead_leases, dead)
                 log.info("resuming %d video tasks left by stopped processes", freed)

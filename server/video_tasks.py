@@ -20,11 +20,12 @@ from server import byte_ranges, call_record, routing, upstream_errors
 from server.assets import AssetStore
 from server.billing.admission import Ticket, failure_status
 from server.billing.video_billing import VideoBilling
+from server.callback_urls import CallbackRules
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
 from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
 from server.providers.registry import Registry
-from server.store import video_money
+from server.store import video_money, webhook_events
 from server.store import videos as store
 from server.store.db import DbWorker
 from server.store.channels import Channel
@@ -198,9 +199,11 @@ def key_in_use() -> GatewayError:
 
 class VideoTasks:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
-                 config: VideoConfig, owner: str, billing: VideoBilling) -> None:
+                 config: VideoConfig, owner: str, billing: VideoBilling,
+                 callbacks: CallbackRules | None = None) -> None:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
         self.config, self.owner, self.billing = config, owner, billing
+        self.callbacks = callbacks  # server/callback_urls.py: which callback_url a create may name
         self._after: set[asyncio.Task] = set()  # confirmations and submissions after an answer
 
     async def _owned(self, token: Token, video_id: str) -> VideoTask:
@@ -221,6 +224,7 @@ class VideoTasks:
     async def _create(self, ticket: Ticket, body: dict, key: str | None) -> Created:
         token = ticket.token
         request = _normalise(body)
+        callback_url = await self._callback_url(token, body.get("callback_url"))
         model = request.model or routing.default_model(self.catalog.snapshot, token,
                                                        self.registry.video_types, "video")
         channel = routing.candidates(self.catalog.snapshot, token, model, self.registry.video_types)[0]
@@ -236,8 +240,22 @@ class VideoTasks:
         task = VideoTask(id=store.new_id(), token_id=token.id, model=model, channel_id=channel.id,
                          upstream_model=request.model, request=serialise_request(request),
                          asked=prepared.asked, created_at=int(now), updated_at=int(now), confirmed=0,
-                         idempotency_key=key, request_hash=digest if key else None)
+                         idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
         return await self._store(token, task, ticket, key, digest)
+
+    async def _callback_url(self, token: Token, url: object) -> str | None:
+        """A create's own webhook URL, checked before anything is sent upstream: signed with
+        the token's secret, so the token needs one."""
+        if url is None or url == "":
+            return None
+        if self.callbacks is None:
+            raise invalid_request("This st-ai sends no webhooks.", param="callback_url")
+        await self.callbacks.check(url)
+        if not (await self.worker.run(webhook_events.token_webhook, token.id)).has_secret:
+            raise invalid_request("'callback_url' needs a webhook secret to sign its events, and this token has "
+                                  "none; ask the operator to make one (st-ai token update NAME "
+                                  "--rotate-webhook-secret).", param="callback_url", code="webhook_secret_missing")
+        return url
 
     async def _replay(self, token: Token, key: str, digest: str) -> Created | None:
         """The task an earlier request with this Idempotency-Key made, once its answer went
@@ -406,6 +424,7 @@ class VideoTasks:
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise invalid_request("'prompt' is required.", param="prompt", code="missing_required_parameter")
+        callback_url = await self._callback_url(token, body.get("callback_url"))
         if source.status != "completed" or not source.upstream_id:
             raise GatewayError(409, "Only a completed video can be remixed.", "video_not_ready")
         channel = self.catalog.snapshot.channels_by_id.get(source.channel_id)
@@ -423,7 +442,7 @@ class VideoTasks:
         task = VideoTask(id=store.new_id(), token_id=token.id, model=source.model, channel_id=source.channel_id,
                          upstream_model=source.upstream_model, request=request, asked=source.asked,
                          created_at=int(now), updated_at=int(now), remixed_from=source.id, confirmed=0,
-                         idempotency_key=key, request_hash=digest if key else None)
+                         idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
         return await self._store(token, task, ticket, key, digest)
 
     async def content(self, token: Token, video_id: str, variant: str | None,

@@ -61,8 +61,23 @@ def update_token(db: sqlite_utils.Database, actor: audit.Actor, body: dict) -> d
         new_name=body.get("new_name"), models=models, expires_at=expires_at,
         quota=rules.quota(body["quota"]) if "quota" in body else KEEP,
         add_quota=rules.amount(body["add_quota"]) if "add_quota" in body else None,
-        limits=token_limits.given(body, clearable=True))
-    return tokens.view(db, tokens.update(db, actor, body.get("name", ""), changes))
+        limits=token_limits.given(body, clearable=True), **_webhook_changes(body))
+    token, secret = tokens.change(db, actor, body.get("name", ""), changes)
+    shown = tokens.view(db, token)
+    if secret is not None:  # only in the answer that made it
+        shown["webhook_secret"] = secret
+    return shown
+
+
+def _webhook_changes(body: dict) -> dict:
+    if "webhook_url" in body and body.get("no_webhook_url"):
+        raise AdminError("give either webhook_url or no_webhook_url, not both")
+    changes: dict = {"rotate_webhook_secret": bool(body.get("rotate_webhook_secret"))}
+    if "webhook_url" in body:
+        changes["webhook_url"] = body["webhook_url"]
+    elif body.get("no_webhook_url"):
+        changes["webhook_url"] = None
+    return changes
 
 
 def add_token_quota(db: sqlite_utils.Database, actor: audit.Actor, body: dict) -> dict:

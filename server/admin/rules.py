@@ -2,6 +2,8 @@
 Admin API: each refusal is one line naming what is wrong."""
 from __future__ import annotations
 
+import urllib.parse
+
 from server import durations, url_rules
 from server.admin.errors import AdminError
 from server.billing import money
@@ -65,3 +67,27 @@ def priority(value: object) -> int:
     if number is None or abs(number) > MAX_PRIORITY:
         raise AdminError(f"{value!r} is not a whole number from -{MAX_PRIORITY} to {MAX_PRIORITY}")
     return number
+
+
+MAX_WEBHOOK_URL = 2048
+
+
+def webhook_url(text: object) -> str:
+    """A token's webhook URL: http(s) with a real host; a ?query is allowed (receivers often
+    take a token there), so the URL is never repeated in a refusal."""
+    if not isinstance(text, str) or not text or len(text) > MAX_WEBHOOK_URL or url_rules.BLANK.search(text):
+        raise AdminError(f"the webhook URL must be an http(s) URL without spaces, at most {MAX_WEBHOOK_URL} "
+                         "characters, e.g. https://example.com/hooks/st-ai")
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not text.lower().startswith(f"{parts.scheme.lower()}://"):
+        raise AdminError("the webhook URL must start with http:// or https://")
+    if parts.username is not None or parts.password is not None:
+        raise AdminError("the webhook URL must not hold credentials (user:password@)")
+    try:
+        url_rules.check_host(parts.hostname or "", "the webhook URL", "https://example.com/hooks/st-ai")
+        port = parts.port
+    except ValueError as exc:
+        raise AdminError(str(exc).replace(repr(text), "the webhook URL")) from None
+    if port is not None and not 0 < port <= 65535:
+        raise AdminError("the webhook URL has a port that is not a number from 1 to 65535")
+    return text

@@ -11,7 +11,7 @@ from server.admin import audit, rules
 from server.admin.errors import AdminError, Conflict, NotFound
 from server.billing import money
 from server.store import quota as quota_store
-from server.store import token_edits
+from server.store import token_edits, webhook_events
 from server.store import tokens as token_store
 from server.store.rate_limits import Limits
 from server.store.token_edits import KEEP
@@ -28,10 +28,13 @@ class TokenChanges:
     add_quota: int | None = None
     # rpm, tpm, max_concurrency, allow_ip (server/token_rules.py) -> value, or None to clear
     limits: dict = field(default_factory=dict)
+    webhook_url: object = KEEP  # str (trusted: the operator's), or None to clear it
+    rotate_webhook_secret: bool = False
 
     def empty(self) -> bool:
         return (self.new_name is None and self.models is KEEP and self.expires_at is KEEP
-                and self.quota is KEEP and self.add_quota is None and not self.limits)
+                and self.quota is KEEP and self.add_quota is None and not self.limits
+                and self.webhook_url is KEEP and not self.rotate_webhook_secret)
 
     def summary(self) -> dict:
         shown: dict = {}
@@ -46,6 +49,10 @@ class TokenChanges:
         if self.add_quota is not None:
             shown["add_quota"] = money.format_amount(self.add_quota)
         shown.update(_limits_shown(self.limits))
+        if self.webhook_url is not KEEP:  # never the URL itself in the audit: it may hold a token
+            shown["webhook_url"] = "set" if self.webhook_url else "cleared"
+        if self.rotate_webhook_secret:
+            shown["webhook_secret"] = "rotated"
         return shown
 
 
@@ -77,7 +84,13 @@ def view(db: sqlite_utils.Database, token: Token) -> dict:
             "remaining": None if status.remaining is None else money.format_amount(status.remaining),
             "currency": money.CURRENCY, "rpm": token.limits.rpm, "tpm": token.limits.tpm,
             "max_concurrency": token.limits.max_concurrency,
-            "allow_ip": [str(n) for n in token.allow_ip] if token.allow_ip is not None else None}
+            "allow_ip": [str(n) for n in token.allow_ip] if token.allow_ip is not None else None,
+            **_webhook_view(db, token)}
+
+
+def _webhook_view(db: sqlite_utils.Database, token: Token) -> dict:
+    hook = webhook_events.token_webhook(db, token.id)
+    return {"webhook_url": hook.url, "has_webhook_secret": hook.has_secret}
 
 
 def list_views(db: sqlite_utils.Database) -> list[dict]:
@@ -108,9 +121,17 @@ def create(db: sqlite_utils.Database, actor: audit.Actor, name: str, models: lis
 
 
 def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: TokenChanges) -> Token:
+    return change(db, actor, name, changes)[0]
+
+
+def change(db: sqlite_utils.Database, actor: audit.Actor, name: str,
+           changes: TokenChanges) -> tuple[Token, str | None]:
+    """update(), and the token's new webhook secret when this change made one (shown once)."""
+    if changes.webhook_url is not KEEP and changes.webhook_url is not None:
+        rules.webhook_url(changes.webhook_url)
     if changes.empty():
         raise AdminError("nothing to update: give a new name, models, expiry, quota, quota to add, "
-                         "rate limits (rpm, tpm, max_concurrency) or address rules (allow_ip)")
+                         "rate limits (rpm, tpm, max_concurrency), address rules (allow_ip) or the webhook URL")
     if changes.new_name is not None:
         rules.name(changes.new_name)
     models = changes.models
@@ -122,12 +143,14 @@ def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: To
             _free(db, changes.new_name)
         token_edits.update(conn, token.id, name=changes.new_name, models=models, expires_at=changes.expires_at,
                            limits=changes.limits)
+        secret = webhook_events.set_webhook_in(conn, token.id, changes.webhook_url, changes.rotate_webhook_secret,
+                                               KEEP)
         current = changes.new_name or name
         if changes.quota is not KEEP or changes.add_quota is not None:
             # last: it commits the whole change (or rolls it all back when refused)
             quota_store.set_quota(db, current, None if changes.quota is KEEP else changes.quota,
                                   unlimited=changes.quota is None, add=changes.add_quota)
-    return get(db, current)
+    return get(db, current), secret
 
 
 def add_quota(db: sqlite_utils.Database, actor: audit.Actor, name: str, amount: int) -> Token:

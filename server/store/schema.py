@@ -353,6 +353,34 @@ def _v6_video_billing(conn: sqlite3.Connection) -> None:
                  '"idempotency_key") WHERE "idempotency_key" IS NOT NULL')
 
 
+def _v9_webhooks(conn: sqlite3.Connection) -> None:
+    # server/store/webhook_events.py: a token's webhook URL and signing secret (kept like a
+    # channel's upstream key: st-ai must sign with it, so it cannot be only a hash); a
+    # task's own callback_url; the outbox of events, written in the transaction that ends
+    # the task and sent after it commits (leased per row, retried with backoff)
+    conn.execute('ALTER TABLE "tokens" ADD COLUMN "webhook_url" TEXT')
+    conn.execute('ALTER TABLE "tokens" ADD COLUMN "webhook_secret" TEXT')
+    conn.execute('ALTER TABLE "videos" ADD COLUMN "callback_url" TEXT')
+    conn.execute("""CREATE TABLE "webhook_events" (
+   "id" TEXT PRIMARY KEY,
+   "token_id" INTEGER NOT NULL,
+   "video_id" TEXT NOT NULL,
+   "type" TEXT NOT NULL,
+   "url" TEXT NOT NULL,
+   "from_client" INTEGER NOT NULL DEFAULT 0,
+   "payload" TEXT NOT NULL,
+   "created_at" INTEGER NOT NULL,
+   "status" TEXT NOT NULL DEFAULT 'pending',
+   "attempts" INTEGER NOT NULL DEFAULT 0,
+   "next_at" REAL NOT NULL,
+   "lease_owner" TEXT,
+   "lease_until" REAL,
+   "last_error" TEXT,
+   "done_at" REAL
+)""")
+    conn.execute('CREATE INDEX "idx_webhook_events_status_next_at" ON "webhook_events" ("status", "next_at")')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
@@ -364,6 +392,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("the admin key and the audit log of admin changes", _admin_key_and_audit),
     Migration("daily usage totals, remembered names of deleted tokens and channels, ids never reused",
               _v8_usage_daily_totals, backup=True),
+    Migration("token webhooks, a task's callback_url and the outbox of webhook events", _v9_webhooks),
 )
 LATEST = len(MIGRATIONS)
 

@@ -9,6 +9,9 @@ processes polling one database, or a delete racing a completion, settle a task o
 - drop: a task whose answer never reached its client disappears, reservation released;
 - give_up: a task whose process died before confirming it fails (`not_submitted`), refunded.
 
+finish and give_up also write the task's webhook event (server/store/webhook_events.py)
+in that transaction.
+
 A task in a final state, deleted or dropped never holds a reservation; the stale sweep
 (quota.release_stale) skips reservations that name a task.
 """
@@ -22,6 +25,7 @@ import sqlite_utils
 
 from server.store import quota as quota_store
 from server.store import videos as store
+from server.store import webhook_events
 from server.store.quota import LedgerRow, Settlement
 from server.store.videos import VideoTask
 
@@ -100,6 +104,7 @@ def give_up(db: sqlite_utils.Database, task_id: str, booking: Booking) -> bool:
                 idempotency_key=None, lease_owner=None, lease_until=None):
             return False
         _book(conn, task, booking)
+        webhook_events.enqueue_in(conn, task_id)
     return True
 
 
@@ -111,6 +116,7 @@ def finish(db: sqlite_utils.Database, task_id: str, changes: dict, booking: Book
         if task is None or not store.swap(conn, task_id, store.OPEN, **changes):
             return False
         _book(conn, task, booking)
+        webhook_events.enqueue_in(conn, task_id)  # its event exists exactly when this state does
     return True
 
 

@@ -25,6 +25,7 @@ COLUMNS = {
     "next_poll_at": float, "attempts": int, "failures": int, "lease_owner": str,
     "lease_until": float, "remixed_from": str, "deleted": int, "confirmed": int, "reservation_id": int,
     "charge": int, "request_id": str, "client_address": str, "idempotency_key": str, "request_hash": str,
+    "callback_url": str,
 }  # the table itself is made by server/store/schema.py's migrations
 
 
@@ -68,6 +69,7 @@ class VideoTask:
     client_address: str | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    callback_url: str | None = None  # the create's own webhook URL (server/webhooks/events.py)
 
     @property
     def open(self) -> bool:

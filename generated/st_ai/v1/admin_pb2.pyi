@@ -20,7 +20,7 @@ class Deleted(_message.Message):
     def __init__(self, name: _Optional[str] = ..., deleted: _Optional[bool] = ..., note: _Optional[str] = ...) -> None: ...
 
 class TokenInfo(_message.Message):
-    __slots__ = ("name", "key_hint", "enabled", "models", "all_models", "expires_at", "created_at", "quota", "used", "reserved", "remaining", "currency", "rpm", "tpm", "max_concurrency", "allow_ip")
+    __slots__ = ("name", "key_hint", "enabled", "models", "all_models", "expires_at", "created_at", "quota", "used", "reserved", "remaining", "currency", "rpm", "tpm", "max_concurrency", "allow_ip", "webhook_url", "has_webhook_secret", "webhook_secret")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KEY_HINT_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,9 @@ class TokenInfo(_message.Message):
     TPM_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     ALLOW_IP_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    HAS_WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
     name: str
     key_hint: str
     enabled: bool
@@ -53,7 +56,10 @@ class TokenInfo(_message.Message):
     tpm: int
     max_concurrency: int
     allow_ip: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., key_hint: _Optional[str] = ..., enabled: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_at: _Optional[int] = ..., created_at: _Optional[int] = ..., quota: _Optional[str] = ..., used: _Optional[str] = ..., reserved: _Optional[str] = ..., remaining: _Optional[str] = ..., currency: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ...) -> None: ...
+    webhook_url: str
+    has_webhook_secret: bool
+    webhook_secret: str
+    def __init__(self, name: _Optional[str] = ..., key_hint: _Optional[str] = ..., enabled: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_at: _Optional[int] = ..., created_at: _Optional[int] = ..., quota: _Optional[str] = ..., used: _Optional[str] = ..., reserved: _Optional[str] = ..., remaining: _Optional[str] = ..., currency: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ..., webhook_url: _Optional[str] = ..., has_webhook_secret: _Optional[bool] = ..., webhook_secret: _Optional[str] = ...) -> None: ...
 
 class TokenWithKey(_message.Message):
     __slots__ = ("token", "key")
@@ -104,7 +110,7 @@ class CreateTokenRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., expires_in: _Optional[str] = ..., quota: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UpdateTokenRequest(_message.Message):
-    __slots__ = ("name", "new_name", "models", "all_models", "expires_in", "never_expires", "quota", "add_quota", "rpm", "tpm", "max_concurrency", "allow_ip", "no_rpm", "no_tpm", "no_max_concurrency", "any_ip")
+    __slots__ = ("name", "new_name", "models", "all_models", "expires_in", "never_expires", "quota", "add_quota", "rpm", "tpm", "max_concurrency", "allow_ip", "no_rpm", "no_tpm", "no_max_concurrency", "any_ip", "webhook_url", "no_webhook_url", "rotate_webhook_secret")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NEW_NAME_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +127,9 @@ class UpdateTokenRequest(_message.Message):
     NO_TPM_FIELD_NUMBER: _ClassVar[int]
     NO_MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     ANY_IP_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    NO_WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    ROTATE_WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
     name: str
     new_name: str
     models: _containers.RepeatedScalarFieldContainer[str]
@@ -137,7 +146,10 @@ class UpdateTokenRequest(_message.Message):
     no_tpm: bool
     no_max_concurrency: bool
     any_ip: bool
-    def __init__(self, name: _Optional[str] = ..., new_name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_in: _Optional[str] = ..., never_expires: _Optional[bool] = ..., quota: _Optional[str] = ..., add_quota: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ..., no_rpm: _Optional[bool] = ..., no_tpm: _Optional[bool] = ..., no_max_concurrency: _Optional[bool] = ..., any_ip: _Optional[bool] = ...) -> None: ...
+    webhook_url: str
+    no_webhook_url: bool
+    rotate_webhook_secret: bool
+    def __init__(self, name: _Optional[str] = ..., new_name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., all_models: _Optional[bool] = ..., expires_in: _Optional[str] = ..., never_expires: _Optional[bool] = ..., quota: _Optional[str] = ..., add_quota: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., max_concurrency: _Optional[int] = ..., allow_ip: _Optional[_Iterable[str]] = ..., no_rpm: _Optional[bool] = ..., no_tpm: _Optional[bool] = ..., no_max_concurrency: _Optional[bool] = ..., any_ip: _Optional[bool] = ..., webhook_url: _Optional[str] = ..., no_webhook_url: _Optional[bool] = ..., rotate_webhook_secret: _Optional[bool] = ...) -> None: ...
 
 class AddTokenQuotaRequest(_message.Message):
     __slots__ = ("name", "amount")

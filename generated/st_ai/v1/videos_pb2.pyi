@@ -24,7 +24,7 @@ class InputFile(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., image_url: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class CreateVideoRequest(_message.Message):
-    __slots__ = ("model", "prompt", "image", "duration", "width", "height", "fps", "seed", "n", "response_format", "metadata", "seconds", "size", "input_reference", "extra_json")
+    __slots__ = ("model", "prompt", "image", "duration", "width", "height", "fps", "seed", "n", "response_format", "metadata", "seconds", "size", "input_reference", "callback_url", "extra_json")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class CreateVideoRequest(_message.Message):
     SECONDS_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     INPUT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     model: str
     prompt: str
@@ -54,8 +55,9 @@ class CreateVideoRequest(_message.Message):
     seconds: str
     size: str
     input_reference: InputFile
+    callback_url: str
     extra_json: str
-    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., image: _Optional[str] = ..., duration: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[int] = ..., seed: _Optional[int] = ..., n: _Optional[int] = ..., response_format: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seconds: _Optional[str] = ..., size: _Optional[str] = ..., input_reference: _Optional[_Union[InputFile, _Mapping]] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., prompt: _Optional[str] = ..., image: _Optional[str] = ..., duration: _Optional[float] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps: _Optional[int] = ..., seed: _Optional[int] = ..., n: _Optional[int] = ..., response_format: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., seconds: _Optional[str] = ..., size: _Optional[str] = ..., input_reference: _Optional[_Union[InputFile, _Mapping]] = ..., callback_url: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class VideoError(_message.Message):
     __slots__ = ("code", "message")
@@ -164,11 +166,13 @@ class GetVideoContentRequest(_message.Message):
     def __init__(self, video_id: _Optional[str] = ..., variant: _Optional[str] = ..., range_start: _Optional[int] = ..., range_end: _Optional[int] = ..., suffix_length: _Optional[int] = ...) -> None: ...
 
 class RemixVideoRequest(_message.Message):
-    __slots__ = ("video_id", "prompt", "extra_json")
+    __slots__ = ("video_id", "prompt", "callback_url", "extra_json")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     prompt: str
+    callback_url: str
     extra_json: str
-    def __init__(self, video_id: _Optional[str] = ..., prompt: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, video_id: _Optional[str] = ..., prompt: _Optional[str] = ..., callback_url: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
