@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = channel.add_parser("add", help="add a channel")
     add.add_argument("--name", required=True)
     add.add_argument("--type", required=True,
-                     help="openai (any OpenAI-compatible API), kling, runway or simulator")
+                     help="openai (any OpenAI-compatible API), kling, runway, veo, seedance, wan, hailuo or simulator")
     add.add_argument("--base-url", help="the API's base URL, e.g. https://api.openai.com/v1")
     add.add_argument("--key", help="the upstream API key, for kling ACCESS_KEY:SECRET_KEY "
                                    "(stored for use, never printed)")
