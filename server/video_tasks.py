@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import logging
 import os
@@ -12,7 +13,7 @@ import socket
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
-from typing import AsyncIterator, Awaitable
+from typing import AsyncIterator, Awaitable, Callable
 
 import orjson
 
@@ -205,6 +206,7 @@ class VideoTasks:
         self.config, self.owner, self.billing = config, owner, billing
         self.callbacks = callbacks  # server/callback_urls.py: which callback_url a create may name
         self._after: set[asyncio.Task] = set()  # confirmations and submissions after an answer
+        self._keys: dict[tuple[int, str], list] = {}  # (token, Idempotency-Key) -> [lock, users]
 
     async def _owned(self, token: Token, video_id: str) -> VideoTask:
         if not store.looks_like_id(video_id):
@@ -233,15 +235,40 @@ class VideoTasks:
         prepared = provider.prepare(channel, request)  # a 400 here: nothing was sent
         call_record.note_channel(channel.name)
         digest = request_digest("create", body)
-        if key and (replay := await self._replay(token, key, digest)) is not None:
-            return replay
-        await self.billing.admit(ticket, model, prepared.asked)
-        now = time.time()
-        task = VideoTask(id=store.new_id(), token_id=token.id, model=model, channel_id=channel.id,
-                         upstream_model=request.model, request=serialise_request(request),
-                         asked=prepared.asked, created_at=int(now), updated_at=int(now), confirmed=0,
-                         idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
-        return await self._store(token, task, ticket, key, digest)
+
+        def task(now: float) -> VideoTask:
+            return VideoTask(id=store.new_id(), token_id=token.id, model=model, channel_id=channel.id,
+                             upstream_model=request.model, request=serialise_request(request),
+                             asked=prepared.asked, created_at=int(now), updated_at=int(now), confirmed=0,
+                             idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
+        return await self._new_or_replay(ticket, key, digest, model, prepared.asked, task)
+
+    async def _new_or_replay(self, ticket: Ticket, key: str | None, digest: str, model: str, asked: dict,
+                             task: Callable[[float], VideoTask]) -> Created:
+        """The task an earlier request with this Idempotency-Key made, or a new one, admitted
+        and stored. Creates with one key wait for each other here, so the repeats of a
+        request sent at once reserve nothing (and are never refused for quota) while the
+        first is being stored; they then answer with its task."""
+        async with self._one_at_a_time(ticket.token.id, key):
+            if key and (replay := await self._replay(ticket.token, key, digest)) is not None:
+                return replay
+            await self.billing.admit(ticket, model, asked)
+            return await self._store(ticket.token, task(time.time()), ticket, key, digest)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, token_id: int, key: str | None) -> AsyncIterator[None]:
+        if not key:
+            yield
+            return
+        held = self._keys.setdefault((token_id, key), [asyncio.Lock(), 0])
+        held[1] += 1
+        try:
+            async with held[0]:
+                yield
+        finally:
+            held[1] -= 1
+            if not held[1]:
+                del self._keys[(token_id, key)]
 
     async def _callback_url(self, token: Token, url: object) -> str | None:
         """A create's own webhook URL, checked before anything is sent upstream: signed with
@@ -434,16 +461,14 @@ class VideoTasks:
                                   code="remix_unsupported")
         call_record.note_channel(channel.name)
         digest = request_digest("remix", {**body, "video_id": source.id})
-        if key and (replay := await self._replay(token, key, digest)) is not None:
-            return replay
-        await self.billing.admit(ticket, source.model, source.asked)
-        now = time.time()
         request = dict(source.request, prompt=prompt, remix_of=source.upstream_id)
-        task = VideoTask(id=store.new_id(), token_id=token.id, model=source.model, channel_id=source.channel_id,
-                         upstream_model=source.upstream_model, request=request, asked=source.asked,
-                         created_at=int(now), updated_at=int(now), remixed_from=source.id, confirmed=0,
-                         idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
-        return await self._store(token, task, ticket, key, digest)
+
+        def task(now: float) -> VideoTask:
+            return VideoTask(id=store.new_id(), token_id=token.id, model=source.model, channel_id=source.channel_id,
+                             upstream_model=source.upstream_model, request=request, asked=source.asked,
+                             created_at=int(now), updated_at=int(now), remixed_from=source.id, confirmed=0,
+                             idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
+        return await self._new_or_replay(ticket, key, digest, source.model, source.asked, task)
 
     async def content(self, token: Token, video_id: str, variant: str | None,
                       asked: byte_ranges.ByteRange) -> tuple[str, byte_ranges.Span, AsyncIterator[bytes]]:

@@ -131,6 +131,7 @@ VIDEO = ModelPrice("vid", per_second={"*": M("0.1"), "1792x1024": M("0.5"), "108
     (8, "1792x1024", "4"), (8, "1024x1792", "4"),         # either orientation
     (10, "1920x1080", "7"), (10, "1080x1920", "7"),       # the short side, as 1080p
     (0.1, None, "0.01"), (2.5, "1792x1024", "1.25"), (0.3, None, "0.03"),
+    (6, "1080P", "4.2"), (6, "768P", "0.6"), (6, "4k", "0.6"),  # a task shaped by its image: its resolution
 ])
 def test_video_seconds_are_priced_by_resolution(seconds, size, cost):
     assert video_cost(VIDEO, "vid", seconds=seconds, size=size) == M(cost)

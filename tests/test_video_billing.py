@@ -453,7 +453,7 @@ def test_an_idempotency_key_reused_with_another_request_is_409(gw, upstream):
 
 def test_concurrent_creates_with_one_idempotency_key_make_one_task(gw, upstream):
     model = priced_model(gw, upstream)
-    name, key = quota_token(gw)
+    name, key = quota_token(gw, quota=2 * COST)  # the repeats must not each reserve the task's cost
     prompt, retry = unique("at once"), {"Idempotency-Key": unique("key")}
     answers: list[tuple[int, dict, dict]] = []
     threads = [threading.Thread(target=lambda: answers.append(create(gw, key, model, prompt=prompt, headers=retry)))

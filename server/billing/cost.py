@@ -15,7 +15,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from server.billing.money import exact_quantity, round_half_up
-from server.billing.prices import DEFAULT_RESOLUTION, ModelPrice, image_key, parse_size
+from server.billing.prices import DEFAULT_RESOLUTION, SHORT_SIDE, ModelPrice, PriceError, image_key, parse_size
 
 TOKENS_PER_PRICE = 1_000_000
 # A request without a quality, or with "auto", lets the upstream choose; st-ai charges the
@@ -94,14 +94,25 @@ def image_cost(price: ModelPrice | None, model: str, *, n: int, size: str | None
     return _count(n, "n") * image_price(price, model, size, quality) + _per_request(price)
 
 
+def _second_keys(size: str | None) -> list[str]:
+    """The per-second price keys `size` matches, most exact first: WIDTHxHEIGHT either way
+    round and its short side, or a resolution name a provider reports ("768p") as itself."""
+    if not size:
+        return []
+    text = size.strip().lower()
+    try:
+        width, height = parse_size(text)
+    except PriceError:
+        return [text] if SHORT_SIDE.fullmatch(text) else []
+    return [f"{width}x{height}", f"{height}x{width}", f"{min(width, height)}p"]
+
+
 def second_price(price: ModelPrice | None, model: str, size: str | None) -> int:
-    """The price of one second of video at `size` (WIDTHxHEIGHT; None: the default price)."""
+    """The price of one second of video at `size` (WIDTHxHEIGHT, or a resolution such as
+    720p for a task whose shape follows its image; None: the default price)."""
     if price is None or not price.per_second:
         raise Unpriced(model, "video seconds")
-    keys = []
-    if size:
-        width, height = parse_size(size.strip().lower())
-        keys = [f"{width}x{height}", f"{height}x{width}", f"{min(width, height)}p"]
+    keys = _second_keys(size)
     for key in (*keys, DEFAULT_RESOLUTION):
         if key in price.per_second:
             return price.per_second[key]

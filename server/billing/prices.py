@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 DEFAULT_RESOLUTION = "*"
 _SIZE = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 _QUALITY = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_SHORT_SIDE = re.compile(r"([1-9][0-9]{0,4})p")
+SHORT_SIDE = re.compile(r"([1-9][0-9]{0,4})p")  # a resolution named by its short side
 _MODEL = re.compile(r"[^\s\x00-\x1f\x7f]{1,200}")
 
 
@@ -100,7 +100,7 @@ def image_key(text: str) -> str:
 def resolution_key(text: str) -> str:
     """"1280X720" -> "1280x720", "720P" -> "720p", "*" stays: every other resolution."""
     key = text.strip().lower()
-    if key == DEFAULT_RESOLUTION or _SHORT_SIDE.fullmatch(key):
+    if key == DEFAULT_RESOLUTION or SHORT_SIDE.fullmatch(key):
         return key
     try:
         parse_size(key)

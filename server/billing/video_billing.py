@@ -56,7 +56,9 @@ def charge(model: str, asked: dict):
     """The cost of a task's video: the seconds and size asked upstream (`asked`), or where
     the operator prices the model by output tokens (and not by seconds), the most tokens
     it can count."""
-    size = f"{asked['width']}x{asked['height']}" if asked.get("width") and asked.get("height") else None
+    # a task whose shape follows its image reports no pixel size, only a resolution
+    size = (f"{asked['width']}x{asked['height']}" if asked.get("width") and asked.get("height")
+            else asked.get("resolution") if isinstance(asked.get("resolution"), str) else None)
 
     def cost(price: ModelPrice | None) -> int:
         if price is not None and price.output is not None and not price.per_second:
