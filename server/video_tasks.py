@@ -24,7 +24,7 @@ from server.billing.video_billing import VideoBilling
 from server.callback_urls import CallbackRules
 from server.catalog import Catalog
 from server.errors import GatewayError, invalid_request
-from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
+from server.providers.interface import VideoCanceller, VideoInputCheck, VideoRemixer, VideoRequest
 from server.providers.registry import Registry
 from server.store import video_money, webhook_events
 from server.store import videos as store
@@ -233,6 +233,8 @@ class VideoTasks:
         provider = self.registry.video[channel.type]
         request = replace(request, model=channel.upstream_model(model))
         prepared = provider.prepare(channel, request)  # a 400 here: nothing was sent
+        if isinstance(provider, VideoInputCheck):
+            await provider.check_inputs(channel, prepared)
         call_record.note_channel(channel.name)
         digest = request_digest("create", body)
 

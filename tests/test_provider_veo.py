@@ -398,6 +398,23 @@ async def test_an_image_url_st_ai_will_not_use_is_400_and_nothing_is_sent(
     assert fake.submissions() == []
 
 
+@pytest.mark.parametrize("url, words", [
+    ("http://intranet.example/x.png", "st-ai fetches images only from public"),
+    ("http://metadata.example/latest.png", "st-ai fetches images only from public"),
+])
+async def test_an_image_url_whose_name_resolves_to_a_refused_address_is_400_while_the_create_is_answered(
+        fake: FakeVeo, veo: VeoVideo, image_host: ImageHost, url, words):
+    channel = make_channel(fake.base_url, fake.api_key)
+    with pytest.raises(GatewayError) as caught:
+        await veo.check_inputs(channel, veo.prepare(channel, req(image=url)))
+    assert (caught.value.http_status, caught.value.param, caught.value.code) == (400, "image", "invalid_image_url")
+    assert words in caught.value.message
+    # a usable one passes, and nothing is fetched or sent by the check
+    image_host.received.clear()
+    await veo.check_inputs(channel, veo.prepare(channel, req(image=f"http://images.example:{image_host.port}/cat.png")))
+    assert image_host.received == [] and fake.submissions() == []
+
+
 async def test_a_wrong_key_is_the_channels_problem_not_a_401(fake: FakeVeo, veo: VeoVideo):
     channel = make_channel(fake.base_url, "AIzaSyNOT0the0right0key00000000000000001")
     with pytest.raises(GatewayError) as caught:

@@ -109,6 +109,16 @@ class VideoModels(Protocol):
 
 
 @runtime_checkable
+class VideoInputCheck(Protocol):
+    """Implemented by video providers that fetch a client's image URLs themselves at
+    submit: the addresses are checked while the create is answered, so a refused URL is a
+    400 there, not a task that fails later."""
+
+    async def check_inputs(self, channel: Channel, prepared: Prepared) -> None:
+        """Raises a 400 GatewayError naming the field for a URL st-ai will not fetch."""
+
+
+@runtime_checkable
 class VideoRemixer(Protocol):
     """Implemented by video providers that can remix a finished task."""
 

@@ -57,6 +57,9 @@ class VeoVideo:
     def prepare(self, channel: Channel, request: VideoRequest) -> Prepared:
         return convert.to_veo(request, channel.base_url)
 
+    async def check_inputs(self, channel: Channel, prepared: Prepared) -> None:
+        await images.check_marked(convert.wire_body(prepared.body), self._files, channel)
+
     async def submit(self, channel: Channel, prepared: Prepared) -> str:
         body = convert.wire_body(prepared.body)
         if images.marked(body):

@@ -99,6 +99,19 @@ def marked(body: dict) -> list[dict]:
     return [image for image in found if FETCH in image]
 
 
+async def check_marked(body: dict, files: SafeFetch, channel: Channel) -> None:
+    """The address rules for each image URL still to be fetched, checked now (the fetch at
+    submit connects to the address it checks again then)."""
+    for image in marked(body):
+        try:
+            await asyncio.wait_for(files.guard.check(image[FETCH], channel.base_url), FETCH_TIMEOUT)
+        except Refused:
+            raise _refused_url(image[PARAM]) from None
+        except asyncio.TimeoutError:
+            raise invalid_request(f"The image URL in '{image[PARAM]}' could not be resolved.", image[PARAM],
+                                  "invalid_image_url") from None
+
+
 async def fetch_marked(body: dict, files: SafeFetch, channel: Channel) -> None:
     """Replaces each marker in `body` by the fetched image, inline."""
     for image in marked(body):
