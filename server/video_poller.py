@@ -14,6 +14,7 @@ from server.assets import AssetStore, InvalidAsset
 from server import redact, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
+from server.leased_work import run_claims
 from server.media_types import image_type
 from server.providers.interface import TaskState
 from server.providers.registry import Registry
@@ -64,27 +65,9 @@ class VideoPoller:
         self._orphans_swept = 0.0  # the first sweep, at start, looks for them
 
     async def run(self) -> None:
-        tick = max(0.05, min(1.0, self.config.poll_interval / 2))
-        last_sweep = 0.0
-        try:
-            while True:
-                now = time.time()
-                if now - last_sweep > 5:
-                    last_sweep = now
-                    await self._sweep()
-                try:
-                    claimed = await self.worker.run(store.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH)
-                except Exception:
-                    log.exception("claiming video tasks failed")
-                    claimed = []
-                for task in claimed:
-                    if task.id not in self._running:
-                        self._running[task.id] = asyncio.create_task(self._work(task), name=f"video {task.id}")
-                await asyncio.sleep(tick)
-        finally:
-            for job in self._running.values():
-                job.cancel()
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await run_claims(lambda now: self.worker.run(store.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH),
+                         self._work, self._running, tick=max(0.05, min(1.0, self.config.poll_interval / 2)),
+                         what="video", housekeeping=self._sweep)
 
     async def _sweep(self) -> None:
         """Free leases of crashed local processes; remove content past its retention."""

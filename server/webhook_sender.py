@@ -18,6 +18,7 @@ import aiohttp
 from server import webhook_signing
 from server.callback_urls import CallbackRules, shown
 from server.errors import GatewayError
+from server.leased_work import run_claims
 from server.store import webhook_events as outbox
 from server.store.db import DbWorker
 from server.store.webhook_events import Event
@@ -55,27 +56,9 @@ class WebhookSender:
         self._running: dict[str, asyncio.Task] = {}
 
     async def run(self) -> None:
-        tick = max(0.05, min(1.0, self.config.retry_base / 4))
-        last_sweep = 0.0
-        try:
-            while True:
-                now = time.time()
-                if now - last_sweep > 5:
-                    last_sweep = now
-                    await self._housekeeping()
-                try:
-                    claimed = await self.worker.run(outbox.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH)
-                except Exception:
-                    log.exception("claiming webhook events failed")
-                    claimed = []
-                for event in claimed:
-                    if event.id not in self._running:
-                        self._running[event.id] = asyncio.create_task(self._send(event), name=f"webhook {event.id}")
-                await asyncio.sleep(tick)
-        finally:
-            for job in self._running.values():
-                job.cancel()
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await run_claims(lambda now: self.worker.run(outbox.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH),
+                         self._send, self._running, tick=max(0.05, min(1.0, self.config.retry_base / 4)),
+                         what="webhook", housekeeping=self._housekeeping)
 
     async def _housekeeping(self) -> None:
         try:
