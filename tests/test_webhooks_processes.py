@@ -175,6 +175,30 @@ def test_a_local_callback_url_is_refused_unless_its_host_is_allowed(db, started,
         other.stop()
 
 
+def test_a_grpc_create_with_a_callback_url_gets_its_event_there(db, started, receiver):
+    import grpc
+
+    from st_ai.v1 import videos_pb2, videos_pb2_grpc
+
+    other = WebhookReceiver().start()
+    try:
+        key, secret = hooked_token(db, receiver.url("/token-hook"))
+        gw = serve(db, started, "--allow-callback-host", "127.0.0.1")
+        gw.channel("sim", "simulator", [MODEL])
+        with grpc.insecure_channel(gw.grpc_target) as channel:
+            video = videos_pb2_grpc.VideosStub(channel).CreateVideo(
+                videos_pb2.CreateVideoRequest(model=MODEL, prompt="a harbour at dawn", seconds="1", size="160x96",
+                                              callback_url=other.url("/grpc-hook")),
+                metadata=(("authorization", f"Bearer {key}"),), timeout=10)
+        wait_until(other.acknowledged, "the task's event at its callback_url")
+        [delivery] = other.all()
+        assert delivery.path == "/grpc-hook"
+        assert sdk.webhooks.unwrap(delivery.body, delivery.headers, secret=secret).data.id == video.id
+        assert receiver.all() == []
+    finally:
+        other.stop()
+
+
 # -- operators: CLI and Admin API ------------------------------------------------------------------
 
 def test_the_cli_sets_clears_and_rotates_a_tokens_webhook(db):
