@@ -7,6 +7,8 @@ gRPC <-> HTTP table in the project lives here.
 """
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass
 
 import grpc
@@ -173,3 +175,12 @@ def no_channel(model: str) -> GatewayError:
 def upstream_failed(message: str = "The upstream service failed to answer.",
                     retryable: bool = True) -> GatewayError:
     return GatewayError(502, message, "upstream_error", retryable=retryable)
+
+
+def unreachable(exc: BaseException, who: str = "the upstream service") -> GatewayError:
+    """An upstream call that timed out (504) or failed on the network (502), both retryable."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return GatewayError(504, f"{who[0].upper()}{who[1:]} did not answer in time.", "upstream_timeout",
+                            retryable=True)
+    # The exception's text may hold the upstream address: say only what kind of failure it was.
+    return upstream_failed(f"Could not reach {who} ({type(exc).__name__}).")

@@ -4,13 +4,12 @@ and the HTTP status is the fallback. What MiniMax said goes through
 server.upstream_errors, which keeps the channel's key and address out."""
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import orjson
 
 from server import upstream_errors
-from server.errors import GatewayError, upstream_failed
+from server.errors import GatewayError, upstream_failed, unreachable
 from server.store.channels import Channel
 
 log = logging.getLogger("st_ai.upstream")
@@ -87,7 +86,4 @@ def from_http(status: int, body: bytes, channel: Channel, endpoint: bool = False
 
 
 def network_error(exc: BaseException) -> GatewayError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return GatewayError(504, "MiniMax did not answer in time.", "upstream_timeout", retryable=True)
-    # The exception's text may hold the upstream address: say only what kind of failure it was.
-    return upstream_failed(f"Could not reach MiniMax ({type(exc).__name__}).")
+    return unreachable(exc, "MiniMax")

@@ -4,12 +4,11 @@ an unpaid account), so the code decides and the status is the fallback. What Kli
 said goes through server.upstream_errors, which keeps the channel's key and address out."""
 from __future__ import annotations
 
-import asyncio
 
 import orjson
 
 from server import upstream_errors
-from server.errors import GatewayError, upstream_failed
+from server.errors import GatewayError, upstream_failed, unreachable
 from server.store.channels import Channel
 
 AUTH_CODES = range(1000, 1005)         # 401: missing, invalid, not yet valid, expired token
@@ -75,8 +74,4 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
 
 
 def network_error(exc: BaseException) -> GatewayError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return GatewayError(504, "The upstream service did not answer in time.", "upstream_timeout",
-                            retryable=True)
-    # The exception's text may hold the upstream address: say only what kind of failure it was.
-    return upstream_failed(f"Could not reach the upstream service ({type(exc).__name__}).")
+    return unreachable(exc)

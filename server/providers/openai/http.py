@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 import orjson
 
-from server.errors import GatewayError, upstream_failed
+from server.errors import GatewayError, upstream_failed, unreachable
 from server.providers.openai import errors
 from server.store.channels import Channel
 
@@ -23,11 +23,7 @@ def auth_headers(channel: Channel, accept: str = "application/json", json_body: 
 
 
 def network_error(exc: BaseException) -> GatewayError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return GatewayError(504, "The upstream service did not answer in time.", "upstream_timeout",
-                            retryable=True)
-    # The exception's text may hold the upstream address: say only what kind of failure it was.
-    return upstream_failed(f"Could not reach the upstream service ({type(exc).__name__}).")
+    return unreachable(exc)
 
 
 async def request_object(http: aiohttp.ClientSession, method: str, url: str, channel: Channel,

@@ -4,12 +4,11 @@ server.upstream_errors, which keeps the channel's key and address out. Runway an
 (`[{"code", "path", "message", ...}]`) and a `docUrl`."""
 from __future__ import annotations
 
-import asyncio
 
 import orjson
 
 from server import upstream_errors
-from server.errors import GatewayError, upstream_failed
+from server.errors import GatewayError, upstream_failed, unreachable
 from server.store.channels import Channel
 
 # Runway's field names back to the names the client used, for `param`.
@@ -80,7 +79,4 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
 
 
 def network_error(exc: BaseException) -> GatewayError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return GatewayError(504, "Runway did not answer in time.", "upstream_timeout", retryable=True)
-    # The exception's text may hold the upstream address: say only what kind of failure it was.
-    return upstream_failed(f"Could not reach Runway ({type(exc).__name__}).")
+    return unreachable(exc, "Runway")

@@ -3,12 +3,11 @@ ModelArk's "Common error codes" page) as the gateway's error. What Ark said goes
 server.upstream_errors, which keeps the channel's key and address out."""
 from __future__ import annotations
 
-import asyncio
 
 import orjson
 
 from server import upstream_errors
-from server.errors import GatewayError, upstream_failed
+from server.errors import GatewayError, upstream_failed, unreachable
 from server.providers import video_shape as vs
 from server.store.channels import Channel
 
@@ -77,7 +76,4 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
 
 
 def network_error(exc: BaseException) -> GatewayError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return GatewayError(504, "Seedance did not answer in time.", "upstream_timeout", retryable=True)
-    # The exception's text may hold the upstream address: say only what kind of failure it was.
-    return upstream_failed(f"Could not reach Seedance ({type(exc).__name__}).")
+    return unreachable(exc, "Seedance")

@@ -5,14 +5,13 @@ which is the operator's problem, never the client's. What Google said goes throu
 server.upstream_errors, which keeps the channel's key and address out."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
 import orjson
 
 from server import upstream_errors
-from server.errors import GatewayError, upstream_failed
+from server.errors import GatewayError, upstream_failed, unreachable
 from server.providers.veo import convert
 from server.store.channels import Channel
 
@@ -85,7 +84,4 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
 
 
 def network_error(exc: BaseException) -> GatewayError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return GatewayError(504, "Google did not answer in time.", "upstream_timeout", retryable=True)
-    # The exception's text may hold the upstream address: say only what kind of failure it was.
-    return upstream_failed(f"Could not reach Google ({type(exc).__name__}).")
+    return unreachable(exc, "Google")
