@@ -8,7 +8,7 @@ import asyncio
 import hmac
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlite_utils
 
@@ -19,7 +19,8 @@ from server.errors import invalid_api_key
 from server.store import channels as channel_store
 from server.store import prices as price_store
 from server.store import tokens as token_store
-from server.store.channels import Channel
+from server.core.resilience import DEFAULT_TIMEOUTS
+from server.store.channels import Channel, Timeouts
 from server.store.db import DbWorker, data_version
 from server.store.tokens import Token, hash_key
 
@@ -35,11 +36,12 @@ class Snapshot:
     prices: dict[str, ModelPrice] = field(default_factory=dict)  # effective price per public model
 
 
-def load_snapshot(db: sqlite_utils.Database) -> tuple[int, Snapshot]:
+def load_snapshot(db: sqlite_utils.Database, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> tuple[int, Snapshot]:
+    """`timeouts`: the gateway's defaults, filled into each channel's own."""
     version = data_version(db)
     tokens = {t.key_hash: t for t in token_store.all_tokens(db)}
     by_model: dict[str, list[Channel]] = {}
-    channels = channel_store.all_channels(db)
+    channels = [replace(c, timeouts=c.timeouts.filled(timeouts)) for c in channel_store.all_channels(db)]
     for channel in channels:
         if channel.enabled:
             for model in channel.models:
@@ -49,14 +51,16 @@ def load_snapshot(db: sqlite_utils.Database) -> tuple[int, Snapshot]:
 
 
 class Catalog:
-    def __init__(self, worker: DbWorker, refresh_interval: float = 0.25) -> None:
+    def __init__(self, worker: DbWorker, refresh_interval: float = 0.25,
+                 timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
         self._worker = worker
         self._interval = refresh_interval
+        self._timeouts = timeouts
         self._version = -1
         self.snapshot = Snapshot()
 
     async def load(self) -> None:
-        self._version, self.snapshot = await self._worker.run(load_snapshot)
+        self._version, self.snapshot = await self._worker.run(load_snapshot, self._timeouts)
 
     async def watch(self) -> None:
         """Reload whenever the database changed; runs until cancelled."""

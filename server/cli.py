@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from typing import NoReturn
 
-from server import channel_rules, cli_admin, cli_prices, cli_usage, cli_webhooks, durations, token_rules, url_rules
+from server import channel_rules, cli_admin, cli_prices, cli_resilience, cli_usage, cli_webhooks, durations, token_rules, url_rules
 from server.admin import audit, rules
 from server.admin import channels as admin_channels
 from server.admin import tokens as admin_tokens
@@ -163,7 +163,8 @@ def _config(args: argparse.Namespace):
     return gateway.Config(db_path=args.db or default_path(), host=args.host,
                           http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
-                          upstream_timeout=args.upstream_timeout, assets_dir=args.assets_dir,
+                          upstream_timeout=args.timeout_total, resilience=cli_resilience.config(args),
+                          assets_dir=args.assets_dir,
                           public_url=args.public_url, video=video, demo=getattr(args, "demo", False),
                           client_timeouts=_client_timeouts(args), unpriced=args.unpriced,
                           trusted_bridges=getattr(args, "trusted_bridge", ()),
@@ -358,8 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (serve, grpc_):
         db_option(p)
         p.add_argument("--grpc-port", type=parse_port, default=50051)
-        p.add_argument("--upstream-timeout", type=parse_seconds, default=600.0,
-                       help="longest an upstream call may take, in seconds (default 600)")
+        cli_resilience.add_serve_options(p, parse_seconds)
         p.add_argument("--unpriced", choices=("allow", "deny"), default="allow",
                        help="a model without a price (st-ai price list): served at zero cost with one "
                             "warning per model (allow, the default), or refused with 403 (deny)")

@@ -95,6 +95,11 @@ class GatewayError(Exception):
     type: str | None = None
     # an upstream failure another channel might not have (routing tries the next one)
     retryable: bool = False
+    # seconds the upstream asked to be left alone (a 429's or 503's Retry-After)
+    retry_after: float | None = None
+    # the channel itself is broken, whatever the request: "credentials" (its key was
+    # rejected) disables it until a probe or `st-ai channel test` succeeds
+    channel_fault: str | None = None
 
     def __post_init__(self) -> None:
         # Messages may echo what a client sent; the gRPC status carries the message
@@ -175,6 +180,18 @@ def no_channel(model: str) -> GatewayError:
 def upstream_failed(message: str = "The upstream service failed to answer.",
                     retryable: bool = True) -> GatewayError:
     return GatewayError(502, message, "upstream_error", retryable=retryable)
+
+
+def credentials_rejected(who: str = "the upstream service", retryable: bool = True) -> GatewayError:
+    """An upstream 401/403 for the channel's key: another channel may still answer."""
+    return GatewayError(502, f"{who[0].upper()}{who[1:]} rejected the channel's credentials.", "upstream_error",
+                        retryable=retryable, channel_fault="credentials")
+
+
+def upstream_rate_limited(retry_after: float | None = None,
+                          who: str = "the upstream service") -> GatewayError:
+    return GatewayError(429, f"{who[0].upper()}{who[1:]} is rate limiting this channel; try again shortly.",
+                        "upstream_rate_limited", retryable=True, retry_after=retry_after)
 
 
 def unreachable(exc: BaseException, who: str = "the upstream service") -> GatewayError:

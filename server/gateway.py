@@ -29,6 +29,7 @@ from server.billing.admission import Admission, release_stale_reservations, swee
 from server.billing.group_commit import GroupCommit
 from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
+from server.core.resilience import Resilience
 from server.demo import ensure_demo_at
 from server.grpc_server import build_server
 from server.image_relay import ImageRelay
@@ -55,6 +56,7 @@ class Config:
     grpc_port: int = 50051
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    resilience: Resilience = field(default_factory=Resilience)
     catalog_refresh: float = 0.25
     assets_dir: str = "st-ai-assets"
     public_url: str | None = None  # where clients reach the REST bridge, for URLs st-ai hands out
@@ -85,7 +87,7 @@ async def open_core(config: Config, public_url: str,
                     resolver: AbstractResolver | None = None) -> AsyncIterator[Core]:
     """`resolver` names the hosts of URLs providers return (default: the system's)."""
     worker = await asyncio.to_thread(DbWorker, config.db_path)
-    catalog = Catalog(worker, config.catalog_refresh)
+    catalog = Catalog(worker, config.catalog_refresh, config.resilience.timeouts)
     await catalog.load()
     assets = await asyncio.to_thread(AssetStore, config.assets_dir)
     # One pooled client for every upstream: connections are reused, never set up per request.

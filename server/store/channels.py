@@ -3,9 +3,24 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 import sqlite_utils
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds an upstream call may take: to connect, to its first byte (a plain answer,
+    or a stream's first event), between two stream events, and in all. None: the
+    gateway's default (server/core/resilience.py); a snapshot's channels have them filled."""
+    connect: float | None = None
+    first_byte: float | None = None
+    idle: float | None = None
+    total: float | None = None
+
+    def filled(self, defaults: "Timeouts") -> "Timeouts":
+        return Timeouts(*(mine if mine is not None else theirs
+                          for mine, theirs in zip(astuple(self), astuple(defaults))))
 
 
 @dataclass(frozen=True)
@@ -19,6 +34,12 @@ class Channel:
     model_map: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
     priority: int = 0
+    weight: int = 1  # share of its priority tier's requests, relative to the others' weights
+    timeouts: Timeouts = Timeouts()
+    # why it is disabled; `auto_disabled`: st-ai disabled it (a rejected key), so a
+    # successful probe or `channel test` enables it again, which an operator's disable never is
+    disabled_reason: str | None = None
+    auto_disabled: bool = False
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
@@ -79,4 +100,7 @@ def _from_row(row: dict) -> Channel:
     return Channel(id=row["id"], name=row["name"], type=row["type"], base_url=row.get("base_url") or "",
                    key=row.get("key") or "", models=tuple(json.loads(row["models"])),
                    model_map=json.loads(row.get("model_map") or "{}"), enabled=bool(row["enabled"]),
-                   priority=row.get("priority") or 0)
+                   priority=row.get("priority") or 0, weight=row.get("weight") or 1,
+                   timeouts=Timeouts(row.get("timeout_connect"), row.get("timeout_first_byte"),
+                                     row.get("timeout_idle"), row.get("timeout_total")),
+                   disabled_reason=row.get("disabled_reason"), auto_disabled=bool(row.get("auto_disabled")))

@@ -381,6 +381,25 @@ def _v9_webhooks(conn: sqlite3.Connection) -> None:
     conn.execute('CREATE INDEX "idx_webhook_events_status_next_at" ON "webhook_events" ("status", "next_at")')
 
 
+def _v10_channel_resilience(conn: sqlite3.Connection) -> None:
+    # server/core: a channel's weight inside its priority tier, its own timeouts (NULL: the
+    # gateway's defaults), why it is disabled and whether st-ai did it (a rejected key,
+    # re-enabled by a successful probe); `channel_health` is the circuit breaker's state,
+    # shared by every process on the database
+    for column in ('"weight" INTEGER NOT NULL DEFAULT 1', '"timeout_connect" REAL', '"timeout_first_byte" REAL',
+                   '"timeout_idle" REAL', '"timeout_total" REAL', '"disabled_reason" TEXT',
+                   '"auto_disabled" INTEGER NOT NULL DEFAULT 0'):
+        conn.execute(f'ALTER TABLE "channels" ADD COLUMN {column}')
+    conn.execute("""CREATE TABLE "channel_health" (
+   "channel_id" INTEGER PRIMARY KEY,
+   "failures" INTEGER NOT NULL DEFAULT 0,
+   "cooldowns" INTEGER NOT NULL DEFAULT 0,
+   "cooling_until" REAL,
+   "last_error" TEXT,
+   "updated_at" REAL NOT NULL
+)""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
@@ -393,6 +412,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("daily usage totals, remembered names of deleted tokens and channels, ids never reused",
               _v8_usage_daily_totals, backup=True),
     Migration("token webhooks, a task's callback_url and the outbox of webhook events", _v9_webhooks),
+    Migration("channel weights, timeouts, disable reasons and circuit-breaker state", _v10_channel_resilience),
 )
 LATEST = len(MIGRATIONS)
 
