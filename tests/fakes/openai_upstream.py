@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.faults import Faults
 from tests.fakes.threaded_server import ThreadedServer
 
 
@@ -128,6 +129,7 @@ class FakeOpenAI:
         self.videos: dict[str, FakeVideo] = {}
         self.video_content: bytes | None = None  # the MP4 served; default: sample media
         self.connection_closed = threading.Event()  # a stream's client went away mid-answer
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self.port = 0
         self._server = ThreadedServer(self._app, handler_cancellation=True)
 
@@ -138,7 +140,7 @@ class FakeOpenAI:
         return self
 
     def _app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.faults.middleware])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/images/generations", self._images)
