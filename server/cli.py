@@ -163,7 +163,7 @@ def _config(args: argparse.Namespace):
     return gateway.Config(db_path=args.db or default_path(), host=args.host,
                           http_port=getattr(args, "http_port", 8080), grpc_port=args.grpc_port,
                           max_body_bytes=getattr(args, "max_body_bytes", 32 * 1024 * 1024),
-                          upstream_timeout=args.timeout_total, resilience=cli_resilience.config(args),
+                          resilience=cli_resilience.config(args),
                           assets_dir=args.assets_dir,
                           public_url=args.public_url, video=video, demo=getattr(args, "demo", False),
                           client_timeouts=_client_timeouts(args), unpriced=args.unpriced,

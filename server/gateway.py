@@ -29,6 +29,7 @@ from server.billing.admission import Admission, release_stale_reservations, swee
 from server.billing.group_commit import GroupCommit
 from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
+from server.core.attempts import AttemptLoop
 from server.core.resilience import Resilience
 from server.demo import ensure_demo_at
 from server.grpc_server import build_server
@@ -36,7 +37,7 @@ from server.image_relay import ImageRelay
 from server.providers.interface import Upstream
 from server.providers.registry import Registry
 from server.providers.simulator.media import thumbnail_from_mp4
-from server.relay import DEFAULT_UPSTREAM_TIMEOUT, ChatRelay
+from server.relay import ChatRelay
 from server.safe_fetch import FetchLimits, SafeFetch
 from server.store.db import DbWorker
 from server.url_guard import UrlGuard
@@ -55,7 +56,6 @@ class Config:
     http_port: int = 8080
     grpc_port: int = 50051
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
     resilience: Resilience = field(default_factory=Resilience)
     catalog_refresh: float = 0.25
     assets_dir: str = "st-ai-assets"
@@ -104,13 +104,14 @@ async def open_core(config: Config, public_url: str,
     videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing, callbacks)
     webhooks = WebhookSender(worker, http, callbacks, config.webhooks, owner, owner_alive)
     poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, video_billing, thumbnail_from_mp4)
-    await release_stale_reservations(worker, owner, config.upstream_timeout)
-    core = Core(catalog, ChatRelay(catalog, registry, admission, config.upstream_timeout),
-                ImageRelay(catalog, registry, admission), videos, assets, worker,
+    await release_stale_reservations(worker, owner, config.resilience.timeouts.total)
+    attempts = AttemptLoop(config.resilience)
+    core = Core(catalog, ChatRelay(catalog, registry, admission, attempts),
+                ImageRelay(catalog, registry, admission, attempts), videos, assets, worker,
                 admin=AdminAuth(config.admin_key))
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(settlements.run(), name="settlement-writer"),
-                  asyncio.create_task(sweep_stale_reservations(worker, owner, config.upstream_timeout),
+                  asyncio.create_task(sweep_stale_reservations(worker, owner, config.resilience.timeouts.total),
                                       name="reservation-sweep"),
                   asyncio.create_task(poller.run(), name="video-poller"),
                   asyncio.create_task(webhooks.run(), name="webhook-sender")]

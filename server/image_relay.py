@@ -3,15 +3,15 @@ the request. Transport-free, like the chat relay."""
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from server import routing, upstream_errors
+from server import routing
 from server.billing.admission import Admission, Outcome, Ticket, failure_status
 from server.billing.cost import image_cost
 from server.billing.prices import PriceError, parse_size
 from server.catalog import Catalog
-from server.errors import GatewayError, invalid_request
+from server.core.attempts import AttemptLoop
+from server.errors import invalid_request
 from server.providers.registry import Registry
 from server.store.channels import Channel
 from server.store.tokens import Token
@@ -56,7 +56,7 @@ class ImageRelay:
     catalog: Catalog
     registry: Registry
     admission: Admission
-    timeout: float = 300.0
+    attempts: AttemptLoop = field(default_factory=AttemptLoop)
 
     async def generate(self, token: Token, body: dict, timeout: float | None = None) -> dict:
         async with self.admission.request(token, "images", body.get("model")) as ticket:
@@ -68,7 +68,7 @@ class ImageRelay:
         model = body.get("model") or routing.default_model(self.catalog.snapshot, token,
                                                            self.registry.images_types, "image")
         channels = routing.candidates(self.catalog.snapshot, token, model, self.registry.images_types)
-        budget = min(timeout, self.timeout) if timeout is not None else self.timeout
+        deadline = self.attempts.deadline(timeout)
         size, quality = _priced_size(body.get("size")), body.get("quality")
         quality = quality if isinstance(quality, str) else None
 
@@ -77,7 +77,7 @@ class ImageRelay:
 
         await self.admission.admit(ticket, model, charge(_asked(body)))
         try:
-            answer, channel = await self._generate_on(channels, ticket, model, body, budget)
+            answer, channel = await self._generate_on(channels, ticket, model, body, deadline)
         except BaseException as exc:
             self.admission.abandon(ticket, *failure_status(exc))
             raise
@@ -87,25 +87,10 @@ class ImageRelay:
         return answer
 
     async def _generate_on(self, channels: list[Channel], ticket: Ticket, model: str, body: dict,
-                           budget: float) -> tuple[dict, Channel]:
-        error: GatewayError | None = None
-        for channel in channels:
-            upstream_model = channel.upstream_model(model)
-            started = time.monotonic()
-            status, code = 499, "client_closed"  # unless the call ends otherwise
-            try:
-                answer = await self.registry.images[channel.type].generate(
-                    channel, {**body, "model": upstream_model}, budget)
-                status, code = 200, None
-                return answer, channel
-            except GatewayError as exc:
-                exc = upstream_errors.for_client(exc, channel, body)
-                status, code, error = exc.http_status, exc.code, exc
-                if not exc.retryable:
-                    raise
-            except Exception:
-                status, code = 500, "internal_error"
-                raise
-            finally:
-                ticket.attempted(channel, upstream_model, status, code, time.monotonic() - started)
-        raise error or GatewayError(503, "No channel could generate the image.", "no_available_channel")
+                           deadline: float) -> tuple[dict, Channel]:
+        provider = self.registry.images
+
+        def call(channel: Channel, budget: float):
+            return provider[channel.type].generate(channel, {**body, "model": channel.upstream_model(model)}, budget)
+        won = await self.attempts.first(ticket, channels, model, call, deadline, request=body)
+        return won.value, won.channel

@@ -15,6 +15,7 @@ from server.billing.admission import Admission, Outcome, Ticket, failure_status
 from server.billing.cost import chat_cost
 from server.billing.usage_count import StreamMeter, answer_texts, counted, from_usage
 from server.catalog import Catalog
+from server.core.attempts import AttemptLoop
 from server.shielded_stream import ShieldedStream
 from server.errors import GatewayError
 from server.providers.registry import Registry
@@ -22,7 +23,6 @@ from server.store.channels import Channel
 from server.store.tokens import Token
 from server.validation import validate_chat
 
-DEFAULT_UPSTREAM_TIMEOUT = 600.0
 # how long a stream whose client left is still read for the upstream's usage chunk
 DRAIN_GRACE = 3.0
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class ChatRelay:
     catalog: Catalog
     registry: Registry
     admission: Admission
-    upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    attempts: AttemptLoop = field(default_factory=AttemptLoop)
     clock: Callable[[], float] = time.monotonic
     # settlements of streams whose client left, still reading the upstream's usage
     _draining: set[asyncio.Task] = field(default_factory=set)
@@ -41,9 +41,6 @@ class ChatRelay:
     def _plan(self, token: Token, body: dict) -> list[Channel]:
         validate_chat(body)
         return routing.candidates(self.catalog.snapshot, token, body["model"], self.registry.chat_types)
-
-    def _budget(self, timeout: float | None) -> float:
-        return min(timeout, self.upstream_timeout) if timeout is not None else self.upstream_timeout
 
     async def _admit(self, ticket: Ticket, body: dict, channels: list[Channel]) -> int:
         """Reserve the request's worst case: its prompt counted for the first channel's
@@ -64,7 +61,7 @@ class ChatRelay:
         if body.get("stream"):  # the unary call answers whole, whatever the body says
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         channels = self._plan(ticket.token, body)
-        deadline = self.clock() + self._budget(timeout)
+        deadline = self.attempts.deadline(timeout)
         prompt = await self._admit(ticket, body, channels)
         try:
             answer, channel = await self._complete_on(channels, ticket, body, deadline)
@@ -82,28 +79,12 @@ class ChatRelay:
 
     async def _complete_on(self, channels: list[Channel], ticket: Ticket, body: dict,
                            deadline: float) -> tuple[dict, Channel]:
-        error: GatewayError | None = None
-        for channel in channels:
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                break
-            started, upstream_model = self.clock(), channel.upstream_model(body["model"])
-            try:
-                answer = await self.registry.chat[channel.type].complete(
-                    channel, _for_channel(body, channel), remaining)
-            except GatewayError as exc:
-                exc = upstream_errors.for_client(exc, channel, body)
-                ticket.attempted(channel, upstream_model, exc.http_status, exc.code, self.clock() - started)
-                error = exc
-                if exc.retryable:
-                    continue
-                raise
-            except asyncio.CancelledError:  # the client went away
-                ticket.attempted(channel, upstream_model, 499, "client_closed", self.clock() - started)
-                raise
-            ticket.attempted(channel, upstream_model, 200, None, self.clock() - started)
-            return answer, channel
-        raise error or _out_of_time()
+        provider = self.registry.chat
+
+        def call(channel: Channel, budget: float):
+            return provider[channel.type].complete(channel, _for_channel(body, channel), budget)
+        won = await self.attempts.first(ticket, channels, body["model"], call, deadline, request=body)
+        return won.value, won.channel
 
     async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[dict]:
         async with self.admission.request(token, "chat", body.get("model"), stream=True) as ticket:
@@ -115,7 +96,7 @@ class ChatRelay:
     async def _stream(self, ticket: Ticket, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         call_record.note_stream()
         channels = self._plan(ticket.token, body)
-        deadline = self.clock() + self._budget(timeout)
+        deadline = self.attempts.deadline(timeout)
         started = self.clock()
         prompt = await self._admit(ticket, body, channels)
         client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))

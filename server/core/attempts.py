@@ -19,10 +19,11 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Generic, Protocol, Sequence, TypeVar
+from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, TypeVar
 
 from server.billing.admission import Ticket
 from server.core.resilience import Resilience
+from server import upstream_errors
 from server.errors import GatewayError
 from server.store.channels import Channel
 
@@ -33,7 +34,9 @@ T = TypeVar("T")
 class Health(Protocol):
     """What the loop tells channel health and asks it (server/core/channel_health.py)."""
 
-    def usable(self, channel: Channel) -> bool: ...
+    def usable(self, channel: Channel) -> bool:
+        """Asked right before an attempt: True means the attempt is made now (so a channel
+        whose cooldown is over may hand out its one trial)."""
 
     def succeeded(self, channel: Channel) -> None: ...
 
@@ -47,6 +50,12 @@ Call = Callable[[Channel, float], Awaitable[T]]
 
 def out_of_time() -> GatewayError:
     return GatewayError(504, "The request ran out of time before an upstream answered.", "upstream_timeout")
+
+
+def all_resting(model: str) -> GatewayError:
+    shown = model if len(model) <= 80 else model[:80] + "\u2026"
+    return GatewayError(503, f"Every channel for the model '{shown}' is cooling down after failures or "
+                             "disabled; try again shortly.", "no_available_channel")
 
 
 def no_first_byte(seconds: float) -> GatewayError:
@@ -98,16 +107,17 @@ class AttemptLoop:
         return self.clock() + (min(timeout, total) if timeout is not None else total)
 
     async def first(self, ticket: Ticket, channels: Sequence[Channel], model: str, call: Call[T],
-                    deadline: float, open_ended: bool = False) -> Won[T]:
+                    deadline: float, request: Mapping | None = None, open_ended: bool = False) -> Won[T]:
         """The first answer any of `channels` gives for `model`, or the error that ends
-        the request. `open_ended`: the caller records the winner's end (`Won.finish`)."""
-        if not channels:
-            raise GatewayError(503, "No channel is available for this model right now.", "no_available_channel")
+        the request (each upstream error made fit for the client against `request`, the
+        client's own body). `open_ended`: the caller records the winner's end (`Won.finish`)."""
         error: GatewayError | None = None
         tried: set[int] = set()
         for number in range(self.resilience.max_attempts):
             channel = self._next(channels, tried)
             if channel is None:
+                if not tried:
+                    raise all_resting(model)
                 break
             if number:
                 await self._pause(number, deadline)
@@ -131,6 +141,7 @@ class AttemptLoop:
                     log.exception("channel %r: reading the upstream's answer failed", channel.name)
                     raise unreadable_answer() from None
             except GatewayError as exc:
+                upstream_errors.for_client(exc, channel, request)
                 ticket.attempted(channel, upstream_model, exc.http_status, exc.code, self.clock() - started)
                 error = exc
                 if self.health is not None and _counts_against_channel(exc):
@@ -153,7 +164,7 @@ class AttemptLoop:
         """The first candidate not yet tried; once all were, round again from the best,
         skipping channels health has since put aside (cooling, disabled)."""
         for channel in channels:
-            if channel.id not in tried and (not tried or self._usable(channel)):
+            if channel.id not in tried and self._usable(channel):
                 return channel
         for channel in channels:
             if self._usable(channel):
