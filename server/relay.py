@@ -15,7 +15,8 @@ from server.billing.admission import Admission, Outcome, Ticket, failure_status
 from server.billing.cost import chat_cost
 from server.billing.usage_count import StreamMeter, answer_texts, counted, from_usage
 from server.catalog import Catalog
-from server.core.attempts import AttemptLoop
+from server.core.attempts import AttemptLoop, unreadable_answer
+from server.core.stream_pace import Pace
 from server.shielded_stream import ShieldedStream
 from server.errors import GatewayError
 from server.providers.registry import Registry
@@ -99,67 +100,84 @@ class ChatRelay:
         deadline = self.attempts.deadline(timeout)
         started = self.clock()
         prompt = await self._admit(ticket, body, channels)
-        client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        shows_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         request = body  # the client's own fields, before st-ai adds stream options
         # Ask for usage even when the client did not, so the request can be booked;
         # the usage chunk is then kept from the client.
         body = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}),
                                                             "include_usage": True}}
-        error: GatewayError | None = None
-        for channel in channels:
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                break
-            chunks = ShieldedStream(self.registry.chat[channel.type].stream(
-                channel, _for_channel(body, channel), remaining))
-            meter = StreamMeter(channel.upstream_model(body["model"]))
-            outcome = Outcome(200, channel.id, channel.upstream_model(body["model"]))
-            handed_over = False  # the drain task owns `chunks` now
-            attempt_started = self.clock()
+        try:
+            won = await self.attempts.first(ticket, channels, body["model"], self._opener(body, deadline, shows_usage),
+                                            deadline, request=request, open_ended=True)
+        except BaseException as exc:
+            self.admission.abandon(ticket, *failure_status(exc))
+            raise
+        opened, channel = won.value, won.channel
+        chunks, meter = opened.chunks, opened.meter
+        outcome = Outcome(200, channel.id, won.upstream_model)
+        if opened.first is not None:
+            outcome.ttft_ms = int((self.clock() - started) * 1000)
+        limits = self.attempts.resilience.timeouts_for(channel)
+        pace = Pace(limits.idle, min(deadline, won.started + limits.total) if limits.total else deadline,
+                    self.clock)
+        handed_over = False  # the drain task owns `chunks` now
+        try:
+            chunk = opened.first
+            while chunk is not None:
+                meter.content_sent = True
+                yield chunk
+                chunk = await _next_shown(chunks, meter, pace, shows_usage)
+            won.finish()  # before the request is settled: its row carries its attempts
+            # Settled before the stream ends, so before the client's `data: [DONE]`.
+            await self._settle_stream(ticket, outcome, meter, prompt)
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome.status, outcome.error_code = 499, "client_closed"  # the client went away
+            won.finish(499, "client_closed")
+            if meter.content_sent:
+                handed_over = True
+                self._drain_then_settle(chunks, ticket, outcome, meter, prompt)
+            else:
+                self.admission.abandon(ticket, 499, "client_closed", outcome)
+            raise
+        except Exception as exc:
+            if isinstance(exc, GatewayError):
+                error = upstream_errors.for_client(exc, channel, request)
+            else:  # the upstream's answer broke the reading of it
+                log.exception("channel %r: reading the upstream's stream failed", channel.name)
+                error = unreadable_answer()
+            # past the first byte: no retry, the client gets an error event and is billed
+            # for what it got
+            outcome.status, outcome.error_code = error.http_status, error.code
+            won.finish(error.http_status, error.code, error)
+            await self._end_stream(ticket, outcome, meter, prompt)
+            if error is exc:
+                raise
+            raise error from None
+        finally:
+            if not handed_over:
+                await chunks.aclose()
 
-            def attempted() -> None:  # before the request is settled: its row carries its attempts
-                ticket.attempted(channel, outcome.upstream_model, outcome.status, outcome.error_code,
-                                 self.clock() - attempt_started)
+    def _opener(self, body: dict, deadline: float, shows_usage: bool):
+        """The attempt loop's call for a stream: open it on a channel and return once its
+        first event for the client arrived, the stream still open. The provider gets the
+        whole stream's seconds; the loop holds the call to the first-byte budget."""
+        providers = self.registry.chat
+
+        async def open_stream(channel: Channel, budget: float) -> _Opened:
+            left, total = deadline - self.clock(), self.attempts.resilience.timeouts_for(channel).total
+            seconds = min(left, total) if total else left
+            chunks = ShieldedStream(providers[channel.type].stream(channel, _for_channel(body, channel), seconds))
+            meter = StreamMeter(channel.upstream_model(body["model"]))
             try:
                 async for chunk in chunks:
                     meter.saw(chunk)
-                    if chunk.get("usage") and not chunk.get("choices") and not client_wants_usage:
-                        continue
-                    if outcome.ttft_ms is None:
-                        outcome.ttft_ms = int((self.clock() - started) * 1000)
-                    meter.content_sent = True
-                    yield chunk
-                attempted()
-                # Settled before the stream ends, so before the client's `data: [DONE]`.
-                await self._settle_stream(ticket, outcome, meter, prompt)
-                return
-            except GatewayError as exc:
-                exc = upstream_errors.for_client(exc, channel, request)
-                outcome.status, outcome.error_code, error = exc.http_status, exc.code, exc
-                attempted()
-                if exc.retryable and not meter.content_sent:
-                    continue
-                await self._end_stream(ticket, outcome, meter, prompt)
+                    if _shown(chunk, shows_usage):
+                        return _Opened(chunks, meter, chunk)
+                return _Opened(chunks, meter, None)
+            except BaseException:  # failed, late or cancelled: nothing of it reached the client
+                await chunks.aclose()
                 raise
-            except (asyncio.CancelledError, GeneratorExit):
-                outcome.status, outcome.error_code = 499, "client_closed"  # the client went away
-                attempted()
-                if meter.content_sent:
-                    handed_over = True
-                    self._drain_then_settle(chunks, ticket, outcome, meter, prompt)
-                else:
-                    self.admission.abandon(ticket, 499, "client_closed", outcome)
-                raise
-            except Exception:
-                outcome.status, outcome.error_code = 500, "internal_error"
-                attempted()
-                await self._end_stream(ticket, outcome, meter, prompt)
-                raise
-            finally:
-                if not handed_over:
-                    await chunks.aclose()
-        self.admission.abandon(ticket, *failure_status(error or _out_of_time()))
-        raise error or _out_of_time()
+        return open_stream
 
     async def _settle_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
         counts = meter.counts(prompt)
@@ -209,8 +227,26 @@ class ChatRelay:
         task.add_done_callback(self._draining.discard)
 
 
-def _out_of_time() -> GatewayError:
-    return GatewayError(504, "The request ran out of time before an upstream answered.", "upstream_timeout")
+@dataclass
+class _Opened:
+    """A stream that won its attempt: still open, its first event for the client read
+    (None: it ended without one)."""
+    chunks: ShieldedStream
+    meter: StreamMeter
+    first: dict | None
+
+
+def _shown(chunk: dict, shows_usage: bool) -> bool:
+    """Whether the client sees `chunk`: the usage chunk st-ai asked for itself is kept back."""
+    return shows_usage or not (chunk.get("usage") and not chunk.get("choices"))
+
+
+async def _next_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, shows_usage: bool) -> dict | None:
+    while (chunk := await pace.next(chunks)) is not None:
+        meter.saw(chunk)
+        if _shown(chunk, shows_usage):
+            return chunk
+    return None
 
 
 def _for_channel(body: dict, channel: Channel) -> dict:

@@ -48,17 +48,22 @@ def counted(prompt_estimate: int, texts: Iterable[str], model: str) -> TokenCoun
 def answer_texts(answer: dict) -> list[str]:
     """The generated text of a whole chat answer: contents, refusals and tool-call arguments."""
     texts: list[str] = []
-    for choice in answer.get("choices") or ():
+    for choice in _items(answer.get("choices")):
         if isinstance(choice, dict):
             texts.extend(message_texts(choice.get("message") or choice.get("delta")))
     return texts
+
+
+def _items(value: Any) -> list:
+    """A list an upstream's answer should hold; anything else (a broken answer) holds nothing."""
+    return value if isinstance(value, list) else []
 
 
 def message_texts(message: Any) -> list[str]:
     if not isinstance(message, dict):
         return []
     texts = [message[k] for k in ("content", "refusal", "reasoning_content") if isinstance(message.get(k), str)]
-    for call in message.get("tool_calls") or ():
+    for call in _items(message.get("tool_calls")):
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             texts.extend(v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str))
@@ -85,7 +90,7 @@ class StreamMeter:
     def saw(self, chunk: dict) -> None:
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
+        for choice in _items(chunk.get("choices")):
             if isinstance(choice, dict):
                 for text in message_texts(choice.get("delta")):
                     self._pending.append(text)

@@ -7,19 +7,14 @@ from typing import AsyncIterator
 import aiohttp
 import orjson
 
-from server.errors import GatewayError
+from server.errors import GatewayError, upstream_failed
 from server.providers.interface import Upstream
 from server.providers.json_body import json_body
 from server.providers.openai import errors
 from server.providers.openai.http import auth_headers, network_error, request_object
 from server.providers.sse import data_events
+from server.providers.timeouts import client_timeout
 from server.store.channels import Channel
-
-DEFAULT_TIMEOUT = 600.0
-
-
-def _timeout(seconds: float | None) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=seconds or DEFAULT_TIMEOUT)
 
 
 class OpenAIChat:
@@ -28,35 +23,55 @@ class OpenAIChat:
 
     async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         return await request_object(self._http, "POST", f"{channel.base_url}/chat/completions", channel,
-                                    _timeout(timeout), data=json_body(body), endpoint=True,
+                                    client_timeout(channel, timeout), data=json_body(body), endpoint=True,
                                     headers=auth_headers(channel, json_body=True))
 
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
+        """`timeout`: the whole stream's seconds. How soon its first event must come, and
+        how long the gaps between events may be, the relay core watches."""
         try:
             async with self._http.post(f"{channel.base_url}/chat/completions", data=json_body(body),
                                        headers=auth_headers(channel, "text/event-stream", json_body=True),
-                                       timeout=_timeout(timeout)) as resp:
+                                       timeout=client_timeout(channel, timeout)) as resp:
                 if resp.status >= 400:
                     raise errors.from_response(resp.status, await resp.read(), channel, endpoint=True)
                 if not resp.content_type.startswith("text/event-stream"):
                     # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
-                    yield _as_chunk(orjson.loads(await resp.read()))
+                    yield _as_chunk(_object(await resp.read()))
                     return
                 async for data in data_events(resp.content):
                     if data == b"[DONE]":
                         return
-                    chunk = orjson.loads(data)
-                    if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                    chunk = _object(data)
+                    if "error" in chunk and "choices" not in chunk:
                         raise errors.from_stream_event(chunk["error"], channel)
                     yield chunk
         except GatewayError:
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise network_error(exc) from None
+        except ValueError:  # an event larger than st-ai reads
+            raise unreadable() from None
+
+
+def unreadable() -> GatewayError:
+    return upstream_failed("The upstream service's stream could not be read (an event that is not a JSON object).")
+
+
+def _object(data: bytes) -> dict:
+    """One event (or a whole answer) as the JSON object it must be."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise unreadable() from None
+    if not isinstance(parsed, dict):
+        raise unreadable()
+    return parsed
 
 
 def _as_chunk(answer: dict) -> dict:
-    choices = [{"index": c.get("index", 0), "delta": c.get("message", {}),
-                "finish_reason": c.get("finish_reason")} for c in answer.get("choices", [])]
+    choices = answer.get("choices")
+    choices = [{"index": c.get("index", 0), "delta": c.get("message", {}), "finish_reason": c.get("finish_reason")}
+               for c in (choices if isinstance(choices, list) else ()) if isinstance(c, dict)]
     chunk = {k: v for k, v in answer.items() if k != "choices"}
     return chunk | {"object": "chat.completion.chunk", "choices": choices}

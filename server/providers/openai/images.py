@@ -1,17 +1,13 @@
 """Image generation against `POST {base_url}/images/generations`."""
 from __future__ import annotations
 
-import aiohttp
-
 from server.errors import invalid_request, upstream_failed
 from server.providers.interface import Upstream
 from server.providers.json_body import json_body
 from server.providers.openai.http import auth_headers, request_object
 from server.providers.openai.image_urls import rehost_private_urls
+from server.providers.timeouts import client_timeout
 from server.store.channels import Channel
-
-# gpt-image-1 at high quality can take minutes; a caller's own deadline wins.
-DEFAULT_TIMEOUT = 600.0
 
 
 class OpenAIImages:
@@ -28,7 +24,7 @@ class OpenAIImages:
             # The answer would be server-sent events, which this one-shot interface cannot relay.
             raise invalid_request("Streaming image generation is not supported.", "stream")
         answer = await request_object(self._http, "POST", f"{channel.base_url}/images/generations", channel,
-                                      aiohttp.ClientTimeout(total=timeout or DEFAULT_TIMEOUT),
+                                      client_timeout(channel, timeout),
                                       data=json_body(body), headers=auth_headers(channel, json_body=True),
                                       endpoint=True)
         if not isinstance(answer.get("data"), list):
