@@ -24,8 +24,11 @@ from server.store.channels import Channel
 from server.store.tokens import Token
 from server.validation import validate_chat
 
-# how long a stream whose client left is still read for the upstream's usage chunk
+# how long a stream whose client left is still read for the upstream's usage chunk, and
+# the longest silence it is read through: an upstream still talking is about to send its
+# usage, a silent one (thinking, stalled) is closed at once and the rest counted locally
 DRAIN_GRACE = 3.0
+DRAIN_GAP = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -206,13 +209,11 @@ class ChatRelay:
         upstream for a short while for its usage chunk, then settle (counting locally if
         the usage never came). Runs on its own task: the client's task is being cancelled."""
         async def drain() -> None:
+            pace = Pace(DRAIN_GAP, self.clock() + DRAIN_GRACE, self.clock)
             try:
-                async with asyncio.timeout(DRAIN_GRACE):
-                    async for chunk in chunks:
-                        meter.saw(chunk)
-                        if meter.usage is not None:
-                            break
-            except (TimeoutError, GatewayError):
+                while meter.usage is None and (chunk := await pace.next(chunks)) is not None:
+                    meter.saw(chunk)
+            except GatewayError:
                 pass
             except Exception:
                 log.exception("reading the rest of an abandoned stream failed")

@@ -7,6 +7,7 @@ truncated JSON body. Connection refused needs no server: `refused_url()`.
     fake.faults.add("/v1/chat/completions", Fault.error(503))       # the next request
     fake.faults.always("/v1/chat/completions", Fault.error(500))    # every request
     fake.faults.hits("/v1/chat/completions")                        # requests that reached it
+    fake.faults.gone("/v1/chat/completions")    # requests whose client left while a delay held them
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from aiohttp import web
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # status | reset | delay | malformed_sse | non_json_chunk | truncated_json
+    kind: str  # status | reset | delay | malformed_sse | non_json_chunk | truncated_json | not_an_object
     status: int = 500
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -58,6 +59,11 @@ class Fault:
     def truncated_json(cls) -> "Fault":
         return cls("truncated_json", 200, b'{"id": "chatcmpl-cut", "object": "chat.completion", "choices": [{"ind')
 
+    @classmethod
+    def not_an_object(cls) -> "Fault":
+        """Well-formed JSON that is no answer: a list where an object belongs."""
+        return cls("not_an_object", 200, b'["not", "an", "object"]')
+
 
 def _type(status: int) -> str:
     return {400: "invalid_request_error", 401: "invalid_request_error", 429: "rate_limit_error"}.get(status,
@@ -72,6 +78,7 @@ class Faults:
         self._queued: dict[str, deque[Fault]] = {}
         self._always: dict[str, Fault] = {}
         self._hits: Counter[str] = Counter()
+        self._gone: Counter[str] = Counter()
 
     def add(self, path: str, *faults: Fault) -> None:
         """Faults for the next requests to `path`, one each, in order."""
@@ -91,10 +98,16 @@ class Faults:
             self._queued.clear()
             self._always.clear()
             self._hits.clear()
+            self._gone.clear()
 
     def hits(self, path: str) -> int:
         with self._lock:
             return self._hits[path]
+
+    def gone(self, path: str) -> int:
+        """Requests to `path` whose client closed the connection during a `delay`."""
+        with self._lock:
+            return self._gone[path]
 
     def _take(self, path: str) -> Fault | None:
         with self._lock:
@@ -118,7 +131,12 @@ class Faults:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing is answered on a dropped connection
         if fault.kind == "delay":
-            await asyncio.sleep(fault.seconds)
+            try:
+                await asyncio.sleep(fault.seconds)
+            except asyncio.CancelledError:  # the fake's server cancels a handler whose client left
+                with self._lock:
+                    self._gone[request.path] += 1
+                raise
             return await handler(request)
         if fault.kind in ("malformed_sse", "non_json_chunk"):
             return web.Response(status=200, body=fault.body, content_type="text/event-stream")
