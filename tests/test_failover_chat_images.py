@@ -271,7 +271,9 @@ FAULTS = {
     "connection refused": None,
     "reset": Fault.reset(),
     "500": Fault.error(500),
+    "502": Fault.error(502),
     "503": Fault.error(503, retry_after="1"),
+    "504": Fault.error(504),
     "529": Fault.error(529, "Overloaded"),
     "429 with Retry-After": Fault.error(429, "Rate limit reached", retry_after="2", code="rate_limit_exceeded"),
     "first byte too late": Fault.delay(FIRST_BYTE + 3),
@@ -309,6 +311,21 @@ def test_a_failing_channel_falls_over_to_the_next_and_the_client_gets_one_answer
         assert wait(lambda: bad.fake.faults.gone(setup.path) == 1, QUICKLY + FIRST_BYTE)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_stream_whose_first_event_is_late_falls_over_though_its_headers_came(gateway, fakes, transport):
+    thinking, good = Upstream(fakes(), first_byte=FIRST_BYTE), Upstream(fakes())
+    setup = serve(gateway, "stream", thinking, good)
+    thinking.fake.stream_plan = StreamPlan([_chunk(setup.model, "late")], gates={0: threading.Event()})
+
+    reply = ask(gateway, transport, "stream", setup)
+
+    assert_clean_answer("stream", reply)
+    assert thinking.fake.connection_closed.wait(QUICKLY), "the late stream was left open"
+    row = the_row(gateway, setup.model)
+    assert (row["status"], row["cost"]) == (200, COST["stream"])
+    assert row["attempts"] == [(setup.channel_ids[0], 504), (setup.channel_ids[1], 200)]
+
+
 # -- every channel failing --------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -332,20 +349,21 @@ def test_every_channel_failing_ends_after_max_attempts_with_one_clear_error(gate
 
 # -- the client's own fault ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("status", [400, 413, 422])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_an_upstream_400_is_returned_to_the_client_and_not_retried(gateway, fakes, transport, kind):
+def test_an_upstream_client_error_is_returned_to_the_client_and_not_retried(gateway, fakes, transport, kind, status):
     first, second = Upstream(fakes()), Upstream(fakes())
     setup = serve(gateway, kind, first, second)
-    first.fake.faults.add(setup.path, Fault.error(400, "Invalid value for 'temperature'.", code="invalid_value"))
+    first.fake.faults.add(setup.path, Fault.error(status, "Invalid value for 'temperature'.", code="invalid_value"))
 
     reply = ask(gateway, transport, kind, setup)
 
-    assert reply.status == 400, reply
+    assert reply.status == status, reply
     assert reply.error["message"] == "Invalid value for 'temperature'." and reply.error["code"] == "invalid_value"
     assert (first.hits(setup.path), second.hits(setup.path)) == (1, 0)
     row = the_row(gateway, setup.model)
-    assert (row["status"], row["cost"], row["attempts"]) == (400, 0, [(setup.channel_ids[0], 400)])
+    assert (row["status"], row["cost"], row["attempts"]) == (status, 0, [(setup.channel_ids[0], status)])
 
 
 # -- after the first byte: no retry ---------------------------------------------------------------
