@@ -15,7 +15,7 @@ from server.billing.admission import Admission, Outcome, Ticket, failure_status
 from server.billing.cost import chat_cost
 from server.billing.usage_count import StreamMeter, answer_texts, counted, from_usage
 from server.catalog import Catalog
-from server.core.attempts import AttemptLoop, unreadable_answer
+from server.core.attempts import AttemptLoop, Call, unreadable_answer
 from server.core.stream_pace import Pace
 from server.shielded_stream import ShieldedStream
 from server.errors import GatewayError
@@ -160,7 +160,7 @@ class ChatRelay:
             if not handed_over:
                 await chunks.aclose()
 
-    def _opener(self, body: dict, deadline: float, shows_usage: bool):
+    def _opener(self, body: dict, deadline: float, shows_usage: bool) -> Call["_Opened"]:
         """The attempt loop's call for a stream: open it on a channel and return once its
         first event for the client arrived, the stream still open. The provider gets the
         whole stream's seconds; the loop holds the call to the first-byte budget."""
