@@ -50,12 +50,12 @@ class OpenAIChat:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise network_error(exc) from None
-        except ValueError:  # an event larger than st-ai reads
-            raise unreadable() from None
+        except ValueError:  # data_events: an event larger than st-ai reads
+            raise unreadable("an event too large to read") from None
 
 
-def unreadable() -> GatewayError:
-    return upstream_failed("The upstream service's stream could not be read (an event that is not a JSON object).")
+def unreadable(what: str = "something that is not a JSON object") -> GatewayError:
+    return upstream_failed(f"The upstream service's answer could not be read: it sent {what}.")
 
 
 def _object(data: bytes) -> dict:
