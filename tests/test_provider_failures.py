@@ -58,6 +58,8 @@ class Case:
     start_path: str
     # a client fault as this provider words it: (status, body) around the given words
     refusal: Callable[[str], tuple[int, dict]]
+    # a documented answer to the start (None: its shape is the relay's to read, not the provider's)
+    started: dict | None = None
     base_path: str = ""
     # a poll of a task st-ai keeps (video providers), its path, and a documented answer
     poll_id: str | None = None
@@ -118,35 +120,43 @@ CASES = [
     Case("openai-chat", lambda: FakeOpenAI("sk-upstream-failures").start(), lambda f: f.api_key, "sk-wrong",
          lambda up: OpenAIChat(up), _chat, "/v1/chat/completions", _openai_refusal),
     Case("openai-images", lambda: FakeOpenAI("sk-upstream-failures").start(), lambda f: f.api_key, "sk-wrong",
-         lambda up: OpenAIImages(up), _image, "/v1/images/generations", _openai_refusal),
+         lambda up: OpenAIImages(up), _image, "/v1/images/generations", _openai_refusal,
+         started={"created": 1764000000, "data": [{"url": "https://cdn.example/i.png", "revised_prompt": "a cat"}]}),
     Case("openai-videos", lambda: FakeOpenAI("sk-upstream-failures").start(), lambda f: f.api_key, "sk-wrong",
          lambda up: OpenAIVideos(up), _video("sora-2"), "/v1/videos", _openai_refusal,
+         started=OPENAI_VIDEO | {"status": "queued", "progress": 0},
          poll_id="video_1", poll_path="/v1/videos/video_1", answer=OPENAI_VIDEO),
     Case("kling", lambda: FakeKling().start(), lambda f: f.key, "AKwrong:SKwrong",
          lambda up: KlingVideo(up), _video("kling-v1"), "/v1/videos/text2video",
          lambda words: (400, {"code": 1201, "message": words, "request_id": "r"}),
+         started={"code": 0, "message": "SUCCEED", "request_id": "r-1", "data": {
+             "task_id": "t1", "task_status": "submitted", "created_at": 1764000000000, "updated_at": 1764000000000}},
          poll_id="text2video:t1", poll_path="/v1/videos/text2video/t1", answer=KLING_TASK),
     Case("runway", lambda: FakeRunway().start(), lambda f: f.api_key, "key_wrong",
          lambda up: RunwayVideo(up), _video("gen4_turbo", image=IMAGE_URL), "/v1/image_to_video",
-         lambda words: (400, {"error": words}),
+         lambda words: (400, {"error": words}), started={"id": "t1"},
          poll_id="t1", poll_path="/v1/tasks/t1", answer=RUNWAY_TASK),
     Case("veo", lambda: FakeVeo().start(), lambda f: f.api_key, "AIzaWRONG",
          lambda up: VeoVideo(up), _video("veo-3.1-generate-preview"),
          "/v1beta/models/veo-3.1-generate-preview:predictLongRunning",
          lambda words: (400, {"error": {"code": 400, "message": words, "status": "INVALID_ARGUMENT"}}),
+         started={"name": "models/veo-3.1-generate-preview/operations/op1"},
          poll_id="models/veo-3.1-generate-preview/operations/op1@1764000000000",
          poll_path="/v1beta/models/veo-3.1-generate-preview/operations/op1", answer=VEO_OPERATION),
     Case("seedance", lambda: FakeSeedance().start(), lambda f: f.key, "ark-wrong",
          lambda up: SeedanceVideo(up), _video("seedance-1-0-pro-250528"), "/api/v3/contents/generations/tasks",
          lambda words: (400, {"error": {"code": "InvalidParameter", "message": words, "type": "BadRequest"}}),
+         started={"id": "cgt-1"},
          poll_id="cgt-1", poll_path="/api/v3/contents/generations/tasks/cgt-1", answer=SEEDANCE_TASK),
     Case("wan", lambda: FakeWan().start(), lambda f: f.api_key, "sk-wrong",
          lambda up: WanVideo(up), _video("wan2.6-t2v"), "/api/v1/services/aigc/video-generation/video-synthesis",
          lambda words: (400, {"request_id": "r", "code": "InvalidParameter", "message": words}),
+         started={"request_id": "r-1", "output": {"task_id": "t1", "task_status": "PENDING"}},
          poll_id="t1", poll_path="/api/v1/tasks/t1", answer=WAN_TASK),
     Case("hailuo", lambda: FakeHailuo().start(), lambda f: f.api_key, "wrong-key",
          lambda up: HailuoVideo(up), _video("MiniMax-Hailuo-2.3"), "/v1/video_generation",
          lambda words: (400, {"base_resp": {"status_code": 2013, "status_msg": words}}),
+         started={"task_id": "t1", "base_resp": {"status_code": 0, "status_msg": "success"}},
          poll_id="t1", poll_path="/v1/query/video_generation", answer=HAILUO_TASK),
 ]
 VIDEO_CASES = [case for case in CASES if case.poll_id is not None]
@@ -370,7 +380,24 @@ def _replace(container: dict | list, key: Any, value: object) -> dict | list:
     return copy
 
 
-async def test_an_answer_with_any_field_of_the_wrong_kind_never_escapes_as_an_exception(video: Bench):
+async def test_a_start_answer_with_any_field_of_the_wrong_kind_never_escapes_as_an_exception(bench: Bench):
+    if bench.case.started is None:
+        pytest.skip("the answer's shape is read by the relay")
+    bench.on_start(answer(200, bench.case.started))
+    assert await asyncio.wait_for(bench.case.start(bench.provider, bench.channel), CALL_SECONDS)
+    escaped = []
+    for name, body in _bent(bench.case.started):
+        bench.on_start(answer(200, body))
+        try:
+            await asyncio.wait_for(bench.case.start(bench.provider, bench.channel), CALL_SECONDS)
+        except GatewayError as error:
+            assert error.http_status in (400, 404, 502, 504) or error.retryable, (name, error)
+        except Exception as exc:  # noqa: BLE001 - the point: nothing else may come out
+            escaped.append(f"{name}: {type(exc).__name__}: {exc}")
+    assert not escaped, escaped
+
+
+async def test_a_poll_answer_with_any_field_of_the_wrong_kind_never_escapes_as_an_exception(video: Bench):
     """A provider reads every field it uses with care: whatever one field holds, a poll
     gives a task state or a GatewayError, never a KeyError or TypeError (a 500)."""
     escaped = []
