@@ -45,7 +45,7 @@ def rejected_key(who: str, retryable: bool = True, why: str | None = None) -> Ga
     error = credentials_rejected(who, retryable)
     if why:
         # The reason is what an operator reads where the channel was disabled.
-        error.message = error.args[0][:-1] + f" ({why})."
+        error.message = f"{error.message.removesuffix('.')} ({why})."
         error.args = (error.message,)
     return error
 

@@ -53,7 +53,7 @@ def from_envelope(status: int, code: int | None, message: str | None, channel: C
     # it is the channel's fault, so a submission still moves on to another channel.
     if code in AUTH_CODES or code in ACCESS_CODES or (code is None and status in failures.REJECTED_KEY):
         return failures.rejected_key("the upstream", retryable=False,
-                                     why=f"Kling code {code}" if code is not None else None)
+                                     why=f"Kling code {code}" if code in ACCESS_CODES else None)
     if code in ACCOUNT_CODES:
         return failures.account_exhausted(f"The upstream account cannot take more work (Kling code {code}){said}")
     if code in RATE_CODES or (code is None and status == failures.RATE_LIMITED):
