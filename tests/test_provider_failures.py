@@ -316,13 +316,14 @@ async def test_anthropics_overloaded_error_behind_an_openai_compatible_proxy(ben
 
 # -- a client fault is the client's, once, in the upstream's scrubbed words ---------------------
 
-async def test_a_client_fault_is_relayed_once_with_the_upstreams_words_scrubbed(bench: Bench):
+@pytest.mark.parametrize("status", [400, 413, 422])
+async def test_a_client_fault_is_relayed_once_with_the_upstreams_words_scrubbed(bench: Bench, status: int):
     channel = bench.channel
     words = f"durationSeconds is out of bounds; key {channel.key} at {channel.base_url}"
-    status, body = bench.case.refusal(words)
+    _, body = bench.case.refusal(words)
     bench.on_start(answer(status, body))
     error = await bench.start_fails()
-    assert (error.http_status, error.retryable, error.channel_fault) == (400, False, None)
+    assert 400 <= error.http_status < 500 and (error.retryable, error.channel_fault) == (False, None)
     assert "durationSeconds is out of bounds" in error.message
     assert channel.key not in error.message and channel.base_url.split("//")[1] not in error.message
     assert bench.fake.faults.hits(bench.case.start_path) == 1
@@ -351,6 +352,23 @@ async def test_an_unreadable_answer_to_a_poll_is_a_retryable_502(video: Bench, b
     video.on_poll(answer(200, body))
     error = await video.poll_fails()
     assert (error.http_status, error.retryable) == (502, True)
+
+
+@pytest.mark.parametrize("status", [400, 401, 429, 503])
+async def test_an_error_body_with_any_field_of_the_wrong_kind_is_still_a_gateway_error(bench: Bench, status: int):
+    _, refusal = bench.case.refusal("the duration is out of range")
+    escaped = []
+    for name, body in _bent(refusal):
+        bench.on_start(answer(status, body))
+        try:
+            await asyncio.wait_for(bench.case.start(bench.provider, bench.channel), CALL_SECONDS)
+        except GatewayError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the point: nothing else may come out
+            escaped.append(f"{name}: {type(exc).__name__}: {exc}")
+        else:
+            escaped.append(f"{name}: an HTTP {status} was taken for an answer")
+    assert not escaped, escaped
 
 
 async def test_a_documented_answer_reads_as_a_task_state(video: Bench):

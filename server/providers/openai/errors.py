@@ -39,7 +39,7 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
     if endpoint and status in (404, 405):
         return upstream_errors.misconfigured(channel, status)
     error = _error_object(body)
-    if error.get("type") in OVERLOAD_MARKS or error.get("code") in OVERLOAD_MARKS:
+    if any(isinstance(mark, str) and mark in OVERLOAD_MARKS for mark in (error.get("type"), error.get("code"))):
         return failures.overloaded(WHO, status, headers)
     if status in CLIENT_FAULTS:
         return upstream_errors.relayed(
