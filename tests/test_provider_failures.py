@@ -23,6 +23,7 @@ from server.providers.hailuo.client import HailuoVideo
 from server.providers.interface import TaskState, Upstream, VideoRequest
 from server.providers.kling.client import KlingVideo
 from server.providers.openai.chat import OpenAIChat
+from server.providers.openai.errors import from_stream_event
 from server.providers.openai.images import OpenAIImages
 from server.providers.openai.videos import OpenAIVideos
 from server.providers.runway.client import RunwayVideo
@@ -474,3 +475,14 @@ async def test_the_channels_connect_limit_is_honoured(bench: Bench, unconnectabl
         started = time.monotonic()
         error = await bench.poll_fails(channel)
         assert time.monotonic() - started < 10.0 and error.retryable
+
+
+# -- an error event inside an OpenAI-compatible stream ------------------------------------------
+
+def test_an_overloaded_error_event_in_a_stream_is_retryable_and_any_other_is_not():
+    channel = Channel(id=1, name="openai", type="openai", base_url="http://127.0.0.1:9/v1", key="sk-x")
+    overloaded = from_stream_event({"type": "overloaded_error", "message": "Overloaded"}, channel)
+    failed = from_stream_event({"type": "server_error", "message": "boom"}, channel)
+    shapeless = from_stream_event(["overloaded_error"], channel)
+    assert (overloaded.http_status, overloaded.retryable) == (502, True)
+    assert (failed.retryable, shapeless.retryable) == (False, False)

@@ -39,7 +39,7 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
     if endpoint and status in (404, 405):
         return upstream_errors.misconfigured(channel, status)
     error = _error_object(body)
-    if any(isinstance(mark, str) and mark in OVERLOAD_MARKS for mark in (error.get("type"), error.get("code"))):
+    if _overloaded(error):
         return failures.overloaded(WHO, status, headers)
     if status in CLIENT_FAULTS:
         return upstream_errors.relayed(
@@ -55,7 +55,14 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
 
 
 def from_stream_event(error: object, channel: Channel) -> GatewayError:
-    """An `{"error": ...}` event inside an upstream stream."""
+    """An `{"error": ...}` event inside an upstream stream. Retryable only when it says
+    the upstream is overloaded: the attempt loop then falls over if it came before the
+    stream's first byte reached the client (after that, nothing is retried)."""
     message = error.get("message") if isinstance(error, dict) else error
     text = upstream_errors.words(channel, message) or "unknown error"
-    return upstream_failed(f"The upstream service failed mid-stream: {text}", retryable=False)
+    return upstream_failed(f"The upstream service failed mid-stream: {text}",
+                           retryable=isinstance(error, dict) and _overloaded(error))
+
+
+def _overloaded(error: dict) -> bool:
+    return any(isinstance(mark, str) and mark in OVERLOAD_MARKS for mark in (error.get("type"), error.get("code")))
