@@ -21,8 +21,6 @@ log = logging.getLogger("st_ai.upstream")
 
 REJECTED_KEY = frozenset({401, 403})
 RATE_LIMITED = 429
-# 529: Anthropic's "overloaded", also passed on by OpenAI-compatible proxies in front of it
-OVERLOADED = frozenset({500, 502, 503, 504, 529})
 # Refusals that are the client's own doing: relayed once with the upstream's words, never retried.
 CLIENT_FAULTS = frozenset({400, 413, 422})
 
@@ -64,7 +62,8 @@ def rate_limited(who: str, headers: Headers | None) -> GatewayError:
 
 
 def overloaded(who: str, status: int, headers: Headers | None) -> GatewayError:
-    """A 5xx (or 529): retryable, and a Retry-After that came with it is honoured."""
+    """A 5xx (529 is Anthropic's "overloaded", passed on by OpenAI-compatible proxies in
+    front of it too): retryable, and a Retry-After that came with it is honoured."""
     error = upstream_failed(f"{_capital(who)} failed (HTTP {status}).")
     error.retry_after = retry_after(headers)
     return error
