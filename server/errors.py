@@ -98,7 +98,8 @@ class GatewayError(Exception):
     # seconds the upstream asked to be left alone (a 429's or 503's Retry-After)
     retry_after: float | None = None
     # the channel itself is broken, whatever the request: "credentials" (its key was
-    # rejected) disables it until a probe or `st-ai channel test` succeeds
+    # rejected) disables it until a probe or `st-ai channel test` succeeds; "account"
+    # (its upstream account has no balance left) counts against it like any failure
     channel_fault: str | None = None
 
     def __post_init__(self) -> None:

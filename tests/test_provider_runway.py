@@ -164,7 +164,7 @@ def test_error_bodies_map_without_leaking():
     limited = from_response(429, b"{}", channel)
     assert (limited.http_status, limited.retryable) == (429, True)
     assert from_response(503, b"oops", channel).http_status == 502 and from_response(503, b"", channel).retryable
-    assert from_response(504, b"", channel).http_status == 504
+    assert from_response(504, b"", channel).http_status == 502 and from_response(504, b"", channel).retryable
 
 
 def test_provider_spec_and_no_remix():

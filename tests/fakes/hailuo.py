@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.faults import Faults
 from tests.fakes.threaded_server import ThreadedServer
 
 T2V = {"MiniMax-Hailuo-2.3", "MiniMax-Hailuo-02", "T2V-01-Director", "T2V-01"}
@@ -86,6 +87,7 @@ class FakeHailuo:
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(int(time.time()) * 1000)
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self._server = ThreadedServer(self._app)
 
     def start(self) -> "FakeHailuo":
@@ -107,7 +109,7 @@ class FakeHailuo:
     # -- the app ---------------------------------------------------------------------------
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self.faults.middleware])
         app.router.add_post("/v1/video_generation", self._submit)
         app.router.add_get("/v1/query/video_generation", self._query)
         app.router.add_get("/v1/files/retrieve", self._retrieve)

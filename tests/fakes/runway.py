@@ -25,6 +25,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
+from tests.fakes.faults import Faults
 from tests.fakes.threaded_server import ThreadedServer
 
 API_VERSIONS = {"2024-11-06"}
@@ -148,6 +149,7 @@ class FakeRunway:
         self.output_url_for: Callable[[str], str] | None = None
         self.cdn_redirect: str | None = None         # the CDN answers 302 to this URL instead
         self.port = 0
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self._server = ThreadedServer(self._app)
 
     # lifecycle ---------------------------------------------------------------------------
@@ -157,7 +159,7 @@ class FakeRunway:
         return self
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=20 * 1024 * 1024)
+        app = web.Application(client_max_size=20 * 1024 * 1024, middlewares=[self.faults.middleware])
         app.router.add_post("/v1/image_to_video", self._image_to_video)
         app.router.add_post("/v1/text_to_video", self._text_to_video)
         app.router.add_get("/v1/tasks/{id}", self._get_task)

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.fakes.faults import Faults
 from tests.fakes.threaded_server import ThreadedServer
 
 TASKS = "/api/v3/contents/generations/tasks"
@@ -95,6 +96,7 @@ class FakeSeedance:
         self.video_url_for: Callable[[str], str] | None = None  # the URL it would give -> the one it gives
         self._ids = itertools.count(1)
         self.port = 0
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self._server = ThreadedServer(self._app)
 
     def start(self) -> "FakeSeedance":
@@ -109,7 +111,7 @@ class FakeSeedance:
         return f"http://127.0.0.1:{self.port}"
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self.faults.middleware])
         app.router.add_post(TASKS, self._create)
         app.router.add_get(TASKS, self._list)
         app.router.add_get(TASKS + "/{id}", self._get)

@@ -24,6 +24,7 @@ import orjson
 from aiohttp import web
 
 from server.media_types import image_type
+from tests.fakes.faults import Faults
 from tests.fakes.sample_media import sample_mp4
 from tests.fakes.threaded_server import ThreadedServer
 
@@ -86,6 +87,7 @@ class FakeVeo:
         self.signature = secrets.token_hex(8)
         self._ids = itertools.count(1)
         self.port = 0
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self._server = ThreadedServer(self._app)
         self.reset()
 
@@ -112,7 +114,7 @@ class FakeVeo:
         return f"http://127.0.0.1:{self.port}"
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self.faults.middleware])
         app.router.add_post("/v1beta/models/{call}", self._predict)
         app.router.add_get("/v1beta/models", self._list_models)
         app.router.add_get("/v1beta/models/{model}/operations/{op_id}", self._operation)

@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.sample_media import sample_mp4
+from tests.fakes.faults import Faults
 from tests.fakes.threaded_server import ThreadedServer
 
 SYNTHESIS = "/api/v1/services/aigc/video-generation/video-synthesis"
@@ -172,6 +173,7 @@ class FakeWan:
         self._injected: list[tuple[int, str, str]] = []  # errors for the next API calls
         self._ids = itertools.count(1)
         self.port = 0
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self._server = ThreadedServer(self._app)
 
     def start(self) -> "FakeWan":
@@ -182,7 +184,7 @@ class FakeWan:
         self._server.stop()
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=30 * 1024 * 1024)
+        app = web.Application(client_max_size=30 * 1024 * 1024, middlewares=[self.faults.middleware])
         app.router.add_post(SYNTHESIS, self._create)
         app.router.add_post(KEYFRAMES, self._create)
         app.router.add_get("/api/v1/tasks/{task_id}", self._query)

@@ -9,21 +9,22 @@ import asyncio
 from typing import AsyncIterator
 
 import aiohttp
-import orjson
 
 from server.errors import GatewayError, invalid_request, upstream_failed
+from server.providers import failures
 from server.providers.hailuo import convert, errors
 from server.providers.hailuo.models import MODELS
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.json_body import json_body
+from server.providers.timeouts import client_timeout
 from server.providers.video_shape import VideoCapabilities
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 
 DEFAULT_BASE_URL = "https://api.minimax.io"   # international; https://api.minimaxi.com in China
 # A body may hold a 20 MB image as base64, so submitting gets longer than polling.
-SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=90)
-API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+SUBMIT_SECONDS = 90.0
+API_SECONDS = 30.0
 CHUNK = 256 * 1024
 EXPIRED_URL = {403, 404, 410}
 PROBE_TASK = "st-ai-channel-test"
@@ -51,16 +52,18 @@ class HailuoVideo:
 
     async def submit(self, channel: Channel, prepared: Prepared) -> str:
         answer = await self._call(channel, "POST", "/v1/video_generation", body=prepared.body,
-                                  timeout=SUBMIT_TIMEOUT, endpoint=True)
+                                  seconds=SUBMIT_SECONDS, endpoint=True)
         task_id = answer.get("task_id")
         if isinstance(task_id, int) and not isinstance(task_id, bool):
             task_id = str(task_id)
         if not isinstance(task_id, str) or not task_id:
-            raise upstream_failed("MiniMax accepted the task but named no task id.", retryable=False)
+            raise failures.bad_answer(errors.WHO, "no task id for the task it accepted")
         return task_id
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
-        return convert.to_state(await self._query(channel, task_id))
+        answer = await self._query(channel, task_id)
+        with failures.reading(errors.WHO):
+            return convert.to_state(answer)
 
     async def probe(self, channel: Channel) -> None:
         """A status query of a task MiniMax does not have: free, and judged only after the
@@ -108,7 +111,7 @@ class HailuoVideo:
                                 verdict_ok=True)
 
     async def _call(self, channel: Channel, method: str, path: str, params: dict | None = None,
-                    body: dict | None = None, timeout: aiohttp.ClientTimeout = API_TIMEOUT,
+                    body: dict | None = None, seconds: float = API_SECONDS,
                     endpoint: bool = False, verdict_ok: bool = False) -> dict:
         """One API call; its JSON answer once base_resp says 0 (or, with `verdict_ok`, the
         task's own end: a Fail status or a content-safety verdict), a GatewayError otherwise."""
@@ -116,25 +119,21 @@ class HailuoVideo:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            async with self._http.request(method, _api_root(channel) + path, params=params, timeout=timeout,
+            async with self._http.request(method, _api_root(channel) + path, params=params,
+                                          timeout=client_timeout(channel, seconds),
                                           data=json_body(body) if body is not None else None,
                                           headers=headers) as resp:
                 raw = await resp.read()
-                status = resp.status
+                status, answered = resp.status, resp.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         if status != 200:
-            raise errors.from_http(status, raw, channel, endpoint)
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise upstream_failed("MiniMax answered with something that is not JSON.") from None
-        if not isinstance(answer, dict):
-            raise upstream_failed("MiniMax answered with an unexpected body.")
+            raise errors.from_http(status, raw, channel, endpoint, answered)
+        answer = failures.json_object(raw, errors.WHO)
         code, message = errors.base_resp(answer)
         if code is None:
-            raise upstream_failed("MiniMax answered without its base_resp.")
+            raise failures.bad_answer(errors.WHO, "an answer without its base_resp")
         if code != errors.OK and not (verdict_ok and (code in errors.SAFETY_CODES
                                                       or answer.get("status") == convert.FAILED)):
-            raise errors.from_status_code(code, message, channel)
+            raise errors.from_status_code(code, message, channel, answered)
         return answer

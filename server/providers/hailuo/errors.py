@@ -10,10 +10,13 @@ import orjson
 
 from server import upstream_errors
 from server.errors import GatewayError, upstream_failed, unreachable
+from server.providers import failures
+from server.providers.failures import Headers
 from server.store.channels import Channel
 
 log = logging.getLogger("st_ai.upstream")
 
+WHO = "MiniMax"
 OK = 0
 RATE_CODES = (1002, 1039, 1041, 2045)   # RPM, TPM, connections, request growth: try again later
 AUTH_CODES = (1004, 2049)               # the channel's key is refused or not a key
@@ -34,23 +37,24 @@ def base_resp(answer: object) -> tuple[int | None, str | None]:
             message if isinstance(message, str) and message else None)
 
 
-def from_status_code(code: int, message: str | None, channel: Channel) -> GatewayError:
+def from_status_code(code: int, message: str | None, channel: Channel,
+                     headers: Headers | None = None) -> GatewayError:
     """A non-zero base_resp.status_code as the error a client (or the task) gets. Only what
-    passes by itself is retryable: a task stays on its channel and is tried again later."""
+    passes by itself is retryable: a task stays on its channel and is tried again later.
+    `headers`: the answer's, for its Retry-After."""
     text = upstream_errors.words(channel, message)
     said = f": {text}" if text else "."
     if code in RATE_CODES:
-        return GatewayError(429, "MiniMax is rate limiting this channel; try again shortly.",
-                            "upstream_rate_limited", retryable=True)
+        return failures.rate_limited(WHO, headers)
     if code in AUTH_CODES:
-        # The operator's key, not the client's: never a 401, which would blame the client's token.
+        # The operator's key, not the client's: never a 401, which would blame the client's
+        # token. Final here, and the channel's fault, so a submission moves on.
         log.warning("channel %r is misconfigured: MiniMax refused its API key (status code %d)",
                     channel.name, code)
-        return upstream_failed("The upstream rejected the channel's credentials.", retryable=False)
+        return failures.rejected_key("the upstream", retryable=False, why=f"MiniMax code {code}")
     if code in ACCOUNT_CODES:
         log.warning("channel %r: the MiniMax account cannot take more work (status code %d)", channel.name, code)
-        return upstream_failed(f"The upstream account cannot take more work (MiniMax code {code}).",
-                               retryable=False)
+        return failures.account_exhausted(f"The upstream account cannot take more work (MiniMax code {code}).")
     if code in SAFETY_CODES:
         return GatewayError(400, f"MiniMax blocked the request for sensitive content{said}", "moderation_blocked")
     if code in PARAM_CODES:
@@ -63,7 +67,8 @@ def from_status_code(code: int, message: str | None, channel: Channel) -> Gatewa
     return upstream_failed(f"MiniMax refused the call (code {code}){said}", retryable=False)
 
 
-def from_http(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
+def from_http(status: int, body: bytes, channel: Channel, endpoint: bool = False,
+              headers: Headers | None = None) -> GatewayError:
     """An HTTP error status; a base_resp in its body still decides. `endpoint`: the call was
     to a fixed API path, where a 404 or 405 means the channel's base URL is wrong."""
     try:
@@ -71,17 +76,19 @@ def from_http(status: int, body: bytes, channel: Channel, endpoint: bool = False
     except orjson.JSONDecodeError:
         code, message = None, None
     if code not in (None, OK):
-        return from_status_code(code, message, channel)
+        return from_status_code(code, message, channel, headers)
     if endpoint and status in (404, 405):
         return upstream_errors.misconfigured(channel, status, retryable=False)
-    if status == 429:
-        return from_status_code(RATE_CODES[0], None, channel)
-    if status in (401, 403):
-        return from_status_code(AUTH_CODES[0], None, channel)
-    if status == 504:
-        return GatewayError(504, "MiniMax did not answer in time.", "upstream_timeout", retryable=True)
+    if status == failures.RATE_LIMITED:
+        return failures.rate_limited(WHO, headers)
+    if status in failures.REJECTED_KEY:
+        log.warning("channel %r is misconfigured: MiniMax answered HTTP %d", channel.name, status)
+        return failures.rejected_key("the upstream", retryable=False, why=f"HTTP {status}")
+    if status in failures.CLIENT_FAULTS:
+        return upstream_errors.relayed(channel, 400, message, code="invalid_request",
+                                       default="MiniMax rejected the request.", prefix="MiniMax: ")
     if status >= 500:
-        return upstream_failed(f"MiniMax failed (HTTP {status}).")
+        return failures.overloaded(WHO, status, headers)
     return upstream_failed(f"MiniMax refused the call (HTTP {status}).", retryable=False)
 
 

@@ -13,14 +13,16 @@ import aiohttp
 import orjson
 
 from server.errors import GatewayError, upstream_failed
+from server.providers import failures
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.video_shape import VideoCapabilities
 from server.providers.kling import convert, errors, models
 from server.providers.kling.auth import TokenCache
+from server.providers.timeouts import client_timeout
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 
-API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+API_SECONDS = 30.0
 CHUNK = 256 * 1024
 
 
@@ -55,13 +57,14 @@ class KlingVideo:
         data = await self._call(channel, "POST", f"/v1/videos/{endpoint}", prepared.body, endpoint=True)
         task_id = data.get("task_id")
         if not isinstance(task_id, str) or not task_id:
-            raise upstream_failed("Kling accepted the task but named no task id.", retryable=False)
+            raise failures.bad_answer(errors.WHO, "no task id for the task it accepted")
         return f"{endpoint}:{task_id}"
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
         endpoint, upstream_id = split_task_id(task_id)
         data = await self._call(channel, "GET", f"/v1/videos/{endpoint}/{quote(upstream_id, safe='')}", None)
-        return convert.to_state(data, self._clock())
+        with failures.reading(errors.WHO):
+            return convert.to_state(data, self._clock())
 
     async def probe(self, channel: Channel) -> None:
         """A status query of a task Kling does not have: free, and "no such task" (code
@@ -100,9 +103,9 @@ class KlingVideo:
         payload = orjson.dumps(body) if body is not None else None
         try:
             async with self._http.request(method, _api_root(channel) + path, data=payload,
-                                          headers=headers, timeout=API_TIMEOUT) as resp:
+                                          headers=headers, timeout=client_timeout(channel, API_SECONDS)) as resp:
                 raw = await resp.read()
-                status = resp.status
+                status, answered = resp.status, resp.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         code, message = errors.parse(raw)
@@ -112,9 +115,9 @@ class KlingVideo:
             if code in errors.AUTH_CODES or status == 401:
                 self._tokens.forget(channel.key)  # sign anew next time (e.g. after a clock jump)
             if code is None and status < 400:
-                raise upstream_failed("Kling answered with something that is not its JSON envelope.")
-            raise errors.from_envelope(status, code, message, channel, endpoint)
+                raise failures.bad_answer(errors.WHO, "something that is not its JSON envelope")
+            raise errors.from_envelope(status, code, message, channel, endpoint, answered)
         data = orjson.loads(raw).get("data")
         if not isinstance(data, dict):
-            raise upstream_failed("Kling answered without the task.")
+            raise failures.bad_answer(errors.WHO, "an envelope without the task")
         return data

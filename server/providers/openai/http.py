@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import orjson
 
-from server.errors import GatewayError, upstream_failed, unreachable
+from server.errors import GatewayError, unreachable
+from server.providers import failures
 from server.providers.openai import errors
 from server.store.channels import Channel
 
@@ -38,16 +38,10 @@ async def request_object(http: aiohttp.ClientSession, method: str, url: str, cha
         async with http.request(method, url, timeout=timeout, **kwargs) as resp:
             raw = await resp.read()
             if resp.status >= 400:
-                error = errors.from_response(resp.status, raw, channel, endpoint)
-                if final_on_bad_key and (resp.status in (401, 403) or endpoint and resp.status in (404, 405)):
+                error = errors.from_response(resp.status, raw, channel, endpoint, resp.headers)
+                if final_on_bad_key and (error.channel_fault or endpoint and resp.status in (404, 405)):
                     error.retryable = False
                 raise error
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise network_error(exc) from None
-    try:
-        answer = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise upstream_failed("The upstream service answered with something that is not JSON.") from None
-    if not isinstance(answer, dict):
-        raise upstream_failed("The upstream service answered with an unexpected body.")
-    return answer
+    return failures.json_object(raw, errors.WHO)

@@ -10,19 +10,22 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from server.errors import GatewayError, invalid_request, upstream_failed
+from server.errors import GatewayError, invalid_request
+from server.providers import failures
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.openai import errors
 from server.providers.openai.http import auth_headers, network_error, request_object
 from server.providers.openai.video_convert import capabilities, to_prepared, to_task_state
+from server.providers.timeouts import client_timeout
 from server.providers.video_shape import VideoCapabilities
 from server.store.channels import Channel
 
-# Creating may upload a reference image; the rest are small JSON exchanges.
-SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=120)
-POLL_TIMEOUT = aiohttp.ClientTimeout(total=30)
-# A download's length is unknown, so only its silences are bounded.
-DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=120)
+# Seconds: creating may upload a reference image; the rest are small JSON exchanges.
+SUBMIT_SECONDS = 120.0
+POLL_SECONDS = 30.0
+# A download's length is unknown, so only its silences are bounded (and connecting, by the channel).
+DOWNLOAD_READ_SECONDS = 120.0
+DOWNLOAD_CONNECT_SECONDS = 30.0
 CHUNK = 256 * 1024
 VARIANTS = {"video", "thumbnail", "spritesheet"}
 
@@ -67,17 +70,19 @@ class OpenAIVideos:
         else:
             kwargs = {"data": orjson.dumps(body), "headers": {"Content-Type": "application/json"}}
         headers = auth_headers(channel) | kwargs.pop("headers", {})
-        video = await self._json("POST", f"{channel.base_url}/videos", channel, SUBMIT_TIMEOUT,
+        video = await self._json("POST", f"{channel.base_url}/videos", channel, SUBMIT_SECONDS,
                                  headers=headers, endpoint=True, **kwargs)
         return _video_id(video)
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
-        return to_task_state(await self._json("GET", _url(channel, task_id), channel, POLL_TIMEOUT,
-                                              headers=auth_headers(channel)))
+        answer = await self._json("GET", _url(channel, task_id), channel, POLL_SECONDS,
+                                  headers=auth_headers(channel))
+        with failures.reading(errors.WHO):
+            return to_task_state(answer)
 
     async def remix(self, channel: Channel, task_id: str, prompt: str) -> str:
         headers = auth_headers(channel) | {"Content-Type": "application/json"}
-        video = await self._json("POST", _url(channel, task_id, "/remix"), channel, SUBMIT_TIMEOUT,
+        video = await self._json("POST", _url(channel, task_id, "/remix"), channel, SUBMIT_SECONDS,
                                  headers=headers, data=orjson.dumps({"prompt": prompt}))
         return _video_id(video)
 
@@ -90,23 +95,28 @@ class OpenAIVideos:
         try:
             async with self._http.get(_url(channel, task_id, "/content"), params={"variant": variant},
                                       headers=auth_headers(channel, "application/binary"),
-                                      timeout=DOWNLOAD_TIMEOUT) as resp:
+                                      timeout=_download_timeout(channel)) as resp:
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, await resp.read(), channel)
+                    raise errors.from_response(resp.status, await resp.read(), channel, headers=resp.headers)
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     yield chunk
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise network_error(exc) from None
 
-    async def _json(self, method: str, url: str, channel: Channel, timeout: aiohttp.ClientTimeout,
-                    **kwargs) -> dict:
+    async def _json(self, method: str, url: str, channel: Channel, seconds: float, **kwargs) -> dict:
         # A wrong key is final here: a video task stays on its channel, and a retryable
         # error means "send the same call again later", which a wrong key never mends.
-        return await request_object(self._http, method, url, channel, timeout, final_on_bad_key=True, **kwargs)
+        return await request_object(self._http, method, url, channel, client_timeout(channel, seconds),
+                                    final_on_bad_key=True, **kwargs)
+
+
+def _download_timeout(channel: Channel) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=None, sock_connect=channel.timeouts.connect or DOWNLOAD_CONNECT_SECONDS,
+                                 sock_read=DOWNLOAD_READ_SECONDS)
 
 
 def _video_id(video: dict) -> str:
     video_id = video.get("id")
     if not isinstance(video_id, str) or not video_id:
-        raise upstream_failed("The upstream service did not say which video it started.")
+        raise failures.bad_answer(errors.WHO, "no id for the video it started")
     return video_id

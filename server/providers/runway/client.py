@@ -11,9 +11,11 @@ import aiohttp
 import orjson
 
 from server.errors import GatewayError, invalid_request, upstream_failed
+from server.providers import failures
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.json_body import json_body
 from server.providers.runway import convert, errors
+from server.providers.timeouts import client_timeout
 from server.providers.video_shape import VideoCapabilities
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
@@ -21,8 +23,8 @@ from server.store.channels import Channel
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 API_VERSION = "2024-11-06"       # the X-Runway-Version every call must carry
 # A body may hold a 5 MB data: URI, so submitting gets longer than polling.
-SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=60)
-API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+SUBMIT_SECONDS = 60.0
+API_SECONDS = 30.0
 CHUNK = 256 * 1024
 # What a signed CDN URL answers once its `_jwt` has expired (URLs last 24-48 hours).
 EXPIRED_URL = {401, 403, 404, 410}
@@ -54,21 +56,22 @@ class RunwayVideo:
 
     async def submit(self, channel: Channel, prepared: Prepared) -> str:
         answer = await self._call(channel, "POST", convert.endpoint_for(prepared.body), prepared.body,
-                                  SUBMIT_TIMEOUT, endpoint=True)
+                                  SUBMIT_SECONDS, endpoint=True)
         task_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise upstream_failed("Runway accepted the task but named no task id.", retryable=False)
+            raise failures.bad_answer(errors.WHO, "no task id for the task it accepted")
         return task_id
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
-        answer = await self._call(channel, "GET", f"/v1/tasks/{quote(task_id, safe='')}", None, API_TIMEOUT)
+        answer = await self._call(channel, "GET", f"/v1/tasks/{quote(task_id, safe='')}", None, API_SECONDS)
         if not isinstance(answer, dict):
-            raise upstream_failed("Runway answered with an unexpected task body.")
-        return convert.to_state(answer)
+            raise failures.bad_answer(errors.WHO, "an unexpected task body")
+        with failures.reading(errors.WHO):
+            return convert.to_state(answer)
 
     async def cancel(self, channel: Channel, task_id: str) -> None:
         """Cancel a running task, or delete a finished one (Runway then forgets it)."""
-        await self._call(channel, "DELETE", f"/v1/tasks/{quote(task_id, safe='')}", None, API_TIMEOUT)
+        await self._call(channel, "DELETE", f"/v1/tasks/{quote(task_id, safe='')}", None, API_SECONDS)
 
     async def download(self, channel: Channel, task_id: str, state: TaskState,
                        variant: str) -> AsyncIterator[bytes]:
@@ -108,7 +111,7 @@ class RunwayVideo:
     async def probe(self, channel: Channel) -> None:
         """`GET /v1/organization` (the account's credit balance): free, and answered only
         to an accepted key."""
-        await self._call(channel, "GET", "/v1/organization", None, API_TIMEOUT)
+        await self._call(channel, "GET", "/v1/organization", None, API_SECONDS)
 
     async def _fresh_url(self, channel: Channel, task_id: str) -> str:
         state = await self.poll(channel, task_id)
@@ -117,15 +120,15 @@ class RunwayVideo:
         return state.video_url
 
     async def _call(self, channel: Channel, method: str, path: str, body: dict | None,
-                    timeout: aiohttp.ClientTimeout, endpoint: bool = False) -> object:
+                    seconds: float, endpoint: bool = False) -> object:
         try:
             async with self._http.request(
-                    method, _api_root(channel) + path, timeout=timeout,
+                    method, _api_root(channel) + path, timeout=client_timeout(channel, seconds),
                     data=json_body(body) if body is not None else None,
                     headers=_headers(channel, "*/*" if method == "DELETE" else "application/json")) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, raw, channel, endpoint)
+                    raise errors.from_response(resp.status, raw, channel, endpoint, resp.headers)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         if method == "DELETE" or not raw:
@@ -133,4 +136,4 @@ class RunwayVideo:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise upstream_failed("Runway answered with something that is not JSON.") from None
+            raise failures.bad_answer(errors.WHO) from None

@@ -9,7 +9,11 @@ import orjson
 
 from server import upstream_errors
 from server.errors import GatewayError, upstream_failed, unreachable
+from server.providers import failures
+from server.providers.failures import Headers
 from server.store.channels import Channel
+
+WHO = "Runway"
 
 # Runway's field names back to the names the client used, for `param`.
 PARAMS = {"model": "model", "promptImage": "image", "promptText": "prompt", "ratio": "size",
@@ -37,16 +41,18 @@ def _param(issue: dict) -> str | None:
     return PARAMS.get(head, f"metadata.{head}")
 
 
-def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
+def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False,
+                  headers: Headers | None = None) -> GatewayError:
     """`endpoint`: the call was to a fixed API path (submitting), where a 404 or 405
-    means the channel is set up wrong, not that a task is missing."""
+    means the channel is set up wrong, not that a task is missing. `headers`: the
+    answer's, for its Retry-After."""
     if endpoint and status in (404, 405):
         return upstream_errors.misconfigured(channel, status, retryable=False)
     error, issues = _parse(body)
-    if status in (400, 409, 422):
+    if status in failures.CLIENT_FAULTS or status == 409:
         if error and "enough credits" in error.lower():
             # The channel's account is empty, not the request wrong: another channel may serve it.
-            return upstream_failed("The upstream account has run out of credits.")
+            return failures.account_exhausted("The upstream account has run out of credits.")
         message = error or f"Runway rejected the request (HTTP {status})."
         param = None
         if issues:
@@ -61,19 +67,15 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
     if status == 404:
         return GatewayError(404, "Runway: " + (upstream_errors.words(channel, error) or "No such task."),
                             "not_found")
-    if status == 429:
-        return GatewayError(429, "Runway is rate limiting this channel; try again shortly.",
-                            "upstream_rate_limited", retryable=True)
-    if status == 401:
-        # A wrong key is the operator's to fix; another request would fail the same way.
-        return upstream_failed("The upstream rejected the channel's credentials.", retryable=False)
-    if status == 403:
-        return upstream_failed("The upstream refused this channel access (HTTP 403).", retryable=False)
-    if status == 504:
-        return GatewayError(504, "Runway is overloaded and did not answer in time.", "upstream_timeout",
-                            retryable=True)
+    if status == failures.RATE_LIMITED:
+        return failures.rate_limited(WHO, headers)
+    if status in failures.REJECTED_KEY:
+        # A wrong key is the operator's to fix; another request would fail the same way,
+        # so it is final here, and the channel's fault.
+        return failures.rejected_key("the upstream", retryable=False,
+                                     why="HTTP 403: access refused" if status == 403 else None)
     if status >= 500:
-        return upstream_failed(f"Runway failed (HTTP {status}).")
+        return failures.overloaded(WHO, status, headers)
     # 405 and other codes mean st-ai called Runway wrongly: not the client's fault, not transient.
     return upstream_failed(f"Runway refused the call (HTTP {status}).", retryable=False)
 

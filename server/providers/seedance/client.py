@@ -13,9 +13,11 @@ import aiohttp
 import orjson
 
 from server.errors import GatewayError, invalid_request, upstream_failed
+from server.providers import failures
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.json_body import json_body
 from server.providers.seedance import convert, errors, models
+from server.providers.timeouts import client_timeout
 from server.providers.video_shape import VideoCapabilities
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
@@ -23,8 +25,8 @@ from server.store.channels import Channel
 DEFAULT_BASE_URL = "https://ark.ap-southeast.bytepluses.com"  # BytePlus ModelArk (international)
 TASKS = "/api/v3/contents/generations/tasks"
 # A body may hold base64 images, so submitting gets longer than polling.
-SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=60)
-API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+SUBMIT_SECONDS = 60.0
+API_SECONDS = 30.0
 CHUNK = 256 * 1024
 EXPIRED_URL = {403, 404, 410}    # what a signed URL answers once it has expired (after 24 hours)
 
@@ -54,27 +56,28 @@ class SeedanceVideo:
         return convert.prepare(request)
 
     async def submit(self, channel: Channel, prepared: Prepared) -> str:
-        answer = await self._call(channel, "POST", TASKS, prepared.body, SUBMIT_TIMEOUT, endpoint=True)
+        answer = await self._call(channel, "POST", TASKS, prepared.body, SUBMIT_SECONDS, endpoint=True)
         task_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise upstream_failed("Seedance accepted the task but named no task id.", retryable=False)
+            raise failures.bad_answer(errors.WHO, "no task id for the task it accepted")
         return task_id
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
-        answer = await self._call(channel, "GET", f"{TASKS}/{quote(task_id, safe='')}", None, API_TIMEOUT)
+        answer = await self._call(channel, "GET", f"{TASKS}/{quote(task_id, safe='')}", None, API_SECONDS)
         if not isinstance(answer, dict):
-            raise upstream_failed("Seedance answered with an unexpected task body.")
-        return convert.to_state(answer, self._clock())
+            raise failures.bad_answer(errors.WHO, "an unexpected task body")
+        with failures.reading(errors.WHO):
+            return convert.to_state(answer, self._clock())
 
     async def cancel(self, channel: Channel, task_id: str) -> None:
         """Cancel a task Ark still has queued. Ark refuses it for a running task, which
         then runs to its end; st-ai no longer polls a deleted task, so its video is
         never fetched."""
-        await self._call(channel, "DELETE", f"{TASKS}/{quote(task_id, safe='')}", None, API_TIMEOUT)
+        await self._call(channel, "DELETE", f"{TASKS}/{quote(task_id, safe='')}", None, API_SECONDS)
 
     async def probe(self, channel: Channel) -> None:
         """The task list, one item long: free, and answered only to an accepted key."""
-        await self._call(channel, "GET", f"{TASKS}?page_num=1&page_size=1", None, API_TIMEOUT, endpoint=True)
+        await self._call(channel, "GET", f"{TASKS}?page_num=1&page_size=1", None, API_SECONDS, endpoint=True)
 
     async def download(self, channel: Channel, task_id: str, state: TaskState,
                        variant: str) -> AsyncIterator[bytes]:
@@ -114,14 +117,15 @@ class SeedanceVideo:
         return state.video_url
 
     async def _call(self, channel: Channel, method: str, path: str, body: dict | None,
-                    timeout: aiohttp.ClientTimeout, endpoint: bool = False) -> object:
+                    seconds: float, endpoint: bool = False) -> object:
         try:
-            async with self._http.request(method, _api_root(channel) + path, timeout=timeout,
+            async with self._http.request(method, _api_root(channel) + path,
+                                          timeout=client_timeout(channel, seconds),
                                           data=json_body(body) if body is not None else None,
                                           headers=_headers(channel)) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, raw, channel, endpoint)
+                    raise errors.from_response(resp.status, raw, channel, endpoint, resp.headers)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         if not raw:
@@ -129,4 +133,4 @@ class SeedanceVideo:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
-            raise upstream_failed("Seedance answered with something that is not JSON.") from None
+            raise failures.bad_answer(errors.WHO) from None

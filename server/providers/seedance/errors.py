@@ -8,7 +8,9 @@ import orjson
 
 from server import upstream_errors
 from server.errors import GatewayError, upstream_failed, unreachable
+from server.providers import failures
 from server.providers import video_shape as vs
+from server.providers.failures import Headers
 from server.store.channels import Channel
 
 # Ark's body fields back to the names the client used, for `param`.
@@ -17,6 +19,7 @@ PARAMS = {"model": "model", "duration": "duration", "seed": "seed", "ratio": f"m
           "generate_audio": f"metadata.{vs.AUDIO}", "camera_fixed": "metadata.camera_fixed",
           "service_tier": "metadata.service_tier", "execution_expires_after": "metadata.execution_expires_after"}
 SAFETY = ("SensitiveContentDetected", "RiskDetection")  # parts of Ark's content-safety codes
+WHO = "Seedance"
 
 
 def parse(body: bytes) -> tuple[str | None, str | None, str | None]:
@@ -36,28 +39,30 @@ def is_safety(code: str | None) -> bool:
     return bool(code) and any(mark in code for mark in SAFETY)
 
 
-def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
+def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False,
+                  headers: Headers | None = None) -> GatewayError:
     """`endpoint`: the call was to a fixed API path (submitting), where a 404 or 405 with
-    no Ark error means the channel's base URL is wrong, not that a task is missing."""
+    no Ark error means the channel's base URL is wrong, not that a task is missing.
+    `headers`: the answer's, for its Retry-After."""
     code, message, param = parse(body)
     if endpoint and status in (404, 405) and code is None:
         return upstream_errors.misconfigured(channel, status, retryable=False)
     text = upstream_errors.words(channel, message)
     said = f": {text}" if text else "."
     # Retryable only what passes by itself (rate limits, Ark's 5xx, the network): a
-    # video task stays on its channel, and a wrong key would fail every try the same way.
+    # video task stays on its channel, and a wrong key would fail every try the same way
+    # (it is the channel's fault, so a submission still moves on to another channel).
     if status == 401 or code == "AuthenticationError":
-        return upstream_failed("The upstream rejected the channel's credentials.", retryable=False)
+        return failures.rejected_key("the upstream", retryable=False)
     if status == 403:
         # AccountOverdueError, AccessDenied, a model not activated: the operator's to fix
-        return upstream_failed(f"The upstream refused this channel (Ark {code or 'HTTP 403'}){said}", retryable=False)
-    if status == 429:
-        return GatewayError(429, "Seedance is rate limiting this channel; try again shortly.",
-                            "upstream_rate_limited", retryable=True)
+        return failures.rejected_key("the upstream", retryable=False, why=f"Ark {code or 'HTTP 403'}")
+    if status == failures.RATE_LIMITED:
+        return failures.rate_limited(WHO, headers)
     if is_safety(code):
         return GatewayError(400, f"The request was blocked by the upstream's content policy{said}",
                             "content_policy_violation")
-    if status == 400:
+    if status in failures.CLIENT_FAULTS:
         head = (param or "").split(".")[0].split("[")[0]
         return upstream_errors.relayed(channel, 400, message, code="invalid_request",
                                        param=PARAMS.get(head) if head != "content" else None,
@@ -68,10 +73,8 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
             return upstream_failed(f"The upstream has no such model for this channel (Ark {code}){said}",
                                    retryable=False)
         return upstream_failed(f"The upstream no longer has this task{said}", retryable=False)
-    if status == 504:
-        return GatewayError(504, "Seedance did not answer in time.", "upstream_timeout", retryable=True)
     if status >= 500:
-        return upstream_failed(f"Seedance failed (HTTP {status}).")
+        return failures.overloaded(WHO, status, headers)
     return upstream_failed(f"Seedance refused the call (HTTP {status}).", retryable=False)
 
 

@@ -14,13 +14,15 @@ import orjson
 from yarl import URL
 
 from server.errors import GatewayError, upstream_failed
+from server.providers import failures
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
+from server.providers.timeouts import client_timeout
 from server.providers.veo import convert, errors, images, models
 from server.providers.video_shape import VideoCapabilities
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 
-API_TIMEOUT = aiohttp.ClientTimeout(total=60)  # a submission carries up to 80 MB of inline images
+API_SECONDS = 60.0  # a submission carries up to 80 MB of inline images
 CHUNK = 256 * 1024
 API_VERSION = "/v1beta"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -68,12 +70,15 @@ class VeoVideo:
         model = prepared.body["model"]
         answer = await self._call(channel, "POST", f"{API_VERSION}/models/{model}:predictLongRunning", body,
                                   endpoint=True)
-        return f"{convert.operation_name(answer)}@{int(self._clock() * 1000)}"
+        with failures.reading(errors.WHO):
+            name = convert.operation_name(answer)
+        return f"{name}@{int(self._clock() * 1000)}"
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
         name, sent = split_task_id(task_id)
         operation = await self._call(channel, "GET", f"{API_VERSION}/{name}", None)
-        return convert.to_state(operation, sent, self._clock())
+        with failures.reading(errors.WHO):
+            return convert.to_state(operation, sent, self._clock())
 
     async def probe(self, channel: Channel) -> None:
         """Listing one model is free, and answered only to a key Google accepts."""
@@ -130,17 +135,14 @@ class VeoVideo:
         payload = orjson.dumps(body) if body is not None else None
         try:
             async with self._http.request(method, api_root(channel) + path, data=payload, headers=headers,
-                                          timeout=API_TIMEOUT, allow_redirects=False) as resp:
+                                          timeout=client_timeout(channel, API_SECONDS),
+                                          allow_redirects=False) as resp:
                 raw = await resp.read()
-                status = resp.status
+                status, answered = resp.status, resp.headers
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         if status >= 400:
-            raise errors.from_response(status, raw, channel, endpoint)
-        try:
-            answer = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            answer = None
-        if status != 200 or not isinstance(answer, dict):
-            raise upstream_failed("Google answered with something that is not its JSON.")
-        return answer
+            raise errors.from_response(status, raw, channel, endpoint, answered)
+        if status != 200:
+            raise failures.bad_answer(errors.WHO, f"HTTP {status} instead of its JSON")
+        return failures.json_object(raw, errors.WHO)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import re
 
-from server.errors import invalid_request, upstream_failed
+from server.errors import invalid_request
+from server.providers import failures
 from server.providers import video_shape as shape
 from server.providers.interface import Prepared, TaskState, VideoRequest
 from server.providers.veo import images, models
@@ -180,5 +181,5 @@ def operation_name(answer: dict) -> str:
     """The operation a submission started; checked, as it becomes a path st-ai calls."""
     name = answer.get("name")
     if not isinstance(name, str) or not OPERATION.fullmatch(name):
-        raise upstream_failed("Veo accepted the task but named no operation.", retryable=False)
+        raise failures.bad_answer("Veo", "no operation for the task it accepted")
     return name

@@ -12,10 +12,14 @@ import orjson
 
 from server import upstream_errors
 from server.errors import GatewayError, upstream_failed, unreachable
+from server.providers import failures
+from server.providers.failures import Headers
 from server.providers.veo import convert
 from server.store.channels import Channel
 
 log = logging.getLogger("st_ai.upstream")
+
+WHO = "Google"
 
 KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED",
                          "API_KEY_HTTP_REFERRER_BLOCKED", "API_KEY_IP_ADDRESS_BLOCKED",
@@ -46,22 +50,24 @@ def parse(body: bytes) -> GoogleError:
 
 
 def _channel_problem(channel: Channel, status: int, what: str) -> GatewayError:
-    # A rejected key or a project without access: retrying or another prompt changes nothing.
+    # A rejected key or a project without access: retrying or another prompt changes
+    # nothing, and the channel is at fault (a submission moves on to another channel).
     log.warning("channel %r is misconfigured: Google answered HTTP %d (%s)", channel.name, status, what)
-    return upstream_failed(f"The upstream refused this channel ({what}).", retryable=False)
+    return failures.rejected_key("the upstream", retryable=False, why=what)
 
 
-def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False) -> GatewayError:
+def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False,
+                  headers: Headers | None = None) -> GatewayError:
     """`endpoint`: the call was a submission, where a 404 means the model is unknown to
-    Google; elsewhere it means the operation is gone."""
+    Google; elsewhere it means the operation is gone. `headers`: the answer's, for its
+    Retry-After."""
     error = parse(body)
     if error.reasons & KEY_REASONS or status == 401 or (error.message or "").startswith("API key not valid"):
         return _channel_problem(channel, status, "its API key was not accepted")
     if status == 403:
         return _channel_problem(channel, status, "permission denied")
-    if status == 429:
-        return GatewayError(429, "Google is rate limiting this channel; try again shortly.", "upstream_rate_limited",
-                            retryable=True)
+    if status == failures.RATE_LIMITED:
+        return failures.rate_limited(WHO, headers)
     if error.status == "FAILED_PRECONDITION":
         # Billing not enabled, or the API not offered where the server runs: the channel's setup.
         return _channel_problem(channel, status, "a precondition of the account failed")
@@ -70,16 +76,14 @@ def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = F
             return upstream_errors.relayed(channel, 404, error.message, code="model_not_found",
                                            default="Google has no such model.", prefix="Veo: ")
         return GatewayError(404, "Veo no longer has this operation.", "not_found")
-    if status in (400, 413, 422):
+    if status in failures.CLIENT_FAULTS:
         if convert.is_safety_failure(error.message or ""):
             return upstream_errors.relayed(channel, 400, error.message, code="content_policy_violation",
                                            default="Veo's safety filters refused the request.", prefix="Veo: ")
         return upstream_errors.relayed(channel, 400, error.message, code="invalid_request",
                                        default="Veo rejected the request.", prefix="Veo: ")
-    if status == 504:
-        return GatewayError(504, "Google did not answer in time.", "upstream_timeout", retryable=True)
     if status >= 500:
-        return upstream_failed(f"Google failed (HTTP {status}).")
+        return failures.overloaded(WHO, status, headers)
     return upstream_failed(f"Google refused the call (HTTP {status}).", retryable=False)
 
 

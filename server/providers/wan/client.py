@@ -13,16 +13,18 @@ import aiohttp
 import orjson
 
 from server.errors import GatewayError, invalid_request, upstream_failed
+from server.providers import failures
 from server.providers.interface import Prepared, TaskState, Upstream, VideoRequest
 from server.providers.json_body import json_body
+from server.providers.timeouts import client_timeout
 from server.providers.video_shape import VideoCapabilities
 from server.providers.wan import convert, errors, models
 from server.safe_fetch import fetcher_for
 from server.store.channels import Channel
 
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com"  # Singapore, the international workspace
-SUBMIT_TIMEOUT = aiohttp.ClientTimeout(total=60)  # a body may carry base64 images
-API_TIMEOUT = aiohttp.ClientTimeout(total=30)
+SUBMIT_SECONDS = 60.0  # a body may carry base64 images
+API_SECONDS = 30.0
 CHUNK = 256 * 1024
 EXPIRED_URL = {403, 404, 410}  # what OSS answers once the 24-hour URL has lapsed
 PROBE_TASK = "st-ai-channel-test"
@@ -52,26 +54,28 @@ class WanVideo:
 
     async def submit(self, channel: Channel, prepared: Prepared) -> str:
         answer = await self._call(channel, "POST", convert.path_for(prepared.body), prepared.body,
-                                  SUBMIT_TIMEOUT, endpoint=True)
-        task_id = convert.task_id_of(answer)
+                                  SUBMIT_SECONDS, endpoint=True)
+        with failures.reading(errors.WHO):
+            task_id = convert.task_id_of(answer)
         if task_id is None:
-            raise upstream_failed("DashScope accepted the task but named no task id.", retryable=False)
+            raise failures.bad_answer(errors.WHO, "no task id for the task it accepted")
         return task_id
 
     async def poll(self, channel: Channel, task_id: str) -> TaskState:
-        answer = await self._call(channel, "GET", f"/api/v1/tasks/{quote(task_id, safe='')}", None, API_TIMEOUT)
+        answer = await self._call(channel, "GET", f"/api/v1/tasks/{quote(task_id, safe='')}", None, API_SECONDS)
         if not isinstance(answer, dict):
-            raise upstream_failed("DashScope answered with an unexpected task body.")
-        return convert.to_state(answer)
+            raise failures.bad_answer(errors.WHO, "an unexpected task body")
+        with failures.reading(errors.WHO):
+            return convert.to_state(answer)
 
     async def cancel(self, channel: Channel, task_id: str) -> None:
         """DashScope cancels a task it still has PENDING; a running one finishes (and is
         refused here with an error the caller logs)."""
-        await self._call(channel, "POST", f"/api/v1/tasks/{quote(task_id, safe='')}/cancel", None, API_TIMEOUT)
+        await self._call(channel, "POST", f"/api/v1/tasks/{quote(task_id, safe='')}/cancel", None, API_SECONDS)
 
     async def probe(self, channel: Channel) -> None:
         """A query of a task DashScope does not have: free, answered UNKNOWN only to an accepted key."""
-        await self._call(channel, "GET", f"/api/v1/tasks/{PROBE_TASK}", None, API_TIMEOUT)
+        await self._call(channel, "GET", f"/api/v1/tasks/{PROBE_TASK}", None, API_SECONDS)
 
     async def download(self, channel: Channel, task_id: str, state: TaskState,
                        variant: str) -> AsyncIterator[bytes]:
@@ -95,21 +99,22 @@ class WanVideo:
             raise errors.network_error(exc) from None
 
     async def _call(self, channel: Channel, method: str, path: str, body: dict | None,
-                    timeout: aiohttp.ClientTimeout, endpoint: bool = False) -> object:
+                    seconds: float, endpoint: bool = False) -> object:
         headers = {"Authorization": f"Bearer {channel.key}", "Accept": "application/json"}
         if method == "POST":
             headers["Content-Type"] = "application/json"
         if endpoint:
             headers["X-DashScope-Async"] = "enable"  # video synthesis is asynchronous only
         try:
-            async with self._http.request(method, _api_root(channel) + path, timeout=timeout, headers=headers,
+            async with self._http.request(method, _api_root(channel) + path, headers=headers,
+                                          timeout=client_timeout(channel, seconds),
                                           data=json_body(body) if body is not None else None) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, raw, channel, endpoint)
+                    raise errors.from_response(resp.status, raw, channel, endpoint, resp.headers)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise errors.network_error(exc) from None
         try:
             return orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            raise upstream_failed("DashScope answered with something that is not JSON.") from None
+            raise failures.bad_answer(errors.WHO) from None
