@@ -21,6 +21,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
+from tests.fakes.faults import Faults
 from tests.fakes.threaded_server import ThreadedServer
 
 
@@ -113,6 +114,7 @@ class FakeKling:
         self.video_url_for: Callable[[str], str] | None = None
         self.cdn_redirect: str | None = None     # the CDN answers 302 to this URL instead
         self._ids = itertools.count(867283741759111202)
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self.port = 0
         self._server = ThreadedServer(self._app)
 
@@ -123,7 +125,7 @@ class FakeKling:
         return self
 
     def _app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[self.faults.middleware])
         for endpoint in FIELDS:
             app.router.add_post(f"/v1/videos/{endpoint}", self._create)
             app.router.add_get(f"/v1/videos/{endpoint}/{{task_id}}", self._query)
