@@ -30,14 +30,15 @@ from tests.reflection_client import Reflected, auth
 # fixtures come along, and `started` below names the provider.
 from tests.test_video_providers_e2e import (  # noqa: F401
     ASK, PROMPT, call, call_json, documented_flow, gw, key, provider, sdk, slow_gw, task_ids, wait_until_done,
-    test_channel_with_a_wrong_key_fails_the_submission_at_once, test_content_before_completion_is_409,
+    test_channel_with_a_wrong_key_is_a_502_and_leaves_no_task, test_content_before_completion_is_409,
     test_documented_client_flow_downloads_the_providers_exact_video,
     test_image_on_a_model_that_cannot_take_it_is_400_before_sending,
     test_moderation_during_generation_is_moderation_blocked_never_completed,
     test_openai_sdk_create_and_poll_then_download, test_provider_blocks_the_submission_for_moderation,
     test_provider_failure_midway_fails_the_task_with_its_reason, test_provider_rejects_bad_parameters_at_submit,
     test_provider_that_never_finishes_is_failed_with_timeout, test_rate_limited_polls_do_not_fail_the_task,
-    test_rate_limited_submission_is_kept_and_sent_again, test_unknown_metadata_key_is_400_before_sending)
+    test_rate_limited_submission_is_sent_again_before_the_create_answers,
+    test_unknown_metadata_key_is_400_before_sending)
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")]
@@ -403,8 +404,8 @@ class HailuoCase:
     def rate_limit_submit(self) -> None:
         self.fake.submit_answers.append((1002, "rate limit exceeded(RPM)"))
 
-    def submitted(self) -> None:
-        pass
+    def submit_calls(self) -> int:
+        return len(self.submissions())
 
     def reject_at_submit_for_moderation(self) -> str:
         self.fake.submit_answers.append(SENSITIVE_INPUT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -338,6 +339,35 @@ def test_a_client_that_leaves_before_any_channel_accepted_leaves_no_task_and_no_
     assert attempts(gw, row["id"]) == [(pair.primary, 499)]
     assert second.faults.hits(CREATES) == 0  # the attempt was not carried on elsewhere
     assert listed(gw, key) == [] and money(gw, name) == (0, 0)
+
+
+def test_a_client_that_leaves_after_a_channel_accepted_still_has_its_task_listed_polled_and_billed(
+        gw, first, second):
+    pair = openai_pair(gw, first, second)
+    first.faults.add(CREATES, Fault.delay(0.5 * FIRST_BYTE))  # time to hold the database meanwhile
+    name, key = token(gw)
+    prompt = unique("a kept task")
+    holder = sqlite3.connect(gw.db_path, timeout=10)
+    try:
+        with grpc.insecure_channel(gw.grpc_target) as channel:
+            call = videos_pb2_grpc.VideosStub(channel).CreateVideo.future(
+                videos_pb2.CreateVideoRequest(model=pair.model, prompt=prompt, **ASK),
+                metadata=(("authorization", f"Bearer {key}"),), timeout=30)
+            gw.wait_for(lambda: first.faults.hits(CREATES) == 1, "the create to reach the upstream")
+            holder.execute("BEGIN IMMEDIATE")  # st-ai cannot record the acceptance until it ends
+            gw.wait_for(lambda: sent_prompts(first) == [prompt], "the upstream to accept the task")
+            time.sleep(0.3)  # st-ai has the answer and waits for the database
+            assert call.cancel(), "the create was answered while the database was held"
+    finally:
+        holder.rollback()
+        holder.close()
+    gw.wait_for(lambda: len(listed(gw, key)) == 1, "the accepted task to be listed")
+    (video,) = listed(gw, key)
+    assert wait_final(gw, key, video["id"])["status"] == "completed"
+    assert sent_prompts(first) == [prompt] and second.faults.hits(CREATES) == 0
+    (row,) = ledger(gw, name)
+    assert (row["status"], row["cost"], row["channel_id"]) == (200, COST, pair.primary)
+    assert money(gw, name) == (0, COST)
 
 
 # -- another provider type -------------------------------------------------------------------
