@@ -29,7 +29,8 @@ from tests.reflection_client import Reflected, auth
 # The shared end-to-end scenarios, collected here and run against the fake MiniMax; their
 # fixtures come along, and `started` below names the provider.
 from tests.test_video_providers_e2e import (  # noqa: F401
-    ASK, PROMPT, call, call_json, documented_flow, gw, key, provider, sdk, slow_gw, task_ids, wait_until_done,
+    ASK, PROMPT, assert_openai_error, call, call_json, documented_flow, gw, key, provider, sdk, slow_gw, task_ids,
+    wait_until_done,
     test_channel_with_a_wrong_key_is_a_502_and_leaves_no_task, test_content_before_completion_is_409,
     test_documented_client_flow_downloads_the_providers_exact_video,
     test_image_on_a_model_that_cannot_take_it_is_400_before_sending,
@@ -454,26 +455,25 @@ def test_openai_sdk_image_to_video_with_an_uploaded_frame(gw, key, provider, tmp
 
 
 @pytest.mark.parametrize("code, words", [(1008, "insufficient balance"), (2049, "invalid api key")])
-def test_the_channels_account_or_key_refused_fails_the_task_never_a_401(gw, key, provider, code, words):
+def test_the_channels_account_or_key_refused_is_a_502_never_a_401_and_leaves_no_task(gw, key, provider, code,
+                                                                                    words):
     provider.fake.submit_answers.append((code, words))
-    status, created = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
-    assert status == 200 and created["status"] == "queued", created
-    _, video = wait_until_done(gw, key, created["id"], deadline=5.0)
-    assert video["status"] == "failed" and video["error"]["code"] == "upstream_error", video
+    before = task_ids(gw, key)
+    status, answer = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
+    error = assert_openai_error(status, answer, 502)
+    assert error["code"] == "upstream_error", error
     assert len(provider.submissions()) == 1
     time.sleep(0.6)
     assert len(provider.submissions()) == 1  # not sent again
-    status, again = call_json(gw, key, "GET", f"/v1/videos/{created['id']}")
-    assert status == 200 and again["status"] == "failed"
+    assert task_ids(gw, key).keys() == before.keys()
 
 
-def test_bad_parameter_at_submit_fails_the_task_with_minimaxs_reason(gw, key, provider):
+def test_bad_parameter_at_submit_is_the_creates_400_with_minimaxs_reason(gw, key, provider):
     provider.fake.submit_answers.append((2013, "invalid params, prompt contains unsupported characters"))
-    status, created = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
-    assert status == 200, created
-    _, video = wait_until_done(gw, key, created["id"], deadline=5.0)
-    assert video["status"] == "failed" and video["error"]["code"] == "invalid_request", video
-    assert "unsupported characters" in video["error"]["message"]
+    status, answer = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
+    error = assert_openai_error(status, answer, 400)
+    assert error["code"] == "invalid_request" and "unsupported characters" in error["message"], error
+    assert len(provider.submissions()) == 1
 
 
 # -- over gRPC by reflection ---------------------------------------------------------------
