@@ -13,7 +13,6 @@ from typing import Awaitable, Callable, Sequence
 from server.errors import GatewayError
 from server.providers.interface import Prepared, VideoInputCheck, VideoProvider, VideoRemixer, VideoRequest
 from server.store.channels import Channel
-from server.store.quota import Attempt
 
 
 @dataclass(frozen=True)
@@ -82,14 +81,3 @@ def remixing(channel: Channel, provider: VideoRemixer, upstream_model: str, upst
     """A remix goes to the channel holding the source video, the only one that has it."""
     return Submission([Offer(channel, upstream_model, asked, request,
                              lambda: provider.remix(channel, upstream_id, prompt))])
-
-
-def with_attempts(request: dict, attempts: Sequence[Attempt]) -> dict:
-    """The stored request with the create's upstream attempts, which the task's ledger row
-    carries once it ends (server/store/video_money.py)."""
-    return {**request, "attempts": [[a.channel_id, a.upstream_model, a.status, a.error_code, a.latency_ms]
-                                    for a in attempts]}
-
-
-def stored_attempts(request: dict) -> tuple[Attempt, ...]:
-    return tuple(Attempt(*entry) for entry in request.get("attempts") or ())

@@ -351,7 +351,7 @@ class VideoTasks:
         offer = submission.offer(won.channel)
         call_record.note_channel(won.channel.name)
         changes = dict(channel_id=won.channel.id, upstream_model=offer.upstream_model, upstream_id=won.value,
-                       asked=offer.asked, request=video_submission.with_attempts(offer.request, ticket.attempts),
+                       asked=offer.asked, request=video_money.with_attempts(offer.request, ticket.attempts),
                        charge=self.billing.cost(ticket, task.model, offer.asked),
                        next_poll_at=time.time() + self.config.poll_interval)
         # accepted upstream: whatever happens to the client now, the task is kept (and billed)

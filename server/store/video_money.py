@@ -43,7 +43,15 @@ def _one(conn: sqlite3.Connection, sql: str, params: list) -> VideoTask | None:
     return found[0] if found else None
 
 
-def _book(conn: sqlite3.Connection, task: VideoTask, booking: Booking, attempts: Sequence[Attempt] | None = None) -> None:
+def with_attempts(request: dict, attempts: Sequence[Attempt]) -> dict:
+    """A task's stored request with its create's upstream attempts, which the task's ledger
+    row carries once it ends."""
+    return {**request, "attempts": [[a.channel_id, a.upstream_model, a.status, a.error_code, a.latency_ms]
+                                    for a in attempts]}
+
+
+def _book(conn: sqlite3.Connection, task: VideoTask, booking: Booking,
+          attempts: Sequence[Attempt] | None = None) -> None:
     """`attempts`: the create's, when they are not (yet) stored with the task."""
     conn.execute("DELETE FROM reservations WHERE video_id = ?", [task.id])
     if attempts is None:
@@ -96,7 +104,8 @@ def accept(db: sqlite_utils.Database, task_id: str, changes: dict) -> VideoTask 
         return _one(db.conn, "SELECT * FROM videos WHERE id = ?", [task_id])
 
 
-def drop(db: sqlite_utils.Database, task_id: str, booking: Booking, attempts: Sequence[Attempt] | None = None) -> bool:
+def drop(db: sqlite_utils.Database, task_id: str, booking: Booking,
+         attempts: Sequence[Attempt] | None = None) -> bool:
     """A task no channel accepted goes (its client never saw it), its reservation is
     released and its create booked at zero, on the channel it tried last."""
     with quota_store.write(db) as conn:
