@@ -544,6 +544,32 @@ def test_a_task_whose_process_died_while_submitting_it_is_dropped_unbilled_and_f
     assert status == 200 and again["id"] != orphan, again
 
 
+def test_a_task_an_earlier_release_left_unsubmitted_fails_unbilled_and_is_never_sent(gw, upstream):
+    """Earlier releases answered a create first and submitted it later; a task they left
+    unsubmitted is no longer sent (no one waits on it now): it fails `not_submitted`,
+    refunded."""
+    model = priced_model(gw, upstream)
+    name, key = quota_token(gw)
+
+    def left_by_an_earlier_release(db) -> str:
+        token = token_store.get(db, name)
+        channel_id = next(r["id"] for r in db.query("SELECT id, models FROM channels") if model in r["models"])
+        now = time.time()
+        task = VideoTask(id=video_store.new_id(), token_id=token.id, model=model, channel_id=channel_id,
+                         upstream_model="sora-2", request={"model": "sora-2", "prompt": unique("old")},
+                         asked={"duration": 4.0, "width": 1280, "height": 720}, created_at=int(now),
+                         updated_at=int(now), confirmed=1, next_poll_at=now, charge=COST, request_id=unique("req"))
+        task.reservation_id = quota_store.reserve(db, token.id, COST, "earlier-release")
+        assert video_money.insert(db, task, task.reservation_id, 0) is None
+        return task.id
+
+    old = db_do(gw.db_path, left_by_an_earlier_release)
+    final = wait_final(gw, key, old, timeout=10)
+    assert final["status"] == "failed" and final["error"]["code"] == "not_submitted", final
+    assert submissions(upstream, [final["prompt"]]) == []
+    assert_settled_once(gw, name, billed=0)
+
+
 def test_a_video_of_a_model_without_a_price_is_403_under_unpriced_deny(tmp_path, upstream):
     path = str(tmp_path / "st-ai.db")
     open_db(path).close()
