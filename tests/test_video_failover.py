@@ -370,6 +370,27 @@ def test_a_client_that_leaves_after_a_channel_accepted_still_has_its_task_listed
     assert money(gw, name) == (0, COST)
 
 
+def test_a_remix_the_source_channel_fails_once_is_tried_there_again_and_answers_queued(gw, first, second):
+    pair = openai_pair(gw, first, second)
+    name, key = token(gw)
+    status, source = create(gw, "rest", key, pair.model, unique("a source"))
+    assert status == 200 and wait_final(gw, key, source["id"])["status"] == "completed", source
+    channel, upstream_id = db_do(gw, lambda db: db.execute(
+        "SELECT channel_id, upstream_id FROM videos WHERE id = ?", [source["id"]]).fetchone())
+    assert channel == pair.primary
+    remixes = f"/v1/videos/{upstream_id}/remix"
+    first.faults.add(remixes, Fault.error(503))
+
+    status, remix = rest(gw, "POST", f"/v1/videos/{source['id']}/remix", key, {"prompt": "now at night"})
+
+    assert status == 200 and remix["status"] == "queued", remix
+    assert first.faults.hits(remixes) == 2  # the only channel with the source, tried again
+    assert wait_final(gw, key, remix["id"])["status"] == "completed"
+    remix_row = ledger(gw, name)[-1]
+    assert (remix_row["status"], remix_row["cost"]) == (200, COST)
+    assert attempts(gw, remix_row["id"]) == [(pair.primary, 502), (pair.primary, 200)]
+
+
 # -- another provider type -------------------------------------------------------------------
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
