@@ -101,11 +101,11 @@ async def open_core(config: Config, public_url: str,
     admission = Admission(worker, settlements, owner, catalog, deny_unpriced=config.unpriced == "deny")
     video_billing = VideoBilling(worker, admission)
     callbacks = CallbackRules(UrlGuard(resolver), config.webhooks.allow_callback_hosts)
-    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing, callbacks)
     webhooks = WebhookSender(worker, http, callbacks, config.webhooks, owner, owner_alive)
     poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, video_billing, thumbnail_from_mp4)
     await release_stale_reservations(worker, owner, config.resilience.timeouts.total)
     attempts = AttemptLoop(config.resilience)
+    videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing, callbacks, attempts)
     core = Core(catalog, ChatRelay(catalog, registry, admission, attempts),
                 ImageRelay(catalog, registry, admission, attempts), videos, assets, worker,
                 admin=AdminAuth(config.admin_key))

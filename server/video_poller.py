@@ -1,5 +1,5 @@
-"""Moves video tasks forward in the background: submits what is not yet upstream,
-polls the rest with backoff (many at once, a few per channel), downloads finished
+"""Moves video tasks forward in the background (each on the channel that accepted it when
+it was created, server/video_tasks.py): polls them with backoff (many at once, a few per channel), downloads finished
 videos into the asset store, and finalises each task exactly once, even with several
 processes on one database. After a restart or a crash it picks up where it was."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ from server.store.db import DbWorker
 from server.store.videos import VideoTask
 from server.url_guard import Refused
 from server.video_probe import InvalidVideo, probe_video
-from server.video_tasks import VideoConfig, submission
+from server.video_tasks import VideoConfig
 
 log = logging.getLogger("st_ai.videos")
 CLAIM_BATCH = 64
@@ -70,7 +70,8 @@ class VideoPoller:
                          what="video", housekeeping=self._sweep)
 
     async def _sweep(self) -> None:
-        """Free leases of crashed local processes; remove content past its retention."""
+        """Free leases of crashed local processes; drop tasks a stopped process was
+        submitting; remove content past its retention."""
         try:
             owners = await self.worker.run(store.lease_owners)
             dead = [o for o in owners if o != self.owner and not owner_alive(o)]
@@ -78,9 +79,10 @@ class VideoPoller:
                 freed = await self.worker.run(store.free_dead_leases, dead)
                 log.info("resuming %d video tasks left by stopped processes", freed)
             for task_id in await self.worker.run(video_money.unconfirmed_past, time.time()):
-                if await self.billing.give_up(task_id):  # no answer can confirm it any more
-                    log.info("video %s: its process stopped before confirming it; failed, never submitted",
-                             task_id)
+                # its create never answered: the task goes, refunded (had the provider
+                # accepted it just before the stop, its id was never learnt)
+                if await self.billing.interrupted(task_id):
+                    log.info("video %s: its process stopped while submitting it; dropped, refunded", task_id)
             for task in await self.worker.run(store.expired_assets, int(time.time())):
                 await self.assets.remove(task.asset_path, task.thumbnail_path)
                 await self.worker.run(store.clear_asset, task.id)
@@ -156,8 +158,10 @@ class VideoPoller:
         if provider is None:
             await self._fail(task, "channel_unavailable", "The channel this video was sent to no longer exists.")
             return {}
-        if not task.upstream_id:
-            return {"upstream_id": await submission(provider, channel, task), "failures": 0}
+        if not task.upstream_id:  # left by an earlier release, which submitted tasks after answering
+            await self._fail(task, "not_submitted", "st-ai stopped before it could submit this video; nothing was "
+                             "charged. Please create it again.")
+            return {}
         state = await provider.poll(channel, task.upstream_id)
         if state.status == "failed":
             # what the provider reported is shown to the client: known codes only, scrubbed words

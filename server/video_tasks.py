@@ -1,5 +1,7 @@
-"""Asynchronous video tasks, transport-free: submit, read, list, delete, remix and the
-finished content. The background poller (video_poller.py) moves tasks forward."""
+"""Asynchronous video tasks, transport-free: create, read, list, delete, remix and the
+finished content. A create (or remix) answers once a channel accepted the task, tried
+through the one attempt loop (video_submission.py); the background poller
+(video_poller.py) then moves the task forward on that channel."""
 from __future__ import annotations
 
 import asyncio
@@ -12,32 +14,33 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import AsyncIterator, Awaitable, Callable
 
 import orjson
 
-from server import byte_ranges, call_record, routing, upstream_errors
+from server import byte_ranges, call_record, routing, upstream_errors, video_submission
 from server.assets import AssetStore
 from server.billing.admission import Ticket, failure_status
 from server.billing.video_billing import VideoBilling
 from server.callback_urls import CallbackRules
 from server.catalog import Catalog
+from server.core.attempts import AttemptLoop
 from server.errors import GatewayError, invalid_request
-from server.providers.interface import VideoCanceller, VideoInputCheck, VideoRemixer, VideoRequest
+from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
 from server.providers.registry import Registry
 from server.store import video_money, webhook_events
 from server.store import videos as store
 from server.store.db import DbWorker
-from server.store.channels import Channel
 from server.store.tokens import Token
 from server.store.videos import VideoTask
+from server.video_submission import Submission
 
 MAX_LIST = 100
 KEY_RETENTION = 24 * 3600.0  # how long an Idempotency-Key names its task
-REPLAY_WAIT = 5.0  # how long a repeated key waits for its first request's answer to go out
+REPLAY_WAIT = 5.0  # how long a repeated key waits for another process's request to be submitted
 REPLAY_POLL = 0.02
-DRAIN_GRACE = 5.0  # seconds a shutdown waits for submissions after answers
+DRAIN_GRACE = 5.0  # seconds a shutdown waits for creates whose client left to be recorded
 log = logging.getLogger("st_ai.videos")
 
 
@@ -48,7 +51,7 @@ class VideoConfig:
     retention: float = 7 * 86400.0    # how long finished content is kept
     per_channel: int = 4              # concurrent upstream calls per channel
     lease: float = 120.0              # how long a process may hold a task it is working on
-    submit_timeout: float = 60.0      # shorter than the lease, so no one else submits meanwhile
+    submit_timeout: float = 60.0      # a create's deadline for a channel to accept its task
     max_video_bytes: int = 2 * 1024**3  # a provider's video larger than this fails its task
     download_timeout: float = 1800.0    # seconds for a whole download from a provider's URL
 
@@ -94,23 +97,6 @@ def serialise_request(request: VideoRequest) -> dict:
     if request.image_bytes is not None:
         data["image_bytes"] = base64.b64encode(request.image_bytes).decode()
     return data
-
-
-def restore_request(data: dict) -> VideoRequest:
-    data = dict(data)
-    data.pop("remix_of", None)
-    if data.get("image_bytes"):
-        data["image_bytes"] = base64.b64decode(data["image_bytes"])
-    return VideoRequest(**data)
-
-
-def submission(provider, channel: Channel, task: VideoTask) -> Awaitable[str]:
-    """Send a stored task upstream (a create, or a remix of the provider's video); the
-    provider's id for it."""
-    remix_of = task.request.get("remix_of")
-    if remix_of and isinstance(provider, VideoRemixer):
-        return provider.remix(channel, remix_of, task.request["prompt"])
-    return provider.submit(channel, provider.prepare(channel, restore_request(task.request)))
 
 
 def _number(body: dict, key: str) -> float | None:
@@ -169,14 +155,6 @@ def _normalise(body: dict) -> VideoRequest:
                         width=width, height=height, fps=fps, seed=body.get("seed"), metadata=metadata)
 
 
-@dataclass(frozen=True)
-class Created:
-    """A create's answer. `task_id` is set when the task is new: it is submitted upstream
-    only once the transport confirms the answer went out (`VideoTasks.answered`)."""
-    video: dict
-    task_id: str | None
-
-
 def request_digest(kind: str, body: dict) -> str:
     """What an Idempotency-Key is bound to: the endpoint and the request, as the client sent it."""
     return hashlib.sha256(orjson.dumps([kind, body], option=orjson.OPT_SORT_KEYS, default=_bytes)).hexdigest()
@@ -201,61 +179,72 @@ def key_in_use() -> GatewayError:
 class VideoTasks:
     def __init__(self, catalog: Catalog, registry: Registry, worker: DbWorker, assets: AssetStore,
                  config: VideoConfig, owner: str, billing: VideoBilling,
-                 callbacks: CallbackRules | None = None) -> None:
+                 callbacks: CallbackRules | None = None, attempts: AttemptLoop | None = None) -> None:
         self.catalog, self.registry, self.worker, self.assets = catalog, registry, worker, assets
         self.config, self.owner, self.billing = config, owner, billing
         self.callbacks = callbacks  # server/callback_urls.py: which callback_url a create may name
-        self._after: set[asyncio.Task] = set()  # confirmations and submissions after an answer
+        self.attempts = attempts or AttemptLoop()  # the one loop the chat and image relays use too
+        self._after: set[asyncio.Task] = set()  # what a create whose client left still finishes
         self._keys: dict[tuple[int, str], list] = {}  # (token, Idempotency-Key) -> [lock, users]
 
     async def _owned(self, token: Token, video_id: str) -> VideoTask:
         if not store.looks_like_id(video_id):
             raise not_found(video_id)
         task = await self.worker.run(store.get, video_id)
-        # another token's task answers exactly like one that does not exist
-        if task is None or task.token_id != token.id or task.deleted:
+        # another token's task answers exactly like one that does not exist; so does one
+        # still being submitted (its create has not answered)
+        if task is None or task.token_id != token.id or task.deleted or not task.confirmed:
             raise not_found(video_id)
         call_record.note_model(task.model)
         return task
 
-    async def create(self, token: Token, body: dict, key: str | None = None) -> Created:
+    async def create(self, token: Token, body: dict, key: str | None = None, timeout: float | None = None) -> dict:
+        """The new task once a channel accepted it (`timeout`: the client's own deadline)."""
         # a create refused (bad body, unknown model, quota...) is booked by the request context
         async with self.billing.request(token, body.get("model")) as ticket:
-            return await self._create(ticket, body, key)
+            return await self._create(ticket, body, key, self._deadline(timeout))
 
-    async def _create(self, ticket: Ticket, body: dict, key: str | None) -> Created:
+    def _deadline(self, timeout: float | None) -> float:
+        """A submission's deadline, shared by its attempts: the video submit timeout, or
+        the client's own when shorter."""
+        limit = self.config.submit_timeout
+        return self.attempts.clock() + (limit if timeout is None else min(timeout, limit))
+
+    async def _create(self, ticket: Ticket, body: dict, key: str | None, deadline: float) -> dict:
         token = ticket.token
         request = _normalise(body)
         callback_url = await self._callback_url(token, body.get("callback_url"))
         model = request.model or routing.default_model(self.catalog.snapshot, token,
                                                        self.registry.video_types, "video")
-        channel = routing.candidates(self.catalog.snapshot, token, model, self.registry.video_types)[0]
-        provider = self.registry.video[channel.type]
-        request = replace(request, model=channel.upstream_model(model))
-        prepared = provider.prepare(channel, request)  # a 400 here: nothing was sent
-        if isinstance(provider, VideoInputCheck):
-            await provider.check_inputs(channel, prepared)
-        call_record.note_channel(channel.name)
+        channels = routing.candidates(self.catalog.snapshot, token, model, self.registry.video_types)
+        submission = video_submission.creating(channels, self.registry.video, request, model, serialise_request)
+        await video_submission.check_inputs(self.registry.video, submission)  # a 400 here: nothing was sent
         digest = request_digest("create", body)
+        first = submission.offers[0]
 
         def task(now: float) -> VideoTask:
-            return VideoTask(id=store.new_id(), token_id=token.id, model=model, channel_id=channel.id,
-                             upstream_model=request.model, request=serialise_request(request),
-                             asked=prepared.asked, created_at=int(now), updated_at=int(now), confirmed=0,
+            return VideoTask(id=store.new_id(), token_id=token.id, model=model, channel_id=first.channel.id,
+                             upstream_model=first.upstream_model, request=first.request, asked=first.asked,
+                             created_at=int(now), updated_at=int(now), confirmed=0,
                              idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
-        return await self._new_or_replay(ticket, key, digest, model, prepared.asked, task)
+        return await self._new_or_replay(ticket, key, digest, model, submission, task, body, deadline)
 
-    async def _new_or_replay(self, ticket: Ticket, key: str | None, digest: str, model: str, asked: dict,
-                             task: Callable[[float], VideoTask]) -> Created:
-        """The task an earlier request with this Idempotency-Key made, or a new one, admitted
-        and stored. Creates with one key wait for each other here, so the repeats of a
-        request sent at once reserve nothing (and are never refused for quota) while the
-        first is being stored; they then answer with its task."""
+    async def _new_or_replay(self, ticket: Ticket, key: str | None, digest: str, model: str,
+                             submission: Submission, task: Callable[[float], VideoTask], body: dict,
+                             deadline: float) -> dict:
+        """The task an earlier request with this Idempotency-Key made, or a new one: admitted,
+        stored as being submitted, then sent upstream. Creates with one key wait for each
+        other here, so the repeats of a request sent at once reserve nothing (and are never
+        refused for quota) and send nothing while the first is being submitted; they then
+        answer with its task, or try again themselves when no channel accepted it."""
         async with self._one_at_a_time(ticket.token.id, key):
             if key and (replay := await self._replay(ticket.token, key, digest)) is not None:
                 return replay
-            await self.billing.admit(ticket, model, asked)
-            return await self._store(ticket.token, task(time.time()), ticket, key, digest)
+            await self.billing.admit(ticket, model, [offer.asked for offer in submission.offers])
+            stored = await self._store(ticket.token, task(time.time()), ticket, key, digest)
+            if isinstance(stored, dict):  # another process's request with the key stored its task first
+                return stored
+            return await self._submit(ticket, stored, submission, body, deadline)
 
     @contextlib.asynccontextmanager
     async def _one_at_a_time(self, token_id: int, key: str | None) -> AsyncIterator[None]:
@@ -286,9 +275,10 @@ class VideoTasks:
                                   "--rotate-webhook-secret).", param="callback_url", code="webhook_secret_missing")
         return url
 
-    async def _replay(self, token: Token, key: str, digest: str) -> Created | None:
-        """The task an earlier request with this Idempotency-Key made, once its answer went
-        out; None when the key is new (or was forgotten, or its request never answered)."""
+    async def _replay(self, token: Token, key: str, digest: str) -> dict | None:
+        """The task an earlier request with this Idempotency-Key made, once a channel
+        accepted it; None when the key is new (or was forgotten, or no channel accepted
+        its request)."""
         deadline = time.monotonic() + REPLAY_WAIT
         while True:
             held = await self.worker.run(video_money.by_key, token.id, key, time.time() - KEY_RETENTION)
@@ -299,17 +289,22 @@ class VideoTasks:
                 raise key_reused()
             if held.confirmed:
                 call_record.note_model(held.model)
-                return Created(view(held), None)
-            if time.monotonic() > deadline:  # its first request is still being answered
+                return view(held)
+            if time.monotonic() > deadline:  # another process is still submitting it
                 call_record.note_error("idempotency_key_in_use", 409)
                 raise key_in_use()
             await asyncio.sleep(REPLAY_POLL)
 
-    async def _store(self, token: Token, task: VideoTask, ticket, key: str | None, digest: str) -> Created:
-        """Insert the unconfirmed task with its reservation. The task is leased to this
-        process, so no poller touches it before its answer is confirmed."""
+    async def _store(self, token: Token, task: VideoTask, ticket: Ticket, key: str | None,
+                     digest: str) -> VideoTask | dict:
+        """Insert the task, not yet accepted by any channel (`confirmed` 0: invisible to its
+        client and to pollers), with its reservation. Written before anything is sent, so
+        its Idempotency-Key holds while it is submitted and a crash leaves a row the sweep
+        drops (and refunds). A concurrent request with the same key that stored its task
+        first: the answer is that task."""
         now = time.time()
-        task.lease_owner, task.lease_until, task.next_poll_at = self.owner, now + self.config.lease, now
+        # held for the whole submission, and then some: a live process is never swept
+        task.lease_owner, task.lease_until = self.owner, now + self.config.submit_timeout + self.config.lease
         self.billing.stamp(task, ticket)
         inserting = asyncio.ensure_future(self.billing.insert(task, now - KEY_RETENTION))
         try:
@@ -321,89 +316,83 @@ class VideoTasks:
         except BaseException as exc:
             self.billing.abandon(ticket, *failure_status(exc))
             raise
-        self.billing.handed_over(ticket)
         if holder is None:
-            return Created(view(task), task.id)
-        # a concurrent request with the same key stored its task first: answer with it
+            return task
+        self.billing.handed_over(ticket)  # its reservation was released with the holder found
         replay = await self._replay(token, key, digest) if key else None
         if replay is None:
             raise key_in_use()
         return replay
 
-    async def _drop_inserted(self, inserting: asyncio.Future, task_id: str, ticket) -> None:
+    async def _drop_inserted(self, inserting: asyncio.Future, task_id: str, ticket: Ticket) -> None:
         if inserting.cancelled() or inserting.exception() is not None:
             self.billing.abandon(ticket, 499, "client_closed")
             return
         self.billing.handed_over(ticket)  # to the task, or released with the key's holder found
         if inserting.result() is None:
-            await self.billing.drop(task_id)
+            await self.billing.discard(task_id, 499, "client_closed", ticket.attempts)
 
-    def answered(self, task_id: str, went_out: bool) -> None:
-        """The transport's word on a new task's answer: sent (submit the task upstream) or
-        not (drop it, never submitted, never billed). Called once per new task."""
-        self._later(self._confirmed(task_id) if went_out else self.billing.drop(task_id))
+    async def _submit(self, ticket: Ticket, task: VideoTask, submission: Submission, body: dict,
+                      deadline: float) -> dict:
+        """Send the stored task upstream through the attempt loop; the task as its client
+        sees it once a channel accepted it. When none did (or the client left first), the
+        task goes, never seen, its create booked at zero with its attempts."""
+        try:
+            won = await self.attempts.first(ticket, submission.channels, task.model, submission.call, deadline,
+                                            request=body)
+        except BaseException as exc:
+            self.billing.handed_over(ticket)  # booked with the task it made
+            discarding = self.billing.discard(task.id, *failure_status(exc), ticket.attempts)
+            if isinstance(exc, asyncio.CancelledError):
+                self._later(discarding)  # the upstream call was cancelled with the client's request
+            else:
+                await discarding
+            raise
+        offer = submission.offer(won.channel)
+        call_record.note_channel(won.channel.name)
+        changes = dict(channel_id=won.channel.id, upstream_model=offer.upstream_model, upstream_id=won.value,
+                       asked=offer.asked, request=video_money.with_attempts(offer.request, ticket.attempts),
+                       charge=self.billing.cost(ticket, task.model, offer.asked),
+                       next_poll_at=time.time() + self.config.poll_interval)
+        # accepted upstream: whatever happens to the client now, the task is kept (and billed)
+        accepting = self._later(self._accept(task.id, ticket, changes))
+        accepted = await asyncio.shield(accepting)
+        return view(accepted)
 
-    def _later(self, work) -> None:
-        job = asyncio.get_running_loop().create_task(work)
+    async def _accept(self, task_id: str, ticket: Ticket, changes: dict) -> VideoTask:
+        try:
+            accepted = await self.billing.accept(task_id, changes)
+        except BaseException:
+            # the task could not be recorded: it goes, refunded (the provider's task is lost)
+            self.billing.handed_over(ticket)
+            await asyncio.shield(self.billing.discard(task_id, 500, "internal_error", ticket.attempts))
+            raise
+        self.billing.handed_over(ticket)
+        if accepted is None:  # deleted by the operator while it was being submitted
+            raise not_found(task_id)
+        return accepted
+
+    def _later(self, work: Awaitable) -> asyncio.Task:
+        """Run `work` to its end even if the request that started it is cancelled."""
+        job = asyncio.ensure_future(work)
         self._after.add(job)
         job.add_done_callback(self._finished_after)
+        return job
 
     def _finished_after(self, job: asyncio.Task) -> None:
         self._after.discard(job)
-        if not job.cancelled() and job.exception() is not None:
-            log.error("video confirmation failed", exc_info=job.exception())
+        if not job.cancelled() and job.exception() is not None and not isinstance(job.exception(), GatewayError):
+            log.error("finishing a video create failed", exc_info=job.exception())
 
     async def drain(self, grace: float = DRAIN_GRACE) -> None:
-        """At shutdown: let confirmations (and the submissions they started) finish for a
-        moment; a submission cut short gives its lease back, so the next poller sends it."""
+        """At shutdown: let what creates whose client left still do (record an accepted
+        task, drop one no channel accepted) finish for a moment."""
         if not self._after:
             return
         _, pending = await asyncio.wait(list(self._after), timeout=grace)
         for job in pending:
             job.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _confirmed(self, task_id: str) -> None:
-        if not await self.worker.run(video_money.confirm, task_id):
-            return  # deleted meanwhile
-        task = await self.worker.run(store.get, task_id)
-        if task is None or not task.open:
-            return
-        channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
-        provider = self.registry.video.get(channel.type) if channel else None
-        if provider is None:  # the poller fails it with channel_unavailable once it is free
-            await self.worker.run(store.release, task.id, self.owner, time.time())
-            return
-        await self._submit(task, lambda: submission(provider, channel, task), channel)
-
-    async def _submit(self, task: VideoTask, start, channel: Channel) -> None:
-        now = time.time()
-        try:
-            upstream_id = await asyncio.wait_for(self._timed(task, start), self.config.submit_timeout)
-        except GatewayError as error:
-            upstream_errors.for_client(error, channel, task.request)  # before it is stored
-            if error.retryable:  # the poller submits again later; the task is kept
-                await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)
-                return
-            await self.billing.fail(task.id, error.http_status, error.code or "upstream_rejected", error.message)
-            await self.worker.run(store.release, task.id, self.owner, now)
-            return
-        except asyncio.TimeoutError:
-            await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval)
-            return
-        except asyncio.CancelledError:
-            await asyncio.shield(self.worker.run(store.release, task.id, self.owner, now))
-            raise
-        await self.worker.run(store.release, task.id, self.owner, now + self.config.poll_interval,
-                              upstream_id=upstream_id)
-
-    async def _timed(self, task: VideoTask, start) -> str:
-        channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
-        began = time.monotonic()
-        try:
-            return await start()
-        finally:
-            call_record.note_attempt(channel.name if channel else str(task.channel_id), time.monotonic() - began)
 
     async def get(self, token: Token, video_id: str) -> dict:
         return view(await self._owned(token, video_id))
@@ -443,11 +432,12 @@ class VideoTasks:
                 upstream_errors.for_client(error, channel, None)
             log.info("video %s: the provider could not cancel it (%s)", task.id, getattr(error, "message", "timeout"))
 
-    async def remix(self, token: Token, video_id: str, body: dict, key: str | None = None) -> Created:
+    async def remix(self, token: Token, video_id: str, body: dict, key: str | None = None,
+                    timeout: float | None = None) -> dict:
         async with self.billing.request(token) as ticket:
-            return await self._remix(ticket, video_id, body, key)
+            return await self._remix(ticket, video_id, body, key, self._deadline(timeout))
 
-    async def _remix(self, ticket: Ticket, video_id: str, body: dict, key: str | None) -> Created:
+    async def _remix(self, ticket: Ticket, video_id: str, body: dict, key: str | None, deadline: float) -> dict:
         token = ticket.token
         source = await self._owned(token, video_id)
         prompt = body.get("prompt")
@@ -463,14 +453,17 @@ class VideoTasks:
                                   code="remix_unsupported")
         call_record.note_channel(channel.name)
         digest = request_digest("remix", {**body, "video_id": source.id})
-        request = dict(source.request, prompt=prompt, remix_of=source.upstream_id)
+        request = {**{k: v for k, v in source.request.items() if k != "attempts"},
+                   "prompt": prompt, "remix_of": source.upstream_id}
+        submission = video_submission.remixing(channel, provider, source.upstream_model, source.upstream_id, prompt,
+                                               source.asked, request)
 
         def task(now: float) -> VideoTask:
             return VideoTask(id=store.new_id(), token_id=token.id, model=source.model, channel_id=source.channel_id,
                              upstream_model=source.upstream_model, request=request, asked=source.asked,
                              created_at=int(now), updated_at=int(now), remixed_from=source.id, confirmed=0,
                              idempotency_key=key, request_hash=digest if key else None, callback_url=callback_url)
-        return await self._new_or_replay(ticket, key, digest, source.model, source.asked, task)
+        return await self._new_or_replay(ticket, key, digest, source.model, submission, task, body, deadline)
 
     async def content(self, token: Token, video_id: str, variant: str | None,
                       asked: byte_ranges.ByteRange) -> tuple[str, byte_ranges.Span, AsyncIterator[bytes]]:

@@ -29,15 +29,17 @@ from tests.reflection_client import Reflected, auth
 # The shared end-to-end scenarios, collected here and run against the fake MiniMax; their
 # fixtures come along, and `started` below names the provider.
 from tests.test_video_providers_e2e import (  # noqa: F401
-    ASK, PROMPT, call, call_json, documented_flow, gw, key, provider, sdk, slow_gw, task_ids, wait_until_done,
-    test_channel_with_a_wrong_key_fails_the_submission_at_once, test_content_before_completion_is_409,
+    ASK, PROMPT, assert_openai_error, call, call_json, documented_flow, gw, key, provider, sdk, slow_gw, task_ids,
+    wait_until_done,
+    test_channel_with_a_wrong_key_is_a_502_and_leaves_no_task, test_content_before_completion_is_409,
     test_documented_client_flow_downloads_the_providers_exact_video,
     test_image_on_a_model_that_cannot_take_it_is_400_before_sending,
     test_moderation_during_generation_is_moderation_blocked_never_completed,
     test_openai_sdk_create_and_poll_then_download, test_provider_blocks_the_submission_for_moderation,
     test_provider_failure_midway_fails_the_task_with_its_reason, test_provider_rejects_bad_parameters_at_submit,
     test_provider_that_never_finishes_is_failed_with_timeout, test_rate_limited_polls_do_not_fail_the_task,
-    test_rate_limited_submission_is_kept_and_sent_again, test_unknown_metadata_key_is_400_before_sending)
+    test_rate_limited_submission_is_sent_again_before_the_create_answers,
+    test_unknown_metadata_key_is_400_before_sending)
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")]
@@ -403,8 +405,8 @@ class HailuoCase:
     def rate_limit_submit(self) -> None:
         self.fake.submit_answers.append((1002, "rate limit exceeded(RPM)"))
 
-    def submitted(self) -> None:
-        pass
+    def submit_calls(self) -> int:
+        return len(self.submissions())
 
     def reject_at_submit_for_moderation(self) -> str:
         self.fake.submit_answers.append(SENSITIVE_INPUT)
@@ -453,26 +455,25 @@ def test_openai_sdk_image_to_video_with_an_uploaded_frame(gw, key, provider, tmp
 
 
 @pytest.mark.parametrize("code, words", [(1008, "insufficient balance"), (2049, "invalid api key")])
-def test_the_channels_account_or_key_refused_fails_the_task_never_a_401(gw, key, provider, code, words):
+def test_the_channels_account_or_key_refused_is_a_502_never_a_401_and_leaves_no_task(gw, key, provider, code,
+                                                                                    words):
     provider.fake.submit_answers.append((code, words))
-    status, created = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
-    assert status == 200 and created["status"] == "queued", created
-    _, video = wait_until_done(gw, key, created["id"], deadline=5.0)
-    assert video["status"] == "failed" and video["error"]["code"] == "upstream_error", video
+    before = task_ids(gw, key)
+    status, answer = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
+    error = assert_openai_error(status, answer, 502)
+    assert error["code"] == "upstream_error", error
     assert len(provider.submissions()) == 1
     time.sleep(0.6)
     assert len(provider.submissions()) == 1  # not sent again
-    status, again = call_json(gw, key, "GET", f"/v1/videos/{created['id']}")
-    assert status == 200 and again["status"] == "failed"
+    assert task_ids(gw, key).keys() == before.keys()
 
 
-def test_bad_parameter_at_submit_fails_the_task_with_minimaxs_reason(gw, key, provider):
+def test_bad_parameter_at_submit_is_the_creates_400_with_minimaxs_reason(gw, key, provider):
     provider.fake.submit_answers.append((2013, "invalid params, prompt contains unsupported characters"))
-    status, created = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
-    assert status == 200, created
-    _, video = wait_until_done(gw, key, created["id"], deadline=5.0)
-    assert video["status"] == "failed" and video["error"]["code"] == "invalid_request", video
-    assert "unsupported characters" in video["error"]["message"]
+    status, answer = call_json(gw, key, "POST", "/v1/videos", {"model": MODEL, **ASK})
+    error = assert_openai_error(status, answer, 400)
+    assert error["code"] == "invalid_request" and "unsupported characters" in error["message"], error
+    assert len(provider.submissions()) == 1
 
 
 # -- over gRPC by reflection ---------------------------------------------------------------

@@ -23,7 +23,8 @@ from tests.fakes.sample_media import sample_png
 from tests.fakes.seedance import TASKS, FakeSeedance
 from tests.reflection_client import Reflected, auth
 from tests.test_cli import run as st_ai
-from tests.test_video_providers_e2e import (POLL, PROMPT, _gateway, assert_moves_forward, assert_openai_error,
+from tests.test_video_providers_e2e import (MAX_ATTEMPTS, POLL, PROMPT, _gateway, assert_moves_forward,
+                                            assert_openai_error,
                                             call, call_json, documented_flow, sdk,
                                             task_ids, wait_until_done)
 from tests.conftest import stop_gateway
@@ -342,44 +343,47 @@ def test_grpc_by_reflection_text_and_image_to_video(gw, key, fake):
 
 # -- failures ----------------------------------------------------------------------------------
 
-def _failed_at_submit(gw, key, fake, body: dict) -> dict:
-    status, created = call_json(gw, key, "POST", "/v1/videos", body)
-    assert status == 200 and created["status"] == "queued", created
-    _, video = wait_until_done(gw, key, created["id"])
-    assert video["status"] == "failed", video
-    time.sleep(3 * POLL)  # a task wrongly kept open would be submitted again by now
-    assert len(submissions(fake)) == 1
-    return video
+def _refused_at_submit(gw, key, fake, body: dict, status: int, calls: range = range(1, 2)) -> dict:
+    """st-ai submits a task before its create answers: Ark's refusal is the create's own
+    answer (after `calls` submissions: one for the request's fault, up to --max-attempts for
+    the channel's), and no task is left to be submitted again."""
+    before = task_ids(gw, key)
+    answered, answer = call_json(gw, key, "POST", "/v1/videos", body)
+    error = assert_openai_error(answered, answer, status)
+    assert len(submissions(fake)) in calls
+    time.sleep(3 * POLL)  # a task wrongly kept would be submitted again by now
+    assert len(submissions(fake)) in calls and task_ids(gw, key).keys() == before.keys()
+    return error
 
 
-def test_ark_refusing_a_parameter_at_submit_fails_the_task_with_its_reason(gw, key, fake):
+def test_ark_refusing_a_parameter_at_submit_is_the_creates_400_with_its_reason(gw, key, fake):
     refusal = "The parameter `resolution` specified in the request is not valid."
     fake.reject_next = (400, {"error": {"code": "InvalidParameter", "param": "resolution", "type": "BadRequest",
                                         "message": refusal}})
-    video = _failed_at_submit(gw, key, fake, {"model": MODEL, **ASK})
-    assert video["error"]["code"] == "invalid_request" and "resolution" in video["error"]["message"], video
+    error = _refused_at_submit(gw, key, fake, {"model": MODEL, **ASK}, 400)
+    assert error["code"] == "invalid_request" and "resolution" in error["message"], error
 
 
-def test_ark_blocking_the_prompt_at_submit_is_a_content_policy_failure(gw, key, fake):
+def test_ark_blocking_the_prompt_at_submit_is_a_content_policy_refusal(gw, key, fake):
     fake.block_at_submit = True
-    video = _failed_at_submit(gw, key, fake, {"model": MODEL, **ASK})
-    assert video["error"]["code"] == "content_policy_violation", video
-    assert "sensitive" in video["error"]["message"]
+    error = _refused_at_submit(gw, key, fake, {"model": MODEL, **ASK}, 400)
+    assert error["code"] == "content_policy_violation", error
+    assert "sensitive" in error["message"]
 
 
-def test_a_model_ark_does_not_have_fails_at_submit_as_the_channels_problem(gw, key, fake):
+def test_a_model_ark_does_not_have_is_refused_at_submit_as_the_channels_problem(gw, key, fake):
     gw.channel("ark-unknown-model", "seedance", ["seedance-9-preview"], base_url=fake.base_url, key=fake.key)
-    video = _failed_at_submit(gw, key, fake, {"model": "seedance-9-preview", **ASK})
-    assert video["error"]["code"] == "upstream_error", video
+    error = _refused_at_submit(gw, key, fake, {"model": "seedance-9-preview", **ASK}, 502, range(1, MAX_ATTEMPTS + 1))
+    assert error["code"] == "upstream_error", error
 
 
 def test_a_rejected_channel_key_is_the_operators_problem_never_a_401(gw, key, fake):
     wrong = "ark-wrong-key-0000"
     gw.channel("ark-wrong-key", "seedance", ["seedance-wrong"], base_url=fake.base_url, key=wrong,
                model_map={"seedance-wrong": MODEL})
-    video = _failed_at_submit(gw, key, fake, {"model": "seedance-wrong", **ASK})
-    assert video["error"]["code"] == "upstream_error", video
-    assert wrong not in json.dumps(video) and fake.base_url not in json.dumps(video)
+    error = _refused_at_submit(gw, key, fake, {"model": "seedance-wrong", **ASK}, 502, range(1, MAX_ATTEMPTS + 1))
+    assert error["code"] == "upstream_error", error
+    assert wrong not in json.dumps(error) and fake.base_url not in json.dumps(error)
 
 
 def test_failure_midway_fails_the_task_with_arks_reason(gw, key, fake, tmp_path):

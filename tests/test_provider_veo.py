@@ -38,7 +38,7 @@ from tests.test_video_providers_e2e import (  # noqa: F401  (fixtures and tests 
     key,
     slow_gw,
     wait_until_done,
-    test_channel_with_a_wrong_key_fails_the_submission_at_once,
+    test_channel_with_a_wrong_key_is_a_502_and_leaves_no_task,
     test_content_before_completion_is_409,
     test_documented_client_flow_downloads_the_providers_exact_video,
     test_image_on_a_model_that_cannot_take_it_is_400_before_sending,
@@ -49,7 +49,7 @@ from tests.test_video_providers_e2e import (  # noqa: F401  (fixtures and tests 
     test_provider_rejects_bad_parameters_at_submit,
     test_provider_that_never_finishes_is_failed_with_timeout,
     test_rate_limited_polls_do_not_fail_the_task,
-    test_rate_limited_submission_is_kept_and_sent_again,
+    test_rate_limited_submission_is_sent_again_before_the_create_answers,
     test_unknown_metadata_key_is_400_before_sending,
 )
 
@@ -576,8 +576,8 @@ class VeoCase:
     def rate_limit_submit(self) -> None:
         self.fake.rate_limit_next = 1
 
-    def submitted(self) -> None:
-        pass
+    def submit_calls(self) -> int:
+        return len(self.submissions())
 
     def reject_at_submit_for_moderation(self) -> str:
         self.fake.inject_next.append((400, "INVALID_ARGUMENT", "The prompt could not be submitted: it violates "

@@ -27,7 +27,7 @@ from tests.reflection_client import Reflected, auth
 # The provider-neutral scenarios, run here against Wan (their fixtures come along).
 from tests.test_video_providers_e2e import (  # noqa: F401
     ASK, PROMPT, assert_moves_forward, call, call_json, gw, key, slow_gw, wait_until_done,
-    test_channel_with_a_wrong_key_fails_the_submission_at_once,
+    test_channel_with_a_wrong_key_is_a_502_and_leaves_no_task,
     test_content_before_completion_is_409,
     test_documented_client_flow_downloads_the_providers_exact_video,
     test_image_on_a_model_that_cannot_take_it_is_400_before_sending,
@@ -38,7 +38,7 @@ from tests.test_video_providers_e2e import (  # noqa: F401
     test_provider_rejects_bad_parameters_at_submit,
     test_provider_that_never_finishes_is_failed_with_timeout,
     test_rate_limited_polls_do_not_fail_the_task,
-    test_rate_limited_submission_is_kept_and_sent_again,
+    test_rate_limited_submission_is_sent_again_before_the_create_answers,
     test_unknown_metadata_key_is_400_before_sending,
 )
 
@@ -371,8 +371,8 @@ class WanCase:
     def rate_limit_submit(self) -> None:
         self.fake.rate_limit(1)
 
-    def submitted(self) -> None:
-        pass
+    def submit_calls(self) -> int:
+        return len(self.submissions())
 
     def reject_at_submit_for_moderation(self) -> str:
         self.fake.inject(400, "DataInspectionFailed", "Input data may contain inappropriate content.")

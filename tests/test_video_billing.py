@@ -2,8 +2,9 @@
 on 127.0.0.1. A create reserves the cost of the seconds it asks upstream; the task settles
 exactly once (completed: billed, with its ledger row; failed, timed out, deleted while
 open: refunded), also with two processes polling one database and with a delete racing a
-completion; a create whose answer never reached its client is never submitted, never billed;
-Idempotency-Key makes a retried create return the same task."""
+completion; a create cut short before a channel accepted its task leaves no task and no
+charge, one cut short after keeps its task; Idempotency-Key makes a retried create return
+the same task."""
 from __future__ import annotations
 
 import http.client
@@ -315,7 +316,7 @@ def test_a_quota_covering_two_videos_gets_two_then_insufficient_quota(gw, upstre
     assert statuses == [200, 200, 429]
 
 
-# -- creates whose answer never reached the client ---------------------------------------
+# -- creates cut short ----------------------------------------------------------------------
 
 def grpc_create(target: str, key: str, model: str, prompt: str, timeout: float,
                 metadata: tuple = ()) -> str | None:
@@ -341,10 +342,22 @@ def grpc_cancel(target: str, key: str, model: str, prompt: str, after: float = 0
         assert call.cancel(), "the create was answered while the database was locked"
 
 
-def test_creates_whose_deadline_passes_before_the_answer_are_never_submitted_nor_billed(gw, upstream):
+def all_listed(gw, key: str) -> list[dict]:
+    videos, after = [], ""
+    while True:
+        page = rest(gw, "GET", f"/v1/videos?limit=100&order=asc{after}", key)[2]
+        videos += page["data"]
+        if not page["has_more"]:
+            return videos
+        after = f"&after={page['last_id']}"
+
+
+def test_creates_whose_deadline_passes_keep_exactly_the_tasks_a_channel_accepted_billed_once(gw, upstream):
     """The issue's probe (0.5-3 ms deadlines), then deadlines from 3 ms to 1 s, so calls
-    end at every point of a create (admission, storing the task, answering, just after):
-    tasks exist, are submitted and are billed only for clients that received their id."""
+    end at every point of a create (admission, storing the task, the upstream call,
+    recording its acceptance, answering): a task exists exactly when the upstream accepted
+    it and st-ai recorded it, whether or not its client got the id; it is billed once;
+    nothing cut short is kept, reserved or submitted later."""
     model = priced_model(gw, upstream)
     name, key = quota_token(gw, quota=None)
     rng = random.Random(200)
@@ -368,14 +381,17 @@ def test_creates_whose_deadline_passes_before_the_answer_are_never_submitted_nor
         for thread in threads[batch:batch + 20]:
             thread.join(30)
     assert received, "no client received an id: the probe proves nothing"
-    for video_id in received.values():
-        assert wait_final(gw, key, video_id)["status"] == "completed"
-    time.sleep(1.5)  # a dropped task would have been submitted by now
+    assert len(received) < len(prompts), "no create was cut short: the probe proves nothing"
+    time.sleep(1.5)  # what the cut-short creates still finish (recording an acceptance) is done
     sent = submissions(upstream, prompts)
-    assert sorted(sent) == sorted(received), "submitted for a client that never got its id"
-    listed = rest(gw, "GET", "/v1/videos?limit=100", key)[2]["data"]
-    assert {v["id"] for v in listed} == set(received.values())
-    assert_settled_once(gw, name, billed=len(received))
+    kept = {v["prompt"]: v["id"] for v in all_listed(gw, key)}
+    assert received.items() <= kept.items(), "a client got the id of a task that was not kept"
+    assert sorted(p for p in sent if p in kept) == sorted(kept), "a kept task was never accepted upstream"
+    for video_id in kept.values():
+        assert wait_final(gw, key, video_id)["status"] == "completed"
+    assert submissions(upstream, prompts) == sent, "a cut-short create was submitted later"
+    assert_settled_once(gw, name, billed=len(kept))
+    assert len([r for r in video_rows(gw, name) if r["status"] == 200]) == len(kept)
 
 
 def test_creates_cancelled_while_waiting_are_never_submitted_nor_billed(gw, upstream):
@@ -490,9 +506,10 @@ def test_remix_is_billed_as_a_new_task_and_honours_its_idempotency_key(gw, upstr
     assert_settled_once(gw, name, billed=2)
 
 
-def test_a_task_whose_process_died_before_confirming_it_fails_unbilled_and_frees_its_key(gw, upstream):
-    """The answer may have gone out just before a kill -9, with the confirmation unwritten:
-    the task is never submitted; it fails `not_submitted`, is refunded, and its key is free."""
+def test_a_task_whose_process_died_while_submitting_it_is_dropped_unbilled_and_frees_its_key(gw, upstream):
+    """A kill -9 between storing a task and a channel's acceptance being recorded: its
+    client never got an answer, so the task (never visible) is dropped, its reservation
+    released, its create booked at zero as `not_submitted`, and its key is free again."""
     model = priced_model(gw, upstream)
     name, key = quota_token(gw)
     ended = subprocess.Popen(["true"])
@@ -516,14 +533,41 @@ def test_a_task_whose_process_died_before_confirming_it_fails_unbilled_and_frees
 
     orphan = db_do(gw.db_path, left_by_a_killed_process)
     assert status_of(gw, name).reserved == COST
-    final = wait_final(gw, key, orphan, timeout=20)  # the poller's housekeeping runs every 5 s
-    assert final["status"] == "failed" and final["error"]["code"] == "not_submitted", final
+    assert rest(gw, "GET", f"/v1/videos/{orphan}", key)[0] == 404  # never answered: never seen
+    assert rest(gw, "GET", "/v1/videos", key)[2]["data"] == []
+    # the poller's housekeeping runs every 5 s
+    wait_until(lambda: db_do(gw.db_path, video_store.get, orphan) is None, "the orphan dropped", timeout=20)
     assert_settled_once(gw, name, billed=0)
     [row] = video_rows(gw, name)
     assert (row["cost"], row["status"], row["error_code"]) == (0, 499, "not_submitted")
-    assert submissions(upstream, [final["prompt"]]) == []
     status, _, again = create(gw, key, model, headers={"Idempotency-Key": retry_key})
     assert status == 200 and again["id"] != orphan, again
+
+
+def test_a_task_an_earlier_release_left_unsubmitted_fails_unbilled_and_is_never_sent(gw, upstream):
+    """Earlier releases answered a create first and submitted it later; a task they left
+    unsubmitted is no longer sent (no one waits on it now): it fails `not_submitted`,
+    refunded."""
+    model = priced_model(gw, upstream)
+    name, key = quota_token(gw)
+
+    def left_by_an_earlier_release(db) -> str:
+        token = token_store.get(db, name)
+        channel_id = next(r["id"] for r in db.query("SELECT id, models FROM channels") if model in r["models"])
+        now = time.time()
+        task = VideoTask(id=video_store.new_id(), token_id=token.id, model=model, channel_id=channel_id,
+                         upstream_model="sora-2", request={"model": "sora-2", "prompt": unique("old")},
+                         asked={"duration": 4.0, "width": 1280, "height": 720}, created_at=int(now),
+                         updated_at=int(now), confirmed=1, next_poll_at=now, charge=COST, request_id=unique("req"))
+        task.reservation_id = quota_store.reserve(db, token.id, COST, "earlier-release")
+        assert video_money.insert(db, task, task.reservation_id, 0) is None
+        return task.id
+
+    old = db_do(gw.db_path, left_by_an_earlier_release)
+    final = wait_final(gw, key, old, timeout=10)
+    assert final["status"] == "failed" and final["error"]["code"] == "not_submitted", final
+    assert submissions(upstream, [final["prompt"]]) == []
+    assert_settled_once(gw, name, billed=0)
 
 
 def test_a_video_of_a_model_without_a_price_is_403_under_unpriced_deny(tmp_path, upstream):

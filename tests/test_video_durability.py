@@ -220,9 +220,9 @@ def test_restart_after_kill_with_tasks_queued_and_in_progress_all_complete(paths
     ids = [create(gw, key, f"task {i}")["id"] for i in range(4)]
     wait_until(lambda: any(get(gw, key, i)["status"] == "in_progress" for i in ids), "a task in progress", 10)
     ids += [create(gw, key, f"late task {i}")["id"] for i in range(2)]  # still queued at the kill
-    # confirmed (written just after each answer went out), so they are to be submitted; one
-    # killed before its confirmation fails not_submitted (test_video_billing.py)
-    wait_until(lambda: all(tasks_in_db(db)[i]["confirmed"] for i in ids), "the answers confirmed", 5, 0.01)
+    # accepted by the channel before each create answered (one killed while submitting is
+    # dropped instead: test_video_billing.py)
+    assert all(tasks_in_db(db)[i]["confirmed"] for i in ids)
     if how == "SIGKILL":
         first.kill9()
     else:
@@ -344,8 +344,8 @@ def test_survivor_of_two_processes_finishes_the_tasks_of_the_one_killed(paths, r
     # big enough that downloading (the simulator encodes then) takes a while
     big = {"duration": 3, "width": 1280, "height": 720, "fps": 24}
     ids = [create((one.gw, two.gw)[i % 2], key, f"failover {i}", **big)["id"] for i in range(6)]
-    # answered and confirmed: a task killed before its confirmation fails not_submitted instead
-    wait_until(lambda: all(tasks_in_db(db)[i]["confirmed"] for i in ids), "the answers confirmed", 5, 0.01)
+    # each accepted upstream before its create answered
+    assert all(tasks_in_db(db)[i]["confirmed"] for i in ids)
 
     def holder() -> tuple[Running, Running] | None:
         """(the process holding an unfinished task right now, the other one)"""
@@ -367,10 +367,10 @@ def test_survivor_of_two_processes_finishes_the_tasks_of_the_one_killed(paths, r
     assert all(t["lease_owner"] is None for t in tasks_in_db(db).values())
 
 
-# ---------------------------------------------------------------- 3. transient submit failure
+# ---------------------------------------------------------------- 3. failed submission
 
 
-def test_task_whose_submission_failed_transiently_survives_a_restart(paths, running):
+def test_a_create_no_channel_accepted_leaves_nothing_to_submit_after_a_restart(paths, running):
     db, assets = paths
     fake = FakeOpenAI().start()
     try:
@@ -381,24 +381,24 @@ def test_task_whose_submission_failed_transiently_survives_a_restart(paths, runn
         gw = first.gw
         gw.channel("openai", "openai", ["sora-2"], base_url=fake.base_url, key=fake.api_key)
         key = gw.token("alice")
-        reply = call(gw, "POST", "/v1/videos", key,
-                     {"model": "sora-2", "prompt": "a lighthouse", "seconds": "4", "size": "720x1280"})
-        assert reply.status == 200, reply
-        video_id = reply.json()["id"]
-        assert reply.json()["status"] == "queued"
-        # the poller keeps trying to submit it
-        wait_until(lambda: sum(r.method == "POST" for r in fake.video_received) >= 3, "resubmissions", 10)
-        assert tasks_in_db(db)[video_id]["upstream_id"] is None
+        body = {"model": "sora-2", "prompt": "a lighthouse", "seconds": "4", "size": "720x1280"}
+        reply = call(gw, "POST", "/v1/videos", key, body)
+        assert reply.status == 502, reply  # every attempt failed: the create says so at once
+        tried = sum(r.method == "POST" for r in fake.video_received)
+        assert tried == 3  # st-ai serve's default --max-attempts
+        assert tasks_in_db(db) == {}
         first.kill9()
 
         fake.fail_with = None
         second = start(db, assets)
         running.append(second)
-        final = wait_final([second.gw], key, [video_id], timeout=30)[video_id]
-        assert final["status"] == "completed", final
-        assert len(fake.videos) == 1  # submitted upstream once it could be
-        content = download(second.gw, key, video_id)
-        assert content.status == 200 and content.body == sample_mp4_bytes()
+        time.sleep(1.0)  # a task left behind would be submitted by now
+        assert sum(r.method == "POST" for r in fake.video_received) == tried and tasks_in_db(db) == {}
+        reply = call(second.gw, "POST", "/v1/videos", key, body)  # the client's retry
+        assert reply.status == 200, reply
+        final = wait_final([second.gw], key, [reply.json()["id"]], timeout=30)
+        assert final[reply.json()["id"]]["status"] == "completed", final
+        assert len(fake.videos) == 1
         second.stop()
         assert_clean_log(second)
     finally:

@@ -67,10 +67,8 @@ async def make_video(tmp_path: Path, fake, type_: str, model: str, resolver: Stu
                     video=VideoConfig(poll_interval=0.1, max_video_bytes=max_video_bytes))
     async with open_core(config, "http://127.0.0.1:1", resolver=resolver or StubResolver(NAMES)) as core:
         token = core.catalog.authenticate(f"Bearer {key}")
-        created = await core.videos.create(token, {"model": model, "prompt": PROMPT, "duration": 5})
-        core.videos.answered(created.task_id, True)  # as a transport does once the answer went out
+        video = await core.videos.create(token, {"model": model, "prompt": PROMPT, "duration": 5})
         deadline = time.monotonic() + 20
-        video = created.video
         while video["status"] not in ("completed", "failed"):
             assert time.monotonic() < deadline, f"the task never ended: {video}"
             await asyncio.sleep(0.05)

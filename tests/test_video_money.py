@@ -14,6 +14,7 @@ from server.store import tokens as token_store
 from server.store import video_money
 from server.store import videos as store
 from server.store.db import open_db
+from server.store.quota import Attempt
 from server.store.videos import VideoTask
 
 COST = 1_200_000
@@ -99,16 +100,20 @@ def test_a_delete_racing_a_completion_settles_once(db_path, first):
     assert len(ledger(db, token.id)) == 1 and quota_store.ledger_total(db, token.id) == status.used
 
 
-def test_only_an_unconfirmed_task_is_dropped_and_a_confirmed_one_is_never(db_path):
+def test_only_a_task_no_channel_accepted_is_dropped_and_an_accepted_one_is_never(db_path):
     db = open_db(db_path)
     token, _ = token_store.create(db, "t", quota=10 * COST)
-    unanswered, answered = open_task(db, token.id, confirmed=0), open_task(db, token.id, confirmed=0)
-    assert video_money.confirm(db, answered.id)
-    assert video_money.drop(db, unanswered.id, FAILED) and not video_money.drop(db, unanswered.id, FAILED)
-    assert not video_money.drop(db, answered.id, FAILED)
-    assert store.get(db, unanswered.id) is None and store.get(db, answered.id).open
-    assert quota_store.status(db, "t").reserved == COST  # the answered task's, still held
-    assert [r["cost"] for r in ledger(db, token.id)] == [0]
+    refused, accepted = open_task(db, token.id, confirmed=0), open_task(db, token.id, confirmed=0)
+    tried = (Attempt(1, "sora-2", 503, "upstream_error", 12), Attempt(2, "sora-2", 502, "upstream_error", 9))
+    assert video_money.accept(db, accepted.id, {"upstream_id": "up-1", "channel_id": 2}).confirmed == 1
+    assert video_money.drop(db, refused.id, FAILED, tried) and not video_money.drop(db, refused.id, FAILED)
+    assert not video_money.drop(db, accepted.id, FAILED) and video_money.accept(db, accepted.id, {}) is None
+    assert store.get(db, refused.id) is None and store.get(db, accepted.id).upstream_id == "up-1"
+    assert quota_store.status(db, "t").reserved == COST  # the accepted task's, still held
+    (row,) = ledger(db, token.id)
+    assert row["cost"] == 0 and row["channel_id"] == 2  # booked on the channel tried last
+    attempts = db.execute("SELECT channel_id, status FROM attempts WHERE ledger_id = ?", [row["id"]]).fetchall()
+    assert attempts == [(1, 503), (2, 502)]
 
 
 def test_a_second_insert_with_the_same_key_gets_the_first_task_and_holds_nothing(db_path):

@@ -1,11 +1,14 @@
 """Video money: a create is admitted like any request (quota, rate limits, `--unpriced
-deny`) with the cost of the seconds it asks upstream; its reservation then belongs to the
-task and is settled exactly once, when the task ends:
+deny`) with the cost of the seconds it asks upstream (the most any of its candidate
+channels would ask); its reservation then belongs to the task and is settled exactly
+once, when the task ends:
 
-- completed: billed its cost (token `used` and the create's ledger row, with the seconds);
+- completed: billed its cost (token `used` and the create's ledger row, with the seconds
+  and the create's upstream attempts);
 - failed, timed out, deleted while open: refunded (reservation released, ledger row at 0);
-- never answered (the create's call was cancelled or ran past its deadline before the id
-  went out): dropped, never submitted, never billed.
+- never accepted (every channel failed, the client left before one accepted, or st-ai
+  stopped meanwhile): discarded, never seen by its client, never billed (ledger row at 0
+  with its attempts).
 
 Each of these is one transaction with the task's own state change (server/store/video_money.py).
 Transport-free, like the relays.
@@ -16,7 +19,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, Sequence
 
 from server import call_record
 from server.billing.admission import Admission, Ticket
@@ -25,7 +28,7 @@ from server.billing.prices import ModelPrice
 from server.providers.video_shape import RESOLUTION_HEIGHTS
 from server.store import video_money
 from server.store.db import DbWorker
-from server.store.quota import LedgerRow
+from server.store.quota import Attempt, LedgerRow
 from server.store.tokens import Token
 from server.store.videos import VideoTask
 
@@ -33,7 +36,7 @@ from server.store.videos import VideoTask
 FAILED = 502        # the provider failed it, or st-ai could not use its video
 TIMED_OUT = 504
 DELETED = 499       # the client deleted it before it completed
-NEVER_ANSWERED = 499
+INTERRUPTED = 499   # st-ai stopped while the task was being submitted
 
 
 def seconds_text(duration: float | int | None) -> str:
@@ -67,6 +70,13 @@ def charge(model: str, asked: dict):
     return cost
 
 
+def charge_any(model: str, asked: Sequence[dict]):
+    """The reservation of a create that may go to any of several channels, each asking
+    its own seconds and size: the most of them."""
+    costs = [charge(model, one) for one in asked]
+    return lambda price: max(cost(price) for cost in costs)
+
+
 @dataclass(frozen=True)
 class Ending:
     """How a task ended, for its ledger row."""
@@ -89,9 +99,10 @@ class VideoBilling:
         async with self._admission.request(token, "video", model) as ticket:
             yield ticket
 
-    async def admit(self, ticket: Ticket, model: str, asked: dict) -> Ticket:
-        """Reserve the task's cost, or refuse the create (429 insufficient_quota, ...)."""
-        return await self._admission.admit(ticket, model, charge(model, asked))
+    async def admit(self, ticket: Ticket, model: str, asked: Sequence[dict]) -> Ticket:
+        """Reserve the task's cost (`asked`: what each channel it may go to would ask; the
+        most of them), or refuse the create (429 insufficient_quota, ...)."""
+        return await self._admission.admit(ticket, model, charge_any(model, asked))
 
     @staticmethod
     def stamp(task: VideoTask, ticket: Ticket) -> VideoTask:
@@ -109,8 +120,16 @@ class VideoBilling:
     def abandon(self, ticket: Ticket, status: int, error_code: str | None) -> None:
         self._admission.abandon(ticket, status, error_code)
 
+    def cost(self, ticket: Ticket, model: str, asked: dict) -> int:
+        """What the task a channel accepted costs when it completes: the seconds and size
+        that channel asked (at most what was reserved)."""
+        return min(ticket.reserved, self._admission.cost(ticket.price, model, charge(model, asked)))
+
     async def insert(self, task: VideoTask, key_since: float) -> VideoTask | None:
         return await self._worker.run(video_money.insert, task, task.reservation_id, key_since)
+
+    async def accept(self, task_id: str, changes: dict) -> VideoTask | None:
+        return await self._worker.run(video_money.accept, task_id, changes)
 
     async def complete(self, task_id: str, changes: dict, usage: dict | None = None) -> bool:
         """`usage`: the tokens the provider counted, which a model priced by tokens is billed."""
@@ -135,12 +154,14 @@ class VideoBilling:
     async def delete(self, task_id: str) -> VideoTask | None:
         return await self._worker.run(video_money.delete, task_id, booking(Ending(DELETED, "video_deleted")))
 
-    async def give_up(self, task_id: str) -> bool:
-        return await self._worker.run(video_money.give_up, task_id,
-                                      booking(Ending(NEVER_ANSWERED, "not_submitted")))
+    async def discard(self, task_id: str, status: int, code: str | None, attempts: Sequence[Attempt]) -> bool:
+        """A task no channel accepted: it goes, booked at zero with how its create ended
+        and the attempts it made."""
+        return await self._worker.run(video_money.drop, task_id, booking(Ending(status, code)), tuple(attempts))
 
-    async def drop(self, task_id: str) -> bool:
-        return await self._worker.run(video_money.drop, task_id, booking(Ending(NEVER_ANSWERED, "client_closed")))
+    async def interrupted(self, task_id: str) -> bool:
+        """A task whose process stopped while submitting it (its client got no answer)."""
+        return await self._worker.run(video_money.drop, task_id, booking(Ending(INTERRUPTED, "not_submitted")))
 
 
 def booking(ending: Ending) -> video_money.Booking:

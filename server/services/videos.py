@@ -7,9 +7,9 @@ from google.api import httpbody_pb2
 from server.byte_ranges import ByteRange, RangeNotSatisfiable
 from server.catalog import Catalog
 from server.codec import codec_for
-from server.services.answered import idempotency_key, on_answer
+from server.services.idempotency import idempotency_key
 from server.services.status import bearer, rpc_errors
-from server.video_tasks import Created, VideoTasks
+from server.video_tasks import VideoTasks
 from st_ai.v1 import videos_pb2, videos_pb2_grpc
 
 CREATE = codec_for(videos_pb2.CreateVideoRequest, strict=True)
@@ -31,13 +31,9 @@ class VideosService(videos_pb2_grpc.VideosServicer):
                           context: grpc.aio.ServicerContext) -> videos_pb2.Video:
         token = self._catalog.authenticate(bearer(context), check_address=False)
         key = idempotency_key(context)
-        return self._answer(await self._tasks.create(token, CREATE.to_dict(request), key), context)
-
-    def _answer(self, created: Created, context: grpc.aio.ServicerContext) -> videos_pb2.Video:
-        message = VIDEO.to_message(created.video)
-        if created.task_id is not None:  # a new task: submitted once this answer went out
-            on_answer(context, created.task_id, self._tasks.answered)
-        return message
+        # answered once a channel accepted the task (within the call's deadline, if shorter)
+        video = await self._tasks.create(token, CREATE.to_dict(request), key, context.time_remaining())
+        return VIDEO.to_message(video)
 
     @rpc_errors
     async def GetVideo(self, request: videos_pb2.GetVideoRequest, context: grpc.aio.ServicerContext) -> videos_pb2.Video:
@@ -66,7 +62,8 @@ class VideosService(videos_pb2_grpc.VideosServicer):
                          context: grpc.aio.ServicerContext) -> videos_pb2.Video:
         token = self._catalog.authenticate(bearer(context), check_address=False)
         key = idempotency_key(context)
-        return self._answer(await self._tasks.remix(token, request.video_id, REMIX.to_dict(request), key), context)
+        video = await self._tasks.remix(token, request.video_id, REMIX.to_dict(request), key, context.time_remaining())
+        return VIDEO.to_message(video)
 
     @rpc_errors
     async def GetVideoContent(self, request: videos_pb2.GetVideoContentRequest, context: grpc.aio.ServicerContext):

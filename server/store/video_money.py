@@ -2,31 +2,36 @@
 (`BEGIN IMMEDIATE`, server/store/quota.py) together with the task's own change, so two
 processes polling one database, or a delete racing a completion, settle a task once:
 
-- insert: the task (not yet confirmed) takes over its create's reservation;
+- insert: the task, written before it is submitted (`confirmed` 0: no channel accepted it
+  yet, so neither its client nor a poller sees it), takes over its create's reservation;
+- accept: a channel accepted it: its channel and upstream id are stored, and it is
+  visible and polled from then on;
+- drop: a task no channel accepted (or whose process stopped while submitting it)
+  disappears, reservation released, its create booked at zero;
 - finish: the compare-and-swap to `completed` or `failed` closes the reservation and books
   the create's ledger row (the cost when it completed, zero when it failed);
-- delete: a task deleted while still open releases its reservation (refund);
-- drop: a task whose answer never reached its client disappears, reservation released;
-- give_up: a task whose process died before confirming it fails (`not_submitted`), refunded.
+- delete: a task deleted while still open releases its reservation (refund).
 
-finish and give_up also write the task's webhook event (server/store/webhook_events.py)
-in that transaction.
+finish also writes the task's webhook event (server/store/webhook_events.py) in that
+transaction. Every ledger row a task books carries its create's upstream attempts.
 
 A task in a final state, deleted or dropped never holds a reservation; the stale sweep
 (quota.release_stale) skips reservations that name a task.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, Sequence
 
 import sqlite_utils
 
 from server.store import quota as quota_store
 from server.store import videos as store
 from server.store import webhook_events
-from server.store.quota import LedgerRow, Settlement
+from server.store.quota import Attempt, LedgerRow, Settlement
 from server.store.videos import VideoTask
 
 # What a task's ledger row says, from the task as it was just before its final change.
@@ -38,9 +43,20 @@ def _one(conn: sqlite3.Connection, sql: str, params: list) -> VideoTask | None:
     return found[0] if found else None
 
 
-def _book(conn: sqlite3.Connection, task: VideoTask, booking: Booking) -> None:
+def with_attempts(request: dict, attempts: Sequence[Attempt]) -> dict:
+    """A task's stored request with its create's upstream attempts, which the task's ledger
+    row carries once it ends."""
+    return {**request, "attempts": [[a.channel_id, a.upstream_model, a.status, a.error_code, a.latency_ms]
+                                    for a in attempts]}
+
+
+def _book(conn: sqlite3.Connection, task: VideoTask, booking: Booking,
+          attempts: Sequence[Attempt] | None = None) -> None:
+    """`attempts`: the create's, when they are not (yet) stored with the task."""
     conn.execute("DELETE FROM reservations WHERE video_id = ?", [task.id])
-    quota_store.settle_in(conn, [Settlement(None, booking(task))])
+    if attempts is None:
+        attempts = tuple(Attempt(*entry) for entry in task.request.get("attempts") or ())
+    quota_store.settle_in(conn, [Settlement(None, booking(task), attempts=tuple(attempts))])
 
 
 def by_key(db: sqlite_utils.Database, token_id: int, key: str, since: float) -> VideoTask | None:
@@ -71,40 +87,35 @@ def insert(db: sqlite_utils.Database, task: VideoTask, reservation_id: int | Non
     return None
 
 
-def confirm(db: sqlite_utils.Database, task_id: str) -> bool:
-    """The answer carrying the task's id went out: it may be submitted upstream now."""
+def accept(db: sqlite_utils.Database, task_id: str, changes: dict) -> VideoTask | None:
+    """A channel accepted the task being submitted: store where it went (`changes`: its
+    channel, upstream id, ...) and give it to the pollers; None when it is gone (deleted
+    meanwhile)."""
+    changes = {**changes, "confirmed": 1, "lease_owner": None, "lease_until": None, "updated_at": int(time.time())}
+    for column in ("request", "asked"):
+        if column in changes:
+            changes[column] = json.dumps(changes[column])
+    assignments = ", ".join(f"{k} = ?" for k in changes)
     with db.conn:
-        return db.conn.execute("UPDATE videos SET confirmed = 1 WHERE id = ? AND confirmed = 0 AND deleted = 0",
-                               [task_id]).rowcount == 1
+        cursor = db.conn.execute(f"UPDATE videos SET {assignments} WHERE id = ? AND confirmed = 0 AND deleted = 0",
+                                 [*changes.values(), task_id])
+        if cursor.rowcount != 1:
+            return None
+        return _one(db.conn, "SELECT * FROM videos WHERE id = ?", [task_id])
 
 
-def drop(db: sqlite_utils.Database, task_id: str, booking: Booking) -> bool:
-    """The answer carrying the task's id never reached its client: the task goes (it was
-    never sent upstream), its reservation is released and its request booked at zero."""
+def drop(db: sqlite_utils.Database, task_id: str, booking: Booking,
+         attempts: Sequence[Attempt] | None = None) -> bool:
+    """A task no channel accepted goes (its client never saw it), its reservation is
+    released and its create booked at zero, on the channel it tried last."""
     with quota_store.write(db) as conn:
         task = _one(conn, "SELECT * FROM videos WHERE id = ? AND confirmed = 0 AND deleted = 0", [task_id])
         if task is None:
             return False
         conn.execute("DELETE FROM videos WHERE id = ?", [task_id])
-        _book(conn, task, booking)
-    return True
-
-
-def give_up(db: sqlite_utils.Database, task_id: str, booking: Booking) -> bool:
-    """An unconfirmed task whose process died: its answer may have gone out just before
-    (its confirmation was never written), so it stays visible, failed with code
-    `not_submitted`, never sent upstream, refunded; its Idempotency-Key is freed so that a
-    retry makes a new task."""
-    with quota_store.write(db) as conn:
-        task = _one(conn, "SELECT * FROM videos WHERE id = ? AND confirmed = 0 AND deleted = 0", [task_id])
-        if task is None or not store.swap(
-                conn, task_id, store.OPEN, status="failed", error_code="not_submitted",
-                error_message="st-ai stopped before it could submit this video; nothing was charged. "
-                              "Please create it again.",
-                idempotency_key=None, lease_owner=None, lease_until=None):
-            return False
-        _book(conn, task, booking)
-        webhook_events.enqueue_in(conn, task_id)
+        if attempts:
+            task = replace(task, channel_id=attempts[-1].channel_id, upstream_model=attempts[-1].upstream_model)
+        _book(conn, task, booking, attempts)
     return True
 
 
@@ -132,8 +143,8 @@ def delete(db: sqlite_utils.Database, task_id: str, booking: Booking) -> VideoTa
 
 
 def unconfirmed_past(db: sqlite_utils.Database, now: float) -> list[str]:
-    """Unconfirmed tasks whose creating process let its lease run out (it crashed, or
-    its confirmation was lost): no answer will confirm them any more."""
+    """Tasks still being submitted whose creating process let its lease run out (it
+    stopped): no channel's acceptance will be recorded for them any more."""
     return [r[0] for r in db.conn.execute("SELECT id FROM videos WHERE confirmed = 0 AND deleted = 0 "
                                           "AND (lease_until IS NULL OR lease_until < ?)", [now])]
 

@@ -60,8 +60,9 @@ class VideoTask:
     lease_until: float | None = None
     remixed_from: str | None = None
     deleted: int = 0
-    # billing (server/billing/video_billing.py): submitted upstream only once confirmed, i.e.
-    # once the answer carrying its id went out; holds its create's reservation until it settles
+    # 1 once a channel accepted it (0 while its create is submitting it: seen by no client
+    # and no poller); holds its create's reservation until it settles
+    # (server/billing/video_billing.py)
     confirmed: int = 1
     reservation_id: int | None = None
     charge: int | None = None  # micro-units, booked when it completes
@@ -128,10 +129,10 @@ def get(db: sqlite_utils.Database, task_id: str) -> VideoTask | None:
 
 def list_for_token(db: sqlite_utils.Database, token_id: int, after: str | None, limit: int,
                    ascending: bool) -> tuple[list[VideoTask], bool]:
-    """A page of the token's tasks (not deleted) and whether more follow. Tasks created
+    """A page of the token's tasks (not deleted, accepted by a channel) and whether more follow. Tasks created
     in the same second keep their insertion order (rowid), not their random ids' order."""
     order = "ASC" if ascending else "DESC"
-    where = "token_id = ? AND deleted = 0"
+    where = "token_id = ? AND deleted = 0 AND confirmed = 1"
     params: list[Any] = [token_id]
     if after:
         anchor = list(db.query("SELECT rowid AS seq, token_id, created_at FROM videos WHERE id = ?", [after]))

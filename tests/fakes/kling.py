@@ -114,6 +114,7 @@ class FakeKling:
         self.video_url_for: Callable[[str], str] | None = None
         self.cdn_redirect: str | None = None     # the CDN answers 302 to this URL instead
         self._ids = itertools.count(867283741759111202)
+        self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self.port = 0
         self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self._server = ThreadedServer(self._app)
