@@ -34,7 +34,8 @@ class OpenAIChat:
                                        headers=auth_headers(channel, "text/event-stream", json_body=True),
                                        timeout=client_timeout(channel, timeout)) as resp:
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, await resp.read(), channel, endpoint=True)
+                    raise errors.from_response(resp.status, await resp.read(), channel, endpoint=True,
+                                               headers=resp.headers)
                 if not resp.content_type.startswith("text/event-stream"):
                     # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
                     yield _as_chunk(_object(await resp.read()))
