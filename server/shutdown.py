@@ -43,14 +43,15 @@ async def shut_down(fronts: Fronts, grace: float) -> None:
     if fronts.health is not None:
         await fronts.health.enter_graceful_shutdown()
     drain.begin()
+    # Counts are of calls: under `serve` a REST request and the gRPC call behind it are two.
     if drain.in_flight:
-        log.info("shutting down: waiting up to %gs for %d requests in flight", grace, drain.in_flight)
+        log.info("shutting down: waiting up to %gs for %d calls in flight", grace, drain.in_flight)
     if not await drain.settle(grace):
-        log.warning("shutting down: %d requests still running after the %gs grace are cut short",
+        log.warning("shutting down: %d calls still running after the %gs grace are cut short",
                     drain.cut(), grace)
         # A bridge alone has no call of its own to cut: its runner ends its requests below.
         if fronts.grpc is not None and not await drain.settle(CUT_ALLOWANCE):
-            log.warning("shutting down: %d requests did not end when cut; closing their connections",
+            log.warning("shutting down: %d calls did not end when cut; closing their connections",
                         drain.in_flight)
     if fronts.bridge is not None:
         await fronts.bridge.cleanup()

@@ -256,9 +256,15 @@ def test_a_stream_longer_than_the_grace_is_cut_after_it_with_an_error_event_and_
     gateway, key = serving(tmp_path, fake, "--shutdown-grace", "1")
     try:
         streams, threads = start_streams(gateway, key, rest=2, over_grpc=1)
+        # and a plain request whose upstream has not answered yet
+        fake.delay = 60
+        plain: list = []
+        asking = threading.Thread(target=lambda: plain.append(new_rest_request(gateway, key)), daemon=True)
+        asking.start()
+        until(lambda: len(fake.received) == 4, 10, "the plain request reaching the upstream")
         signalled = time.monotonic()
         gateway.proc.send_signal(signal.SIGTERM)
-        for thread in threads:
+        for thread in (*threads, asking):
             thread.join(20)
         assert gateway.proc.wait(20) == 0
         exited = time.monotonic()
@@ -275,10 +281,16 @@ def test_a_stream_longer_than_the_grace_is_cut_after_it_with_an_error_event_and_
         # cut after the 1 s grace, not before it, and not at the default 30 s
         assert 0.9 <= stream.ended_at - signalled < 8, stream.ended_at - signalled
     assert exited - signalled < 15
+    [(status, body, connection)] = plain
+    assert (status, body["error"]["code"]) == (503, "shutting_down")
     rows = ledger(gateway.db_path)
-    assert len(rows) == 3
+    assert len(rows) == 4
+    streamed = [r for r in rows if r["stream"]]
     # billed for the three pieces each client received (counted, as the usage never came)
-    assert all(r["status"] != 200 and r["completion_tokens"] > 0 and r["cost"] > 0 for r in rows)
+    assert len(streamed) == 3
+    assert all(r["status"] != 200 and r["completion_tokens"] > 0 and r["cost"] > 0 for r in streamed)
+    # the plain request got no answer: it costs nothing
+    assert [(r["status"] != 200, r["cost"]) for r in rows if not r["stream"]] == [(True, 0)]
     assert reservations(gateway.db_path) == 0
 
 
