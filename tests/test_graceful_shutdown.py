@@ -294,6 +294,36 @@ def test_a_stream_longer_than_the_grace_is_cut_after_it_with_an_error_event_and_
     assert reservations(gateway.db_path) == 0
 
 
+def test_a_request_whose_body_was_still_arriving_at_sigterm_is_answered(tmp_path, fake):
+    """Accepted before the signal, it reaches the gRPC side only after it (through serve's
+    private socket): it is in flight, not new, and is served."""
+    gateway, key = serving(tmp_path, fake)
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Slowly"}]}).encode()
+    url = urlsplit(gateway.http_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=20)
+    try:
+        conn.putrequest("POST", "/v1/chat/completions")
+        for name, value in (("Authorization", f"Bearer {key}"), ("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))):
+            conn.putheader(name, value)
+        conn.endheaders(body[:10])
+        time.sleep(0.3)  # the bridge has the request and waits for the rest of its body
+        gateway.proc.send_signal(signal.SIGTERM)
+        until(lambda: readiness(gateway) == 503, 5, "/readyz answering 503 after SIGTERM")
+        conn.send(body[10:])
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        assert response.status == 200, answer
+        assert answer["choices"][0]["message"]["content"] == "Hello from the fake."
+        assert gateway.proc.wait(20) == 0
+    finally:
+        conn.close()
+        if gateway.proc.poll() is None:
+            gateway.proc.kill()
+            gateway.proc.wait(10)
+    assert [r["status"] for r in ledger(gateway.db_path)] == [200]
+
+
 def test_an_idle_gateway_exits_at_once_on_sigterm(tmp_path, fake):
     gateway, _ = serving(tmp_path, fake)
     signalled = time.monotonic()
