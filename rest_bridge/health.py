@@ -11,6 +11,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2
 
 from rest_bridge.access_log import traced
+from rest_bridge.draining import draining
 from rest_bridge.errors import expect_continue
 from rest_bridge.marshal import JSON_TYPE, error_response
 from server.errors import GatewayError
@@ -34,6 +35,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if draining(request.app):
+        return error_response(GatewayError(503, "Not ready: the gateway is shutting down.", "not_ready",
+                                           type="service_unavailable_error"))
     try:
         answer = await request.app[HEALTH_CHECK](health_pb2.HealthCheckRequest(), timeout=CHECK_TIMEOUT)
         serving = answer.status == health_pb2.HealthCheckResponse.SERVING

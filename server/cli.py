@@ -188,7 +188,8 @@ def cmd_bridge(args: argparse.Namespace) -> None:
     from server import gateway
 
     gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes,
-                                     _client_timeouts(args), args.trusted_proxy), args.log_format)
+                                     _client_timeouts(args), args.trusted_proxy, args.shutdown_grace),
+                args.log_format)
 
 
 _LIMIT_FLAGS = (("rpm", "--rpm"), ("tpm", "--tpm"), ("max_concurrency", "--max-concurrency"))
@@ -402,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_.set_defaults(func=cmd_grpc)
     bridge.add_argument("--grpc-target", required=True, type=_refusing(url_rules.check_grpc_target),
                         help="HOST:PORT (or unix:PATH) of the gRPC server")
+    cli_resilience.add_shutdown_grace(bridge, parse_seconds)
     bridge.set_defaults(func=cmd_bridge)
 
     token = sub.add_parser("token", help="client tokens").add_subparsers(dest="action", required=True)

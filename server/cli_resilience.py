@@ -47,3 +47,9 @@ def config(args: argparse.Namespace) -> Resilience:
         max_attempts=args.max_attempts, cooldown_failures=args.cooldown_failures,
         cooldown_base=args.cooldown_base, cooldown_max=max(args.cooldown_max, args.cooldown_base),
         shutdown_grace=args.shutdown_grace)
+
+
+def add_shutdown_grace(p: argparse.ArgumentParser, parse_seconds) -> None:
+    """`st-ai bridge` has no upstreams, but drains its requests on SIGTERM like serve and grpc."""
+    p.add_argument("--shutdown-grace", type=parse_seconds, default=30.0, metavar="S",
+                   help="on SIGTERM, how long in-flight requests and streams may finish (default 30)")

@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from rest_bridge import access_log
+from rest_bridge import access_log, draining as bridge_draining
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
 from server import logs, memory, redact, socket_folders
@@ -32,6 +32,7 @@ from server.catalog import Catalog
 from server.core.attempts import AttemptLoop
 from server.core.resilience import Resilience
 from server.demo import ensure_demo_at
+from server.draining import Drain
 from server.grpc_server import build_server
 from server.image_relay import ImageRelay
 from server.providers.interface import Upstream
@@ -39,6 +40,7 @@ from server.providers.registry import Registry
 from server.providers.simulator.media import thumbnail_from_mp4
 from server.relay import ChatRelay
 from server.safe_fetch import FetchLimits, SafeFetch
+from server.shutdown import CLOSE_ALLOWANCE, Fronts, shut_down
 from server.store.db import DbWorker
 from server.url_guard import UrlGuard
 from server.callback_urls import CallbackRules
@@ -80,6 +82,7 @@ class Core:
     worker: DbWorker
     tasks: list[asyncio.Task] = field(default_factory=list)
     admin: AdminAuth = field(default_factory=AdminAuth)
+    drain: Drain = field(default_factory=Drain)  # graceful shutdown, shared by both fronts
 
 
 @contextlib.asynccontextmanager
@@ -109,8 +112,8 @@ async def open_core(config: Config, public_url: str,
     core = Core(catalog, ChatRelay(catalog, registry, admission, attempts),
                 ImageRelay(catalog, registry, admission, attempts), videos, assets, worker,
                 admin=AdminAuth(config.admin_key))
+    settler = asyncio.create_task(settlements.run(), name="settlement-writer")
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
-                  asyncio.create_task(settlements.run(), name="settlement-writer"),
                   asyncio.create_task(sweep_stale_reservations(worker, owner, config.resilience.timeouts.total),
                                       name="reservation-sweep"),
                   asyncio.create_task(poller.run(), name="video-poller"),
@@ -122,9 +125,12 @@ async def open_core(config: Config, public_url: str,
     finally:
         await videos.drain()  # answers that went out are confirmed before the database closes
         await core.relay.finish_draining()  # before the settlement writer stops
+        # The poller and the webhook sender give back the leases of what they were working on.
         for task in core.tasks:
             task.cancel()
         await asyncio.gather(*core.tasks, return_exceptions=True)
+        settler.cancel()  # last: it writes whatever the others queued, then stops
+        await asyncio.gather(settler, return_exceptions=True)
         await http.close()
         await asyncio.to_thread(worker.close)
         unscrub_logs()
@@ -167,9 +173,11 @@ def _bind_grpc(server, host: str, held: socket.socket) -> int:
 
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
-                        timeouts: ClientTimeouts, trusted_proxies: tuple = ()) -> web.AppRunner:
+                        timeouts: ClientTimeouts, drain: Drain, trusted_proxies: tuple = ()) -> web.AppRunner:
     app = build_app(grpc_target, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies)
-    runner = BridgeRunner(app, timeouts=timeouts,
+    bridge_draining.install(app, drain)
+    # The drain (server/shutdown.py) has waited for requests already: closing cuts what is left.
+    runner = BridgeRunner(app, timeouts=timeouts, shutdown_timeout=CLOSE_ALLOWANCE,
                           handler_cancellation=True, **access_log.runner_options())
     await runner.setup()
     await web.SockSite(runner, sock).start()
@@ -209,7 +217,7 @@ async def serve(config: Config) -> None:
         grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts,
-                                     config.trusted_proxies)
+                                     core.drain, config.trusted_proxies)
         host = _grpc_host(config.host)  # an IPv6 address in brackets, as URLs write it
         _announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
                   f"  db {config.db_path}")
@@ -217,9 +225,7 @@ async def serve(config: Config) -> None:
             await stop.wait()
         finally:
             log.info("shutting down")
-            await health.enter_graceful_shutdown()
-            await runner.cleanup()
-            await server.stop(grace=5)
+            await shut_down(Fronts(core.drain, server, health, runner), config.resilience.shutdown_grace)
 
 
 @contextlib.asynccontextmanager
@@ -243,20 +249,21 @@ async def serve_grpc(config: Config) -> None:
         try:
             await stop.wait()
         finally:
-            await health.enter_graceful_shutdown()
-            await server.stop(grace=5)
+            await shut_down(Fronts(core.drain, server, health), config.resilience.shutdown_grace)
 
 
 async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int,
-                       timeouts: ClientTimeouts = ClientTimeouts(), trusted_proxies: tuple = ()) -> None:
+                       timeouts: ClientTimeouts = ClientTimeouts(), trusted_proxies: tuple = (),
+                       shutdown_grace: float = 30.0) -> None:
     stop = _stop_on_signal()
     sock = _listen(host, port)
-    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, trusted_proxies)
+    drain = Drain()
+    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, drain, trusted_proxies)
     _announce(f"st-ai REST bridge ready: http://{_grpc_host(host)}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await shut_down(Fronts(drain, bridge=runner), shutdown_grace)
 
 
 def _grpc_host(host: str) -> str:

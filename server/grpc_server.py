@@ -14,6 +14,7 @@ from server.memory import Trimmer
 from server.services import interceptors
 from server.services.call_log import log_calls, log_unknown
 from server.services.client_calls import client_calls
+from server.services.draining_calls import draining_calls
 from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
 from server.services.interceptors import PerMethod
@@ -101,7 +102,8 @@ async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
     """`core` is the gateway's Core: catalog, relays, video tasks, assets. A call from a
     peer in `trusted_bridges` (or the private Unix socket) may say its client's address."""
     server = grpc.aio.server(interceptors=[
-        PerMethod(log_calls, missing=log_unknown(unknown_method)), PerMethod(refuse_unparsable),
+        PerMethod(log_calls, missing=log_unknown(unknown_method)), PerMethod(draining_calls(core.drain)),
+        PerMethod(refuse_unparsable),
         PerMethod(trim_after_large_requests(Trimmer())), PerMethod(client_calls(core.worker, trusted_bridges)),
     ], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

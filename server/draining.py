@@ -1,0 +1,109 @@
+"""A process's graceful shutdown, shared by its fronts (the gRPC server, the REST bridge).
+
+Once `begin()` is called the fronts report not ready and refuse new requests; the requests
+already in flight are tracked (`track`), waited for up to the grace period (`settle`), and
+whatever still runs then is cut (`cut`): code a front marked `cuttable` is cancelled where it
+waits, and the cancellation comes out of that section as a 503 `shutting_down`, which the front
+answers like any other error (a stream: an in-band error event after what it already sent).
+The cancellation runs the request's own cancellation path first, so a stream cut short is
+billed for what its client received, exactly as when a client leaves.
+
+It knows no transport: the gRPC interceptor (server/services/draining_calls.py) and the
+bridge's middleware (rest_bridge/draining.py) apply it at the edges, server/shutdown.py
+puts the steps in order."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
+from server.errors import GatewayError
+
+
+def refused() -> GatewayError:
+    return GatewayError(503, "The gateway is shutting down and takes no new requests; send the request "
+                        "again in a moment.", "shutting_down")
+
+
+def cut_short() -> GatewayError:
+    return GatewayError(503, "The gateway shut down before the answer was complete; what was sent "
+                        "is billed.", "shutting_down")
+
+
+@dataclass(eq=False)
+class Call:
+    task: asyncio.Task
+    exposed: bool = False    # waiting inside a cuttable section: a cut cancels it there
+    cut: bool = False        # the grace ran out for this call
+    cancelled: bool = False  # ... and the cut cancelled its task
+
+
+class Drain:
+    def __init__(self) -> None:
+        self.draining = False
+        self._calls: set[Call] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def begin(self) -> None:
+        self.draining = True
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._calls)
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[Call]:
+        """The current task serves one request until the block ends."""
+        call = Call(asyncio.current_task())
+        self._calls.add(call)
+        self._idle.clear()
+        try:
+            yield call
+        finally:
+            self._calls.discard(call)
+            if not self._calls:
+                self._idle.set()
+
+    @contextlib.contextmanager
+    def cuttable(self, call: Call) -> Iterator[None]:
+        """Code a cut may cancel: it must take a cancellation as its client leaving (the
+        relay does). Raises `cut_short()` when the cut ended it, or when the call was cut
+        before it entered (it was busy elsewhere, say writing to its client)."""
+        if call.cut:
+            raise cut_short()
+        call.exposed = True
+        try:
+            yield
+        except asyncio.CancelledError:
+            # Only the cut's own cancellation becomes an answer; a client that left at the
+            # same moment still cancels the call.
+            if call.cancelled:
+                call.cancelled = False
+                if call.task.uncancel() == 0:
+                    raise cut_short() from None
+            raise
+        finally:
+            call.exposed = False
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait until no request is in flight, for `timeout` seconds at most; True if none is."""
+        if self._idle.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), max(timeout, 0.0))
+        except TimeoutError:
+            return False
+        return True
+
+    def cut(self) -> int:
+        """End every request still in flight; returns how many there were."""
+        for call in list(self._calls):
+            if call.cut:
+                continue
+            call.cut = True
+            if call.exposed:
+                call.cancelled = True
+                call.task.cancel()
+        return len(self._calls)

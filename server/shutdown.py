@@ -1,0 +1,59 @@
+"""The order of a graceful shutdown (SIGTERM, SIGINT, or SIGHUP) for the fronts a process
+runs, `st-ai serve`'s two or `st-ai grpc`'s and `st-ai bridge`'s one, within one grace
+period shared by both:
+
+1. readiness goes false (gRPC health NOT_SERVING, REST /readyz 503);
+2. new requests are refused with a 503 `shutting_down` (server/draining.py);
+3. the requests in flight, streams included, may finish for up to the grace period;
+4. what still runs then is cut: it ends with a 503 `shutting_down` (a stream: an error event
+   after what it sent), billed for what it sent, as when a client leaves;
+5. the fronts close (the REST listener, then the gRPC server, whose health watches end).
+
+Settlements, the video poller and the webhook sender are stopped after this, by the core's
+own clean-up (server/gateway.py `open_core`), once no request can produce more work."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health
+
+from server.draining import Drain
+
+log = logging.getLogger("st_ai")
+
+# After a cut: how long the requests it ended may take to send their end.
+CUT_ALLOWANCE = 5.0
+# Closing a front whose requests are all done: time for their last bytes to go out.
+CLOSE_ALLOWANCE = 1.0
+
+
+@dataclass
+class Fronts:
+    drain: Drain
+    grpc: grpc.aio.Server | None = None
+    health: health.aio.HealthServicer | None = None
+    bridge: web.BaseRunner | None = None  # made with shutdown_timeout=CLOSE_ALLOWANCE
+
+
+async def shut_down(fronts: Fronts, grace: float) -> None:
+    drain = fronts.drain
+    if fronts.health is not None:
+        await fronts.health.enter_graceful_shutdown()
+    drain.begin()
+    # Counts are of calls: under `serve` a REST request and the gRPC call behind it are two.
+    if drain.in_flight:
+        log.info("shutting down: waiting up to %gs for %d calls in flight", grace, drain.in_flight)
+    if not await drain.settle(grace):
+        log.warning("shutting down: %d calls still running after the %gs grace are cut short",
+                    drain.cut(), grace)
+        # A bridge alone has no call of its own to cut: its runner ends its requests below.
+        if fronts.grpc is not None and not await drain.settle(CUT_ALLOWANCE):
+            log.warning("shutting down: %d calls did not end when cut; closing their connections",
+                        drain.in_flight)
+    if fronts.bridge is not None:
+        await fronts.bridge.cleanup()
+    if fronts.grpc is not None:
+        await fronts.grpc.stop(CLOSE_ALLOWANCE)
