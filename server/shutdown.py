@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import grpc
 from aiohttp import web
-from grpc_health.v1 import health
+from grpc import aio as grpc_aio
+from grpc_health.v1 import health as grpc_health
 
 from server.draining import Drain
 
@@ -33,8 +33,8 @@ CLOSE_ALLOWANCE = 1.0
 @dataclass
 class Fronts:
     drain: Drain
-    grpc: grpc.aio.Server | None = None
-    health: health.aio.HealthServicer | None = None
+    grpc: grpc_aio.Server | None = None
+    health: grpc_health.aio.HealthServicer | None = None
     bridge: web.BaseRunner | None = None  # made with shutdown_timeout=CLOSE_ALLOWANCE
 
 
