@@ -39,6 +39,9 @@ def add_serve_options(p: argparse.ArgumentParser, parse_seconds) -> None:
                    help="the longest cooldown (default 300)")
     p.add_argument("--shutdown-grace", type=parse_seconds, default=30.0, metavar="S",
                    help="on SIGTERM, how long in-flight requests and streams may finish (default 30)")
+    p.add_argument("--probe-interval", type=parse_seconds, default=60.0, metavar="S",
+                   help="how often channels st-ai disabled (a rejected key) are tested, and enabled "
+                        "again when they answer (default 60)")
 
 
 def config(args: argparse.Namespace) -> Resilience:
@@ -46,4 +49,4 @@ def config(args: argparse.Namespace) -> Resilience:
         timeouts=Timeouts(args.timeout_connect, args.timeout_first_byte, args.timeout_idle, args.timeout_total),
         max_attempts=args.max_attempts, cooldown_failures=args.cooldown_failures,
         cooldown_base=args.cooldown_base, cooldown_max=max(args.cooldown_max, args.cooldown_base),
-        shutdown_grace=args.shutdown_grace)
+        shutdown_grace=args.shutdown_grace, probe_interval=args.probe_interval)
