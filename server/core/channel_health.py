@@ -159,10 +159,9 @@ class ChannelHealth:
     def _disable(self, channel: Channel, error: GatewayError, now: float) -> None:
         if channel.id in self._disabled:
             return
-        log.warning("channel %r: the upstream rejected its key (HTTP %d); disabling it until a test succeeds",
-                    channel.name, error.http_status)
+        log.warning("channel %r: %s Disabled until a test succeeds.", channel.name, error.message)
         self._disabled.add(channel.id)
-        self._disables[channel.id] = store.rejected_key_reason(error.http_status, now)
+        self._disables[channel.id] = store.rejected_key_reason(error.message, now)
         self._wake.set()
 
     async def _write(self) -> None:

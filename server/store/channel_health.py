@@ -75,8 +75,9 @@ def recover(conn: sqlite3.Connection, channel_id: int, now: float | None = None)
     return bool(enabled)
 
 
-def rejected_key_reason(status: int, when: float) -> str:
+def rejected_key_reason(what: str, when: float) -> str:
     """Why st-ai disabled a channel, for `channel list` and the admin API: what happened
-    and when, never the upstream's words (they may echo the key)."""
+    (st-ai's own error message, already scrubbed of the channel's secrets) and when."""
     stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"the upstream rejected the channel's key (HTTP {status}) at {stamp}"
+    what = what.strip().rstrip(".")
+    return f"{what[:200]} (disabled at {stamp})"
