@@ -141,8 +141,7 @@ def update_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,
 
 
 def _timeouts(body: dict) -> dict[str, float | None]:
-    """The timeouts a request sets: "timeout_idle": 30, or null / "default" for the
-    gateway's default."""
+    """The timeouts a request sets: "timeout_idle": 30, or 0 for the gateway's default."""
     return {name: rules.timeout(body[f"timeout_{name}"]) for name in channels.TIMEOUT_NAMES
             if f"timeout_{name}" in body}
 

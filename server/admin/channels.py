@@ -73,7 +73,7 @@ def view(channel: Channel, specs: Mapping[str, ProviderSpec], health: HealthStat
          now: float | None = None) -> dict:
     """A channel as the admin reads it: the key only as a hint. The base URL is the
     operator's own setting and is shown here, never in logs or the audit. A timeout of
-    None (null) is the gateway's default."""
+    None (left out of the answer) is the gateway's default."""
     spec = specs.get(channel.type)
     return {"name": channel.name, "type": channel.type,
             "label": spec.label if spec else f"{channel.type} (unknown type)",

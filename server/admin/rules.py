@@ -86,9 +86,11 @@ DEFAULT = "default"
 
 
 def timeout(value: object) -> float | None:
-    """A channel's timeout in seconds, or "default" (None: the gateway's default of
-    `st-ai serve --timeout-*`)."""
+    """A channel's timeout in seconds; "default" or 0 (the Admin API's JSON cannot send
+    null through protobuf) give None: the gateway's default of `st-ai serve --timeout-*`."""
     if value is None or (isinstance(value, str) and value.strip().lower() == DEFAULT):
+        return None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool) and _zero(value):
         return None
     number = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -102,6 +104,13 @@ def timeout(value: object) -> float | None:
         raise AdminError(f"{value!r} is not a number of seconds above 0 and at most a week ({MAX_TIMEOUT:g}), "
                          f"nor {DEFAULT!r}")
     return number
+
+
+def _zero(value: int | float | str) -> bool:
+    try:
+        return float(value) == 0
+    except ValueError:
+        return False
 
 
 def _whole(value: object) -> int | None:
