@@ -24,6 +24,7 @@ import pytest
 from server.errors import GatewayError
 from server.providers.interface import Upstream
 from server.providers.registry import Registry
+from server.store import channel_health as health_store
 from server.store.channels import Channel
 from server.store.db import open_db
 from tests.conftest import ROOT, start_gateway, stop_gateway
@@ -269,21 +270,60 @@ def test_an_operators_disable_stays_after_a_successful_test(gw, fakes):
     assert listed_state(gw, name) == "disabled (operator)"
 
 
-def test_the_background_probe_enables_a_channel_st_ai_disabled_once_its_key_works(tmp_path, fakes,
-                                                                                   rejected_keys_reported):
+def disabled_by_st_ai(gateway, name: str) -> None:
+    """Record in the database what a gateway records when an upstream rejected the
+    channel's key (server/core/channel_health.py), as another process would see it."""
+    db = open_db(gateway.db_path)
+    try:
+        channel_id = db.execute("SELECT id FROM channels WHERE name = ?", [name]).fetchone()[0]
+        assert health_store.auto_disable(db, channel_id, health_store.rejected_key_reason(
+            "The upstream service rejected the channel's credentials.", time.time()))
+    finally:
+        db.close()
+
+
+def test_the_admin_apis_test_enables_a_channel_st_ai_disabled_once_it_answers(gw, fakes):
+    model = unique("admin-test")
+    primary = fakes()
+    channel_key = "sk-upstream-admin-test-0123456789"
+    name = add_channel(gw, primary, model, key=channel_key)
+    key = token_for(gw, model)
+    disabled_by_st_ai(gw, name)
+    gw.wait_for(lambda: admin_channel(gw, name)["state"] == "auto_disabled", "the disable to show")
+
+    failed = admin_test(gw, name)
+    assert (failed["ok"], failed.get("reenabled")) == (False, None)
+    assert admin_channel(gw, name)["state"] == "auto_disabled"
+
+    primary.api_key = channel_key
+    passed = admin_test(gw, name)
+    assert (passed["ok"], passed["reenabled"]) == (True, True)
+    assert admin_channel(gw, name)["state"] == "enabled"
+    assert chat(gw, key, model) == 200  # routed at once: the server reloaded its channels
+
+
+def admin_test(gateway, name: str) -> dict:
+    request = urllib.request.Request(f"{gateway.http_url}/api/v1/channels/{name}/test", data=b"{}", method="POST",
+                                     headers={"Authorization": f"Bearer {ADMIN_KEY}",
+                                              "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=40) as response:
+        return json.load(response)
+
+
+def test_the_background_probe_enables_a_channel_st_ai_disabled_once_it_answers(tmp_path, fakes):
     gateway = start(str(tmp_path / "st-ai.db"), "--probe-interval", "1")
     try:
         model = unique("probed")
-        primary, backup = fakes(), fakes()
+        primary, other = fakes(), fakes()
         channel_key = "sk-upstream-rotated-away-9876543210"
-        name = add_channel(gateway, primary, model, "--priority", "1", key=channel_key)
-        add_channel(gateway, backup, model)
+        name = add_channel(gateway, primary, model, key=channel_key)
+        operators = add_channel(gateway, other, model)
         key = token_for(gateway, model)
-        assert chat(gateway, key, model) == 200
-        gateway.wait_for(lambda: admin_channel(gateway, name)["state"] == "auto_disabled", "the disable")
+        disabled_by_st_ai(gateway, name)
+        assert cli(gateway, "channel", "disable", operators).returncode == 0
+        gateway.wait_for(lambda: admin_channel(gateway, name)["state"] == "auto_disabled", "the disable to show")
 
-        hits = primary.faults.hits(CHAT)
-        gateway.wait_for(lambda: primary.faults.hits(CHAT) >= hits + 2, "two probes", timeout=10)
+        gateway.wait_for(lambda: primary.faults.hits(CHAT) >= 2, "two probes", timeout=10)
         assert admin_channel(gateway, name)["state"] == "auto_disabled"  # still refused: still disabled
 
         primary.api_key = channel_key
@@ -292,7 +332,8 @@ def test_the_background_probe_enables_a_channel_st_ai_disabled_once_its_key_work
         audit = cli(gateway, "audit", "--target", name, "--json")
         assert any(e["actor"] == "st-ai probe" and e["summary"].get("reenabled") for e in json.loads(audit.stdout))
         hits = primary.faults.hits(CHAT)
-        gateway.wait_for(lambda: chat(gateway, key, model) == 200 and primary.faults.hits(CHAT) > hits,
-                         "the gateway to route to the channel again")
+        assert chat(gateway, key, model) == 200 and primary.faults.hits(CHAT) == hits + 1
+        assert other.faults.hits(CHAT) == 0  # an operator's disable is never probed
+        assert admin_channel(gateway, operators)["state"] == "disabled"
     finally:
         stop_gateway(gateway)
