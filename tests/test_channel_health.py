@@ -171,6 +171,27 @@ def test_a_failed_trial_cools_the_channel_again_for_twice_as_long_up_to_the_cap(
     scenario(db_path, body, cooldown_max=40.0)
 
 
+def test_a_trial_whose_client_left_is_handed_to_the_next_request(db_path):
+    async def body(w: World):
+        w.fail.add(w.a.id)
+        for _ in range(3):
+            await w.request()
+        w.clock.now += 5.01
+        w.fail.clear()
+        silent = asyncio.Event()
+
+        async def hangs(c, budget):
+            await silent.wait()
+        leaving = asyncio.create_task(w.loop.first(ticket(), [w.a], "m", hangs, deadline=1e12))
+        await asyncio.sleep(0.05)
+        assert not w.health.usable(w.a)  # the trial is out
+        leaving.cancel()
+        await asyncio.gather(leaving, return_exceptions=True)
+        assert await w.request(w.a) == "answer from a"  # the next request is the trial, and succeeds
+        assert w.health.state(w.a.id).healthy()
+    scenario(db_path, body)
+
+
 def test_a_trial_whose_caller_vanished_is_handed_out_again_after_its_lease(db_path):
     async def body(w: World):
         w.fail.add(w.a.id)

@@ -70,7 +70,7 @@ class ChannelHealth:
             return False
         if state.trial:
             handed = self._trials.get(channel.id)
-            # a trial whose caller vanished (its client left) must not shut the channel for good
+            # a trial whose outcome never came (a caller that crashed) must not shut the channel for good
             if handed is not None and now - handed < self._trial_lease(channel):
                 return False
             self._trials[channel.id] = now
@@ -86,6 +86,9 @@ class ChannelHealth:
         if state.trial:
             log.info("channel %r answered its trial request: back in service", channel.name)
         self._set(channel.id, HealthState(cooling_until=resting, updated_at=now))
+
+    def abandoned(self, channel: Channel) -> None:
+        self._trials.pop(channel.id, None)  # the next caller takes the trial
 
     def failed(self, channel: Channel, error: GatewayError) -> None:
         self._trials.pop(channel.id, None)
