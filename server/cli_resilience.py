@@ -16,6 +16,15 @@ def _attempts(text: str) -> int:
     return int(text)
 
 
+MAX_COOLDOWN_FAILURES = 1000
+
+
+def _failures(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_COOLDOWN_FAILURES:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_COOLDOWN_FAILURES}")
+    return int(text)
+
+
 def add_serve_options(p: argparse.ArgumentParser, parse_seconds) -> None:
     d = DEFAULT_TIMEOUTS
     p.add_argument("--max-attempts", type=_attempts, default=3, metavar="N",
@@ -31,7 +40,7 @@ def add_serve_options(p: argparse.ArgumentParser, parse_seconds) -> None:
     p.add_argument("--timeout-total", "--upstream-timeout", dest="timeout_total", type=parse_seconds,
                    default=d.total, metavar="S",
                    help=f"longest a whole request may take, every attempt included (default {d.total:g})")
-    p.add_argument("--cooldown-failures", type=_attempts, default=3, metavar="N",
+    p.add_argument("--cooldown-failures", type=_failures, default=3, metavar="N",
                    help="consecutive failures that put a channel in cooldown (default 3)")
     p.add_argument("--cooldown-base", type=parse_seconds, default=5.0, metavar="S",
                    help="a channel's first cooldown; each next one doubles (default 5)")

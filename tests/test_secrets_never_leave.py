@@ -50,7 +50,9 @@ class Probe:
         }
         self.db_path = str(tmp / "st-ai.db")
         open_db(self.db_path).close()
+        # every failing shape goes through one channel: its circuit breaker must not trip
         self.gw: Gateway = start_gateway(self.db_path, "--video-poll-interval", str(POLL),
+                                         "--cooldown-failures", "1000",
                                          env={"ST_AI_LOG_LEVEL": "DEBUG"})
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read_log, daemon=True)
