@@ -24,6 +24,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Protocol
 
+from server.catalog import Snapshot
 from server.core.resilience import Resilience
 from server.errors import GatewayError
 from server.store import channel_health as store
@@ -36,8 +37,7 @@ log = logging.getLogger("st_ai.channel_health")
 
 class CatalogView(Protocol):
     """What health needs of server/catalog.py's Catalog."""
-    @property
-    def snapshot(self): ...
+    snapshot: Snapshot
 
     async def load(self) -> None: ...
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 
 from server.admin import audit, channel_test
-from server.core.channel_health import ChannelHealth
+from server.core.channel_health import CatalogView, ChannelHealth
 from server.providers.registry import Registry
 from server.store.channels import Channel
 from server.store.db import DbWorker
@@ -20,7 +20,7 @@ PROBE = audit.Actor("st-ai probe")
 
 
 class ChannelProbe:
-    def __init__(self, catalog, registry: Registry, worker: DbWorker, health: ChannelHealth,
+    def __init__(self, catalog: CatalogView, registry: Registry, worker: DbWorker, health: ChannelHealth,
                  interval: float, timeout: float = channel_test.TIMEOUT) -> None:
         self._catalog = catalog
         self._registry = registry
