@@ -16,10 +16,12 @@ from server import call_record, client_address
 from server.billing import limits
 from server.billing.prices import ModelPrice
 from server.errors import invalid_api_key
+from server.store import channel_health
 from server.store import channels as channel_store
 from server.store import prices as price_store
 from server.store import tokens as token_store
 from server.core.resilience import DEFAULT_TIMEOUTS
+from server.store.channel_health import HealthState
 from server.store.channels import Channel, Timeouts
 from server.store.db import DbWorker, data_version
 from server.store.tokens import Token, hash_key
@@ -34,6 +36,7 @@ class Snapshot:
     channels_by_model: dict[str, tuple[Channel, ...]] = field(default_factory=dict)
     channels_by_id: dict[int, Channel] = field(default_factory=dict)
     prices: dict[str, ModelPrice] = field(default_factory=dict)  # effective price per public model
+    health: dict[int, HealthState] = field(default_factory=dict)  # channels' circuit-breaker state, by id
 
 
 def load_snapshot(db: sqlite_utils.Database, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> tuple[int, Snapshot]:
@@ -47,7 +50,8 @@ def load_snapshot(db: sqlite_utils.Database, timeouts: Timeouts = DEFAULT_TIMEOU
             for model in channel.models:
                 by_model.setdefault(model, []).append(channel)
     ordered = {m: tuple(sorted(cs, key=lambda c: -c.priority)) for m, cs in by_model.items()}
-    return version, Snapshot(tokens, ordered, {c.id: c for c in channels}, price_store.effective_prices(db))
+    return version, Snapshot(tokens, ordered, {c.id: c for c in channels}, price_store.effective_prices(db),
+                             channel_health.load_all(db))
 
 
 class Catalog:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from server import url_rules
 from server.providers.interface import ProviderSpec
-from server.store.channels import ChannelError
+from server.store.channels import ChannelError, Timeouts
 
 # Paths of the endpoints st-ai calls under a base URL: a base URL ending in one was
 # copied from an endpoint's documentation, and every call made under it would 404.
@@ -36,6 +36,8 @@ class NewChannel:
     no_key: bool = False  # the operator declares an upstream that takes no key
     model_map: dict[str, str] = field(default_factory=dict)
     priority: int = 0
+    weight: int = 1
+    timeouts: Timeouts = Timeouts()  # None each: the gateway's default
 
 
 def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
@@ -46,15 +48,33 @@ def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
     _check_name(new.name)
     models = _check_models(new.models)
     model_map = _check_model_map(new.model_map, models)
+    _check_routing(new)
     if not spec.upstream:
         if new.base_url or new.key or new.no_key:
             raise ChannelError(f"--type {spec.type} has no upstream: drop --base-url, --key and --no-key")
-        return NewChannel(new.name, spec.type, models, "", "", False, model_map, new.priority)
+        return NewChannel(new.name, spec.type, models, "", "", False, model_map, new.priority, new.weight,
+                          new.timeouts)
     base_url = check_base_url(new.base_url) if new.base_url is not None else spec.default_base_url
     if not base_url:
         raise ChannelError(f"--type {spec.type} needs --base-url")
     return NewChannel(new.name, spec.type, models, base_url, _check_key(spec, new.key, new.no_key),
-                      new.no_key, model_map, new.priority)
+                      new.no_key, model_map, new.priority, new.weight, new.timeouts)
+
+
+def _check_routing(new: NewChannel) -> None:
+    """Weight and timeouts arrive checked one by one (server/admin/rules.py); here, what
+    only the whole shows."""
+    t = new.timeouts
+    for name, value in (("connect", t.connect), ("first-byte", t.first_byte), ("idle", t.idle), ("total", t.total)):
+        if value is not None and not value > 0:
+            raise ChannelError(f"--timeout-{name} must be a number of seconds above 0")
+    if new.weight < 0:
+        raise ChannelError("--weight must be 0 or more")
+    if t.total is not None:
+        for name, value in (("connect", t.connect), ("first-byte", t.first_byte)):
+            if value is not None and value > t.total:
+                raise ChannelError(f"--timeout-{name} {value:g} is longer than --timeout-total {t.total:g}: "
+                                   "it could never apply")
 
 
 def check_base_url(url: str) -> str:

@@ -9,14 +9,17 @@ import math
 import os
 import sqlite3
 import sys
+import time
 from typing import NoReturn
 
 from server import channel_rules, cli_admin, cli_prices, cli_resilience, cli_usage, cli_webhooks, durations, token_rules, url_rules
 from server.admin import audit, rules
+from server.admin import channel_state
 from server.admin import channels as admin_channels
 from server.admin import tokens as admin_tokens
 from server.admin.errors import AdminError
 from server.billing import money
+from server.store import channel_health
 from server.store import channels as channel_store
 from server.store import quota as quota_store
 from server.store import tokens as token_store
@@ -116,6 +119,8 @@ def _ruled(rule):
 parse_models = _ruled(lambda text: rules.models(parse_list(text), text))
 parse_name = _ruled(rules.name)
 parse_priority = _ruled(rules.priority)
+parse_weight = _ruled(rules.weight)
+parse_timeout = _ruled(rules.timeout)
 
 
 def parse_model_map(text: str) -> dict[str, str]:
@@ -297,7 +302,8 @@ def cmd_channel_add(args: argparse.Namespace) -> None:
     specs = discover()
     new = channel_rules.check(channel_rules.NewChannel(  # before the database is opened: a refusal creates no file
         name=args.name, type=args.type, models=args.models, base_url=args.base_url, key=args.key,
-        no_key=args.no_key, model_map=args.model_map or {}, priority=args.priority), specs)
+        no_key=args.no_key, model_map=args.model_map or {}, priority=args.priority, weight=args.weight,
+        timeouts=cli_admin.channel_timeouts(args)), specs)
     channel = admin_channels.create(_db(args), audit.CLI, new, specs)
     keyless = " (no upstream key)" if new.no_key else ""
     print(f"added channel '{channel.name}' ({specs[channel.type].label}) serving {', '.join(channel.models)}{keyless}")
@@ -308,12 +314,16 @@ def cmd_channel_list(args: argparse.Namespace) -> None:
 
     specs = discover()
     rows = []
-    for c in channel_store.all_channels(_db(args)):
+    db = _db(args)
+    health, now = channel_health.load_all(db), time.time()
+    for c in channel_store.all_channels(db):
         label = specs[c.type].label if c.type in specs else f"{c.type} (unknown type)"
         mapping = ",".join(f"{k}={v}" for k, v in c.model_map.items()) or "-"
         rows.append([c.name, label, c.base_url or "-", ",".join(c.models), mapping, c.key_hint,
-                     str(c.priority), "enabled" if c.enabled else "disabled"])
-    _table(rows, ["NAME", "TYPE", "BASE URL", "MODELS", "MODEL MAP", "KEY", "PRIORITY", "STATUS"])
+                     str(c.priority), str(c.weight), cli_admin.timeouts_text(c.timeouts),
+                     channel_state.line(c, health.get(c.id), now)])
+    _table(rows, ["NAME", "TYPE", "BASE URL", "MODELS", "MODEL MAP", "KEY", "PRIORITY", "WEIGHT",
+                  "TIMEOUTS (connect/first byte/idle/total)", "STATE"])
 
 
 def cmd_channel_enable(args: argparse.Namespace, enabled: bool) -> None:
@@ -455,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--models", type=parse_list, required=True, help="comma-separated public model names")
     add.add_argument("--model-map", type=parse_model_map, help="public=upstream,... renames sent upstream")
     add.add_argument("--priority", type=parse_priority, default=0, help="higher is tried first (default 0)")
+    cli_admin.add_routing_options(add, parse_weight, parse_timeout, default_weight=1)
     add.set_defaults(func=cmd_channel_add)
     channel.add_parser("list", help="list channels (keys are masked)").set_defaults(func=cmd_channel_list)
     for action, func in (("disable", lambda a: cmd_channel_enable(a, False)),

@@ -15,6 +15,7 @@ from server.admin import api, audit, channel_test, keys
 from server.admin import channels as admin_channels
 from server.admin import tokens as admin_tokens
 from server.admin import videos as admin_videos
+from server.store.channels import Timeouts
 from server.store.token_edits import KEEP
 
 OpenDb = Callable[[argparse.Namespace], object]
@@ -57,25 +58,51 @@ def cmd_token_rotate(args: argparse.Namespace, open_db: OpenDb) -> None:
     print(key)
 
 
+def add_routing_options(p: argparse.ArgumentParser, parse_weight, parse_timeout, default_weight: int | None,
+                        unset: object = None) -> None:
+    """--weight and --timeout-* of `channel add` (defaults: 1 and the gateway's) and
+    `channel update` (`unset`: left as they are; "default": back to the gateway's)."""
+    p.add_argument("--weight", type=parse_weight, default=default_weight, metavar="W",
+                   help="share of its priority's requests, relative to the other channels' weights; "
+                        "0: only when they are unusable (default 1)")
+    for name in admin_channels.TIMEOUT_NAMES:
+        flag = name.replace("_", "-")
+        p.add_argument(f"--timeout-{flag}", type=parse_timeout, default=unset, metavar="S",
+                       help=f"seconds (the {flag.replace('-', ' ')} limit), or 'default' for st-ai serve's "
+                            f"--timeout-{flag}")
+
+
+def channel_timeouts(args: argparse.Namespace) -> Timeouts:
+    return Timeouts(*(getattr(args, f"timeout_{name}") for name in admin_channels.TIMEOUT_NAMES))
+
+
+def timeouts_text(timeouts: Timeouts) -> str:
+    return "/".join("default" if getattr(timeouts, name) is None else f"{getattr(timeouts, name):g}s"
+                    for name in admin_channels.TIMEOUT_NAMES)
+
+
 def cmd_channel_update(args: argparse.Namespace, open_db: OpenDb) -> None:
     from server.providers.registry import discover
 
+    timeouts = {name: getattr(args, f"timeout_{name}") for name in admin_channels.TIMEOUT_NAMES
+                if getattr(args, f"timeout_{name}") is not KEEP}
     changes = admin_channels.ChannelChanges(base_url=args.base_url, key=args.key, no_key=args.no_key,
-                                            models=args.models, model_map=args.model_map, priority=args.priority)
+                                            models=args.models, model_map=args.model_map, priority=args.priority,
+                                            weight=args.weight, timeouts=timeouts)
     channel = admin_channels.update(open_db(args), audit.CLI, args.name, changes, discover())
-    print(f"channel '{channel.name}' updated: serving {', '.join(channel.models)}, priority {channel.priority}")
+    print(f"channel '{channel.name}' updated: serving {', '.join(channel.models)}, priority {channel.priority}, "
+          f"weight {channel.weight}, timeouts {timeouts_text(channel.timeouts)}")
 
 
 def cmd_channel_test(args: argparse.Namespace, open_db: OpenDb) -> None:
     db = open_db(args)
     channel = admin_channels.get(db, args.name)
-    result = asyncio.run(channel_test.run_alone(channel, args.model))
-    audit.record(db, audit.CLI, "channel.test", channel.name,
-                 {"model": result.model, "ok": result.ok, "latency_ms": result.latency_ms})
+    result = channel_test.record(db, audit.CLI, channel, asyncio.run(channel_test.run_alone(channel, args.model)))
     if args.json:
         print(json.dumps(result.view(), indent=2))
     elif result.ok:
-        print(f"channel '{channel.name}' ({result.model}): ok in {result.latency_ms} ms")
+        again = "; it was disabled by st-ai and is enabled again" if result.reenabled else ""
+        print(f"channel '{channel.name}' ({result.model}): ok in {result.latency_ms} ms{again}")
     else:
         print(f"channel '{channel.name}' ({result.model}): failed after {result.latency_ms} ms: {result.error}")
     if not result.ok:
@@ -138,13 +165,14 @@ def _limit(text: str) -> int:
 def add_commands(sub: argparse._SubParsersAction, token: argparse._SubParsersAction,
                  channel: argparse._SubParsersAction, open_db: OpenDb, table: PrintTable) -> list:
     """Adds the commands; returns the parsers outside `token` and `channel` (each takes --db)."""
-    from server.cli import parse_list, parse_model_map, parse_priority
+    from server.cli import parse_list, parse_model_map, parse_priority, parse_timeout, parse_weight
 
     rotate = token.add_parser("rotate", help="give a token a new key (printed once); the old one stops working")
     rotate.add_argument("name")
     rotate.set_defaults(func=functools.partial(cmd_token_rotate, open_db=open_db))
 
-    update = channel.add_parser("update", help="change a channel's base URL, key, models, renames or priority")
+    update = channel.add_parser("update", help="change a channel's base URL, key, models, renames, priority, "
+                                               "weight or timeouts")
     update.add_argument("name")
     update.add_argument("--base-url")
     update.add_argument("--key", help="a new upstream key (stored for use, never printed)")
@@ -152,9 +180,12 @@ def add_commands(sub: argparse._SubParsersAction, token: argparse._SubParsersAct
     update.add_argument("--models", type=parse_list, help="comma-separated public model names (replaces the list)")
     update.add_argument("--model-map", type=parse_model_map, help="public=upstream,... (replaces the renames)")
     update.add_argument("--priority", type=parse_priority)
+    add_routing_options(update, parse_weight, parse_timeout, default_weight=None, unset=KEEP)
     update.set_defaults(func=functools.partial(cmd_channel_update, open_db=open_db))
 
-    test = channel.add_parser("test", help="send one minimal request through a channel (billed to no token)")
+    test = channel.add_parser("test", help="send one minimal request through a channel (billed to no token); "
+                                           "exits 0 when it answered, 1 when not; an answer enables again a "
+                                           "channel st-ai had disabled")
     test.add_argument("name")
     test.add_argument("--model", help="one of the channel's models (default: its first)")
     test.add_argument("--json", action="store_true")

@@ -16,6 +16,15 @@ def _attempts(text: str) -> int:
     return int(text)
 
 
+MAX_COOLDOWN_FAILURES = 1000
+
+
+def _failures(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_COOLDOWN_FAILURES:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_COOLDOWN_FAILURES}")
+    return int(text)
+
+
 def add_serve_options(p: argparse.ArgumentParser, parse_seconds) -> None:
     d = DEFAULT_TIMEOUTS
     p.add_argument("--max-attempts", type=_attempts, default=3, metavar="N",
@@ -31,7 +40,7 @@ def add_serve_options(p: argparse.ArgumentParser, parse_seconds) -> None:
     p.add_argument("--timeout-total", "--upstream-timeout", dest="timeout_total", type=parse_seconds,
                    default=d.total, metavar="S",
                    help=f"longest a whole request may take, every attempt included (default {d.total:g})")
-    p.add_argument("--cooldown-failures", type=_attempts, default=3, metavar="N",
+    p.add_argument("--cooldown-failures", type=_failures, default=3, metavar="N",
                    help="consecutive failures that put a channel in cooldown (default 3)")
     p.add_argument("--cooldown-base", type=parse_seconds, default=5.0, metavar="S",
                    help="a channel's first cooldown; each next one doubles (default 5)")
@@ -39,6 +48,9 @@ def add_serve_options(p: argparse.ArgumentParser, parse_seconds) -> None:
                    help="the longest cooldown (default 300)")
     p.add_argument("--shutdown-grace", type=parse_seconds, default=30.0, metavar="S",
                    help="on SIGTERM, how long in-flight requests and streams may finish (default 30)")
+    p.add_argument("--probe-interval", type=parse_seconds, default=60.0, metavar="S",
+                   help="how often channels st-ai disabled (a rejected key) are tested, and enabled "
+                        "again when they answer (default 60)")
 
 
 def config(args: argparse.Namespace) -> Resilience:
@@ -46,7 +58,7 @@ def config(args: argparse.Namespace) -> Resilience:
         timeouts=Timeouts(args.timeout_connect, args.timeout_first_byte, args.timeout_idle, args.timeout_total),
         max_attempts=args.max_attempts, cooldown_failures=args.cooldown_failures,
         cooldown_base=args.cooldown_base, cooldown_max=max(args.cooldown_max, args.cooldown_base),
-        shutdown_grace=args.shutdown_grace)
+        shutdown_grace=args.shutdown_grace, probe_interval=args.probe_interval)
 
 
 def add_shutdown_grace(p: argparse.ArgumentParser, parse_seconds) -> None:

@@ -30,6 +30,8 @@ from server.billing.group_commit import GroupCommit
 from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
 from server.core.attempts import AttemptLoop
+from server.core.channel_health import ChannelHealth
+from server.core.channel_probe import ChannelProbe
 from server.core.resilience import Resilience
 from server.demo import ensure_demo_at
 from server.draining import Drain
@@ -83,6 +85,7 @@ class Core:
     tasks: list[asyncio.Task] = field(default_factory=list)
     admin: AdminAuth = field(default_factory=AdminAuth)
     drain: Drain = field(default_factory=Drain)  # graceful shutdown, shared by both fronts
+    health: ChannelHealth | None = None
 
 
 @contextlib.asynccontextmanager
@@ -107,17 +110,21 @@ async def open_core(config: Config, public_url: str,
     webhooks = WebhookSender(worker, http, callbacks, config.webhooks, owner, owner_alive)
     poller = VideoPoller(catalog, registry, worker, assets, config.video, owner, video_billing, thumbnail_from_mp4)
     await release_stale_reservations(worker, owner, config.resilience.timeouts.total)
-    attempts = AttemptLoop(config.resilience)
+    health = ChannelHealth(config.resilience, worker, catalog)
+    attempts = AttemptLoop(config.resilience, health)
     videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing, callbacks, attempts)
     core = Core(catalog, ChatRelay(catalog, registry, admission, attempts),
                 ImageRelay(catalog, registry, admission, attempts), videos, assets, worker,
-                admin=AdminAuth(config.admin_key))
+                admin=AdminAuth(config.admin_key), health=health)
     settler = asyncio.create_task(settlements.run(), name="settlement-writer")
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(sweep_stale_reservations(worker, owner, config.resilience.timeouts.total),
                                       name="reservation-sweep"),
                   asyncio.create_task(poller.run(), name="video-poller"),
-                  asyncio.create_task(webhooks.run(), name="webhook-sender")]
+                  asyncio.create_task(webhooks.run(), name="webhook-sender"),
+                  asyncio.create_task(health.run(), name="channel-health-writer"),
+                  asyncio.create_task(ChannelProbe(catalog, registry, worker, health,
+                                                   config.resilience.probe_interval).run(), name="channel-probe")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
     try:

@@ -17,9 +17,9 @@ def visible_models(snapshot: Snapshot, token: Token) -> list[str]:
 
 
 def candidates(snapshot: Snapshot, token: Token, model: str, capability: Collection[str]) -> list[Channel]:
-    """Channels to try for `model`: best priority first, shuffled within a priority so
-    that load spreads; only channels whose provider has `capability` (the
-    provider types) count. Raises 404 / 403 / 503 as the contract says."""
+    """Channels to try for `model`: best priority first, in weighted random order within
+    a priority so that load spreads as the weights say; only channels whose provider has
+    `capability` (the provider types) count. Raises 404 / 403 / 503 as the contract says."""
     call_record.note_model(model)
     channels = snapshot.channels_by_model.get(model)
     if not channels:
@@ -31,10 +31,17 @@ def candidates(snapshot: Snapshot, token: Token, model: str, capability: Collect
         raise no_channel(model)
     ordered: list[Channel] = []
     for _, group in itertools.groupby(usable, key=lambda c: c.priority):
-        group = list(group)
-        random.shuffle(group)
-        ordered.extend(group)
+        ordered.extend(weighted_order(list(group)))
     return ordered
+
+
+def weighted_order(channels: list[Channel]) -> list[Channel]:
+    """A random order in which each channel comes first with a chance proportional to its
+    weight (and so on for the rest: weighted sampling without replacement, by sorting on
+    random() ** (1 / weight)). Weight 0 is a standby: after every weighted channel of its
+    tier, so it serves only when they are unusable."""
+    keyed = [(random.random() ** (1.0 / c.weight) if c.weight > 0 else -random.random(), c) for c in channels]
+    return [c for _, c in sorted(keyed, key=lambda kc: kc[0], reverse=True)]
 
 
 def default_model(snapshot: Snapshot, token: Token, capability: Collection[str], what: str) -> str:

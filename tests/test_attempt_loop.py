@@ -29,6 +29,7 @@ class Health:
         self.failures: list[tuple[int, str | None]] = []
         self.successes: list[int] = []
         self.cooling: set[int] = set()
+        self.abandons: list[int] = []
 
     def usable(self, c: Channel) -> bool:
         return c.id not in self.cooling
@@ -40,6 +41,9 @@ class Health:
         self.failures.append((c.id, e.code))
         if e.retry_after:
             self.cooling.add(c.id)
+
+    def abandoned(self, c: Channel) -> None:
+        self.abandons.append(c.id)
 
 
 async def no_pause(_: float) -> None:

@@ -106,6 +106,17 @@ def _wait_for_401(gateway, key: str, words: str) -> None:
 
 
 @pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """conftest's gateway, but the dead channel is asked by case after case: its circuit
+    breaker must not trip (cooling down is tested in tests/test_channel_health*.py)."""
+    db_path = str(tmp_path_factory.mktemp("gateway") / "st-ai.db")
+    open_db(db_path).close()
+    gw = start_gateway(db_path, "--cooldown-failures", "1000")
+    yield gw
+    stop_gateway(gw)
+
+
+@pytest.fixture(scope="module")
 def env(gateway) -> Env:
     dead_url = f"http://127.0.0.1:{_closed_port()}/v1"
     gateway.channel("err-sim", "simulator", [MODEL])

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import grpc
 import pytest
 
+from server.store import channels as channel_store
 from server.store.db import open_db
 from st_ai.v1 import chat_pb2, chat_pb2_grpc
 from server.upstream_errors import KNOWN_TYPES
@@ -50,7 +51,9 @@ class Probe:
         }
         self.db_path = str(tmp / "st-ai.db")
         open_db(self.db_path).close()
+        # every failing shape goes through one channel: its circuit breaker must not trip
         self.gw: Gateway = start_gateway(self.db_path, "--video-poll-interval", str(POLL),
+                                         "--cooldown-failures", "1000",
                                          env={"ST_AI_LOG_LEVEL": "DEBUG"})
         self.log: list[str] = []
         self._reader = threading.Thread(target=self._read_log, daemon=True)
@@ -76,7 +79,27 @@ class Probe:
         except urllib.error.HTTPError as error:
             status, text = error.code, error.read().decode("utf-8", "replace")
         self.responses.append((what, status, text))
+        if re.search(r"-40[13](-|$)", what):
+            self._back_in_service()
         return status, text
+
+    def _back_in_service(self, wait: float = 2.0) -> None:
+        """A rejected key disables its channel (server/core/channel_health.py); the next
+        shapes need it, so the operator enables it again, as `st-ai channel enable` would."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            db = open_db(self.db_path)
+            try:
+                disabled = [r[0] for r in db.execute("SELECT name FROM channels WHERE auto_disabled = 1")]
+                for name in disabled:
+                    channel_store.set_enabled(db, name, True)
+            finally:
+                db.close()
+            if disabled:
+                self.gw.wait_for(lambda: all(m in self.gw._models(self.key) for m in MODELS.values()),
+                                 "the channels to be routed again")
+                return
+            time.sleep(0.05)
 
     def call_grpc(self, what: str, shape: str, stream: bool) -> None:
         """A chat over gRPC; the failure's status message and trailing metadata (with its

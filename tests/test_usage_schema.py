@@ -29,7 +29,8 @@ def test_the_release_database_keeps_its_tokens_and_channels_with_their_ids(relea
     try:
         assert schema.version(db.conn) == schema.LATEST
         assert [r[:8] for r in db.execute("SELECT * FROM tokens ORDER BY id").fetchall()] == tokens_before
-        assert db.execute("SELECT * FROM channels ORDER BY id").fetchall() == channels_before
+        width = len(channels_before[0])  # later steps add columns after the release's
+        assert [r[:width] for r in db.execute("SELECT * FROM channels ORDER BY id").fetchall()] == channels_before
         for table in ("tokens", "channels"):
             assert "AUTOINCREMENT" in table_sql(db.conn, table)
         keys = release_keys()

@@ -14,7 +14,9 @@ from server.admin.errors import AdminError
 from server.billing import price_view
 from server.billing import prices as price_rules
 from server.providers.interface import ProviderSpec
+from server.store import channel_health
 from server.store import channels as channel_store
+from server.store.channels import Timeouts
 from server.store.token_edits import KEEP
 
 
@@ -107,11 +109,13 @@ def rotate_token_key(db: sqlite_utils.Database, actor: audit.Actor, body: dict) 
 # -- channels -------------------------------------------------------------------------
 
 def list_channels(db: sqlite_utils.Database, body: dict, specs: Mapping[str, ProviderSpec]) -> dict:
-    return _listed([channels.view(c, specs) for c in channel_store.all_channels(db)])
+    health = channel_health.load_all(db)
+    return _listed([channels.view(c, specs, health.get(c.id)) for c in channel_store.all_channels(db)])
 
 
 def get_channel(db: sqlite_utils.Database, body: dict, specs: Mapping[str, ProviderSpec]) -> dict:
-    return channels.view(channels.get(db, body.get("name", "")), specs)
+    channel = channels.get(db, body.get("name", ""))
+    return channels.view(channel, specs, channels.health(db, channel))
 
 
 def create_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,
@@ -119,7 +123,8 @@ def create_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,
     new = channel_rules.NewChannel(
         name=body.get("name", ""), type=body.get("type", ""), models=list(body.get("models") or []),
         base_url=body.get("base_url"), key=body.get("key"), no_key=bool(body.get("no_key")),
-        model_map=_strings(body, "model_map"), priority=rules.priority(body.get("priority", 0)))
+        model_map=_strings(body, "model_map"), priority=rules.priority(body.get("priority", 0)),
+        weight=rules.weight(body.get("weight", 1)), timeouts=Timeouts(**_timeouts(body)))
     return channels.view(channels.create(db, actor, new, specs), specs)
 
 
@@ -129,8 +134,16 @@ def update_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,
         base_url=body.get("base_url"), key=body.get("key"), no_key=bool(body.get("no_key")),
         models=list(body["models"]) if body.get("models") else None,
         model_map=_strings(body, "model_map") if "model_map" in body else None,
-        priority=rules.priority(body["priority"]) if "priority" in body else None)
-    return channels.view(channels.update(db, actor, body.get("name", ""), changes, specs), specs)
+        priority=rules.priority(body["priority"]) if "priority" in body else None,
+        weight=rules.weight(body["weight"]) if "weight" in body else None, timeouts=_timeouts(body))
+    channel = channels.update(db, actor, body.get("name", ""), changes, specs)
+    return channels.view(channel, specs, channels.health(db, channel))
+
+
+def _timeouts(body: dict) -> dict[str, float | None]:
+    """The timeouts a request sets: "timeout_idle": 30, or 0 for the gateway's default."""
+    return {name: rules.timeout(body[f"timeout_{name}"]) for name in channels.TIMEOUT_NAMES
+            if f"timeout_{name}" in body}
 
 
 def enable_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,

@@ -2,20 +2,26 @@
 output token; for a video-only provider, its free probe call: server/providers/interface.py's
 ChannelProbe), reporting whether the upstream answered and how fast. It goes to
 the provider directly, past routing and admission, so no token is billed and no ledger
-row is written; the error shown is scrubbed of the channel's secrets."""
+row is written; the error shown is scrubbed of the channel's secrets.
+
+A channel that answers is recovered (`record`): enabled again if st-ai had disabled it
+(a rejected key), and its cooldown cleared; an operator's disable stays."""
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import aiohttp
+import sqlite_utils
 
 from server import upstream_errors
+from server.admin import audit
 from server.admin.errors import AdminError
 from server.errors import GatewayError
 from server.providers.interface import ChannelProbe, Upstream
 from server.providers.registry import Registry
+from server.store import channel_health
 from server.store.channels import Channel
 
 TIMEOUT = 30.0
@@ -30,6 +36,7 @@ class TestResult:
     error: str | None = None
     error_code: str | None = None
     http_status: int | None = None
+    reenabled: bool | None = None  # it answered, and st-ai had disabled it: enabled again
 
     def view(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -68,6 +75,16 @@ async def run_alone(channel: Channel, model: str | None = None, timeout: float =
     """`run` outside a server (the CLI): with a pooled client of its own for this one call."""
     async with aiohttp.ClientSession() as http:
         return await run(Registry.build(Upstream(http)), channel, model, timeout)
+
+
+def record(db: sqlite_utils.Database, actor: audit.Actor, channel: Channel, result: TestResult) -> TestResult:
+    """Audit the test; when the channel answered, recover it in the same change. Returns
+    the result saying whether it was re-enabled."""
+    summary = {"model": result.model, "ok": result.ok, "latency_ms": result.latency_ms}
+    with audit.transaction(db) as conn:
+        reenabled = result.ok and channel_health.recover(conn, channel.id)
+        audit.write(conn, actor, "channel.test", channel.name, {**summary, "reenabled": True} if reenabled else summary)
+    return replace(result, reenabled=True) if reenabled else result
 
 
 def _ms(began: float) -> int:

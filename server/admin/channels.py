@@ -3,18 +3,22 @@ checked by server/channel_rules.py, as `channel add` checks it; every change is 
 with a summary that names no key and no base URL (both may hold secrets)."""
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field, replace
 
 import sqlite_utils
 
 from server import channel_rules
-from server.admin import audit
+from server.admin import audit, channel_state
 from server.admin.errors import AdminError, Conflict, NotFound
 from server.providers.interface import ProviderSpec
-from server.store import channel_edits
+from server.store import channel_edits, channel_health
 from server.store import channels as channel_store
-from server.store.channels import Channel
+from server.store.channel_health import HealthState
+from server.store.channels import Channel, Timeouts
+
+TIMEOUT_NAMES = ("connect", "first_byte", "idle", "total")  # Timeouts' fields, in order
 
 @dataclass(frozen=True)
 class ChannelChanges:
@@ -25,9 +29,15 @@ class ChannelChanges:
     models: list[str] | None = None
     model_map: dict[str, str] | None = None
     priority: int | None = None
+    weight: int | None = None
+    # timeout name (TIMEOUT_NAMES) -> seconds, or None for the gateway's default; absent: unchanged
+    timeouts: dict[str, float | None] = field(default_factory=dict)
 
     def empty(self) -> bool:
         return self == ChannelChanges()
+
+    def timeouts_of(self, current: Timeouts) -> Timeouts:
+        return replace(current, **self.timeouts)
 
     def summary(self) -> dict:
         shown: dict = {}
@@ -41,6 +51,10 @@ class ChannelChanges:
             shown["model_map"] = dict(self.model_map)
         if self.priority is not None:
             shown["priority"] = self.priority
+        if self.weight is not None:
+            shown["weight"] = self.weight
+        for name, seconds in self.timeouts.items():
+            shown[f"timeout_{name}"] = "default" if seconds is None else seconds
         return shown
 
 
@@ -51,19 +65,32 @@ def get(db: sqlite_utils.Database, name: str) -> Channel:
         raise NotFound(f"no channel named {name!r}") from None
 
 
-def view(channel: Channel, specs: Mapping[str, ProviderSpec]) -> dict:
+def health(db: sqlite_utils.Database, channel: Channel) -> HealthState | None:
+    return channel_health.load_all(db).get(channel.id)
+
+
+def view(channel: Channel, specs: Mapping[str, ProviderSpec], health: HealthState | None = None,
+         now: float | None = None) -> dict:
     """A channel as the admin reads it: the key only as a hint. The base URL is the
-    operator's own setting and is shown here, never in logs or the audit."""
+    operator's own setting and is shown here, never in logs or the audit. A timeout of
+    None (left out of the answer) is the gateway's default."""
     spec = specs.get(channel.type)
     return {"name": channel.name, "type": channel.type,
             "label": spec.label if spec else f"{channel.type} (unknown type)",
             "base_url": channel.base_url, "models": list(channel.models), "model_map": dict(channel.model_map),
-            "priority": channel.priority, "enabled": channel.enabled, "key_hint": channel.key_hint}
+            "priority": channel.priority, "enabled": channel.enabled, "key_hint": channel.key_hint,
+            "weight": channel.weight, **_timeouts_view(channel.timeouts),
+            **channel_state.fields(channel, health, time.time() if now is None else now)}
+
+
+def _timeouts_view(timeouts: Timeouts) -> dict:
+    return {f"timeout_{name}": value for name, value in zip(TIMEOUT_NAMES, astuple(timeouts))}
 
 
 def _summary(new: channel_rules.NewChannel) -> dict:
     return {"type": new.type, "models": list(new.models), "model_map": dict(new.model_map),
-            "priority": new.priority, "key": "none" if not new.key else "set"}
+            "priority": new.priority, "weight": new.weight, "key": "none" if not new.key else "set",
+            **{k: "default" if v is None else v for k, v in _timeouts_view(new.timeouts).items()}}
 
 
 def create(db: sqlite_utils.Database, actor: audit.Actor, new: channel_rules.NewChannel,
@@ -73,14 +100,16 @@ def create(db: sqlite_utils.Database, actor: audit.Actor, new: channel_rules.New
         if db.conn.execute("SELECT 1 FROM channels WHERE name = ?", [checked.name]).fetchone():
             raise Conflict(f"a channel named {checked.name!r} already exists")
         return channel_store.add(db, checked.name, checked.type, checked.base_url or "", checked.key or "",
-                                 checked.models, checked.model_map, checked.priority)
+                                 checked.models, checked.model_map, checked.priority, checked.weight,
+                                 checked.timeouts)
 
 
 def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: ChannelChanges,
            specs: Mapping[str, ProviderSpec]) -> Channel:
     """The channel with `changes` applied, checked whole as `channel add` checks a new one."""
     if changes.empty():
-        raise AdminError("nothing to update: give --base-url, --key, --no-key, --models, --model-map or --priority")
+        raise AdminError("nothing to update: give --base-url, --key, --no-key, --models, --model-map, --priority, "
+                         "--weight or a --timeout-*")
     with audit.change(db, actor, "channel.update", name, changes.summary()) as conn:
         current = get(db, name)
         spec = specs.get(current.type)
@@ -96,11 +125,13 @@ def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: Ch
             name=current.name, type=current.type, models=models,
             base_url=changes.base_url if changes.base_url is not None else (current.base_url or None),
             key=key, no_key=no_key, model_map=model_map,
-            priority=changes.priority if changes.priority is not None else current.priority)
+            priority=changes.priority if changes.priority is not None else current.priority,
+            weight=changes.weight if changes.weight is not None else current.weight,
+            timeouts=changes.timeouts_of(current.timeouts))
         checked = channel_rules.check(merged, specs)
         channel_edits.replace_settings(conn, current.id, base_url=checked.base_url or "", key=checked.key or "",
                                        models=checked.models, model_map=checked.model_map,
-                                       priority=checked.priority)
+                                       priority=checked.priority, weight=checked.weight, timeouts=checked.timeouts)
     return get(db, name)
 
 

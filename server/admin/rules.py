@@ -69,6 +69,58 @@ def priority(value: object) -> int:
     return number
 
 
+MAX_WEIGHT = 10_000
+
+
+def weight(value: object) -> int:
+    """A channel's weight: its share of its priority tier's requests, relative to the
+    others'; 0 makes it a standby, used only when its tier's other channels are not."""
+    number = _whole(value)
+    if number is None or not 0 <= number <= MAX_WEIGHT:
+        raise AdminError(f"{value!r} is not a whole number from 0 to {MAX_WEIGHT}")
+    return number
+
+
+MAX_TIMEOUT = 7 * 24 * 3600.0
+DEFAULT = "default"
+
+
+def timeout(value: object) -> float | None:
+    """A channel's timeout in seconds; "default" or 0 (the Admin API's JSON cannot send
+    null through protobuf) give None: the gateway's default of `st-ai serve --timeout-*`."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == DEFAULT):
+        return None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool) and _zero(value):
+        return None
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+    if number is None or not 0 < number <= MAX_TIMEOUT:  # also refuses nan and inf
+        raise AdminError(f"{value!r} is not a number of seconds above 0 and at most a week ({MAX_TIMEOUT:g}), "
+                         f"nor {DEFAULT!r}")
+    return number
+
+
+def _zero(value: int | float | str) -> bool:
+    try:
+        return float(value) == 0
+    except ValueError:
+        return False
+
+
+def _whole(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.strip().isascii():
+        return int(value)
+    return None
+
+
 MAX_WEBHOOK_URL = 2048
 
 

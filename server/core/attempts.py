@@ -42,6 +42,9 @@ class Health(Protocol):
 
     def failed(self, channel: Channel, error: GatewayError) -> None: ...
 
+    def abandoned(self, channel: Channel) -> None:
+        """The attempt ended without an outcome (its client left): a trial it held is free."""
+
 
 # One upstream call on a channel that must answer within `budget` seconds (its first
 # byte: a plain answer, or a stream's first event). The loop also enforces the budget.
@@ -153,6 +156,8 @@ class AttemptLoop:
                 raise
             except asyncio.CancelledError:  # the client went away, or the server is stopping
                 ticket.attempted(channel, upstream_model, 499, "client_closed", self.clock() - started)
+                if self.health is not None:
+                    self.health.abandoned(channel)
                 raise
             won = Won(channel, value, upstream_model, started, self, ticket)
             if not open_ended:

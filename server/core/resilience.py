@@ -20,6 +20,7 @@ class Resilience:
     cooldown_base: float = 5.0  # its first cooldown; each next one doubles ...
     cooldown_max: float = 300.0  # ... up to this
     shutdown_grace: float = 30.0  # how long in-flight requests may finish after SIGTERM
+    probe_interval: float = 60.0  # how often channels st-ai disabled (a rejected key) are tested again
 
     def timeouts_for(self, channel: Channel) -> Timeouts:
         return channel.timeouts.filled(self.timeouts)

@@ -54,6 +54,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     def __init__(self, core, auth: AdminAuth) -> None:
         self._worker, self._catalog, self._videos = core.worker, core.catalog, core.videos
         self._registry = core.videos.registry
+        self._health = core.health
         self._auth = auth
 
     async def _read(self, fn: Callable, *args: Any) -> Any:
@@ -139,8 +140,9 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def TestChannel(self, body: dict, actor: audit.Actor):
         channel = await self._read(channels.get, body.get("name", ""))
         result = await channel_test.run(self._registry, channel, body.get("model"))
-        await self._read(audit.record, actor, "channel.test", channel.name,
-                         {"model": result.model, "ok": result.ok, "latency_ms": result.latency_ms})
+        result = await self._change(channel_test.record, actor, channel, result)
+        if result.ok and self._health is not None:
+            self._health.forget(channel.id)
         return _answer(admin_pb2.ChannelTestResult, result.view())
 
     # -- prices

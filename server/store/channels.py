@@ -56,7 +56,8 @@ class ChannelError(ValueError):
 
 
 def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str,
-        models: list[str], model_map: dict[str, str] | None = None, priority: int = 0) -> Channel:
+        models: list[str], model_map: dict[str, str] | None = None, priority: int = 0, weight: int = 1,
+        timeouts: Timeouts = Timeouts()) -> Channel:
     if not name:
         raise ChannelError("a channel needs a name")
     if not models:
@@ -66,10 +67,15 @@ def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str
     row = {"name": name, "type": type, "base_url": base_url.rstrip("/"), "key": key,
            "models": json.dumps(list(dict.fromkeys(models))),
            "model_map": json.dumps(model_map or {}), "enabled": 1, "priority": priority,
-           "created_at": int(time.time())}
+           "weight": weight, **timeout_columns(timeouts), "created_at": int(time.time())}
     with db.conn:
         db["channels"].insert(row)
     return get(db, name)
+
+
+def timeout_columns(timeouts: Timeouts) -> dict[str, float | None]:
+    return {"timeout_connect": timeouts.connect, "timeout_first_byte": timeouts.first_byte,
+            "timeout_idle": timeouts.idle, "timeout_total": timeouts.total}
 
 
 def get(db: sqlite_utils.Database, name: str) -> Channel:
@@ -86,7 +92,8 @@ def all_channels(db: sqlite_utils.Database) -> list[Channel]:
 def set_enabled(db: sqlite_utils.Database, name: str, enabled: bool) -> Channel:
     channel = get(db, name)
     with db.conn:
-        db["channels"].update(channel.id, {"enabled": int(enabled)})
+        # the operator's word replaces st-ai's: a reason st-ai recorded no longer applies
+        db["channels"].update(channel.id, {"enabled": int(enabled), "auto_disabled": 0, "disabled_reason": None})
     return get(db, name)
 
 
@@ -100,7 +107,7 @@ def _from_row(row: dict) -> Channel:
     return Channel(id=row["id"], name=row["name"], type=row["type"], base_url=row.get("base_url") or "",
                    key=row.get("key") or "", models=tuple(json.loads(row["models"])),
                    model_map=json.loads(row.get("model_map") or "{}"), enabled=bool(row["enabled"]),
-                   priority=row.get("priority") or 0, weight=row.get("weight") or 1,
+                   priority=row.get("priority") or 0, weight=row["weight"] if row.get("weight") is not None else 1,
                    timeouts=Timeouts(row.get("timeout_connect"), row.get("timeout_first_byte"),
                                      row.get("timeout_idle"), row.get("timeout_total")),
                    disabled_reason=row.get("disabled_reason"), auto_disabled=bool(row.get("auto_disabled")))

@@ -395,6 +395,7 @@ def _v10_channel_resilience(conn: sqlite3.Connection) -> None:
    "failures" INTEGER NOT NULL DEFAULT 0,
    "cooldowns" INTEGER NOT NULL DEFAULT 0,
    "cooling_until" REAL,
+   "trial" INTEGER NOT NULL DEFAULT 0,
    "last_error" TEXT,
    "updated_at" REAL NOT NULL
 )""")

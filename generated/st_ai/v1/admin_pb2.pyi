@@ -160,7 +160,7 @@ class AddTokenQuotaRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
 
 class ChannelInfo(_message.Message):
-    __slots__ = ("name", "type", "label", "base_url", "models", "model_map", "priority", "enabled", "key_hint")
+    __slots__ = ("name", "type", "label", "base_url", "models", "model_map", "priority", "enabled", "key_hint", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "state", "cooling_until", "failures", "last_error", "disabled_reason")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,16 @@ class ChannelInfo(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     KEY_HINT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_CONNECT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIRST_BYTE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_IDLE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COOLING_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     label: str
@@ -179,7 +189,17 @@ class ChannelInfo(_message.Message):
     priority: int
     enabled: bool
     key_hint: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., label: _Optional[str] = ..., base_url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., key_hint: _Optional[str] = ...) -> None: ...
+    weight: int
+    timeout_connect: float
+    timeout_first_byte: float
+    timeout_idle: float
+    timeout_total: float
+    state: str
+    cooling_until: float
+    failures: int
+    last_error: str
+    disabled_reason: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., label: _Optional[str] = ..., base_url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., key_hint: _Optional[str] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., state: _Optional[str] = ..., cooling_until: _Optional[float] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., disabled_reason: _Optional[str] = ...) -> None: ...
 
 class ListChannelsRequest(_message.Message):
     __slots__ = ()
@@ -202,7 +222,7 @@ class ChannelRef(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateChannelRequest(_message.Message):
-    __slots__ = ("name", "type", "base_url", "key", "no_key", "models", "model_map", "priority")
+    __slots__ = ("name", "type", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +231,11 @@ class CreateChannelRequest(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_MAP_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_CONNECT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIRST_BYTE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_IDLE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_TOTAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     base_url: str
@@ -219,10 +244,15 @@ class CreateChannelRequest(_message.Message):
     models: _containers.RepeatedScalarFieldContainer[str]
     model_map: _struct_pb2.Struct
     priority: int
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
+    weight: int
+    timeout_connect: float
+    timeout_first_byte: float
+    timeout_idle: float
+    timeout_total: float
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ...) -> None: ...
 
 class UpdateChannelRequest(_message.Message):
-    __slots__ = ("name", "base_url", "key", "no_key", "models", "model_map", "priority")
+    __slots__ = ("name", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +260,11 @@ class UpdateChannelRequest(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     MODEL_MAP_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_CONNECT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIRST_BYTE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_IDLE_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_TOTAL_FIELD_NUMBER: _ClassVar[int]
     name: str
     base_url: str
     key: str
@@ -237,7 +272,12 @@ class UpdateChannelRequest(_message.Message):
     models: _containers.RepeatedScalarFieldContainer[str]
     model_map: _struct_pb2.Struct
     priority: int
-    def __init__(self, name: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
+    weight: int
+    timeout_connect: float
+    timeout_first_byte: float
+    timeout_idle: float
+    timeout_total: float
+    def __init__(self, name: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ...) -> None: ...
 
 class TestChannelRequest(_message.Message):
     __slots__ = ("name", "model")
@@ -248,7 +288,7 @@ class TestChannelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ChannelTestResult(_message.Message):
-    __slots__ = ("name", "model", "ok", "latency_ms", "error", "error_code", "http_status")
+    __slots__ = ("name", "model", "ok", "latency_ms", "error", "error_code", "http_status", "reenabled")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +296,7 @@ class ChannelTestResult(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     HTTP_STATUS_FIELD_NUMBER: _ClassVar[int]
+    REENABLED_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: str
     ok: bool
@@ -263,7 +304,8 @@ class ChannelTestResult(_message.Message):
     error: str
     error_code: str
     http_status: int
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., ok: _Optional[bool] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., error_code: _Optional[str] = ..., http_status: _Optional[int] = ...) -> None: ...
+    reenabled: bool
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., ok: _Optional[bool] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ..., error_code: _Optional[str] = ..., http_status: _Optional[int] = ..., reenabled: _Optional[bool] = ...) -> None: ...
 
 class PriceInfo(_message.Message):
     __slots__ = ("model", "currency", "input", "cached_input", "output", "cache_write", "per_image", "per_second", "per_request", "source", "source_url", "checked")
