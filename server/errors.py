@@ -99,7 +99,8 @@ class GatewayError(Exception):
     retry_after: float | None = None
     # the channel itself is broken, whatever the request: "credentials" (its key was
     # rejected) disables it until a probe or `st-ai channel test` succeeds; "account"
-    # (its upstream account has no balance left) counts against it like any failure
+    # (its upstream account has no balance left) and "misconfigured" (a 404/405 on an
+    # endpoint st-ai calls) count against it like any failure
     channel_fault: str | None = None
 
     def __post_init__(self) -> None:

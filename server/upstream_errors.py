@@ -97,11 +97,13 @@ def relayed(channel: Channel, status: int, message: object, *, default: str, typ
 
 def misconfigured(channel: Channel, status: int, retryable: bool = True) -> GatewayError:
     """An upstream 404/405 on an endpoint st-ai calls: the channel's base URL or type is
-    wrong, not the client's request. Retryable: another channel may be set up right."""
+    wrong, not the client's request, so the attempt loop moves on to another channel (which
+    may be set up right) even where `retryable` is False (a video poll must not repeat it)."""
     log.warning("channel %r is misconfigured: its upstream answered HTTP %d on the endpoint st-ai "
                 "calls (check its base URL and type)", channel.name, status)
     return GatewayError(502, f"The upstream channel could not serve this request (HTTP {status} on its "
-                        "endpoint).", "upstream_error", type="upstream_error", retryable=retryable)
+                        "endpoint).", "upstream_error", type="upstream_error", retryable=retryable,
+                        channel_fault="misconfigured")
 
 
 def names_field(param: str, request: Mapping | None) -> bool:

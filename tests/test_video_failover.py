@@ -46,6 +46,7 @@ FAULTS = {
     "503": Fault.error(503),
     "529": Fault.error(529),
     "429 with Retry-After": Fault.error(429, retry_after="2"),
+    "404 on its endpoint (a misconfigured channel)": Fault.error(404),
     "first byte later than the limit": Fault.delay(3 * FIRST_BYTE),
 }
 
@@ -394,7 +395,8 @@ def test_a_remix_the_source_channel_fails_once_is_tried_there_again_and_answers_
 # -- another provider type -------------------------------------------------------------------
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-@pytest.mark.parametrize("fault", [None, Fault.error(503), Fault.error(500)], ids=["connection refused", "503", "500"])
+@pytest.mark.parametrize("fault", [None, Fault.error(503), Fault.error(500), Fault.error(404)],
+                         ids=["connection refused", "503", "500", "404 on its endpoint"])
 def test_a_kling_create_falls_over_to_the_next_kling_channel(gw, klings, transport, fault):
     one, other = klings
     model, names = unique("kling"), (unique("kling-primary"), unique("kling-backup"))
