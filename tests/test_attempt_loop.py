@@ -165,3 +165,11 @@ def test_an_open_ended_winner_is_recorded_when_its_caller_finishes_it():
     won.finish()  # once only
     assert [(a.status, a.error_code) for a in t.attempts] == [(504, "upstream_timeout")]
     assert health.failures == [(1, "upstream_timeout")]
+
+
+def test_every_channel_rate_limited_is_a_503_for_the_client_not_its_own_429():
+    call, calls = scripted({1: [upstream_rate_limited(2.0)], 2: [upstream_rate_limited(5.0)]})
+    with pytest.raises(GatewayError) as caught:
+        run(loop(Health()).first(ticket(), [channel(1), channel(2)], "m", call, deadline=1e12))
+    assert (caught.value.http_status, caught.value.code, caught.value.retry_after) == (503, "upstream_rate_limited", 5.0)
+    assert calls == [1, 2]

@@ -56,9 +56,24 @@ def out_of_time() -> GatewayError:
 
 
 def all_resting(model: str) -> GatewayError:
-    shown = model if len(model) <= 80 else model[:80] + "\u2026"
-    return GatewayError(503, f"Every channel for the model '{shown}' is cooling down after failures or "
+    return GatewayError(503, f"Every channel for the model '{_named(model)}' is cooling down after failures or "
                              "disabled; try again shortly.", "no_available_channel")
+
+
+def _named(model: str) -> str:
+    return model if len(model) <= 80 else model[:80] + "\u2026"
+
+
+def exhausted(last: GatewayError | None, model: str) -> GatewayError:
+    """What a client gets when no attempt answered: the last failure, except that upstreams
+    rate limiting st-ai are a 503 (the gateway cannot serve now), not a 429 that would read
+    as the client's own rate limit."""
+    if last is None:
+        return out_of_time()
+    if last.http_status == 429:
+        return GatewayError(503, f"The upstreams serving the model '{_named(model)}' are rate limiting this "
+                                 "gateway; try again shortly.", "upstream_rate_limited", retry_after=last.retry_after)
+    return last
 
 
 def no_first_byte(seconds: float) -> GatewayError:
@@ -163,7 +178,7 @@ class AttemptLoop:
             if not open_ended:
                 won.finish()
             return won
-        raise error or out_of_time()
+        raise exhausted(error, model)
 
     def _next(self, channels: Sequence[Channel], tried: set[int]) -> Channel | None:
         """The first candidate not yet tried; once all were, round again from the best,
