@@ -76,7 +76,8 @@ def upstream():
 def _serve(tmp_path_factory, upstream: FakeOpenAI, *extra: str):
     db_path = str(tmp_path_factory.mktemp("access") / "st-ai.db")
     open_db(db_path).close()
-    gw = start_gateway(db_path, *extra, env={"ST_AI_LOG_LEVEL": "INFO"})
+    # one channel serves every test here, some of which make it fail on purpose: no cooldown
+    gw = start_gateway(db_path, "--cooldown-failures", "1000", *extra, env={"ST_AI_LOG_LEVEL": "INFO"})
     tail = LogTail(gw.proc)
     gw.channel("ch-fake", "openai", ["gpt-logged"], base_url=upstream.base_url, key=upstream.api_key)
     return gw, tail, gw.token("alice")
