@@ -37,6 +37,9 @@ class Snapshot:
     channels_by_id: dict[int, Channel] = field(default_factory=dict)
     prices: dict[str, ModelPrice] = field(default_factory=dict)  # effective price per public model
     health: dict[int, HealthState] = field(default_factory=dict)  # channels' circuit-breaker state, by id
+    # models served only by channels st-ai disabled (a rejected key): they still exist, and
+    # are answered 503 until a probe or `channel test` brings a channel back
+    resting_models: frozenset[str] = frozenset()
 
 
 def load_snapshot(db: sqlite_utils.Database, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> tuple[int, Snapshot]:
@@ -50,8 +53,9 @@ def load_snapshot(db: sqlite_utils.Database, timeouts: Timeouts = DEFAULT_TIMEOU
             for model in channel.models:
                 by_model.setdefault(model, []).append(channel)
     ordered = {m: tuple(sorted(cs, key=lambda c: -c.priority)) for m, cs in by_model.items()}
+    resting = frozenset(m for c in channels if c.auto_disabled for m in c.models if m not in ordered)
     return version, Snapshot(tokens, ordered, {c.id: c for c in channels}, price_store.effective_prices(db),
-                             channel_health.load_all(db))
+                             channel_health.load_all(db), resting)
 
 
 class Catalog:

@@ -23,6 +23,8 @@ def candidates(snapshot: Snapshot, token: Token, model: str, capability: Collect
     call_record.note_model(model)
     channels = snapshot.channels_by_model.get(model)
     if not channels:
+        if model in snapshot.resting_models and token.allows(model):
+            raise no_channel(model)
         raise model_not_found(model)
     if not token.allows(model):
         raise model_not_allowed(model)

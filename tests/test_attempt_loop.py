@@ -173,3 +173,11 @@ def test_every_channel_rate_limited_is_a_503_for_the_client_not_its_own_429():
         run(loop(Health()).first(ticket(), [channel(1), channel(2)], "m", call, deadline=1e12))
     assert (caught.value.http_status, caught.value.code, caught.value.retry_after) == (503, "upstream_rate_limited", 5.0)
     assert calls == [1, 2]
+
+
+def test_a_channel_at_fault_is_not_asked_again_within_the_request():
+    empty_account = GatewayError(502, "no balance", "upstream_error", channel_fault="account")
+    call, calls = scripted({1: [empty_account, "not reached"]})
+    with pytest.raises(GatewayError) as caught:
+        run(loop(Health(), max_attempts=3).first(ticket(), [channel(1)], "m", call, deadline=1e12))
+    assert caught.value is empty_account and calls == [1]

@@ -532,19 +532,25 @@ def test_upstream_400_message_is_scrubbed_of_key_and_url(gateway, fake):
     assert_no_leak(json.dumps(body), fake)
 
 
-def test_upstream_429_becomes_429(gateway, fake):
+def test_upstream_429_on_every_attempt_becomes_a_503_not_the_clients_own_429(gateway, fake):
     status, body, _ = _error_case(gateway, fake, "e429", (429, {"error": {
         "message": f"Rate limit reached for key {fake.api_key}", "type": "requests", "code": "rate_limit_exceeded"}}))
-    assert status == 429, body
-    assert body["error"]["type"] == "rate_limit_error"
+    assert status == 503, body
+    assert body["error"]["code"] == "upstream_rate_limited", body
     assert_no_leak(json.dumps(body), fake)
 
 
-def test_upstream_connection_refused_becomes_502(gateway):
-    model = unique("refused-model")
-    upstream_key = f"sk-refused-{uuid.uuid4().hex}"
+def _refused_channel(gateway) -> tuple[str, str, str]:
+    """A channel of its own (its breaker trips after a request's attempts) whose upstream
+    refuses connections: (model, upstream key, base URL)."""
+    model, upstream_key = unique("refused-model"), f"sk-refused-{uuid.uuid4().hex}"
     base_url = f"http://127.0.0.1:{closed_port()}/v1"
     gateway.channel(unique("ch"), "openai", [model], base_url=base_url, key=upstream_key)
+    return model, upstream_key, base_url
+
+
+def test_upstream_connection_refused_becomes_502(gateway):
+    model, upstream_key, base_url = _refused_channel(gateway)
     key = gateway.token(unique("refused"))
 
     status, body = post_chat(gateway, key, {"model": model, "messages": HI})
@@ -552,6 +558,7 @@ def test_upstream_connection_refused_becomes_502(gateway):
     assert body["error"]["type"] == "upstream_error"
     assert_no_leak(json.dumps(body), upstream_key, base_url)
 
+    model, upstream_key, base_url = _refused_channel(gateway)
     stream = SSEStream(gateway, key, {"model": model, "messages": HI})
     try:
         assert stream.response.status == 502

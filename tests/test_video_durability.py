@@ -53,7 +53,9 @@ class Running:
 
 
 def start(db: str, assets: Path, *extra: str, render: float | str = 2, env: dict | None = None) -> Running:
-    gateway = start_gateway(db, "--video-poll-interval", "0.2", "--assets-dir", str(assets), *extra,
+    # tests here fail one channel on purpose, one after another: it is never cooled down
+    gateway = start_gateway(db, "--video-poll-interval", "0.2", "--assets-dir", str(assets),
+                            "--cooldown-failures", "1000", *extra,
                             env={"ST_AI_SIMULATOR_VIDEO_SECONDS": str(render), **(env or {})})
     return Running(gateway)
 

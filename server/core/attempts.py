@@ -131,8 +131,9 @@ class AttemptLoop:
         client's own body). `open_ended`: the caller records the winner's end (`Won.finish`)."""
         error: GatewayError | None = None
         tried: set[int] = set()
+        at_fault: set[int] = set()
         for number in range(self.resilience.max_attempts):
-            channel = self._next(channels, tried)
+            channel = self._next([c for c in channels if c.id not in at_fault], tried)
             if channel is None:
                 if not tried:
                     raise all_resting(model)
@@ -166,6 +167,8 @@ class AttemptLoop:
                     self.health.failed(channel, exc)
                 elif self.health is not None:
                     self.health.succeeded(channel)  # it answered: the request was at fault
+                if exc.channel_fault:
+                    at_fault.add(channel.id)  # its key, account or setup: asking it again cannot help
                 if exc.retryable or exc.channel_fault:
                     continue
                 raise
