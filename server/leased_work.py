@@ -16,10 +16,13 @@ HOUSEKEEPING_INTERVAL = 5.0
 
 async def run_claims(claim: Callable[[float], Awaitable[list]], work: Callable[[Any], Awaitable[None]],
                      running: dict[str, asyncio.Task], *, tick: float, what: str,
-                     housekeeping: Callable[[], Awaitable[None]]) -> None:
+                     housekeeping: Callable[[], Awaitable[None]],
+                     hand_back: Callable[[], Awaitable[object]] | None = None) -> None:
     """Every `tick` seconds, `claim(now)` the rows due (each has an `id`) and start
     `work(row)` for each one not already running (the work removes itself from `running`
-    when done). Runs until cancelled, then cancels the work it started."""
+    when done). Runs until cancelled, then cancels the work it started and `hand_back()`s
+    every lease this process still holds: a claim the cancel interrupted still commits in
+    the database thread, and work cancelled before its first step never releases its row."""
     last_sweep = 0.0
     try:
         while True:
@@ -40,3 +43,8 @@ async def run_claims(claim: Callable[[float], Awaitable[list]], work: Callable[[
         for job in running.values():
             job.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
+        if hand_back is not None:
+            try:
+                await hand_back()
+            except Exception:
+                log.exception("giving back the leases of %s failed", what)

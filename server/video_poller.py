@@ -67,7 +67,8 @@ class VideoPoller:
     async def run(self) -> None:
         await run_claims(lambda now: self.worker.run(store.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH),
                          self._work, self._running, tick=max(0.05, min(1.0, self.config.poll_interval / 2)),
-                         what="video", housekeeping=self._sweep)
+                         what="video", housekeeping=self._sweep,
+                         hand_back=lambda: self.worker.run(store.free_dead_leases, [self.owner]))
 
     async def _sweep(self) -> None:
         """Free leases of crashed local processes; drop tasks a stopped process was

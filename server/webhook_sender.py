@@ -58,7 +58,8 @@ class WebhookSender:
     async def run(self) -> None:
         await run_claims(lambda now: self.worker.run(outbox.claim_due, self.owner, now, self.config.lease, CLAIM_BATCH),
                          self._send, self._running, tick=max(0.05, min(1.0, self.config.retry_base / 4)),
-                         what="webhook", housekeeping=self._housekeeping)
+                         what="webhook", housekeeping=self._housekeeping,
+                         hand_back=lambda: self.worker.run(outbox.free_dead_leases, [self.owner]))
 
     async def _housekeeping(self) -> None:
         try:
