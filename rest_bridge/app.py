@@ -184,7 +184,10 @@ def _multi_callable(channel: grpc.aio.Channel, binding: Binding):
 
 
 def build_app(grpc_target: str, routes: list[Route] | None = None,
-              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, trusted_proxies: tuple = ()) -> web.Application:
+              max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, trusted_proxies: tuple = (),
+              in_process=None) -> web.Application:
+    """`in_process`, when given, is a channel to the services in this process
+    (server/services/in_process.py), used instead of a gRPC channel to `grpc_target`."""
     routes = routes if routes is not None else discover(services(proto_modules()))
     app = web.Application(middlewares=[openai_errors], client_max_size=max_body_bytes)
     app[MAX_BODY_BYTES] = max_body_bytes
@@ -192,7 +195,7 @@ def build_app(grpc_target: str, routes: list[Route] | None = None,
     app[CALLABLES] = {}
 
     async def grpc_channel(app: web.Application) -> AsyncIterator[None]:
-        channel = grpc.aio.insecure_channel(grpc_target, options=[
+        channel = in_process if in_process is not None else grpc.aio.insecure_channel(grpc_target, options=[
             ("grpc.max_receive_message_length", GRPC_MESSAGE_BYTES),
             ("grpc.max_send_message_length", GRPC_MESSAGE_BYTES),
         ])

@@ -174,7 +174,8 @@ def _config(args: argparse.Namespace):
                           client_timeouts=_client_timeouts(args), unpriced=args.unpriced,
                           trusted_bridges=getattr(args, "trusted_bridge", ()),
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
-                          admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args))
+                          admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
+                          dispatch=getattr(args, "dispatch", "in-process"))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -407,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_.add_argument("--trusted-bridge", type=parse_networks, default=(), metavar="CIDR,...",
                        help="addresses of separate `st-ai bridge` processes, believed when they name their HTTP "
                             "client's address (default: none)")
+    serve.add_argument("--dispatch", choices=("in-process", "grpc"), default="in-process",
+                       help="how the REST bridge calls the services: in the same process (default), or over "
+                            "gRPC on a private Unix socket (the older way, kept for comparison)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
     serve.set_defaults(func=cmd_serve)

@@ -35,7 +35,7 @@ from server.core.channel_probe import ChannelProbe
 from server.core.resilience import Resilience
 from server.demo import ensure_demo_at
 from server.draining import Drain
-from server.grpc_server import build_server
+from server.grpc_server import build_server, in_process_channel
 from server.image_relay import ImageRelay
 from server.providers.interface import Upstream
 from server.providers.registry import Registry
@@ -72,6 +72,7 @@ class Config:
     trusted_bridges: tuple = ()  # `st-ai grpc`: peers that may name their HTTP client's address
     trusted_proxies: tuple = ()  # reverse proxies whose X-Forwarded-For the bridge believes
     admin_key: str | None = None  # ST_AI_ADMIN_KEY; None: the stored one, created on first start
+    dispatch: str = "in-process"  # `serve`: how the bridge reaches the services ("grpc": a private socket)
 
 
 @dataclass
@@ -180,8 +181,10 @@ def _bind_grpc(server, host: str, held: socket.socket) -> int:
 
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
-                        timeouts: ClientTimeouts, drain: Drain, trusted_proxies: tuple = ()) -> web.AppRunner:
-    app = build_app(grpc_target, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies)
+                        timeouts: ClientTimeouts, drain: Drain, trusted_proxies: tuple = (),
+                        in_process=None) -> web.AppRunner:
+    app = build_app(grpc_target, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies,
+                    in_process=in_process)
     bridge_draining.install(app, drain)
     # The drain (server/shutdown.py) has waited for requests already: closing cuts what is left.
     runner = BridgeRunner(app, timeouts=timeouts, shutdown_timeout=CLOSE_ALLOWANCE,
@@ -210,7 +213,8 @@ async def _announce_admin_key(config: Config) -> None:
 
 
 async def serve(config: Config) -> None:
-    """gRPC and REST in one process; the bridge reaches gRPC over a private Unix socket."""
+    """gRPC and REST in one process; the bridge calls the services in-process, or with
+    `dispatch="grpc"` over a private Unix socket."""
     stop = _stop_on_signal()
     sock = _listen(config.host, config.http_port)
     grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
@@ -219,12 +223,14 @@ async def serve(config: Config) -> None:
         for line in await asyncio.to_thread(ensure_demo_at, config.db_path, _public_url(config, http_port)):
             _announce(line)
     await _announce_admin_key(config)
-    async with _private_socket() as socket_target, open_core(config, _public_url(config, http_port)) as core:
-        server, health = await build_server(core, [socket_target])
+    over_grpc = config.dispatch == "grpc"
+    async with _private_socket(over_grpc) as socket_target, open_core(config, _public_url(config, http_port)) as core:
+        server, health = await build_server(core, [socket_target] if over_grpc else [])
         grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts,
-                                     core.drain, config.trusted_proxies)
+                                     core.drain, config.trusted_proxies,
+                                     None if over_grpc else in_process_channel(core, health))
         host = _grpc_host(config.host)  # an IPv6 address in brackets, as URLs write it
         _announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
                   f"  db {config.db_path}")
@@ -236,9 +242,12 @@ async def serve(config: Config) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _private_socket() -> AsyncIterator[str]:
+async def _private_socket(wanted: bool = True) -> AsyncIterator[str]:
     """A Unix socket address in a folder of its own, removed on every way out, a failed
-    start included."""
+    start included ("" when not `wanted`: the bridge dispatches in-process)."""
+    if not wanted:
+        yield ""
+        return
     await asyncio.to_thread(socket_folders.sweep_stale)  # folders of an st-ai killed outright
     with socket_folders.private_socket_folder() as folder:
         yield f"unix:{os.path.join(folder, socket_folders.SOCKET)}"

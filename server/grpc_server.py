@@ -17,7 +17,8 @@ from server.services.client_calls import client_calls
 from server.services.draining_calls import draining_calls
 from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
-from server.services.interceptors import PerMethod
+from server.services.interceptors import PerMethod, Wrap
+from server.services.in_process import HandlerTable, InProcessChannel
 from server.services.images import ImagesService
 from server.services.models import ModelsService
 from server.services.status import abort, unknown_method
@@ -97,24 +98,43 @@ class _MethodSymbols:
             return found.file
 
 
-async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
-                       ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """`core` is the gateway's Core: catalog, relays, video tasks, assets. A call from a
-    peer in `trusted_bridges` (or the private Unix socket) may say its client's address."""
-    server = grpc.aio.server(interceptors=[
-        PerMethod(log_calls, missing=log_unknown(unknown_method)), PerMethod(draining_calls(core.drain)),
-        PerMethod(refuse_unparsable),
-        PerMethod(trim_after_large_requests(Trimmer())), PerMethod(client_calls(core.worker, trusted_bridges)),
-    ], options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),
-    ])
+def call_wraps(core, trusted_bridges: tuple = ()) -> list[Wrap]:
+    """What runs around every call of st-ai's services, outermost first: the same for
+    calls over gRPC (as interceptors) and for the bridge's in-process calls."""
+    return [log_calls, draining_calls(core.drain), refuse_unparsable,
+            trim_after_large_requests(Trimmer()), client_calls(core.worker, trusted_bridges)]
+
+
+def add_services(core, server) -> None:
+    """Register st-ai's servicers with `server` (a grpc server, or an in-process table)."""
     chat_pb2_grpc.add_ChatServicer_to_server(ChatService(core.catalog, core.relay), server)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(core.catalog, core.videos.registry.video), server)
     images_pb2_grpc.add_ImagesServicer_to_server(ImagesService(core.catalog, core.images, core.assets), server)
     videos_pb2_grpc.add_VideosServicer_to_server(VideosService(core.catalog, core.videos), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(core, core.admin), server)
+
+
+def in_process_channel(core, health_servicer: health.aio.HealthServicer) -> InProcessChannel:
+    """The bridge's way to st-ai's services in the same process (server/services/in_process.py)."""
+    table = HandlerTable()
+    add_services(core, table)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, table)
+    return InProcessChannel(table, call_wraps(core))
+
+
+async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
+                       ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """`core` is the gateway's Core: catalog, relays, video tasks, assets. A call from a
+    peer in `trusted_bridges` (or the private Unix socket) may say its client's address."""
+    outermost, *inner = call_wraps(core, trusted_bridges)
+    server = grpc.aio.server(interceptors=[
+        PerMethod(outermost, missing=log_unknown(unknown_method)), *(PerMethod(wrap) for wrap in inner),
+    ], options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+    ])
+    add_services(core, server)
 
     health_servicer = DatabaseHealth(core.worker, SERVICE_NAMES)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -21,6 +21,23 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"st-ai ready: REST (http://\S+)/v1\s+gRPC (\S+)")
+DISPATCH_ENV = "ST_AI_TEST_DISPATCH"  # how every `st-ai serve` of the run dispatches REST calls
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--dispatch", choices=("in-process", "grpc"), default=None,
+                     help="run every `st-ai serve` with this --dispatch (default: serve's own)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if (dispatch := config.getoption("--dispatch")) is not None:
+        os.environ[DISPATCH_ENV] = dispatch  # also seen by xdist workers and helper processes
+
+
+def dispatch_args(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`--dispatch` for a `st-ai serve` command line, as the run asks (unless it names one)."""
+    dispatch = os.environ.get(DISPATCH_ENV)
+    return ("--dispatch", dispatch) if dispatch and "--dispatch" not in extra else ()
 
 
 @dataclass
@@ -90,7 +107,7 @@ def start_gateway(db_path: str, *extra: str, env: dict | None = None) -> Gateway
         extra = ("--assets-dir", os.path.join(os.path.dirname(db_path), "assets"), *extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--db", db_path, "--host", "127.0.0.1",
-         "--http-port", "0", "--grpc-port", "0", *extra],
+         "--http-port", "0", "--grpc-port", "0", *dispatch_args(extra), *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "ST_AI_LOG_LEVEL": "WARNING", **(env or {})})
     deadline = time.monotonic() + 30

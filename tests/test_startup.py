@@ -97,11 +97,13 @@ def wait_ready(proc: subprocess.Popen) -> list[str]:
     raise AssertionError("st-ai serve did not start: " + proc.stderr.read())
 
 
-def test_serve_removes_its_socket_folder_when_stopped(tmp_path):
-    proc = st_ai(tmp_path, "serve", *SERVE, "--http-port", "0", "--grpc-port", "0")
+@pytest.mark.parametrize("dispatch, folders", [("grpc", ["st-ai-"]), ("in-process", [])])
+def test_serve_removes_its_socket_folder_when_stopped(tmp_path, dispatch, folders):
+    # only the gRPC hop between bridge and services needs a private socket
+    proc = st_ai(tmp_path, "serve", *SERVE, "--http-port", "0", "--grpc-port", "0", "--dispatch", dispatch)
     try:
         wait_ready(proc)
-        assert [p.name[:6] for p in (tmp_path / "tmp").iterdir()] == ["st-ai-"]
+        assert [p.name[:6] for p in (tmp_path / "tmp").iterdir()] == folders
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
