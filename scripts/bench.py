@@ -2,6 +2,7 @@
 """Benchmark st-ai's overhead against a fast local OpenAI-compatible upstream.
 
     python scripts/bench.py [--requests N] [--concurrency C] [--no-pin-core] [--grpc-experiments]
+                            [--compare-dispatch]
 
 It starts, each in its own process and all on 127.0.0.1:
   * a minimal aiohttp upstream answering POST /v1/chat/completions with a fixed
@@ -419,10 +420,10 @@ def start_upstream(procs: Processes, tmp: Path, core: int | None, chunks: int) -
 
 
 def start_gateway(procs: Processes, tmp: Path, db_path: Path, core: int | None, name: str,
-                  env: dict | None = None) -> tuple[subprocess.Popen, str, str, Path]:
+                  env: dict | None = None, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, str, Path]:
     log = tmp / f"gateway-{name}.log"
     proc = procs.start([sys.executable, "-m", "server.cli", "serve", "--db", str(db_path), "--host", "127.0.0.1",
-                        "--http-port", "0", "--grpc-port", "0"], log, core,
+                        "--http-port", "0", "--grpc-port", "0", *extra], log, core,
                        env={"ST_AI_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def ready():
@@ -564,6 +565,9 @@ def main() -> None:
     parser.add_argument("--grpc-experiments", action="store_true",
                         help=f"also run the gateway on grpcio's EventEngine (st-ai's default is "
                              f"GRPC_EXPERIMENTS={EE_OFF}) and compare")
+    parser.add_argument("--compare-dispatch", action="store_true",
+                        help="also run `serve --dispatch grpc` (the bridge calling its services over a private "
+                             "Unix socket) beside the default in-process dispatch")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, db)")
     args = parser.parse_args()
     stream_requests = args.stream_requests or max(args.concurrency * 4, args.requests // 4)
@@ -596,15 +600,17 @@ def main() -> None:
             "latency_stream_requests": max(50, args.latency_requests // 2),
             "phase_cap": args.phase_cap, "request_timeout": 10.0, "upstream_pid": upstream.pid,
         }
-        variants = [("st-ai", "", {"GRPC_EXPERIMENTS": EE_OFF})]
+        variants = [("st-ai", "", {"GRPC_EXPERIMENTS": EE_OFF}, ())]
         if args.grpc_experiments:
             # an empty value keeps grpcio's own defaults (st-ai sets it only when unset)
-            variants.append(("st-ai[EE on]", " [EE on]", {"GRPC_EXPERIMENTS": ""}))
+            variants.append(("st-ai[EE on]", " [EE on]", {"GRPC_EXPERIMENTS": ""}, ()))
+        if args.compare_dispatch:
+            variants.append(("st-ai[grpc hop]", " [grpc hop]", {"GRPC_EXPERIMENTS": EE_OFF}, ("--dispatch", "grpc")))
 
         rows: list[dict] = []
         peaks: dict[str, float] = {}
-        for index, (name, suffix, env) in enumerate(variants):
-            gateway, base_url, grpc_target, log = start_gateway(procs, tmp, db_path, gw_core, f"v{index}", env)
+        for index, (name, suffix, env, extra) in enumerate(variants):
+            gateway, base_url, grpc_target, log = start_gateway(procs, tmp, db_path, gw_core, f"v{index}", env, extra)
             scenarios = []
             for stream in (False, True):
                 if index == 0:
