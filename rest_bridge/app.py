@@ -7,6 +7,7 @@ from typing import AsyncIterator
 import grpc
 from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
+from google.protobuf.message import Message
 
 from rest_bridge import access_log, client_address, health, marshal, multipart
 from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors, rpc_error_response
@@ -43,9 +44,10 @@ def _idempotency_key(request: web.Request) -> tuple[tuple[str, str], ...]:
 
 
 async def _request_message(request: web.Request, binding: Binding, body: dict | None,
-                           headers: dict | None = None) -> bytes:
-    """The serialized request. The body dict is emptied: a large request's text then lives
-    only in the bytes sent, not also in the dict and the message for the whole call."""
+                           headers: dict | None = None) -> Message:
+    """The request message (serialized only by a gRPC channel; in-process it is handed
+    over as it is). The body dict is emptied: a large request's text then lives only in
+    the message, not also in the dict for the whole call."""
     data = dict(body) if body is not None else {}
     if binding.body == "":
         offsets = query_offsets(request.query, binding.request_class.DESCRIPTOR.fields_by_name)
@@ -60,7 +62,7 @@ async def _request_message(request: web.Request, binding: Binding, body: dict | 
     message = marshal.to_message(binding.request_class, data)
     if body is not None:
         body.clear()
-    return message.SerializeToString()
+    return message
 
 
 
@@ -178,8 +180,7 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) ->
 
 def _multi_callable(channel: grpc.aio.Channel, binding: Binding):
     make = channel.unary_stream if binding.server_streaming else channel.unary_unary
-    # requests are serialized by _request_message
-    return access_log.traced(make(binding.rpc_path, request_serializer=None,
+    return access_log.traced(make(binding.rpc_path, request_serializer=binding.request_class.SerializeToString,
                                   response_deserializer=binding.response_class.FromString))
 
 

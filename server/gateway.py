@@ -245,10 +245,10 @@ async def serve(config: Config) -> None:
 async def _private_socket(wanted: bool = True) -> AsyncIterator[str]:
     """A Unix socket address in a folder of its own, removed on every way out, a failed
     start included ("" when not `wanted`: the bridge dispatches in-process)."""
+    await asyncio.to_thread(socket_folders.sweep_stale)  # folders of an st-ai killed outright
     if not wanted:
         yield ""
         return
-    await asyncio.to_thread(socket_folders.sweep_stale)  # folders of an st-ai killed outright
     with socket_folders.private_socket_folder() as folder:
         yield f"unix:{os.path.join(folder, socket_folders.SOCKET)}"
 

@@ -44,7 +44,7 @@ def test_the_ready_line_of_an_ipv6_listener_is_a_url_that_works(tmp_path):
 
 
 def test_a_closed_terminal_stops_serve_cleanly_and_removes_its_private_socket_folder(tmp_path):
-    gateway, temp = _start(tmp_path)
+    gateway, temp = _start(tmp_path, "--dispatch", "grpc")  # only the gRPC hop has a private socket
     proc = gateway.proc
     assert [p.name for p in temp.iterdir() if p.name.startswith("st-ai-")], "no private socket folder"
     proc.send_signal(signal.SIGHUP)

@@ -78,7 +78,7 @@ def test_an_empty_folder_is_swept_only_once_it_is_old(tmp_path):
 def _serve(tmp_path: Path, temp: Path, name: str) -> subprocess.Popen:
     """`st-ai serve` on its own database, with `temp` as its temp directory."""
     return start_gateway(str(tmp_path / f"{name}.db"), "--assets-dir", str(tmp_path / f"assets-{name}"),
-                         env={"TMPDIR": str(temp)}).proc
+                         "--dispatch", "grpc", env={"TMPDIR": str(temp)}).proc  # only the gRPC hop has a socket
 
 
 def _socket_folders(temp: Path) -> set[str]:

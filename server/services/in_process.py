@@ -29,6 +29,7 @@ from server.services.interceptors import Wrap, behaviour
 # the edge trusts the same way (it may name its HTTP client's address, it is not refused
 # while draining because it refuses new requests itself).
 PEER = "unix:st-ai-in-process"
+CLOSE_GRACE = 5.0  # seconds a call may take to end once the bridge closes
 STREAM_BUFFER = 1  # messages a stream may run ahead of its reader, as flow control would allow
 
 Metadata = Sequence[tuple[str, str | bytes]]
@@ -281,6 +282,20 @@ class InProcessChannel:
     def __init__(self, table: HandlerTable, wraps: Sequence[Wrap]) -> None:
         self._table, self._wraps = table, tuple(wraps)
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        # asyncio keeps only weak references to tasks: a call whose request is gone (its
+        # client left) must still run to its end, settlement included
+        self._running: set[asyncio.Task] = set()
+
+    def _start(self, call: Awaitable[Any]) -> asyncio.Task:
+        task = asyncio.create_task(call)
+        self._running.add(task)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failure nobody read (the request had gone) is not an error to report
 
     def _handler(self, method: str) -> grpc.RpcMethodHandler:
         handler = self._handlers.get(method)
@@ -299,7 +314,7 @@ class InProcessChannel:
 
         def invoke(request: Any, metadata: Metadata = (), timeout: float | None = None, **_: Any) -> _UnaryCall:
             context = InProcessContext(metadata, timeout)
-            task = asyncio.create_task(_run(lambda: _unary(handler, request, context), context, timeout))
+            task = self._start(_run(lambda: _unary(handler, request, context), context, timeout))
             return _UnaryCall(context, task)
         return invoke
 
@@ -310,9 +325,17 @@ class InProcessChannel:
         def invoke(request: Any, metadata: Metadata = (), timeout: float | None = None, **_: Any) -> _StreamCall:
             context = InProcessContext(metadata, timeout)
             pipe = _Pipe(STREAM_BUFFER)
-            task = asyncio.create_task(_run(lambda: _stream(handler, request, context, pipe), context, timeout))
+            task = self._start(_run(lambda: _stream(handler, request, context, pipe), context, timeout))
             return _StreamCall(context, task, pipe)
         return invoke
 
-    async def close(self) -> None:
-        pass  # calls end with their requests; there is no connection to close
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Let calls still ending (their requests were cancelled) finish their clean-up,
+        settlement included, before the core behind them closes; cancel what outlasts it."""
+        if not self._running:
+            return
+        _, late = await asyncio.wait(set(self._running), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=grace)
