@@ -122,9 +122,6 @@ class InProcessContext:
         return grpc.aio.AioRpcError(code, grpc.aio.Metadata(*(self.initial or ())),
                                     grpc.aio.Metadata(*self.trailing), details)
 
-    def ok(self) -> bool:
-        return self._code in (None, grpc.StatusCode.OK)
-
 
 class _Call:
     """What a grpc.aio call offers the bridge, for a call running in its own task."""
