@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver
 from rest_bridge import access_log, draining as bridge_draining
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, redact, socket_folders
+from server import logs, memory, redact, shared_ports, socket_folders
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -72,6 +72,7 @@ class Config:
     trusted_bridges: tuple = ()  # `st-ai grpc`: peers that may name their HTTP client's address
     trusted_proxies: tuple = ()  # reverse proxies whose X-Forwarded-For the bridge believes
     admin_key: str | None = None  # ST_AI_ADMIN_KEY; None: the stored one, created on first start
+    shared_ports: bool = False  # a worker of `serve --workers`: its parent reserved the ports (server/workers.py)
 
 
 @dataclass
@@ -154,9 +155,12 @@ def _stop_on_signal() -> asyncio.Event:
     return stop
 
 
-def _listen(host: str, port: int, what: str = "REST", option: str = "--http-port") -> socket.socket:
+def _listen(host: str, port: int, what: str = "REST", option: str = "--http-port",
+            shared: bool = False) -> socket.socket:
     """Bind a port before anything else starts, so a busy port stops st-ai before it has
     created a file, and the real port (for port 0) is known before the core starts."""
+    if shared:  # a worker: the parent checked the port and holds it
+        return shared_ports.join(host, port, listen=what == "REST")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family, reuse_port=False)
@@ -212,15 +216,15 @@ async def _announce_admin_key(config: Config) -> None:
 async def serve(config: Config) -> None:
     """gRPC and REST in one process; the bridge reaches gRPC over a private Unix socket."""
     stop = _stop_on_signal()
-    sock = _listen(config.host, config.http_port)
-    grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
+    sock = _listen(config.host, config.http_port, shared=config.shared_ports)
+    grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port", shared=config.shared_ports)
     http_port = sock.getsockname()[1]
     if config.demo:
         for line in await asyncio.to_thread(ensure_demo_at, config.db_path, _public_url(config, http_port)):
             _announce(line)
     await _announce_admin_key(config)
     async with _private_socket() as socket_target, open_core(config, _public_url(config, http_port)) as core:
-        server, health = await build_server(core, [socket_target])
+        server, health = await build_server(core, [socket_target], reuse_port=config.shared_ports)
         grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts,

@@ -97,10 +97,12 @@ class _MethodSymbols:
             return found.file
 
 
-async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
+async def build_server(core, addresses: list[str], trusted_bridges: tuple = (), reuse_port: bool = False
                        ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets. A call from a
-    peer in `trusted_bridges` (or the private Unix socket) may say its client's address."""
+    peer in `trusted_bridges` (or the private Unix socket) may say its client's address.
+    `reuse_port`: the workers of `serve --workers` share the port (else a port some other
+    process holds is refused, never shared)."""
     server = grpc.aio.server(interceptors=[
         PerMethod(log_calls, missing=log_unknown(unknown_method)), PerMethod(draining_calls(core.drain)),
         PerMethod(refuse_unparsable),
@@ -108,7 +110,7 @@ async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
     ], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(reuse_port)),
     ])
     chat_pb2_grpc.add_ChatServicer_to_server(ChatService(core.catalog, core.relay), server)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(core.catalog, core.videos.registry.video), server)
