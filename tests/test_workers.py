@@ -234,7 +234,8 @@ def test_two_workers_share_the_rest_and_grpc_ports_and_both_serve(two, upstream)
     grpc_ids = {f"grpc-{i}-{uuid.uuid4().hex[:6]}" for i in range(24)}
 
     def grpc_list(rid: str) -> int:
-        with grpc.insecure_channel(two.gw.grpc_target) as channel:  # a connection of its own
+        # a connection of its own: grpc otherwise shares one among channels to one target
+        with grpc.insecure_channel(two.gw.grpc_target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
             answer = models_pb2_grpc.ModelsStub(channel).ListModels(
                 models_pb2.ListModelsRequest(), timeout=20,
                 metadata=[("authorization", f"Bearer {key}"), ("x-request-id", rid)])
