@@ -20,6 +20,7 @@ import logging
 import os
 import pickle
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from server import gateway, shared_ports
 from server.demo import ensure_demo_at
 from server.shutdown import CUT_ALLOWANCE
+from server.store import quota as quota_store
+from server.store.db import open_db
 
 log = logging.getLogger("st_ai.workers")
 
@@ -70,6 +73,7 @@ class Worker:
     ready: asyncio.Future  # True once it printed its ready line; False if it ended first
     started: float = field(default_factory=time.monotonic)
     output: asyncio.Task | None = None
+    died: bool = False  # it ended on its own, and was reported (a stop before its restart ignores it)
 
     @property
     def name(self) -> str:
@@ -134,6 +138,11 @@ class Pool:
             status = await worker.proc.wait()
             if self.stopping:
                 return
+            worker.died = True
+            # What its requests held would otherwise wait for the stale sweep (minutes).
+            freed = await asyncio.to_thread(_release_held, self._start.config.db_path, worker.proc.pid)
+            if freed:
+                log.info("gave back %d quota reservations %s held", freed, worker.name)
             pause = policy.after_exit(time.monotonic() - worker.started)
             if pause is None:
                 raise WorkersFailed(f"worker {slot} died {policy.limit + 1} times in a row "
@@ -150,6 +159,8 @@ class Pool:
         return all(results)
 
     async def _stop(self, worker: Worker, timeout: float) -> bool:
+        if worker.died:
+            return True
         if worker.proc.returncode is None:
             # A worker still starting has no signal handlers yet: a SIGTERM would kill it
             # outright. It is stopped once ready.
@@ -169,6 +180,14 @@ class Pool:
         if status != 0:
             log.error("%s exited with status %s", worker.name, status)
         return status == 0
+
+
+def _release_held(db_path: str, pid: int) -> int:
+    db = open_db(db_path)
+    try:
+        return quota_store.release_owner(db, f"{socket.gethostname()}:{pid}:")  # video_tasks.process_owner
+    finally:
+        db.close()
 
 
 async def serve_workers(config: gateway.Config, count: int, log_format: str) -> None:

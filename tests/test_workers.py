@@ -32,7 +32,8 @@ from server.store.rate_limits import Limits
 from server.workers import RestartPolicy
 from st_ai.v1 import models_pb2, models_pb2_grpc
 from tests.conftest import READY, ROOT, Gateway
-from tests.fakes.openai_upstream import FakeOpenAI, VideoPlan
+from tests.fakes.openai_upstream import FakeOpenAI, StreamPlan, VideoPlan
+from tests.test_relay_upstream import SSEStream, event_json
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -404,6 +405,33 @@ def test_a_worker_killed_outright_is_started_again_and_serves(tmp_path, upstream
         ids = {f"after-{i}-{uuid.uuid4().hex[:6]}" for i in range(30)}
         assert at_once([lambda rid=rid: chat(workers.gw, key, model, rid) for rid in ids]) == [200] * 30
         wait_until(lambda: replacement in workers.pids_serving(ids), "the new worker to serve", 5)
+        assert workers.stop() == 0
+    finally:
+        if workers.proc.poll() is None:
+            workers.stop()
+
+
+def test_what_a_killed_worker_held_is_given_back_at_once(tmp_path, upstream):
+    workers = Workers(tmp_path)
+    try:
+        model = priced_channel(workers, upstream)
+        name, key = new_token(workers, quota=100 * A_REQUEST, max_concurrency=1)
+        ready_for(workers, key, model)
+        gate = threading.Event()
+        upstream.stream_plan = StreamPlan(upstream.default_chunks(model, include_usage=True), gates={2: gate})
+        stream = SSEStream(workers.gw, key, {"model": model, "messages": HI})
+        try:
+            event_json(stream.next_event())  # in flight: its slot and its reservation are held
+            owner = db_do(workers.gw, lambda db: db.execute("SELECT owner FROM inflight").fetchone()[0])
+            assert db_do(workers.gw, quota_store.status, name).reserved > 0
+            os.kill(int(owner.split(":")[1]), signal.SIGKILL)
+            # not after the stale sweep's minutes: the parent gives them back when it sees the death
+            wait_until(lambda: db_do(workers.gw, quota_store.status, name).reserved == 0, "the reservation", 10)
+            wait_until(lambda: chat(workers.gw, key, model) == 200, "the token's only slot to be free", 10)
+        finally:
+            gate.set()
+            stream.conn.close()
+            upstream.stream_plan = None
         assert workers.stop() == 0
     finally:
         if workers.proc.poll() is None:
