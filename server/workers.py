@@ -140,7 +140,11 @@ class Pool:
                 return
             worker.died = True
             # What its requests held would otherwise wait for the stale sweep (minutes).
-            freed = await asyncio.to_thread(_release_held, self._start.config.db_path, worker.proc.pid)
+            try:
+                freed = await asyncio.to_thread(_release_held, self._start.config.db_path, worker.proc.pid)
+            except Exception:  # the sweep still frees them later
+                log.exception("giving back what %s held failed", worker.name)
+                freed = 0
             if freed:
                 log.info("gave back %d quota reservations %s held", freed, worker.name)
             pause = policy.after_exit(time.monotonic() - worker.started)
