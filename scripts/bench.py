@@ -2,7 +2,7 @@
 """Benchmark st-ai's overhead against a fast local OpenAI-compatible upstream.
 
     python scripts/bench.py [--requests N] [--concurrency C] [--no-pin-core] [--grpc-experiments]
-                            [--compare-dispatch]
+                            [--compare-dispatch] [--workers 1|2]
 
 It starts, each in its own process and all on 127.0.0.1:
   * a minimal aiohttp upstream answering POST /v1/chat/completions with a fixed
@@ -14,7 +14,9 @@ It starts, each in its own process and all on 127.0.0.1:
 
 With --pin-core (the default, when at least two cores are usable) the gateway runs on
 core 0 and the upstream plus the load generator on core 1, so the gateway's figures
-are those of one core.
+are those of one core. With --workers N (`st-ai serve --workers N`) the gateway gets
+cores 0..N-1 when more than N cores are usable, and nothing is pinned otherwise; its
+CPU time is that of the parent and all its workers, its RSS the largest worker's.
 
 For each of: direct to the upstream, through st-ai's REST bridge, through st-ai's gRPC
 service, non-streaming and streaming, it measures throughput at concurrency C, p50/p99
@@ -66,6 +68,41 @@ def busy_seconds() -> float:
     with open("/proc/stat") as f:
         user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def family(pid: int) -> list[int]:
+    """`pid` and its children (the workers of `serve --workers`), from /proc/*/stat."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        pids.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return pids
+
+
+def family_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for member in family(pid):
+        try:
+            total += cpu_seconds(member)
+        except OSError:  # a worker that just ended
+            continue
+    return total
+
+
+def family_memory_mb(pid: int) -> tuple[float, float]:
+    """The largest (VmRSS, VmHWM) among `pid` and its workers: the target is per worker."""
+    readings = []
+    for member in family(pid):
+        try:
+            readings.append(memory_mb(member))
+        except OSError:
+            continue
+    return max(r[0] for r in readings), max(r[1] for r in readings)
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -294,20 +331,20 @@ async def _loadgen(config: dict) -> list[dict]:
             await phase(call, max(concurrency * 4, n // 10), concurrency, cap / 2)  # warm-up
             lat = await phase(call, n1, 1, cap)
             measure_gw = gateway_pid and scenario["path"] != "direct"  # idle while direct runs
-            gw_cpu0 = cpu_seconds(gateway_pid) if gateway_pid else 0.0
+            gw_cpu0 = family_cpu_seconds(gateway_pid) if gateway_pid else 0.0
             up_cpu0 = cpu_seconds(upstream_pid)
             me0 = time.process_time()
             busy0 = busy_seconds()
             thr = await phase(call, n, concurrency, cap)
             wall = thr["elapsed"]
             busy = busy_seconds() - busy0
-            gw_cpu = cpu_seconds(gateway_pid) - gw_cpu0 if gateway_pid else 0.0
+            gw_cpu = family_cpu_seconds(gateway_pid) - gw_cpu0 if gateway_pid else 0.0
             core1_cpu = cpu_seconds(upstream_pid) - up_cpu0 + time.process_time() - me0
             # CPU that processes other than the bench's used meanwhile: a noisy machine
             other = max(0.0, busy - gw_cpu - core1_cpu)
             if not measure_gw:
                 gw_cpu = None
-            rss = memory_mb(gateway_pid) if measure_gw else (None, None)
+            rss = family_memory_mb(gateway_pid) if measure_gw else (None, None)
             ok = len(thr["latencies"])
             row = {
                 **scenario,
@@ -350,12 +387,12 @@ def _ms(seconds: float | None) -> str:
 
 # -- the conductor ------------------------------------------------------------------------------
 
-def _child_setup(core: int | None):
+def _child_setup(core: int | set[int] | None):
     """Runs in the child before exec: pin it to `core` (so every thread it ever starts
     inherits that), and have the kernel SIGTERM it should the bench die without cleaning up."""
     def setup() -> None:
         if core is not None:
-            os.sched_setaffinity(0, {core})
+            os.sched_setaffinity(0, core if isinstance(core, set) else {core})
         try:
             import ctypes
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -370,7 +407,8 @@ class Processes:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, argv: list[str], log: Path, core: int | None, env: dict | None = None) -> subprocess.Popen:
+    def start(self, argv: list[str], log: Path, core: int | set[int] | None,
+              env: dict | None = None) -> subprocess.Popen:
         log_file = open(log, "wb")
         try:
             proc = subprocess.Popen(
@@ -419,11 +457,12 @@ def start_upstream(procs: Processes, tmp: Path, core: int | None, chunks: int) -
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
-def start_gateway(procs: Processes, tmp: Path, db_path: Path, core: int | None, name: str,
-                  env: dict | None = None, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, str, Path]:
+def start_gateway(procs: Processes, tmp: Path, db_path: Path, core: int | set[int] | None, name: str,
+                  env: dict | None = None, extra: tuple[str, ...] = (),
+                  workers: int = 1) -> tuple[subprocess.Popen, str, str, Path]:
     log = tmp / f"gateway-{name}.log"
     proc = procs.start([sys.executable, "-m", "server.cli", "serve", "--db", str(db_path), "--host", "127.0.0.1",
-                        "--http-port", "0", "--grpc-port", "0", *extra], log, core,
+                        "--http-port", "0", "--grpc-port", "0", "--workers", str(workers), *extra], log, core,
                        env={"ST_AI_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def ready():
@@ -568,6 +607,8 @@ def main() -> None:
     parser.add_argument("--compare-dispatch", action="store_true",
                         help="also run `serve --dispatch grpc` (the bridge calling its services over a private "
                              "Unix socket) beside the default in-process dispatch")
+    parser.add_argument("--workers", type=int, choices=(1, 2), default=1,
+                        help="st-ai serve --workers N: worker processes sharing the ports (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, db)")
     args = parser.parse_args()
     stream_requests = args.stream_requests or max(args.concurrency * 4, args.requests // 4)
@@ -575,10 +616,12 @@ def main() -> None:
     cores = sorted(os.sched_getaffinity(0))
     gw_core = lg_core = None
     if args.pin_core:
-        if len(cores) >= 2:
-            gw_core, lg_core = cores[0], cores[1]
+        if len(cores) > args.workers:
+            gw_core = cores[0] if args.workers == 1 else set(cores[:args.workers])
+            lg_core = cores[args.workers]
         else:
-            print("only one usable core: not pinning", file=sys.stderr)
+            print(f"{len(cores)} usable core(s) for {args.workers} worker(s) and the load generator: "
+                  "not pinning", file=sys.stderr)
 
     tmp = Path(tempfile.mkdtemp(prefix="st-ai-bench-"))
     procs = Processes()
@@ -591,8 +634,8 @@ def main() -> None:
         print(f"st-ai bench: grpcio {grpc_version()}, python {sys.version.split()[0]}, "
               f"concurrency {args.concurrency}, {args.requests} unary / {stream_requests} streamed requests"
               f" per throughput phase, {args.latency_requests} at concurrency 1; "
-              + (f"gateway pinned to core {gw_core}, upstream + load generator to core {lg_core}"
-                 if gw_core is not None else "not pinned"), file=sys.stderr)
+              + (f"gateway pinned to core(s) {gw_core}, upstream + load generator to core {lg_core}"
+                 if gw_core is not None else "not pinned") + f"; {args.workers} worker(s)", file=sys.stderr)
         base_config = {
             "key": key, "chunks": args.chunks, "concurrency": args.concurrency,
             "requests": args.requests, "stream_requests": stream_requests,
@@ -610,7 +653,8 @@ def main() -> None:
         rows: list[dict] = []
         peaks: dict[str, float] = {}
         for index, (name, suffix, env, extra) in enumerate(variants):
-            gateway, base_url, grpc_target, log = start_gateway(procs, tmp, db_path, gw_core, f"v{index}", env, extra)
+            gateway, base_url, grpc_target, log = start_gateway(procs, tmp, db_path, gw_core, f"v{index}", env, extra,
+                                                                args.workers)
             scenarios = []
             for stream in (False, True):
                 if index == 0:
@@ -628,7 +672,7 @@ def main() -> None:
             print(f"running against {name} (pid {gateway.pid}{', ' + env['GRPC_EXPERIMENTS'] if env else ''}):",
                   file=sys.stderr)
             rows.extend(run_loadgen(procs, tmp, lg_core, config, cap))
-            peaks[name] = memory_mb(gateway.pid)[1]
+            peaks[name] = family_memory_mb(gateway.pid)[1]
             procs.stop(gateway)
             text = log.read_text(errors="replace")
             notes = [line for line in text.splitlines() if not READY.search(line) and line.strip()]

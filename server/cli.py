@@ -32,6 +32,7 @@ MAX_SECONDS = 7 * 86400  # no timeout an operator means is longer than a week
 MAX_BODY_BYTES = 4 * 1024**3  # a request body larger than this is a typo, not an upload
 MAX_VIDEO_BYTES = 64 * 1024**3
 MAX_PRIORITY = rules.MAX_PRIORITY
+MAX_WORKERS = 64  # more `serve --workers` than this is a typo, not a machine
 
 
 class Parser(argparse.ArgumentParser):
@@ -70,6 +71,12 @@ def parse_poll_interval(text: str) -> float:
 def parse_port(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535 (0: any free port)")
+    return int(text)
+
+
+def parse_workers(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 1 to {MAX_WORKERS}")
     return int(text)
 
 
@@ -179,9 +186,12 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from server import gateway
+    from server import gateway, workers
 
-    gateway.run(gateway.serve(_config(args)), args.log_format)
+    if args.workers > 1:
+        workers.run(_config(args), args.workers, args.log_format)
+    else:
+        gateway.run(gateway.serve(_config(args)), args.log_format)
 
 
 def cmd_grpc(args: argparse.Namespace) -> None:
@@ -413,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "gRPC on a private Unix socket (the older way, kept for comparison)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
+    serve.add_argument("--workers", type=parse_workers, default=1, metavar="N",
+                       help="worker processes sharing the ports and the database (default 1; "
+                            "about one per core)")
     serve.set_defaults(func=cmd_serve)
     grpc_.set_defaults(func=cmd_grpc)
     bridge.add_argument("--grpc-target", required=True, type=_refusing(url_rules.check_grpc_target),

@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver
 from rest_bridge import access_log, draining as bridge_draining
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, redact, socket_folders
+from server import logs, memory, redact, shared_ports, socket_folders
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -73,6 +73,7 @@ class Config:
     trusted_proxies: tuple = ()  # reverse proxies whose X-Forwarded-For the bridge believes
     admin_key: str | None = None  # ST_AI_ADMIN_KEY; None: the stored one, created on first start
     dispatch: str = "in-process"  # `serve`: how the bridge reaches the services ("grpc": a private socket)
+    shared_ports: bool = False  # a worker of `serve --workers`: its parent reserved the ports (server/workers.py)
 
 
 @dataclass
@@ -155,9 +156,12 @@ def _stop_on_signal() -> asyncio.Event:
     return stop
 
 
-def _listen(host: str, port: int, what: str = "REST", option: str = "--http-port") -> socket.socket:
+def _listen(host: str, port: int, what: str = "REST", option: str = "--http-port",
+            shared: bool = False) -> socket.socket:
     """Bind a port before anything else starts, so a busy port stops st-ai before it has
     created a file, and the real port (for port 0) is known before the core starts."""
+    if shared:  # a worker: the parent checked the port and holds it
+        return shared_ports.join(host, port, listen=what == "REST")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host, port), family=family, reuse_port=False)
@@ -216,8 +220,8 @@ async def serve(config: Config) -> None:
     """gRPC and REST in one process; the bridge calls the services in-process, or with
     `dispatch="grpc"` over a private Unix socket."""
     stop = _stop_on_signal()
-    sock = _listen(config.host, config.http_port)
-    grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
+    sock = _listen(config.host, config.http_port, shared=config.shared_ports)
+    grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port", shared=config.shared_ports)
     http_port = sock.getsockname()[1]
     if config.demo:
         for line in await asyncio.to_thread(ensure_demo_at, config.db_path, _public_url(config, http_port)):
@@ -225,7 +229,8 @@ async def serve(config: Config) -> None:
     await _announce_admin_key(config)
     over_grpc = config.dispatch == "grpc"
     async with _private_socket(over_grpc) as socket_target, open_core(config, _public_url(config, http_port)) as core:
-        server, health = await build_server(core, [socket_target] if over_grpc else [])
+        server, health = await build_server(core, [socket_target] if over_grpc else [],
+                                            reuse_port=config.shared_ports)
         grpc_port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
         runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts,

@@ -122,17 +122,19 @@ def in_process_channel(core, health_servicer: health.aio.HealthServicer) -> InPr
     return InProcessChannel(table, call_wraps(core))
 
 
-async def build_server(core, addresses: list[str], trusted_bridges: tuple = ()
+async def build_server(core, addresses: list[str], trusted_bridges: tuple = (), reuse_port: bool = False
                        ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """`core` is the gateway's Core: catalog, relays, video tasks, assets. A call from a
-    peer in `trusted_bridges` (or the private Unix socket) may say its client's address."""
+    peer in `trusted_bridges` (or the private Unix socket) may say its client's address.
+    `reuse_port`: the workers of `serve --workers` share the port (else a port some other
+    process holds is refused, never shared)."""
     outermost, *inner = call_wraps(core, trusted_bridges)
     server = grpc.aio.server(interceptors=[
         PerMethod(outermost, missing=log_unknown(unknown_method)), *(PerMethod(wrap) for wrap in inner),
     ], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(reuse_port)),
     ])
     add_services(core, server)
 

@@ -183,6 +183,16 @@ def release_stale(db: sqlite_utils.Database, older_than: float, keep_owner: str 
                             "AND video_id IS NULL", [older_than, keep_owner]).rowcount
 
 
+def release_owner(db: sqlite_utils.Database, owner_prefix: str) -> int:
+    """Give back at once what a process that died held: its reservations and its slots in
+    flight (`owner_prefix`: "host:pid:", a worker of `serve --workers` its parent saw
+    die). A video task's reservation stays with its task. Returns the reservations freed."""
+    with _write(db) as conn:
+        conn.execute("DELETE FROM inflight WHERE substr(owner, 1, ?) = ?", [len(owner_prefix), owner_prefix])
+        return conn.execute("DELETE FROM reservations WHERE substr(owner, 1, ?) = ? AND video_id IS NULL",
+                            [len(owner_prefix), owner_prefix]).rowcount
+
+
 def status(db: sqlite_utils.Database, name: str) -> QuotaStatus:
     token = token_store.get(db, name)
     quota, used, reserved = _status(db.conn, token.id)

@@ -1,0 +1,254 @@
+"""`st-ai serve --workers N`: N worker processes, each a whole `st-ai serve` (its own event
+loop, gRPC server, REST bridge, settlement writer, catalog reload, video poller, webhook
+sender), sharing the REST and gRPC ports (server/shared_ports.py) and one SQLite database.
+Quotas, rate limits and task leases already live in the database, so they hold across
+the workers as across any processes on one file.
+
+The parent serves nothing. It reserves the ports, prints what a first start prints (the
+demo token, the admin key) once, starts the workers (server/worker.py) in sessions of
+their own, and prints the ready line once every worker is ready. It forwards SIGTERM,
+SIGINT and SIGHUP to them as SIGTERM (each drains: server/shutdown.py) and exits 0 when
+all of them stopped cleanly. A worker that dies on its own is started again, after a
+pause that doubles while it keeps dying young; after RestartPolicy.limit such deaths in
+a row the parent stops the others and exits 1 rather than loop."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import pickle
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+
+from server import gateway, shared_ports
+from server.demo import ensure_demo_at
+from server.shutdown import CUT_ALLOWANCE
+from server.store import quota as quota_store
+from server.store.db import open_db
+
+log = logging.getLogger("st_ai.workers")
+
+READY_PREFIX = b"st-ai ready:"  # the line gateway.serve prints once it serves
+START_TIMEOUT = 60.0  # a worker not ready by then is stuck: stopped, and counted as failed
+STOP_MARGIN = 30.0  # beyond a worker's own drain (grace + cut allowance) before it is killed
+
+
+@dataclass(frozen=True)
+class WorkerStart:
+    """What a worker reads on its stdin (pickled): the parent is the same program."""
+    config: gateway.Config
+    log_format: str
+    parent_pid: int
+
+
+@dataclass
+class RestartPolicy:
+    """When a worker that died is started again: after `first_pause`, doubling with each
+    death in a row up to `max_pause`; a worker that ran `steady` seconds starts the count
+    again. None (give up) after more than `limit` deaths in a row."""
+    first_pause: float = 0.5
+    max_pause: float = 30.0
+    limit: int = 5
+    steady: float = 60.0
+    deaths: int = 0
+
+    def after_exit(self, ran_for: float) -> float | None:
+        if ran_for >= self.steady:
+            self.deaths = 0
+        self.deaths += 1
+        if self.deaths > self.limit:
+            return None
+        return min(self.max_pause, self.first_pause * 2 ** (self.deaths - 1))
+
+
+@dataclass(eq=False)
+class Worker:
+    slot: int
+    proc: asyncio.subprocess.Process
+    ready: asyncio.Future  # True once it printed its ready line; False if it ended first
+    started: float = field(default_factory=time.monotonic)
+    output: asyncio.Task | None = None
+    died: bool = False  # it ended on its own, and was reported (a stop before its restart ignores it)
+
+    @property
+    def name(self) -> str:
+        return f"worker {self.slot} (pid {self.proc.pid})"
+
+
+class WorkersFailed(Exception):
+    pass
+
+
+class Pool:
+    def __init__(self, start: WorkerStart, count: int) -> None:
+        self._start = start
+        self._count = count
+        self.workers: dict[int, Worker] = {}
+        self.stopping = False
+
+    async def spawn(self, slot: int) -> Worker:
+        # A session of its own: a Ctrl-C or a closed terminal reaches the parent only,
+        # which stops each worker once it can take the signal (it is ready).
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server.worker", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, start_new_session=True)
+        worker = Worker(slot, proc, asyncio.get_running_loop().create_future())
+        self.workers[slot] = worker  # before any await: a stop now still finds it
+        worker.output = asyncio.create_task(self._read_output(worker), name=f"worker {slot} output")
+        proc.stdin.write(pickle.dumps(self._start))
+        with contextlib.suppress(ConnectionError):  # it died at once: its exit is handled
+            await proc.stdin.drain()
+        proc.stdin.close()
+        return worker
+
+    async def _read_output(self, worker: Worker) -> None:
+        """Its ready line marks it ready; anything else it prints is passed on."""
+        async for line in worker.proc.stdout:
+            if line.startswith(READY_PREFIX) and not worker.ready.done():
+                worker.ready.set_result(True)
+                log.info("%s is ready", worker.name)
+            else:
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+        if not worker.ready.done():
+            worker.ready.set_result(False)
+
+    async def start_all(self) -> None:
+        """Every worker started and ready; WorkersFailed if one ends or hangs first."""
+        started = [await self.spawn(slot) for slot in range(1, self._count + 1)]
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                for worker in started:
+                    if not await worker.ready:
+                        raise WorkersFailed(f"{worker.name} stopped before it was ready "
+                                            f"(exit status {await worker.proc.wait()})")
+        except TimeoutError:
+            raise WorkersFailed(f"a worker was not ready within {START_TIMEOUT:g} s") from None
+
+    async def keep(self, slot: int) -> None:
+        """Start the worker of `slot` again whenever it dies, until the pool stops."""
+        policy = RestartPolicy()
+        while True:
+            worker = self.workers[slot]
+            status = await worker.proc.wait()
+            if self.stopping:
+                return
+            worker.died = True
+            # What its requests held would otherwise wait for the stale sweep (minutes).
+            try:
+                freed = await asyncio.to_thread(_release_held, self._start.config.db_path, worker.proc.pid)
+            except Exception:  # the sweep still frees them later
+                log.exception("giving back what %s held failed", worker.name)
+                freed = 0
+            if freed:
+                log.info("gave back %d quota reservations %s held", freed, worker.name)
+            pause = policy.after_exit(time.monotonic() - worker.started)
+            if pause is None:
+                raise WorkersFailed(f"worker {slot} died {policy.limit + 1} times in a row "
+                                    f"(last exit status {status}); stopping")
+            log.warning("%s exited with status %s; starting another in %.1f s", worker.name, status, pause)
+            await asyncio.sleep(pause)
+            new = await self.spawn(slot)
+            log.info("%s started in place of pid %d", new.name, worker.proc.pid)
+
+    async def stop_all(self, timeout: float) -> bool:
+        """SIGTERM to every worker; True if all of them exited 0."""
+        self.stopping = True
+        results = await asyncio.gather(*(self._stop(w, timeout) for w in self.workers.values()))
+        return all(results)
+
+    async def _stop(self, worker: Worker, timeout: float) -> bool:
+        if worker.died:
+            return True
+        if worker.proc.returncode is None:
+            # A worker still starting has no signal handlers yet: a SIGTERM would kill it
+            # outright. It is stopped once ready.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(worker.ready), START_TIMEOUT)
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.send_signal(signal.SIGTERM)
+        try:
+            status = await asyncio.wait_for(worker.proc.wait(), timeout)
+        except TimeoutError:
+            log.error("%s did not stop within %g s; killed", worker.name, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.kill()
+            status = await worker.proc.wait()
+        if worker.output is not None:
+            await worker.output
+        if status != 0:
+            log.error("%s exited with status %s", worker.name, status)
+        return status == 0
+
+
+def _release_held(db_path: str, pid: int) -> int:
+    db = open_db(db_path)
+    try:
+        return quota_store.release_owner(db, f"{socket.gethostname()}:{pid}:")  # video_tasks.process_owner
+    finally:
+        db.close()
+
+
+async def serve_workers(config: gateway.Config, count: int, log_format: str) -> None:
+    stop = gateway._stop_on_signal()
+    held = [shared_ports.reserve(config.host, config.http_port, "REST", "--http-port"),
+            shared_ports.reserve(config.host, config.grpc_port, "gRPC", "--grpc-port")]
+    http_port, grpc_port = (sock.getsockname()[1] for sock in held)
+    try:
+        # what a first start prints, printed once and before any worker could
+        if config.demo:
+            for line in await asyncio.to_thread(ensure_demo_at, config.db_path,
+                                                gateway._public_url(config, http_port)):
+                gateway._announce(line)
+        await gateway._announce_admin_key(config)
+        worker_config = dataclasses.replace(config, http_port=http_port, grpc_port=grpc_port, demo=False,
+                                            shared_ports=True)
+        pool = Pool(WorkerStart(worker_config, log_format, os.getpid()), count)
+        clean = await _run(pool, stop, config, http_port, grpc_port)
+    finally:
+        for sock in held:
+            sock.close()
+    if not clean:
+        sys.exit(1)
+
+
+async def _run(pool: Pool, stop: asyncio.Event, config: gateway.Config, http_port: int, grpc_port: int) -> bool:
+    """Serve until a signal; True if every worker then stopped cleanly."""
+    failure: WorkersFailed | None = None
+    keepers: list[asyncio.Task] = []
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        starting = asyncio.create_task(pool.start_all())
+        await asyncio.wait([starting, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # WorkersFailed: stop what started
+            host = gateway._grpc_host(config.host)
+            gateway._announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
+                              f"  db {config.db_path}  workers {len(pool.workers)}")
+            keepers = [asyncio.create_task(pool.keep(slot), name=f"keep worker {slot}") for slot in pool.workers]
+            done, _ = await asyncio.wait([stopped, *keepers], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopped}:
+                task.result()  # WorkersFailed
+        else:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+    except WorkersFailed as exc:
+        failure = exc
+        log.error("%s", exc)
+    finally:
+        stopped.cancel()
+        for task in keepers:
+            task.cancel()
+        await asyncio.gather(*keepers, return_exceptions=True)
+        log.info("stopping %d workers", len(pool.workers))
+        clean = await pool.stop_all(config.resilience.shutdown_grace + CUT_ALLOWANCE + STOP_MARGIN)
+    return clean and failure is None
+
+
+def run(config: gateway.Config, count: int, log_format: str) -> None:
+    gateway.run(serve_workers(config, count, log_format), log_format)
