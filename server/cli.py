@@ -174,7 +174,8 @@ def _config(args: argparse.Namespace):
                           client_timeouts=_client_timeouts(args), unpriced=args.unpriced,
                           trusted_bridges=getattr(args, "trusted_bridge", ()),
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
-                          admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args))
+                          admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
+                          metrics_port=getattr(args, "metrics_port", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -407,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     grpc_.add_argument("--trusted-bridge", type=parse_networks, default=(), metavar="CIDR,...",
                        help="addresses of separate `st-ai bridge` processes, believed when they name their HTTP "
                             "client's address (default: none)")
+    grpc_.add_argument("--metrics-port", type=parse_port, default=None,
+                       help="also serve GET /metrics (Prometheus) over HTTP on this port (default: none)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
     serve.set_defaults(func=cmd_serve)
