@@ -7,7 +7,7 @@ import contextvars
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 # A request id a client may choose: printable, no spaces or quotes (it is echoed into
 # headers and log lines), and short.
@@ -38,20 +38,21 @@ class CallRecord:
     started: float = 0.0  # time.monotonic() when the call arrived, for Server-Timing and metrics
     upstream_seconds: float = 0.0  # upstream_ms unrounded: the gateway's own time is a fraction of a ms
     open_upstream_seconds: float = 0.0  # a stream's winning attempt so far: time to its first event
+    span: object | None = None  # the request's trace span (server/tracing.py), when tracing
 
     def facts(self) -> dict:
-        return {k: v for k, v in asdict(self).items()
-                if k not in _NOT_FACTS and v is not None and v is not False}
+        facts = ((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_FACTS)
+        return {k: v for k, v in facts if v is not None and v is not False}
 
     def take(self, facts: dict) -> None:
         """Adopt facts another process (or socket) reported for this call."""
-        names = {f.name for f in fields(self)} - {"request_id"}
+        names = {f.name for f in fields(self)} - set(_NOT_FACTS)
         for key, value in facts.items():
             if key in names and isinstance(value, (str, int, bool)):
                 setattr(self, key, value)
 
 
-_NOT_FACTS = ("request_id", "rate", "started", "upstream_seconds", "open_upstream_seconds")
+_NOT_FACTS = ("request_id", "rate", "started", "upstream_seconds", "open_upstream_seconds", "span")
 _current: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("st_ai_call", default=None)
 
 

@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver
 from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, redact, socket_folders
+from server import logs, memory, redact, socket_folders, tracing
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -128,6 +128,7 @@ async def open_core(config: Config, public_url: str,
                                                    config.resilience.probe_interval).run(), name="channel-probe")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
+    tracing.start_from_environment()
     try:
         yield core
     finally:
@@ -141,6 +142,7 @@ async def open_core(config: Config, public_url: str,
         await asyncio.gather(settler, return_exceptions=True)
         await http.close()
         await asyncio.to_thread(worker.close)
+        await asyncio.to_thread(tracing.stop)  # sends the spans still queued
         unscrub_logs()
 
 

@@ -16,13 +16,14 @@ from typing import Callable
 import grpc
 import orjson
 
-from server import call_record, logs, metrics, server_timing
+from server import call_record, logs, metrics, server_timing, tracing
 from server.billing import limits
 from server.errors import GRPC_TO_HTTP
 from server.services.interceptors import behaviour
 
 REQUEST_ID_KEY = "x-request-id"
 FACTS_KEY = "st-ai-call-bin"
+MAX_SPAN_NAME = 128  # an unknown method's name is the client's
 
 
 def private_peer(context: grpc.aio.ServicerContext) -> bool:
@@ -74,7 +75,8 @@ class _Call:
         self.method, self.context, self.request = method, context, request
         metadata = dict(context.invocation_metadata() or ())
         self.record = call_record.open_record(call_record.request_id(metadata.get(REQUEST_ID_KEY)))
-        self.started = time.monotonic()
+        self.record.span = tracing.start_request(method[:MAX_SPAN_NAME])
+        self.started = self.record.started
         # Sizes cost an encoding of the message (upb has no cached size): only for lines
         # this side writes, not for the bridge's calls.
         self.logged = logs.access_enabled() and not private_peer(context)
@@ -111,6 +113,7 @@ class _Call:
             metrics.stream_ended()
         metrics.request(record.model, record.channel, self.status, record.error_code,
                         time.monotonic() - self.started, record.upstream_seconds, record.stream)
+        tracing.end_request(record.span, record.model, record.channel, self.status, record.error_code, record.stream)
 
     def log(self) -> None:
         self.count()
