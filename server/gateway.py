@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver
 from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, redact, socket_folders, tracing
+from server import logs, memory, metrics, redact, socket_folders, tracing
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -143,6 +143,7 @@ async def open_core(config: Config, public_url: str,
         await http.close()
         await asyncio.to_thread(worker.close)
         await asyncio.to_thread(tracing.stop)  # sends the spans still queued
+        metrics.process_ended()
         unscrub_logs()
 
 

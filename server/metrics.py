@@ -106,6 +106,13 @@ def ledger_write(seconds: float, rows: int) -> None:
     LEDGER_WRITE_ROWS.inc(rows)
 
 
+def process_ended() -> None:
+    """At exit, in multiprocess mode: this process's live gauges (streams in flight) stop
+    counting; its counters and histograms stay in the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())
+
+
 def exposition() -> tuple[bytes, str]:
     """The text a scrape gets, and its content type: every process's numbers in
     multiprocess mode, this process's otherwise."""

@@ -75,7 +75,9 @@ class _Call:
         self.method, self.context, self.request = method, context, request
         metadata = dict(context.invocation_metadata() or ())
         self.record = call_record.open_record(call_record.request_id(metadata.get(REQUEST_ID_KEY)))
-        self.record.span = tracing.start_request(method[:MAX_SPAN_NAME])
+        # grpc.health (probes, /readyz) and reflection are no client's requests
+        self.counted = not method.startswith("/grpc.")
+        self.record.span = tracing.start_request(method[:MAX_SPAN_NAME]) if self.counted else None
         self.started = self.record.started
         # Sizes cost an encoding of the message (upb has no cached size): only for lines
         # this side writes, not for the bridge's calls.
@@ -111,6 +113,8 @@ class _Call:
         record = self.record
         if self.streaming:
             metrics.stream_ended()
+        if not self.counted:
+            return
         metrics.request(record.model, record.channel, self.status, record.error_code,
                         time.monotonic() - self.started, record.upstream_seconds, record.stream)
         tracing.end_request(record.span, record.model, record.channel, self.status, record.error_code, record.stream)
