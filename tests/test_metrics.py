@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 from urllib.parse import urlsplit
 
@@ -36,7 +37,8 @@ SLOW = 0.3  # an upstream made this slow shows it in the upstream part
 def gateway(tmp_path_factory):
     db_path = str(tmp_path_factory.mktemp("metrics") / "st-ai.db")
     open_db(db_path).close()
-    gw = start_gateway(db_path, "--cooldown-failures", "1000")
+    gw = start_gateway(db_path, "--cooldown-failures", "1000", "--video-poll-interval", "0.2",
+                       env={"ST_AI_SIMULATOR_VIDEO_SECONDS": "1"})
     yield gw
     stop_gateway(gw)
 
@@ -142,6 +144,28 @@ def test_a_stream_records_its_time_to_first_token_and_leaves_nothing_in_flight(g
     assert value(text, "st_ai_time_to_first_token_seconds_count", model=setup.model, channel=channel) == 2
     assert value(text, "st_ai_requests_total", model=setup.model, channel=channel, status="200") == 2
     assert value(text, "st_ai_streams_in_flight") == 0
+
+
+def test_video_tasks_are_counted_by_the_states_they_reach(gateway):
+    model = f"video-{uuid.uuid4().hex[:8]}"
+    gateway.channel(f"sim-{model}", "simulator", [model])
+    key = gateway.token(f"t-{model}")
+    before = scrape(gateway.http_url)
+    status, _, body = _get(gateway.http_url, "/v1/videos", {"Authorization": f"Bearer {key}"},
+                           {"model": model, "prompt": "a lighthouse", "duration": 1.0, "width": 160, "height": 96,
+                            "fps": 12})
+    assert status == 200, body
+    video_id = json.loads(body)["id"]
+    deadline = time.monotonic() + TIMEOUT
+    while (state := json.loads(_get(gateway.http_url, f"/v1/videos/{video_id}",
+                                    {"Authorization": f"Bearer {key}"})[2])["status"]) in ("queued", "in_progress"):
+        assert time.monotonic() < deadline, "the video did not finish"
+        time.sleep(0.1)
+    assert state == "completed"
+    text = scrape(gateway.http_url)
+    for reached in ("queued", "completed"):
+        assert value(text, "st_ai_video_tasks_total", state=reached) == \
+            value(before, "st_ai_video_tasks_total", state=reached) + 1, reached
 
 
 def test_metrics_show_no_key_token_or_base_url(gateway, fakes):
