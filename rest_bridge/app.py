@@ -9,7 +9,7 @@ from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 from google.protobuf.message import Message
 
-from rest_bridge import access_log, client_address, health, marshal, multipart
+from rest_bridge import access_log, client_address, health, marshal, metrics_route, multipart, server_timing
 from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors, rpc_error_response
 from rest_bridge.forwarded import forward_headers
 from rest_bridge.range_header import RANGE_FIELDS, query_offsets, range_fields
@@ -207,7 +207,9 @@ def build_app(grpc_target: str, routes: list[Route] | None = None,
 
     app.cleanup_ctx.append(grpc_channel)
     access_log.install(app)
+    server_timing.install(app)
     health.add_routes(app)
+    metrics_route.add_routes(app)
     declared = {(route.method, route.path) for route in routes}
     for route in routes:
         handler = _handler(route)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextvars
 import re
+import time
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 # A request id a client may choose: printable, no spaces or quotes (it is echoed into
 # headers and log lines), and short.
@@ -34,25 +35,30 @@ class CallRecord:
     status: int | None = None  # the HTTP-equivalent status of an error, when one was raised
     client_address: str | None = None  # the client's IP address, as the transport saw it
     rate: object | None = None  # a limited token's figures, for its headers (server/billing/limits.py)
+    started: float = 0.0  # time.monotonic() when the call arrived, for Server-Timing and metrics
+    upstream_seconds: float = 0.0  # upstream_ms unrounded: the gateway's own time is a fraction of a ms
+    open_upstream_seconds: float = 0.0  # a stream's winning attempt so far: time to its first event
+    span: object | None = None  # the request's trace span (server/tracing.py), when tracing
 
     def facts(self) -> dict:
-        return {k: v for k, v in asdict(self).items()
-                if k not in ("request_id", "rate") and v is not None and v is not False}
+        facts = ((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_FACTS)
+        return {k: v for k, v in facts if v is not None and v is not False}
 
     def take(self, facts: dict) -> None:
         """Adopt facts another process (or socket) reported for this call."""
-        names = {f.name for f in fields(self)} - {"request_id"}
+        names = {f.name for f in fields(self)} - set(_NOT_FACTS)
         for key, value in facts.items():
             if key in names and isinstance(value, (str, int, bool)):
                 setattr(self, key, value)
 
 
+_NOT_FACTS = ("request_id", "rate", "started", "upstream_seconds", "open_upstream_seconds", "span")
 _current: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("st_ai_call", default=None)
 
 
 def open_record(rid: str) -> CallRecord:
     """Start recording the calling task's request (and the tasks it starts)."""
-    record = CallRecord(rid)
+    record = CallRecord(rid, started=time.monotonic())
     _current.set(record)
     return record
 
@@ -82,12 +88,28 @@ def note_attempt(channel: str, seconds: float) -> None:
     if (record := _current.get()) is not None:
         record.channel = channel
         record.upstream_ms = (record.upstream_ms or 0) + int(seconds * 1000)
+        record.upstream_seconds += seconds
+        record.open_upstream_seconds = 0.0
+
+
+def note_first_byte(channel: str, seconds: float) -> None:
+    """A stream's winning attempt on `channel` sent its first event after `seconds`; its
+    whole time is noted (note_attempt) when the stream ends."""
+    if (record := _current.get()) is not None:
+        record.channel = channel
+        record.open_upstream_seconds = seconds
 
 
 def note_channel(channel: str) -> None:
     """The request was routed to `channel` (a video create, sent upstream later)."""
     if (record := _current.get()) is not None:
         record.channel = channel
+
+
+def upstream_so_far(record: CallRecord) -> float:
+    """Seconds the call has spent upstream: finished attempts, and an open stream's wait
+    for its first event."""
+    return record.upstream_seconds + record.open_upstream_seconds
 
 
 def note_error(code: str | None, status: int) -> None:

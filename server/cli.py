@@ -182,7 +182,8 @@ def _config(args: argparse.Namespace):
                           trusted_bridges=getattr(args, "trusted_bridge", ()),
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
                           admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
-                          dispatch=getattr(args, "dispatch", "in-process"))
+                          dispatch=getattr(args, "dispatch", "in-process"),
+                          metrics_port=getattr(args, "metrics_port", None))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -421,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dispatch", choices=("in-process", "grpc"), default="in-process",
                        help="how the REST bridge calls the services: in the same process (default), or over "
                             "gRPC on a private Unix socket (the older way, kept for comparison)")
+    grpc_.add_argument("--metrics-port", type=parse_port, default=None,
+                       help="also serve GET /metrics (Prometheus) over HTTP on this port (default: none)")
     serve.add_argument("--demo", action="store_true",
                        help="create a simulator channel and a demo token on first start")
     serve.add_argument("--workers", type=parse_workers, default=1, metavar="N",

@@ -18,10 +18,10 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from rest_bridge import access_log, draining as bridge_draining
+from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, redact, shared_ports, socket_folders
+from server import logs, memory, metrics, redact, shared_ports, socket_folders, tracing
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -74,6 +74,7 @@ class Config:
     admin_key: str | None = None  # ST_AI_ADMIN_KEY; None: the stored one, created on first start
     dispatch: str = "in-process"  # `serve`: how the bridge reaches the services ("grpc": a private socket)
     shared_ports: bool = False  # a worker of `serve --workers`: its parent reserved the ports (server/workers.py)
+    metrics_port: int | None = None  # `st-ai grpc`: serve GET /metrics on this HTTP port
 
 
 @dataclass
@@ -129,6 +130,7 @@ async def open_core(config: Config, public_url: str,
                                                    config.resilience.probe_interval).run(), name="channel-probe")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
+    tracing.start_from_environment()
     try:
         yield core
     finally:
@@ -142,6 +144,8 @@ async def open_core(config: Config, public_url: str,
         await asyncio.gather(settler, return_exceptions=True)
         await http.close()
         await asyncio.to_thread(worker.close)
+        await asyncio.to_thread(tracing.stop)  # sends the spans still queued
+        metrics.process_ended()
         unscrub_logs()
 
 
@@ -261,16 +265,33 @@ async def _private_socket(wanted: bool = True) -> AsyncIterator[str]:
 async def serve_grpc(config: Config) -> None:
     stop = _stop_on_signal()
     grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
+    metrics_held = (_listen(config.host, config.metrics_port, "metrics", "--metrics-port")
+                    if config.metrics_port is not None else None)
     await _announce_admin_key(config)
     async with open_core(config, _public_url(config, config.http_port)) as core:
         server, health = await build_server(core, [], config.trusted_bridges)
         port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
-        _announce(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}")
+        scraped = await _start_metrics(metrics_held) if metrics_held is not None else None
+        metrics_at = (f"  metrics http://{_grpc_host(config.host)}:{metrics_held.getsockname()[1]}/metrics"
+                      if metrics_held is not None else "")
+        _announce(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}{metrics_at}")
         try:
             await stop.wait()
         finally:
             await shut_down(Fronts(core.drain, server, health), config.resilience.shutdown_grace)
+            if scraped is not None:
+                await scraped.cleanup()
+
+
+async def _start_metrics(sock: socket.socket) -> web.AppRunner:
+    """GET /metrics alone on its own HTTP port, for a gRPC-only process."""
+    app = web.Application()
+    metrics_route.add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
 
 
 async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int,

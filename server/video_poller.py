@@ -11,7 +11,7 @@ import socket
 import time
 
 from server.assets import AssetStore, InvalidAsset
-from server import redact, upstream_errors
+from server import metrics, redact, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
 from server.leased_work import run_claims
@@ -146,7 +146,10 @@ class VideoPoller:
         """Fail with st-ai's own code, and refund the task, in one transaction; the message
         may quote an upstream, so it is scrubbed."""
         channel = self.catalog.snapshot.channels_by_id.get(task.channel_id)
-        return await self.billing.fail(task.id, status, code, redact.scrub(message, channel))
+        failed = await self.billing.fail(task.id, status, code, redact.scrub(message, channel))
+        if failed:
+            metrics.video_task("failed")
+        return failed
 
     async def _advance(self, task: VideoTask) -> dict:
         """One step for one task; returns column changes to store with the lease release."""
@@ -175,6 +178,8 @@ class VideoPoller:
         if state.status != task.status or state.progress != task.progress:
             await self.worker.run(store.update, task.id, store.OPEN, status=state.status,
                                   progress=max(task.progress, min(99, state.progress)))
+            if state.status != task.status and state.status in store.OPEN:
+                metrics.video_task(state.status)
         return changes
 
     async def _finish(self, task: VideoTask, channel, provider, state: TaskState) -> None:
@@ -202,6 +207,8 @@ class VideoPoller:
             **({"asked": {**asked, **usage}} if usage else {})), usage=state.usage)
         if not won:  # another process finalised it first, or it was deleted: drop our files
             await self.assets.remove(video.path, thumbnail)
+        else:
+            metrics.video_task("completed")
 
     async def _thumbnail(self, task, channel, provider, state, video_path: str) -> tuple[str | None, str | None]:
         try:

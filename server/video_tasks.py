@@ -19,7 +19,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import orjson
 
-from server import byte_ranges, call_record, routing, upstream_errors, video_submission
+from server import byte_ranges, call_record, metrics, routing, upstream_errors, video_submission
 from server.assets import AssetStore
 from server.billing.admission import Ticket, failure_status
 from server.billing.video_billing import VideoBilling
@@ -370,6 +370,7 @@ class VideoTasks:
         self.billing.handed_over(ticket)
         if accepted is None:  # deleted by the operator while it was being submitted
             raise not_found(task_id)
+        metrics.video_task(accepted.status)
         return accepted
 
     def _later(self, work: Awaitable) -> asyncio.Task:

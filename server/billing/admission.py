@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-from server import call_record, client_address
+from server import call_record, client_address, metrics, tracing
 from server.billing import limits
 from server.billing.cost import Unpriced
 from server.billing.group_commit import GroupCommit
@@ -80,6 +80,9 @@ class Ticket:
         """An upstream call on `channel` ended with `status`; recorded before the request
         is settled, so its ledger row carries it."""
         call_record.note_attempt(channel.name, seconds)
+        metrics.attempt(channel.name, status, error_code, seconds)
+        if (record := call_record.current()) is not None:
+            tracing.attempt(record.span, channel.name, upstream_model, status, error_code, seconds)
         self.attempts.append(Attempt(channel.id, upstream_model, status, error_code, int(seconds * 1000)))
 
 

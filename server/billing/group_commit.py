@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
+from server import metrics
 from server.store import quota as quota_store
 from server.store.db import DbWorker
 from server.store.quota import Settlement
@@ -47,8 +49,10 @@ class GroupCommit:
         batch, self._pending = self._pending, []
         if not batch:
             return
+        started = time.monotonic()
         try:
             await self._worker.run(quota_store.settle_many, [s for s, _ in batch])
+            metrics.ledger_write(time.monotonic() - started, len(batch))
         except Exception:
             # One bad settlement must not fail the others: write them one by one.
             log.exception("a group of %d settlements failed; writing them one at a time", len(batch))

@@ -23,7 +23,7 @@ from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, Ty
 
 from server.billing.admission import Ticket
 from server.core.resilience import Resilience
-from server import upstream_errors
+from server import call_record, upstream_errors
 from server.errors import GatewayError
 from server.store.channels import Channel
 
@@ -180,6 +180,8 @@ class AttemptLoop:
             won = Won(channel, value, upstream_model, started, self, ticket)
             if not open_ended:
                 won.finish()
+            else:
+                call_record.note_first_byte(channel.name, self.clock() - started)
             return won
         raise exhausted(error, model)
 

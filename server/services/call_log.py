@@ -16,13 +16,14 @@ from typing import Callable
 import grpc
 import orjson
 
-from server import call_record, logs
+from server import call_record, logs, metrics, server_timing, tracing
 from server.billing import limits
 from server.errors import GRPC_TO_HTTP
 from server.services.interceptors import behaviour
 
 REQUEST_ID_KEY = "x-request-id"
 FACTS_KEY = "st-ai-call-bin"
+MAX_SPAN_NAME = 128  # an unknown method's name is the client's
 
 
 def private_peer(context: grpc.aio.ServicerContext) -> bool:
@@ -34,7 +35,8 @@ def trailers(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes]
     record = call_record.current()
     if record is None:
         return ()
-    out: list[tuple[str, str | bytes]] = [(REQUEST_ID_KEY, record.request_id)]
+    out: list[tuple[str, str | bytes]] = [(REQUEST_ID_KEY, record.request_id),
+                                          (server_timing.KEY, server_timing.of_record(record))]
     if isinstance(record.rate, limits.RateState) and not record.rate.told:
         out += limits.headers(record.rate)  # an error's figures (server/services/client_calls.py)
     if private_peer(context):
@@ -73,16 +75,27 @@ class _Call:
         self.method, self.context, self.request = method, context, request
         metadata = dict(context.invocation_metadata() or ())
         self.record = call_record.open_record(call_record.request_id(metadata.get(REQUEST_ID_KEY)))
-        self.started = time.monotonic()
+        # grpc.health (probes, /readyz) and reflection are no client's requests
+        self.counted = not method.startswith("/grpc.")
+        self.record.span = tracing.start_request(method[:MAX_SPAN_NAME]) if self.counted else None
+        self.started = self.record.started
         # Sizes cost an encoding of the message (upb has no cached size): only for lines
         # this side writes, not for the bridge's calls.
         self.logged = logs.access_enabled() and not private_peer(context)
         self.bytes_out = 0
         self.status = 200
+        self.streaming = False  # a streamed answer (chat) has sent its first event
 
     def sent(self, message: object) -> None:
         if self.logged:
             self.bytes_out += _size(message)
+
+    def sent_first(self) -> None:
+        """A server-streaming call's first message went out."""
+        if self.record.stream:
+            self.streaming = True
+            metrics.stream_started()
+            metrics.first_token(self.record.model, self.record.channel, time.monotonic() - self.started)
 
     def finish(self) -> None:
         self.context.set_trailing_metadata(trailers(self.context))
@@ -95,7 +108,19 @@ class _Call:
         else:
             self.status = GRPC_TO_HTTP.get(self.context.code(), 500) if self.context.code() else 500
 
+    def count(self) -> None:
+        """The call's numbers for /metrics (server/metrics.py), whichever front it came from."""
+        record = self.record
+        if self.streaming:
+            metrics.stream_ended()
+        if not self.counted:
+            return
+        metrics.request(record.model, record.channel, self.status, record.error_code,
+                        time.monotonic() - self.started, record.upstream_seconds, record.stream)
+        tracing.end_request(record.span, record.model, record.channel, self.status, record.error_code, record.stream)
+
     def log(self) -> None:
+        self.count()
         if not self.logged:
             return  # a bridge call: the bridge logs it, with these facts
         logs.access(access_fields(
@@ -114,9 +139,13 @@ def log_calls(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHand
     if inspect.isasyncgenfunction(inner):
         async def logged(request, context):
             call = _Call(method, context, None if handler.request_streaming else request)
+            first = True
             try:
                 async for item in inner(request, context):
                     call.sent(item)
+                    if first:
+                        first = False
+                        call.sent_first()
                     yield item
                 call.finish()
             except BaseException as exc:

@@ -3,9 +3,10 @@ for every method in one place:
 
 in:  the client's address on the call's record (server/client_address.py), before the
      servicer authenticates, so the token's `--allow-ip` rule sees it;
-out: a limited token's `x-ratelimit-*` figures (server/billing/limits.py) as initial
-     metadata, sent with the unary answer or before a stream's first message, merged into
-     any initial metadata the servicer sends itself. A read, which takes nothing, is told
+out: a limited token's `x-ratelimit-*` figures (server/billing/limits.py) and, for a
+     stream, its `server-timing` so far (server/server_timing.py) as initial metadata,
+     sent with the unary answer or before a stream's first message, merged into any
+     initial metadata the servicer sends itself. A read, which takes nothing, is told
      the figures as they stand. On an error the figures ride in the trailing metadata
      instead (server/services/call_log.py `trailers`), with `retry-after` on a 429;
 end: a concurrency slot the call's settlement did not free is freed when the call ends.
@@ -19,7 +20,7 @@ from typing import Callable
 
 import grpc
 
-from server import call_record, client_address
+from server import call_record, client_address, server_timing
 from server.billing import limits
 from server.services.interceptors import Wrap, behaviour
 from server.store.db import DbWorker
@@ -29,9 +30,13 @@ from server.store.tokens import Network
 class _Told:
     """The servicer's context, whose initial metadata carries the call's figures."""
 
-    def __init__(self, context: grpc.aio.ServicerContext, worker: DbWorker, clock: Callable[[], float]) -> None:
+    def __init__(self, context: grpc.aio.ServicerContext, worker: DbWorker, clock: Callable[[], float],
+                 streaming: bool = False) -> None:
         self._context, self._worker, self._clock = context, worker, clock
         self._sent = False
+        # a stream's timing so far goes before its first message; a unary call's whole
+        # timing is in its trailers, and sending initial metadata of its own would cost
+        self._timing = _timing if streaming else tuple
 
     def __getattr__(self, name: str):
         return getattr(self._context, name)
@@ -39,14 +44,15 @@ class _Told:
     async def send_initial_metadata(self, metadata) -> None:
         figures = await self._figures()
         self._sent = True
-        await self._context.send_initial_metadata((*metadata, *figures))
+        await self._context.send_initial_metadata((*metadata, *figures, *self._timing()))
 
     async def flush(self) -> None:
-        """Before the answer: the figures go out now, unless initial metadata already did."""
+        """Before the answer: the figures and the timing so far go out now, unless initial
+        metadata already did."""
         if not self._sent:
             self._sent = True
-            if figures := await self._figures():
-                await self._context.send_initial_metadata(figures)
+            if told := (*await self._figures(), *self._timing()):
+                await self._context.send_initial_metadata(told)
 
     async def _figures(self) -> tuple[tuple[str, str], ...]:
         record = call_record.current()
@@ -57,6 +63,11 @@ class _Told:
             state.figures = await self._worker.run(limits.peek, state, self._clock())
         state.told = True
         return limits.headers(state)
+
+
+def _timing() -> tuple[tuple[str, str], ...]:
+    record = call_record.current()
+    return ((server_timing.KEY, server_timing.of_record(record)),) if record is not None else ()
 
 
 async def free_held_slot(worker: DbWorker) -> None:
@@ -84,7 +95,7 @@ def client_calls(worker: DbWorker, trusted_bridges: tuple[Network, ...] = (),
         if inspect.isasyncgenfunction(inner):
             async def told(request, context):
                 note_address(context)
-                context = _Told(context, worker, clock)
+                context = _Told(context, worker, clock, streaming=True)
                 try:
                     async for item in inner(request, context):
                         await context.flush()

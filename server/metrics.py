@@ -1,0 +1,123 @@
+"""The gateway's Prometheus metrics: plain functions the core and the gRPC edge call when
+something happened, and `exposition()` for whoever serves GET /metrics.
+
+Labels are only operator-defined names (models that routed to a channel, channel names)
+and st-ai's own status codes; a client's string never becomes a label (an unknown model
+is `-`), so the number of series stays bounded. Nothing here knows HTTP or protobuf.
+
+Several processes sharing one port (`st-ai serve --workers N`) each write their numbers
+to files in `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's multiprocess mode, chosen by
+that variable before this module is imported); any process's /metrics then adds them up.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client import multiprocess
+
+UNROUTED = "-"  # the model label of a request no channel served (its name is the client's)
+OTHER = "other"  # an error code beyond the bounded set this process has labelled
+MAX_ERROR_CODES = 64
+_ERROR_CODE = re.compile(r"^[a-z0-9_]{1,48}$")
+
+# Latencies from a fraction of a millisecond (the gateway's own time) to minutes (video,
+# long streams).
+_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+
+REQUESTS = Counter("st_ai_requests", "Client requests answered, by model, channel, status and error code.",
+                   ("model", "channel", "status", "code"))
+UPSTREAM_ATTEMPTS = Counter("st_ai_upstream_attempts", "Upstream calls (attempts), by channel, status and code.",
+                            ("channel", "status", "code"))
+UPSTREAM_SECONDS = Histogram("st_ai_upstream_attempt_seconds", "How long each upstream attempt took.",
+                             ("channel",), buckets=_SECONDS)
+TTFT_SECONDS = Histogram("st_ai_time_to_first_token_seconds",
+                         "From a streamed request's arrival to its first event sent.", ("model", "channel"),
+                         buckets=_SECONDS)
+OVERHEAD_SECONDS = Histogram("st_ai_gateway_overhead_seconds",
+                             "The gateway's own time per request: its whole time minus the upstream's.",
+                             ("stream",), buckets=_OVERHEAD)
+STREAMS_IN_FLIGHT = Gauge("st_ai_streams_in_flight", "Streamed answers being sent now.",
+                          multiprocess_mode="livesum")
+VIDEO_TASKS = Counter("st_ai_video_tasks", "Video tasks reaching a state (queued, completed, failed, ...).",
+                      ("state",))
+LEDGER_WRITE_SECONDS = Histogram("st_ai_ledger_write_seconds",
+                                 "One group commit of settlements to the ledger.", buckets=_SECONDS)
+LEDGER_WRITE_ROWS = Counter("st_ai_ledger_rows_written", "Settlements committed to the ledger.")
+
+
+class _ErrorCodes:
+    """Error codes as labels: st-ai's own snake_case codes, at most MAX_ERROR_CODES of them
+    per process (an upstream may invent codes), the rest counted as `other`."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def label(self, code: str | None) -> str:
+        if not code:
+            return ""
+        if code in self._seen:
+            return code
+        if len(self._seen) >= MAX_ERROR_CODES or not _ERROR_CODE.match(code):
+            return OTHER
+        self._seen.add(code)
+        return code
+
+
+_codes = _ErrorCodes()
+
+
+def attempt(channel: str, status: int, code: str | None, seconds: float) -> None:
+    """One upstream call on `channel` ended (server/billing/admission.py Ticket.attempted)."""
+    UPSTREAM_ATTEMPTS.labels(channel, str(status), _codes.label(code)).inc()
+    UPSTREAM_SECONDS.labels(channel).observe(seconds)
+
+
+def request(model: str | None, channel: str | None, status: int, code: str | None, seconds: float,
+            upstream_seconds: float, stream: bool) -> None:
+    """A client request ended after `seconds`, `upstream_seconds` of them upstream."""
+    REQUESTS.labels(model if (model and channel) else UNROUTED, channel or "", str(status),
+                    _codes.label(code)).inc()
+    OVERHEAD_SECONDS.labels("true" if stream else "false").observe(max(0.0, seconds - upstream_seconds))
+
+
+def first_token(model: str | None, channel: str | None, seconds: float) -> None:
+    TTFT_SECONDS.labels(model if (model and channel) else UNROUTED, channel or "").observe(seconds)
+
+
+def stream_started() -> None:
+    STREAMS_IN_FLIGHT.inc()
+
+
+def stream_ended() -> None:
+    STREAMS_IN_FLIGHT.dec()
+
+
+def video_task(state: str) -> None:
+    """A video task reached `state` (one of st-ai's own task states)."""
+    VIDEO_TASKS.labels(state).inc()
+
+
+def ledger_write(seconds: float, rows: int) -> None:
+    LEDGER_WRITE_SECONDS.observe(seconds)
+    LEDGER_WRITE_ROWS.inc(rows)
+
+
+def process_ended() -> None:
+    """At exit, in multiprocess mode: this process's live gauges (streams in flight) stop
+    counting; its counters and histograms stay in the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text a scrape gets, and its content type: every process's numbers in
+    multiprocess mode, this process's otherwise."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
