@@ -23,8 +23,8 @@ from server.store.db import open_db
 from st_ai.v1 import chat_pb2, chat_pb2_grpc
 from tests.conftest import ROOT, start_gateway, stop_gateway
 from tests.fakes.faults import Fault
-from tests.fakes.openai_upstream import FakeOpenAI
 from tests.test_failover_chat_images import CHAT, Upstream, ask, assert_clean_answer, serve
+from tests.test_relay_upstream import fakes  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,20 +41,6 @@ def gateway(tmp_path_factory):
                        env={"ST_AI_SIMULATOR_VIDEO_SECONDS": "1"})
     yield gw
     stop_gateway(gw)
-
-
-@pytest.fixture
-def fakes():
-    started: list[FakeOpenAI] = []
-
-    def start() -> FakeOpenAI:
-        fake = FakeOpenAI(f"sk-upstream-{uuid.uuid4().hex}").start()
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        fake.stop()
 
 
 def _get(url: str, path: str, headers: dict | None = None, body: dict | None = None
