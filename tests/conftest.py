@@ -73,6 +73,18 @@ class Gateway:
             db.close()
         self.wait_for(lambda: all(m in self._models(probe) for m in models), f"channel {name}")
 
+    def enable_auto_disabled(self) -> list[str]:
+        """Enable again every channel st-ai disabled (a rejected key), as `st-ai channel
+        enable` would; the names it enabled."""
+        db = open_db(self.db_path)
+        try:
+            names = [row[0] for row in db.execute("SELECT name FROM channels WHERE auto_disabled = 1")]
+            for name in names:
+                channel_store.set_enabled(db, name, True)
+        finally:
+            db.close()
+        return names
+
     def _status(self, path: str, key: str) -> int:
         request = urllib.request.Request(self.http_url + path, headers={"Authorization": f"Bearer {key}"})
         try:

@@ -21,9 +21,7 @@ from server.providers.hailuo.errors import from_http, from_status_code
 from server.providers.hailuo.models import MODELS
 from server.providers.interface import Upstream, VideoCanceller, VideoModels, VideoRequest
 from server.providers.registry import discover
-from server.store import channels as channel_store
 from server.store.channels import Channel
-from server.store.db import open_db
 from tests.fakes import hailuo as fake_api
 from tests.fakes.hailuo import SENSITIVE_INPUT, SENSITIVE_OUTPUT, FakeHailuo, Plan
 from tests.fakes.sample_media import sample_png
@@ -473,13 +471,7 @@ def test_the_channels_account_or_key_refused_is_a_502_never_a_401_and_leaves_no_
 
 
 def enable_again(gw, key) -> None:
-    db = open_db(gw.db_path)
-    try:
-        names = [row[0] for row in db.execute("SELECT name FROM channels WHERE auto_disabled = 1")]
-        for name in names:
-            channel_store.set_enabled(db, name, True)
-    finally:
-        db.close()
+    gw.enable_auto_disabled()
     gw.wait_for(lambda: MODEL in gw._models(key), "the channel to be routed again")
 
 

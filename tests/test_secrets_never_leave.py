@@ -22,7 +22,6 @@ from urllib.parse import quote
 import grpc
 import pytest
 
-from server.store import channels as channel_store
 from server.store.db import open_db
 from st_ai.v1 import chat_pb2, chat_pb2_grpc
 from server.upstream_errors import KNOWN_TYPES
@@ -88,14 +87,7 @@ class Probe:
         shapes need it, so the operator enables it again, as `st-ai channel enable` would."""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            db = open_db(self.db_path)
-            try:
-                disabled = [r[0] for r in db.execute("SELECT name FROM channels WHERE auto_disabled = 1")]
-                for name in disabled:
-                    channel_store.set_enabled(db, name, True)
-            finally:
-                db.close()
-            if disabled:
+            if self.gw.enable_auto_disabled():
                 self.gw.wait_for(lambda: all(m in self.gw._models(self.key) for m in MODELS.values()),
                                  "the channels to be routed again")
                 return

@@ -33,6 +33,7 @@ from server.workers import RestartPolicy
 from st_ai.v1 import models_pb2, models_pb2_grpc
 from tests.conftest import READY, ROOT, Gateway
 from tests.fakes.openai_upstream import FakeOpenAI, StreamPlan, VideoPlan
+from tests.test_quota_relay import fake, upstream  # noqa: F401 (fixtures)
 from tests.test_relay_upstream import SSEStream, event_json
 
 pytestmark = pytest.mark.timeout(180)
@@ -198,20 +199,6 @@ def ledger(gw: Gateway, name: str) -> list[dict]:
 
 def used(gw: Gateway, name: str) -> int:
     return db_do(gw, quota_store.status, name).used
-
-
-@pytest.fixture(scope="module")
-def fake():
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def upstream(fake):
-    fake.fail_with, fake.completion, fake.stream_plan, fake.delay = None, None, None, 0.0
-    fake.received.clear()
-    return fake
 
 
 @pytest.fixture(scope="module")
