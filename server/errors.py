@@ -179,6 +179,19 @@ def no_channel(model: str) -> GatewayError:
                         "no_available_channel")
 
 
+def all_resting(model: str) -> GatewayError:
+    """Every channel for `model` is cooling down or was disabled by st-ai."""
+    return GatewayError(503, f"Every channel for the model '{_shown(model)}' is cooling down after failures or "
+                             "disabled; try again shortly.", "no_available_channel")
+
+
+def upstreams_rate_limited(model: str, retry_after: float | None) -> GatewayError:
+    """No attempt answered because the upstreams rate limit st-ai: a 503, not a 429 that
+    would read as the client's own limit."""
+    return GatewayError(503, f"The upstreams serving the model '{_shown(model)}' are rate limiting this "
+                             "gateway; try again shortly.", "upstream_rate_limited", retry_after=retry_after)
+
+
 def upstream_failed(message: str = "The upstream service failed to answer.",
                     retryable: bool = True) -> GatewayError:
     return GatewayError(502, message, "upstream_error", retryable=retryable)

@@ -24,7 +24,7 @@ from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, Ty
 from server.billing.admission import Ticket
 from server.core.resilience import Resilience
 from server import call_record, upstream_errors
-from server.errors import GatewayError
+from server.errors import GatewayError, all_resting, upstreams_rate_limited
 from server.store.channels import Channel
 
 log = logging.getLogger("st_ai.attempts")
@@ -55,15 +55,6 @@ def out_of_time() -> GatewayError:
     return GatewayError(504, "The request ran out of time before an upstream answered.", "upstream_timeout")
 
 
-def all_resting(model: str) -> GatewayError:
-    return GatewayError(503, f"Every channel for the model '{_named(model)}' is cooling down after failures or "
-                             "disabled; try again shortly.", "no_available_channel")
-
-
-def _named(model: str) -> str:
-    return model if len(model) <= 80 else model[:80] + "\u2026"
-
-
 def exhausted(last: GatewayError | None, model: str) -> GatewayError:
     """What a client gets when no attempt answered: the last failure, except that upstreams
     rate limiting st-ai are a 503 (the gateway cannot serve now), not a 429 that would read
@@ -71,8 +62,7 @@ def exhausted(last: GatewayError | None, model: str) -> GatewayError:
     if last is None:
         return out_of_time()
     if last.http_status == 429:
-        return GatewayError(503, f"The upstreams serving the model '{_named(model)}' are rate limiting this "
-                                 "gateway; try again shortly.", "upstream_rate_limited", retry_after=last.retry_after)
+        return upstreams_rate_limited(model, last.retry_after)
     return last
 
 
@@ -107,7 +97,7 @@ class Won(Generic[T]):
         if self._loop.health is not None:
             if error is not None and _counts_against_channel(error):
                 self._loop.health.failed(self.channel, error)
-            elif status < 500 or status == 499:
+            elif status < 500:  # 499 included: the client left, the channel did nothing wrong
                 self._loop.health.succeeded(self.channel)
 
 
