@@ -314,7 +314,9 @@ def test_two_workers_never_poll_one_video_task_twice_at_once(tmp_path):
         statuses = db_do(workers.gw, lambda db: [r["status"] for r in db.query("SELECT status FROM videos")])
         assert statuses == ["completed"] * 8
 
-        assert {int(owner.split(":")[1]) for owner in owners} == workers.worker_pids()  # both polled
+        # Which worker claims a due task is a race; one of them may win every claim. What must
+        # hold is that only the workers held leases, and no task was polled twice at once.
+        assert owners and {int(owner.split(":")[1]) for owner in owners} <= workers.worker_pids()
         assert len(fake.polls) == 8
         for upstream_id, polls in fake.polls.items():
             polls.sort()
