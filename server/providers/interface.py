@@ -44,6 +44,16 @@ class ImagesProvider(Protocol):
         A `url` in the answer must be fetchable by the client."""
 
 
+class EmbeddingsProvider(Protocol):
+    async def embed(self, channel: Channel, body: dict, timeout: float | None) -> dict:
+        """OpenAI `POST /embeddings` body in (upstream model name; `input` a string or a list
+        of strings or token arrays; `encoding_format` "float" or "base64"; `dimensions`), an
+        OpenAI embeddings answer out (`data[i].embedding` a list of floats, or a base64
+        string of little-endian float32 when the provider answers that way; `usage` with
+        `prompt_tokens` when the upstream counted). The relay core turns each embedding into
+        the encoding the client asked for."""
+
+
 # -- asynchronous video tasks ------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -151,6 +161,7 @@ class ProviderSpec:
     chat: Callable[[Upstream], ChatProvider] | None = None
     images: Callable[[Upstream], ImagesProvider] | None = None
     video: Callable[[Upstream], VideoProvider] | None = None
+    embeddings: Callable[[Upstream], EmbeddingsProvider] | None = None
     # how `--key` is written for this type, for the CLI's help and checks
     key_format: str = "KEY"
     # False for a type that calls nothing (the simulator): it takes no base URL and no key

@@ -7,7 +7,8 @@ from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 import server.providers as providers_package
-from server.providers.interface import ChatProvider, ImagesProvider, ProviderSpec, Upstream, VideoProvider
+from server.providers.interface import (ChatProvider, EmbeddingsProvider, ImagesProvider, ProviderSpec, Upstream,
+                                       VideoProvider)
 
 
 def discover() -> dict[str, ProviderSpec]:
@@ -26,13 +27,14 @@ class Registry:
     chat: dict[str, ChatProvider] = field(default_factory=dict)
     images: dict[str, ImagesProvider] = field(default_factory=dict)
     video: dict[str, VideoProvider] = field(default_factory=dict)
+    embeddings: dict[str, EmbeddingsProvider] = field(default_factory=dict)
 
     @classmethod
     def build(cls, upstream: Upstream) -> "Registry":
         specs = discover()
         registry = cls(specs)
         for type_, spec in specs.items():
-            for capability in ("chat", "images", "video"):
+            for capability in ("chat", "images", "video", "embeddings"):
                 factory = getattr(spec, capability)
                 if factory is not None:
                     getattr(registry, capability)[type_] = factory(upstream)
@@ -50,3 +52,7 @@ class Registry:
     @property
     def video_types(self) -> KeysView[str]:
         return self.video.keys()
+
+    @property
+    def embeddings_types(self) -> KeysView[str]:
+        return self.embeddings.keys()

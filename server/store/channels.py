@@ -40,6 +40,8 @@ class Channel:
     # successful probe or `channel test` enables it again, which an operator's disable never is
     disabled_reason: str | None = None
     auto_disabled: bool = False
+    # the upstream API version the provider calls (None: the provider's current default)
+    api_version: str | None = None
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
@@ -110,4 +112,5 @@ def _from_row(row: dict) -> Channel:
                    priority=row.get("priority") or 0, weight=row["weight"] if row.get("weight") is not None else 1,
                    timeouts=Timeouts(row.get("timeout_connect"), row.get("timeout_first_byte"),
                                      row.get("timeout_idle"), row.get("timeout_total")),
-                   disabled_reason=row.get("disabled_reason"), auto_disabled=bool(row.get("auto_disabled")))
+                   disabled_reason=row.get("disabled_reason"), auto_disabled=bool(row.get("auto_disabled")),
+                   api_version=row.get("api_version") or None)

@@ -401,6 +401,15 @@ def _v10_channel_resilience(conn: sqlite3.Connection) -> None:
 )""")
 
 
+def _v11_api_versions_and_cache_writes(conn: sqlite3.Connection) -> None:
+    # the API version a channel's upstream is called with (Azure's api-version, Anthropic's
+    # anthropic-version, Gemini's path version; NULL: the provider's current default), and
+    # the prompt tokens an upstream wrote to its prompt cache, priced at the cache-write price
+    conn.execute('ALTER TABLE "channels" ADD COLUMN "api_version" TEXT')
+    for table in ("ledger", "usage_daily"):
+        conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "cache_write_tokens" INTEGER NOT NULL DEFAULT 0')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
@@ -414,6 +423,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _v8_usage_daily_totals, backup=True),
     Migration("token webhooks, a task's callback_url and the outbox of webhook events", _v9_webhooks),
     Migration("channel weights, timeouts, disable reasons and circuit-breaker state", _v10_channel_resilience),
+    Migration("a channel's upstream API version; prompt-cache writes in the ledger", _v11_api_versions_and_cache_writes),
 )
 LATEST = len(MIGRATIONS)
 
