@@ -63,11 +63,13 @@ class Gateway:
         return key
 
     def channel(self, name: str, type: str, models: list[str], base_url: str = "", key: str = "",
-                model_map: dict[str, str] | None = None, priority: int = 0) -> None:
+                model_map: dict[str, str] | None = None, priority: int = 0,
+                api_version: str | None = None) -> None:
         """Add a channel and wait until the server routes its models."""
         db = open_db(self.db_path)
         try:
-            channel_store.add(db, name, type, base_url, key, models, model_map, priority)
+            channel_store.add(db, name, type, base_url, key, models, model_map, priority,
+                              api_version=api_version)
             _, probe = token_store.create(db, f"probe-{name}-{time.monotonic_ns()}")
         finally:
             db.close()

@@ -59,7 +59,7 @@ class ChannelError(ValueError):
 
 def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str,
         models: list[str], model_map: dict[str, str] | None = None, priority: int = 0, weight: int = 1,
-        timeouts: Timeouts = Timeouts()) -> Channel:
+        timeouts: Timeouts = Timeouts(), api_version: str | None = None) -> Channel:
     if not name:
         raise ChannelError("a channel needs a name")
     if not models:
@@ -69,7 +69,8 @@ def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str
     row = {"name": name, "type": type, "base_url": base_url.rstrip("/"), "key": key,
            "models": json.dumps(list(dict.fromkeys(models))),
            "model_map": json.dumps(model_map or {}), "enabled": 1, "priority": priority,
-           "weight": weight, **timeout_columns(timeouts), "created_at": int(time.time())}
+           "weight": weight, **timeout_columns(timeouts), "api_version": api_version,
+           "created_at": int(time.time())}
     with db.conn:
         db["channels"].insert(row)
     return get(db, name)
