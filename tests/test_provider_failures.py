@@ -19,6 +19,9 @@ import orjson
 import pytest
 
 from server.errors import GatewayError
+from server.providers.azure.chat import AzureChat
+from server.providers.azure.embeddings import AzureEmbeddings
+from server.providers.azure.images import AzureImages
 from server.providers.hailuo.client import HailuoVideo
 from server.providers.interface import TaskState, Upstream, VideoRequest
 from server.providers.kling.client import KlingVideo
@@ -31,6 +34,7 @@ from server.providers.seedance.client import SeedanceVideo
 from server.providers.veo.client import VeoVideo
 from server.providers.wan.client import WanVideo
 from server.store.channels import Channel, Timeouts
+from tests.fakes.azure_openai import FakeAzureOpenAI
 from tests.fakes.faults import Fault
 from tests.fakes.hailuo import FakeHailuo
 from tests.fakes.kling import FakeKling
@@ -90,6 +94,23 @@ async def _image(provider: OpenAIImages, channel: Channel) -> object:
     return await provider.generate(channel, {"model": "gpt-image-1", "prompt": "a cat"}, None)
 
 
+async def _azure_chat(provider: AzureChat, channel: Channel) -> object:
+    return await provider.complete(channel, {"model": "gpt4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+                                   None)
+
+
+async def _azure_image(provider: AzureImages, channel: Channel) -> object:
+    return await provider.generate(channel, {"model": "dalle3", "prompt": "a cat"}, None)
+
+
+async def _azure_embed(provider: AzureEmbeddings, channel: Channel) -> object:
+    return await provider.embed(channel, {"model": "embed-small", "input": "a cat"}, None)
+
+
+def _azure_refusal(words: str) -> tuple[int, dict]:
+    return 400, {"error": {"code": "BadRequest", "message": words, "param": None, "type": None}}
+
+
 def _openai_refusal(words: str) -> tuple[int, dict]:
     return 400, {"error": {"message": words, "type": "invalid_request_error", "param": None, "code": None}}
 
@@ -127,6 +148,21 @@ CASES = [
          lambda up: OpenAIVideos(up), _video("sora-2"), "/v1/videos", _openai_refusal,
          started=OPENAI_VIDEO | {"status": "queued", "progress": 0},
          poll_id="video_1", poll_path="/v1/videos/video_1", answer=OPENAI_VIDEO),
+    Case("azure-chat", lambda: FakeAzureOpenAI().start(), lambda f: f.api_key, "azure-wrong-key",
+         lambda up: AzureChat(up), _azure_chat, "/openai/deployments/gpt4o-mini/chat/completions", _azure_refusal,
+         started={"id": "chatcmpl-1", "object": "chat.completion", "created": 1764000000, "model": "gpt-4o",
+                  "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop",
+                               "content_filter_results": {"hate": {"filtered": False, "severity": "safe"}}}]}),
+    Case("azure-images", lambda: FakeAzureOpenAI().start(), lambda f: f.api_key, "azure-wrong-key",
+         lambda up: AzureImages(up), _azure_image, "/openai/deployments/dalle3/images/generations", _azure_refusal,
+         started={"created": 1764000000, "data": [{"url": "https://dalle.blob.core.windows.net/i.png",
+                                                   "revised_prompt": "a cat", "content_filter_results": {}}]}),
+    Case("azure-embeddings", lambda: FakeAzureOpenAI().start(), lambda f: f.api_key, "azure-wrong-key",
+         lambda up: AzureEmbeddings(up), _azure_embed, "/openai/deployments/embed-small/embeddings", _azure_refusal,
+         started={"object": "list", "model": "text-embedding-3-small",
+                  "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5]}],
+                  "usage": {"prompt_tokens": 2, "total_tokens": 2}}),
     Case("kling", lambda: FakeKling().start(), lambda f: f.key, "AKwrong:SKwrong",
          lambda up: KlingVideo(up), _video("kling-v1"), "/v1/videos/text2video",
          lambda words: (400, {"code": 1201, "message": words, "request_id": "r"}),

@@ -32,8 +32,12 @@ def _capital(who: str) -> str:
 
 
 def retry_after(headers: Headers | None) -> float | None:
-    """Seconds the upstream asked to be left alone, when it said so."""
-    return retry_after_header.seconds(headers.get("Retry-After")) if headers is not None else None
+    """Seconds the upstream asked to be left alone, when it said so. `retry-after-ms`
+    (Azure OpenAI's, read first by OpenAI's own SDKs) is the finer of the two."""
+    if headers is None:
+        return None
+    finer = retry_after_header.milliseconds(headers.get("retry-after-ms"))
+    return finer if finer is not None else retry_after_header.seconds(headers.get("Retry-After"))
 
 
 def rejected_key(who: str, retryable: bool = True, why: str | None = None) -> GatewayError:

@@ -1,5 +1,6 @@
 """An upstream's `Retry-After` (RFC 9110: delay-seconds or an HTTP-date) as seconds from
-now, bounded: a provider cannot park a channel for longer than a day."""
+now, bounded: a provider cannot park a channel for longer than a day. Also the
+`retry-after-ms` some send beside it (a number of milliseconds)."""
 from __future__ import annotations
 
 import email.utils
@@ -24,5 +25,16 @@ def seconds(value: str | None, now: float | None = None) -> float | None:
             return None
         delay = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(delay):
+        return None
+    return min(max(delay, 0.0), MOST)
+
+
+def milliseconds(value: str | None) -> float | None:
+    """A `retry-after-ms` value as seconds, bounded as `seconds` is."""
+    try:
+        delay = float(value.strip()) / 1000 if value else None
+    except ValueError:
+        return None
+    if delay is None or not math.isfinite(delay):
         return None
     return min(max(delay, 0.0), MOST)

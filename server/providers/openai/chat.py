@@ -11,31 +11,35 @@ from server.errors import GatewayError, upstream_failed
 from server.providers.interface import Upstream
 from server.providers.json_body import json_body
 from server.providers.openai import errors
-from server.providers.openai.http import auth_headers, network_error, request_object
+from server.providers.openai.http import OPENAI, Wire, network_error, request_object
 from server.providers.sse import data_events
 from server.providers.timeouts import client_timeout
 from server.store.channels import Channel
 
 
 class OpenAIChat:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, wire: Wire = OPENAI) -> None:
         self._http = upstream.http
+        self._wire = wire
 
     async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
-        return await request_object(self._http, "POST", f"{channel.base_url}/chat/completions", channel,
+        return await request_object(self._http, "POST", self._url(channel, body), channel,
                                     client_timeout(channel, timeout), data=json_body(body), endpoint=True,
-                                    headers=auth_headers(channel, json_body=True))
+                                    headers=self._wire.headers(channel, json_body=True), wire=self._wire)
+
+    def _url(self, channel: Channel, body: dict) -> str:
+        return self._wire.url(channel, "chat/completions", str(body.get("model") or ""))
 
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         """`timeout`: the whole stream's seconds. How soon its first event must come, and
         how long the gaps between events may be, the relay core watches."""
         try:
-            async with self._http.post(f"{channel.base_url}/chat/completions", data=json_body(body),
-                                       headers=auth_headers(channel, "text/event-stream", json_body=True),
+            async with self._http.post(self._url(channel, body), data=json_body(body),
+                                       headers=self._wire.headers(channel, "text/event-stream", json_body=True),
                                        timeout=client_timeout(channel, timeout)) as resp:
                 if resp.status >= 400:
-                    raise errors.from_response(resp.status, await resp.read(), channel, endpoint=True,
-                                               headers=resp.headers)
+                    raise self._wire.error(resp.status, await resp.read(), channel, endpoint=True,
+                                           headers=resp.headers)
                 if not resp.content_type.startswith("text/event-stream"):
                     # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
                     yield _as_chunk(_object(await resp.read()))

@@ -4,16 +4,17 @@ from __future__ import annotations
 from server.errors import invalid_request, upstream_failed
 from server.providers.interface import Upstream
 from server.providers.json_body import json_body
-from server.providers.openai.http import auth_headers, request_object
+from server.providers.openai.http import OPENAI, Wire, request_object
 from server.providers.openai.image_urls import rehost_private_urls
 from server.providers.timeouts import client_timeout
 from server.store.channels import Channel
 
 
 class OpenAIImages:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, wire: Wire = OPENAI) -> None:
         self._http = upstream.http
         self._upstream = upstream
+        self._wire = wire
 
     async def generate(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         """The body goes through as given (unknown fields too) and the answer comes back
@@ -23,10 +24,10 @@ class OpenAIImages:
         if body.get("stream"):
             # The answer would be server-sent events, which this one-shot interface cannot relay.
             raise invalid_request("Streaming image generation is not supported.", "stream")
-        answer = await request_object(self._http, "POST", f"{channel.base_url}/images/generations", channel,
-                                      client_timeout(channel, timeout),
-                                      data=json_body(body), headers=auth_headers(channel, json_body=True),
-                                      endpoint=True)
+        url = self._wire.url(channel, "images/generations", str(body.get("model") or ""))
+        answer = await request_object(self._http, "POST", url, channel, client_timeout(channel, timeout),
+                                      data=json_body(body), headers=self._wire.headers(channel, json_body=True),
+                                      endpoint=True, wire=self._wire)
         if not isinstance(answer.get("data"), list):
             raise upstream_failed("The upstream service answered with an unexpected body.")
         return await rehost_private_urls(answer, channel, self._upstream)
