@@ -100,7 +100,7 @@ def test_the_sdk_reads_embeddings_in_both_encodings(fake):
     assert floats.usage.prompt_tokens == 3
     # The SDK asks for base64 by default and decodes it itself.
     decoded = azure(fake).embeddings.create(model="embed-small", input=["one", "two words"], dimensions=8)
-    assert [d.embedding for d in decoded.data] == pytest.approx([d.embedding for d in floats.data])
+    assert [d.embedding for d in decoded.data] == [d.embedding for d in floats.data]  # float32 both ways
     assert fake.received[-1].body["encoding_format"] == "base64"
     assert fake.received[-1].path == "/openai/deployments/embed-small/embeddings"
     raw = azure(fake).embeddings.with_raw_response.create(model="embed-small", input="one", dimensions=8,
