@@ -66,11 +66,15 @@ def test_a_base_url_carrying_a_secret_is_refused_without_repeating_it(url):
     assert "SECRET" not in str(refused.value)
 
 
-def test_each_upstream_type_gets_its_default_base_url():
+def test_each_upstream_type_gets_its_default_base_url_or_needs_one():
     for type_, spec in SPECS.items():
         if spec.upstream:
             key = "access:secret" if type_ == "kling" else KEY
-            assert check(channel(type_, key=key), SPECS).base_url == spec.default_base_url
+            if spec.default_base_url is None:  # e.g. azure: every resource has its own endpoint
+                with pytest.raises(ChannelError, match=f"--type {type_} needs --base-url"):
+                    check(channel(type_, key=key), SPECS)
+            else:
+                assert check(channel(type_, key=key), SPECS).base_url == spec.default_base_url
 
 
 @pytest.mark.parametrize("type_, key, no_key, refusal", [
