@@ -385,6 +385,33 @@ def test_usage_on_the_final_chunk_counts_azures_cached_tokens_and_is_booked(clie
     assert second["prompt_tokens"] == usage["prompt_tokens"]
 
 
+# -- reasoning -----------------------------------------------------------------------------------------
+
+def test_reasoning_effort_reaches_a_reasoning_deployment_and_its_tokens_are_counted(client_for, gateway, fake):
+    served = serve(gateway, On(fake, "o4-mini", "2025-04-01-preview"))
+    asked = {"model": served.model, "messages": user("Think it through"), "reasoning_effort": "high",
+             "max_completion_tokens": 2000}
+    answer = client_for(served).chat(asked)
+    usage = answer["usage"]
+    assert answer["choices"][0]["message"]["content"] == "Echo: Think it through"
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 512
+    assert usage["completion_tokens"] == 512 + 4
+    sent = fake.received[-1]
+    assert (sent.path, sent.query) == ("/openai/deployments/o4-mini/chat/completions",
+                                       {"api-version": "2025-04-01-preview"})
+    assert sent.body == asked | {"model": "o4-mini"}
+    [row] = booked(gateway, served.model)
+    assert row["completion_tokens"] == 516
+
+
+def test_a_parameter_a_reasoning_model_refuses_is_the_clients_400_in_azures_words(client_for, gateway, fake):
+    served = serve(gateway, On(fake, "o4-mini", "2025-04-01-preview"))
+    with pytest.raises(Refused) as caught:
+        client_for(served).chat({"model": served.model, "messages": user("Hi"), "max_tokens": 50})
+    assert (caught.value.status, caught.value.code) == (400, "unsupported_parameter")
+    assert "Use 'max_completion_tokens' instead" in caught.value.message
+
+
 # -- finish reasons ------------------------------------------------------------------------------------
 
 FINISHES = {
@@ -435,6 +462,8 @@ FAULTS: dict[str, Callable[[], Fault]] = {
     "429 with retry-after-ms": lambda: rate_limited(6500),
     "503": lambda: unavailable(503),
     "500": lambda: unavailable(500),
+    "connection reset": Fault.reset,
+    "unreadable answer": Fault.truncated_json,
 }
 
 
@@ -457,6 +486,7 @@ SETUPS = {  # a channel set up wrong, and what the client is told when it is alo
     "wrong key": (dict(key="azure-key-not-this-resources-0000"), "rejected the channel's credentials"),
     "missing deployment": (dict(deployment="no-such-deployment"), "could not serve this request"),
     "unsupported api-version": (dict(api_version="2019-01-01"), "could not serve this request"),
+    "a model newer than the api-version": (dict(deployment="o4-mini"), "could not serve this request"),
 }
 
 

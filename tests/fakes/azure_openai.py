@@ -43,12 +43,15 @@ API_VERSIONS = frozenset({"2024-02-01", "2024-06-01", "2024-10-21", "2024-12-01-
 DEPLOYMENTS = {  # deployment name -> the model deployed
     "gpt4o-prod": "gpt-4o-2024-11-20",
     "gpt4o-mini": "gpt-4o-mini-2024-07-18",
+    "o4-mini": "o4-mini-2025-04-16",
     "dalle3": "dall-e-3",
     "embed-small": "text-embedding-3-small",
     "embed-ada": "text-embedding-ada-002",
 }
 FILTERED_PROMPT = "forbidden-topic"
 FILTERED_ANSWER = "forbidden-output"
+REASONING_SINCE = "2024-12-01"  # reasoning models take dated api-versions from this one on
+REASONING_TOKENS = {"minimal": 0, "low": 64, "medium": 192, "high": 512}
 CACHE_MINIMUM, CACHE_STEP = 1024, 128  # OpenAI's prompt caching: from 1024 tokens, in steps of 128
 DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 SAFE = {"filtered": False, "severity": "safe"}
@@ -100,11 +103,12 @@ class Reply:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def completion_tokens(self) -> int:
         words = len(self.content.split()) if self.content else 0
-        return words + sum(1 + len(c["function"]["arguments"]) // 4 for c in self.tool_calls)
+        return self.reasoning_tokens + words + sum(1 + len(c["function"]["arguments"]) // 4 for c in self.tool_calls)
 
 
 class FakeAzureOpenAI:
@@ -217,7 +221,12 @@ class FakeAzureOpenAI:
                 "innererror": {"code": "ResponsibleAIPolicyViolation",
                                "content_filter_result": filter_results("violence") | {
                                    "jailbreak": {"filtered": False, "detected": False}}}}}, status=400)
+        refused = _reasoning_refusal(request, body, model)
+        if refused is not None:
+            return refused
         reply = self._reply(body)
+        if _reasons(model):
+            reply.reasoning_tokens = REASONING_TOKENS.get(body.get("reasoning_effort"), REASONING_TOKENS["medium"])
         if body.get("stream"):
             return await self._stream(request, body, model, reply)
         message: dict = {"role": "assistant", "content": reply.content, "refusal": None}
@@ -416,8 +425,34 @@ def _usage(reply: Reply) -> dict:
     return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
             "total_tokens": reply.prompt_tokens + reply.completion_tokens,
             "prompt_tokens_details": {"cached_tokens": reply.cached_tokens, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+            "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens, "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+
+
+def _reasons(model: str) -> bool:
+    return model.startswith(("o1", "o3", "o4"))
+
+
+def _reasoning_refusal(request: web.Request, body: dict, model: str) -> web.Response | None:
+    """What Azure refuses of a reasoning model: an api-version older than the model, and
+    the sampling parameters it does not take."""
+    if not _reasons(model):
+        return None
+    version = request.query.get("api-version")
+    if version is not None and version[:10] < REASONING_SINCE:
+        return web.json_response(azure_error(400, "BadRequest", "Model {modelName} is enabled only for api versions "
+                                             "2024-12-01-preview and later"), status=400)
+    if "max_tokens" in body:
+        return web.json_response({"error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                       "'max_completion_tokens' instead.", "type": "invalid_request_error", "param": "max_tokens",
+            "code": "unsupported_parameter"}}, status=400)
+    if body.get("temperature", 1) != 1:
+        return web.json_response({"error": {
+            "message": f"Unsupported value: 'temperature' does not support {body['temperature']} with this model. "
+                       "Only the default (1) value is supported.", "type": "invalid_request_error", "param": "temperature",
+            "code": "unsupported_value"}}, status=400)
+    return None
 
 
 DATA_URL = re.compile(r"data:image/(png|jpeg|gif|webp);base64,(.+)", re.S)
