@@ -56,11 +56,11 @@ def network_error(exc: BaseException) -> GatewayError:
 async def request_object(http: aiohttp.ClientSession, method: str, url: str, channel: Channel,
                          timeout: aiohttp.ClientTimeout, final_on_bad_key: bool = False,
                          endpoint: bool = False, wire: Wire = OPENAI, **kwargs) -> dict:
-    """One request whose answer is a JSON object. Upstream errors come out through
-    errors.from_response (`endpoint`: `url` is one of the API's fixed paths); with
-    `final_on_bad_key`, a rejected key (401/403) or a misconfigured channel (404/405 on
-    an endpoint) is not retryable, for callers that would otherwise send the same call
-    again later."""
+    """One request whose answer is a JSON object. Upstream errors come out through the
+    wire's reader, errors.from_response for OpenAI (`endpoint`: `url` is one of the API's
+    fixed paths); with `final_on_bad_key`, a rejected key (401/403) or a misconfigured
+    channel (404/405 on an endpoint) is not retryable, for callers that would otherwise
+    send the same call again later."""
     try:
         async with http.request(method, url, timeout=timeout, **kwargs) as resp:
             raw = await resp.read()
