@@ -423,17 +423,19 @@ FINISHES = {
 
 @pytest.mark.parametrize("reason", FINISHES)
 @pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
-def test_each_finish_reason_reaches_the_client(client_for, chat, reason, streamed):
+def test_each_finish_reason_reaches_the_client(client_for, chat, fake, reason, streamed):
     asked, text = FINISHES[reason]
     asked = {"model": chat.model, **asked}
     if streamed:
         chunks = client_for(chat).stream(asked)
         assert (text_of(chunks), finish_of(chunks)) == (text, reason)
         assert_no_annotations(chunks)
+        asked |= {"stream": True, "stream_options": {"include_usage": True}}
     else:
         answer = client_for(chat).chat(asked)
         assert (answer["choices"][0]["message"]["content"], answer["choices"][0]["finish_reason"]) == (text, reason)
         assert_no_annotations(answer)
+    assert_sent_to_the_deployment(fake, "gpt4o-prod", asked | {"model": "gpt4o-prod"})
 
 
 # -- upstream errors ------------------------------------------------------------------------------------
@@ -447,6 +449,7 @@ def test_a_prompt_azures_filter_refuses_is_a_400_content_filter_asked_once(clien
     assert (caught.value.status, caught.value.code) == (400, "content_filter")
     assert "content filter (violence)" in caught.value.message
     assert len(fake.received) == before + 1
+    assert fake.received[-1].path == "/openai/deployments/gpt4o-prod/chat/completions"
 
 
 def test_a_clients_bad_request_is_relayed_once(client_for, chat, fake):
@@ -479,7 +482,10 @@ def test_a_failing_resource_falls_over_to_the_next_channel(client_for, gateway, 
     [row] = booked(gateway, served.model)
     status = 429 if fault.startswith("429") else 502
     assert row["status"] == 200 and row["attempts"] == [(served.channel_ids[0], status), (served.channel_ids[1], 200)]
-    assert second.received[-1].headers["api-key"] == second.api_key
+    expected = asked | {"model": "gpt4o-prod"}
+    if streamed:
+        expected |= {"stream": True, "stream_options": {"include_usage": True}}
+    assert_sent_to_the_deployment(second, "gpt4o-prod", expected)
 
 
 SETUPS = {  # a channel set up wrong, and what the client is told when it is alone
