@@ -450,7 +450,8 @@ def _reasoning_refusal(request: web.Request, body: dict, model: str) -> web.Resp
     if body.get("temperature", 1) != 1:
         return web.json_response({"error": {
             "message": f"Unsupported value: 'temperature' does not support {body['temperature']} with this model. "
-                       "Only the default (1) value is supported.", "type": "invalid_request_error", "param": "temperature",
+                       "Only the default (1) value is supported.",
+            "type": "invalid_request_error", "param": "temperature",
             "code": "unsupported_value"}}, status=400)
     return None
 
