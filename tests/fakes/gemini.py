@@ -116,6 +116,7 @@ class FakeGemini:
         self.faults.clear()
         self.replies: list[Reply] = []           # answered in turn; the default Reply when none is left
         self.fail_next: list[GoogleFault] = []   # the next calls answer these errors
+        self.fail_always: GoogleFault | None = None  # then every call answers this one
         self.stream_error_after: int | None = None  # a stream sends this many events, then an error event
 
     def start(self) -> "FakeGemini":
@@ -166,6 +167,8 @@ class FakeGemini:
                                             "the list of available models and their supported methods."))
         if self.fail_next:
             return google_error(self.fail_next.pop(0))
+        if self.fail_always is not None:
+            return google_error(self.fail_always)
         if not isinstance(body, dict):
             return google_error(GoogleFault(400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
         try:
