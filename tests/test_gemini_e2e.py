@@ -6,7 +6,6 @@ reason, safety blocks and each class of Google's errors — while the fake check
 request Google would get. Everything listens on 127.0.0.1."""
 from __future__ import annotations
 
-import base64
 import json
 
 import grpc
@@ -19,7 +18,7 @@ from server.store.db import open_db
 from tests.conftest import start_gateway, stop_gateway
 from tests.fakes.gemini import FakeGemini, GoogleFault, Reply
 from tests.reflection_client import Reflected, auth, error_detail
-from tests.test_provider_gemini import PNG, PNG_B64, ImageHost
+from tests.test_provider_gemini import PNG_B64, ImageHost
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -143,7 +142,6 @@ def test_images_by_url_and_base64_go_inline(client, upstream, image_host):
         {"text": "Compare these"}, {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
         {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}]}]
     assert len(image_host.received) == 1 and "x-goog-api-key" not in image_host.received[0]
-    assert base64.b64decode(PNG_B64) == PNG
 
 
 def test_an_image_url_at_a_metadata_address_is_a_400_naming_it(client, upstream):

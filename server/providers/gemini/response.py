@@ -27,7 +27,7 @@ def new_call_id() -> str:
 
 def finish_reason(reason: Any, called: bool) -> str | None:
     """OpenAI's finish_reason for a candidate's `finishReason` (None while it goes on)."""
-    if reason is None or reason == "FINISH_REASON_UNSPECIFIED":
+    if not isinstance(reason, str) or reason == "FINISH_REASON_UNSPECIFIED":
         return None
     if reason in FILTERED:
         return "content_filter"
@@ -48,25 +48,47 @@ def blocked(answer: dict) -> GatewayError | None:
 
 def usage(meta: Any) -> dict | None:
     """`usageMetadata` as OpenAI's usage: thoughts are completion tokens, and reasoning tokens
-    among them; cached content is part of the prompt, and counted as cached."""
+    among them; cached content is part of the prompt, and counted as cached. None when it is
+    missing or a count is not a count (st-ai then counts the request itself)."""
     if not isinstance(meta, dict):
         return None
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
-    thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    try:
+        prompt = _count(meta, "promptTokenCount") + _count(meta, "toolUsePromptTokenCount")
+        thoughts = _count(meta, "thoughtsTokenCount")
+        completion = _count(meta, "candidatesTokenCount") + thoughts
+        cached = _count(meta, "cachedContentTokenCount")
+    except ValueError:
+        return None
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
+            "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens_details": {"reasoning_tokens": thoughts}}
+
+
+def _count(meta: dict, key: str) -> int:
+    value = meta.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"usageMetadata.{key} is not a count")
+    return value
 
 
 def tool_call(part: dict, make_id: IdMaker) -> dict:
     call = part["functionCall"]
     arguments = call.get("args") or {}
-    if not isinstance(arguments, dict):
-        raise TypeError("functionCall.args is not an object")
-    return signatures.attach({"id": call.get("id") or make_id(), "type": "function",
+    if not isinstance(arguments, dict) or not isinstance(call["name"], str):
+        raise TypeError("functionCall has no name or its args are not an object")
+    given = call.get("id")
+    return signatures.attach({"id": given if isinstance(given, str) and given else make_id(), "type": "function",
                               "function": {"name": call["name"], "arguments": orjson.dumps(arguments).decode()}},
                              part.get("thoughtSignature"))
+
+
+def candidate_index(candidate: dict, position: int) -> int:
+    index = candidate.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) and index >= 0 else position
 
 
 def parts_of(candidate: dict) -> list[dict]:
@@ -94,7 +116,7 @@ def to_openai(answer: dict, model: str, created: int, make_id: IdMaker = new_cal
             message["reasoning_content"] = "".join(thoughts)
         if calls:
             message["tool_calls"] = calls
-        choices.append({"index": candidate.get("index", position), "message": message,
+        choices.append({"index": candidate_index(candidate, position), "message": message,
                         "finish_reason": finish_reason(candidate.get("finishReason"), bool(calls)) or "stop"})
     completion = {"id": completion_id(answer), "object": "chat.completion", "created": created, "model": model,
                   "choices": choices}

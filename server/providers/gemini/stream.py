@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from server.providers.gemini.response import (IdMaker, blocked, finish_reason, new_call_id, parts_of, tool_call,
-                                              usage)
+from server.providers.gemini.response import (IdMaker, blocked, candidate_index, finish_reason, new_call_id,
+                                              parts_of, tool_call, usage)
 
 
 @dataclass
@@ -40,7 +40,7 @@ class StreamTranslator:
             self._usage = usage(answer["usageMetadata"])
         chunks = []
         for position, candidate in enumerate(answer.get("candidates") or []):
-            index = candidate.get("index", position)
+            index = candidate_index(candidate, position)
             state = self._candidates.setdefault(index, _Candidate())
             delta: dict = {}
             if not state.started:
