@@ -7,6 +7,8 @@ request Google would get. Everything listens on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 
 import grpc
 import openai
@@ -80,6 +82,21 @@ def client(gw, key):
     return OpenAI(base_url=gw.base_url, api_key=key, timeout=TIMEOUT, max_retries=0)
 
 
+def booked(gw, stream: bool) -> tuple[int, int, int]:
+    """(prompt, cached, completion) tokens of the last ledger row of its kind, once it is written."""
+    deadline = time.monotonic() + 5
+    while True:
+        db = sqlite3.connect(gw.db_path, timeout=5)
+        try:
+            row = db.execute("SELECT prompt_tokens, cached_tokens, completion_tokens FROM ledger WHERE stream = ? "
+                             "AND status = 200 ORDER BY id DESC LIMIT 1", [int(stream)]).fetchone()
+        finally:
+            db.close()
+        if row is not None or time.monotonic() > deadline:
+            return tuple(row) if row else None
+        time.sleep(0.05)
+
+
 def only_call(fake: FakeGemini):
     (call,) = fake.received
     assert call.headers["x-goog-api-key"] == fake.api_key
@@ -89,13 +106,14 @@ def only_call(fake: FakeGemini):
 
 # -- plain and streamed -----------------------------------------------------------------------
 
-def test_plain_chat_sends_googles_request_and_answers_openais(client, upstream):
+def test_plain_chat_sends_googles_request_and_answers_openais(gw, client, upstream):
     upstream.replies.append(Reply.text("Bonjour", " !", promptTokenCount=12, candidatesTokenCount=3,
                                        totalTokenCount=15))
     answer = client.chat.completions.create(model=FLASH, temperature=0.4, max_tokens=64, stop=["END"], messages=[
         {"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Hello"}])
     assert answer.choices[0].message.content == "Bonjour !" and answer.choices[0].finish_reason == "stop"
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (12, 3, 15)
+    assert booked(gw, stream=False) == (12, 0, 3)
     call = only_call(upstream)
     assert call.path == f"/v1beta/models/{FLASH}:generateContent"
     assert call.body == {"systemInstruction": {"parts": [{"text": "Answer in French."}]},
@@ -103,7 +121,7 @@ def test_plain_chat_sends_googles_request_and_answers_openais(client, upstream):
                          "generationConfig": {"temperature": 0.4, "maxOutputTokens": 64, "stopSequences": ["END"]}}
 
 
-def test_streamed_chat_arrives_chunk_by_chunk_with_usage_when_asked(client, upstream):
+def test_streamed_chat_arrives_chunk_by_chunk_with_usage_when_asked(gw, client, upstream):
     upstream.replies.append(Reply([[{"text": "Counting.", "thought": True}, {"text": "one "}, {"text": "two"}]],
                                   usage={"promptTokenCount": 40, "cachedContentTokenCount": 32,
                                          "candidatesTokenCount": 2, "thoughtsTokenCount": 5, "totalTokenCount": 47}))
@@ -117,6 +135,7 @@ def test_streamed_chat_arrives_chunk_by_chunk_with_usage_when_asked(client, upst
     usage = chunks[-1].usage
     assert chunks[-1].choices == [] and (usage.prompt_tokens, usage.completion_tokens) == (40, 7)
     assert usage.prompt_tokens_details.cached_tokens == 32 and usage.completion_tokens_details.reasoning_tokens == 5
+    assert booked(gw, stream=True) == (40, 32, 7)  # Gemini's counts are what the request is billed for
     call = only_call(upstream)
     assert call.path == f"/v1beta/models/{FLASH}:streamGenerateContent" and call.query == "alt=sse"
     assert call.body == {"contents": [{"role": "user", "parts": [{"text": "Count"}]}],
@@ -219,6 +238,7 @@ def test_each_finish_reason(client, upstream, reason, finish, stream):
     else:
         answer = client.chat.completions.create(model=FLASH, messages=[{"role": "user", "content": "x"}])
         assert answer.choices[0].finish_reason == finish
+    assert only_call(upstream).body == {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
 
 
 def test_reasoning_on_a_gemini_3_model_uses_a_thinking_level_and_shows_the_summary(client, upstream):
@@ -262,7 +282,7 @@ def test_each_class_of_googles_errors_reaches_the_client_as_openais(client, upst
         result = client.chat.completions.create(model=FLASH, stream=stream, messages=[{"role": "user", "content": "x"}])
         list(result) if stream else None
     assert (caught.value.status_code, caught.value.body["code"]) == (status, code), caught.value.body
-    assert len(upstream.received) == hits
+    assert [r.body for r in upstream.received] == [{"contents": [{"role": "user", "parts": [{"text": "x"}]}]}] * hits
     if status == 400:
         assert caught.value.body["message"] == "Gemini: Invalid value at 'contents'."
 
