@@ -23,7 +23,8 @@ def fake():
 def client(fake):
     fake.reset()
     return genai.Client(api_key=fake.api_key, http_options=types.HttpOptions(
-        base_url=fake.base_url, timeout=10_000, retry_options=types.HttpRetryOptions(attempts=1)))
+        base_url=fake.base_url, api_version="v1beta", timeout=10_000,
+        retry_options=types.HttpRetryOptions(attempts=1)))
 
 
 def test_the_sdk_reads_a_plain_answer_and_its_usage(fake, client):
@@ -100,8 +101,9 @@ def test_the_sdk_embeds_through_batch_embed_contents(fake, client):
     assert [len(e.values) for e in answer.embeddings] == [8, 8]
     assert answer.embeddings[0].values != answer.embeddings[1].values
     (call,) = fake.calls("batchEmbedContents")
+    assert call.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
     assert call.body["requests"][0] == {"model": "models/gemini-embedding-001", "content": {
-        "parts": [{"text": "first"}]}, "outputDimensionality": 8}
+        "parts": [{"text": "first"}], "role": "user"}, "outputDimensionality": 8}
 
 
 @pytest.mark.parametrize("fault, code", [
@@ -120,12 +122,14 @@ def test_the_sdk_reads_googles_error_bodies(fake, client, fault, code):
 def test_a_wrong_key_and_an_unknown_model_answer_as_google_does(fake):
     fake.reset()
     wrong = genai.Client(api_key="AIzaSyWRONG", http_options=types.HttpOptions(
-        base_url=fake.base_url, timeout=10_000, retry_options=types.HttpRetryOptions(attempts=1)))
+        base_url=fake.base_url, api_version="v1beta", timeout=10_000,
+        retry_options=types.HttpRetryOptions(attempts=1)))
     with pytest.raises(errors.ClientError) as caught:
         wrong.models.generate_content(model=MODEL, contents="Hi")
     assert caught.value.code == 400 and caught.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"
     right = genai.Client(api_key=fake.api_key, http_options=types.HttpOptions(
-        base_url=fake.base_url, timeout=10_000, retry_options=types.HttpRetryOptions(attempts=1)))
+        base_url=fake.base_url, api_version="v1beta", timeout=10_000,
+        retry_options=types.HttpRetryOptions(attempts=1)))
     with pytest.raises(errors.ClientError) as caught:
         right.models.generate_content(model="gemini-0-nonexistent", contents="Hi")
     assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +175,7 @@ class FakeGemini:
         try:
             if method == "batchEmbedContents":
                 return web.json_response(self._embed(model, body))
-            check_generate(body)
+            check_generate(camel(body))
         except Invalid as exc:
             return google_error(GoogleFault(400, "INVALID_ARGUMENT", str(exc)))
         reply = self.replies.pop(0) if self.replies else Reply()
@@ -228,6 +229,17 @@ def vector(text: str, size: int) -> list[float]:
 
 
 # what Google refuses ------------------------------------------------------------------------
+
+def camel(value: Any) -> Any:
+    """`value` with every key in lowerCamelCase: Google's JSON parser takes a field by its
+    proto name (`include_thoughts`, as the google-genai SDK sends some) or its JSON name
+    (`includeThoughts`) alike. For checking only; what was sent is recorded as it came."""
+    if isinstance(value, dict):
+        return {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value
+
 
 def unknown(value: Any, allowed: set[str], where: str) -> None:
     if not isinstance(value, dict):
