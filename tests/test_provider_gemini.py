@@ -247,3 +247,23 @@ async def test_token_arrays_are_a_400_and_embedding_errors_map_like_chats(fake, 
     with pytest.raises(GatewayError) as caught:
         await GeminiEmbeddings(upstream).embed(channel(fake), {"model": "text-embedding-004", "input": "x"}, 10)
     assert caught.value.code == "upstream_rate_limited"
+
+
+def test_st_ai_channel_add_and_test_a_gemini_channel(tmp_path, fake):
+    from tests.test_cli import run
+
+    fake.reset()
+    db = str(tmp_path / "cli.db")
+    added = run("channel", "add", "--name", "gemini", "--type", "gemini", "--key", "AIzaSyOPERATOR0key0000",
+                "--models", f"{MODEL},gemini-embedding-001", db=db)
+    assert added.code == 0, added.err
+    listing = run("channel", "list", db=db)
+    assert "generativelanguage.googleapis.com" in listing.out and "AIzaSyOPERATOR0key0000" not in listing.out
+    for name, key, code in (("local", fake.api_key, 0), ("local-wrong", "AIzaSyWRONG0key000000", 1)):
+        assert run("channel", "add", "--name", name, "--type", "gemini", "--key", key, "--base-url", fake.base_url,
+                   "--models", MODEL, db=db).code == 0
+        tested = run("channel", "test", name, db=db)
+        assert tested.code == code, (tested.out, tested.err)
+        assert key not in tested.out + tested.err
+    assert [r.headers["x-goog-api-key"] for r in fake.received] == [fake.api_key, "AIzaSyWRONG0key000000"]
+    assert fake.received[0].path == f"/v1beta/models/{MODEL}:generateContent"
