@@ -49,6 +49,8 @@ class ImageHost:
         self.received.append(dict(request.headers))
         if request.match_info["name"].endswith(".png"):
             return web.Response(body=PNG, content_type="image/png")
+        if request.match_info["name"].endswith(".bin"):  # a file server that does not say what it serves
+            return web.Response(body=PNG, content_type="application/octet-stream")
         return web.Response(text="<html>not an image</html>", content_type="text/html")
 
     def start(self) -> "ImageHost":
@@ -156,8 +158,17 @@ async def test_an_image_url_is_fetched_by_st_ai_and_sent_inline_without_the_key(
     assert "x-goog-api-key" not in fetched
 
 
+async def test_an_image_served_without_its_type_is_known_by_its_bytes(fake, upstream, image_host):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": f"http://images.example:{image_host.port}/photo.bin"}}]}]}
+    await GeminiChat(upstream).complete(channel(fake), body, 10)
+    (call,) = fake.received
+    assert call.body["contents"][0]["parts"] == [{"inlineData": {"mimeType": "image/png", "data": PNG_B64}}]
+
+
 @pytest.mark.parametrize("url, words", [
     ("http://intranet.example/x.png", "st-ai's address rules"),
+    ("http://images.example:{port}/missing", "did not serve an image"),
     ("http://metadata.example/latest.png", "st-ai's address rules"),
     ("http://images.example:{port}/page.html", "did not serve an image"),
 ])

@@ -13,6 +13,7 @@ import re
 import aiohttp
 
 from server.errors import GatewayError, invalid_request
+from server.media_types import image_type
 from server.safe_fetch import SafeFetch
 from server.store.channels import Channel
 from server.url_guard import Refused
@@ -24,6 +25,8 @@ MAX_INLINE_BYTES = 20 * 1024 * 1024   # the Gemini API's inline request limit
 FETCH_TIMEOUT = 30.0                  # seconds for one client image, connect to last byte
 DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)((?:;[^;,]*)*?);base64,", re.IGNORECASE)
 AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
+# what a file server says when it does not know what it serves
+UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
 def inline(mime_type: str, data: str, param: str) -> dict:
@@ -115,8 +118,8 @@ async def _read(files: SafeFetch, url: str, param: str, channel: Channel) -> tup
         if response.status != 200:
             raise invalid_request(f"The image URL in '{param}' answered HTTP {response.status}.", param,
                                   "invalid_image_url")
-        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not kind.startswith("image/"):
+        declared = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if not (declared.startswith("image/") or declared in UNTYPED):
             raise invalid_request(f"The image URL in '{param}' did not serve an image.", param,
                                   "invalid_image_format")
         chunks, size = [], 0
@@ -127,6 +130,12 @@ async def _read(files: SafeFetch, url: str, param: str, channel: Channel) -> tup
                                       f"{MAX_INLINE_BYTES // (1024 * 1024)} MB Gemini takes inline.", param,
                                       "image_too_large")
             chunks.append(chunk)
-        return b"".join(chunks), kind
+        raw = b"".join(chunks)
+        # a server that does not say what it serves: the bytes tell
+        kind = declared if declared.startswith("image/") else image_type(raw[:16])
+        if kind is None:
+            raise invalid_request(f"The image URL in '{param}' did not serve an image.", param,
+                                  "invalid_image_format")
+        return raw, kind
     finally:
         response.release()

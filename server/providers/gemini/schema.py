@@ -78,6 +78,9 @@ def _own(schema: dict, defs: dict, depth: int) -> dict:
         if isinstance(schema.get(key), (int, float)) and not isinstance(schema.get(key), bool):
             out[key] = schema[key]
     enum = [schema["const"]] if "const" in schema else schema.get("enum")
+    if isinstance(enum, list) and None in enum:  # a null among the values: Gemini says nullable
+        out["nullable"] = True
+        enum = [v for v in enum if v is not None]
     if isinstance(enum, list) and enum and all(isinstance(v, str) for v in enum):
         out["enum"] = list(enum)
         out.setdefault("type", "STRING")
