@@ -148,6 +148,12 @@ def test_generation_config_takes_every_sampling_and_limit_field():
         "responseMimeType": "application/json"}
 
 
+def test_zero_penalties_are_not_sent():
+    request = to_gemini({"model": FLASH, "messages": [{"role": "user", "content": "x"}], "presence_penalty": 0,
+                         "frequency_penalty": 0.0, "temperature": 0}, FLASH)
+    assert request["generationConfig"] == {"temperature": 0}
+
+
 def test_a_json_schema_response_format_becomes_a_response_schema():
     request = to_gemini({"model": FLASH, "messages": [{"role": "user", "content": "x"}], "stop": "END",
                          "response_format": {"type": "json_schema", "json_schema": {"name": "p", "strict": True,

@@ -216,6 +216,10 @@ def _generation(body: dict, model: str) -> dict:
                          ("frequency_penalty", "frequencyPenalty")):
         if body.get(ours) is not None:
             config[theirs] = body[ours]
+    for penalty in ("presencePenalty", "frequencyPenalty"):
+        # several Gemini models refuse a penalty outright; a zero one asks for nothing, so it is not sent
+        if config.get(penalty) == 0:
+            del config[penalty]
     most = body.get("max_completion_tokens") or body.get("max_tokens")
     if most is not None:
         config["maxOutputTokens"] = most
