@@ -224,6 +224,43 @@ def test_a_streamed_parallel_tool_call_round_trip_keeps_ids_and_the_signature(cl
                                    {"functionResponse": {"name": "get_weather", "response": {"output": 3}}}]}]
 
 
+# -- generation config ------------------------------------------------------------------------
+
+def test_n_candidates_come_back_as_choices_plain_and_streamed(client, upstream):
+    two = Reply([[{"text": "first"}], [{"text": "second"}]], finish=["STOP", "MAX_TOKENS"])
+    upstream.replies += [two, two]
+    answer = client.chat.completions.create(model=FLASH, n=2, messages=[{"role": "user", "content": "x"}])
+    assert [(c.index, c.message.content, c.finish_reason) for c in answer.choices] == [
+        (0, "first", "stop"), (1, "second", "length")]
+    chunks = list(client.chat.completions.create(model=FLASH, n=2, stream=True,
+                                                 messages=[{"role": "user", "content": "x"}]))
+    texts, finishes = {}, {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            finishes[choice.index] = choice.finish_reason or finishes.get(choice.index)
+    assert (texts, finishes) == ({0: "first", 1: "second"}, {0: "stop", 1: "length"})
+    assert [r.body["generationConfig"] for r in upstream.received] == [{"candidateCount": 2}] * 2
+
+
+def test_a_json_schema_response_format_reaches_gemini_as_a_schema_it_takes(client, upstream):
+    upstream.replies.append(Reply.text('{"name": "Ada", "born": 1815, "tags": []}'))
+    person = {"type": "object", "$defs": {"tag": {"type": "string", "enum": ["math", "poetry"]}},
+              "properties": {"name": {"type": "string"}, "born": {"type": ["integer", "null"]},
+                             "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}},
+                             "note": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+              "required": ["name", "born", "tags", "note"], "additionalProperties": False}
+    answer = client.chat.completions.create(model=FLASH, messages=[{"role": "user", "content": "Ada?"}],
+                                            response_format={"type": "json_schema", "json_schema": {
+                                                "name": "person", "strict": True, "schema": person}})
+    assert json.loads(answer.choices[0].message.content)["name"] == "Ada"
+    assert only_call(upstream).body["generationConfig"] == {"responseMimeType": "application/json", "responseSchema": {
+        "type": "OBJECT", "required": ["name", "born", "tags", "note"], "properties": {
+            "name": {"type": "STRING"}, "born": {"type": "INTEGER", "nullable": True},
+            "tags": {"type": "ARRAY", "items": {"type": "STRING", "enum": ["math", "poetry"], "format": "enum"}},
+            "note": {"type": "STRING", "nullable": True}}}}
+
+
 # -- finish reasons, reasoning, blocks --------------------------------------------------------
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
