@@ -397,3 +397,73 @@ def test_grpc_errors_carry_the_openai_detail(reflected, key, upstream):
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     detail = error_detail(reflected, caught.value)
     assert (detail.code, detail.http_status) == ("content_filter", 400)
+
+
+def test_grpc_images_by_url_and_base64_go_inline(reflected, key, upstream, image_host):
+    create, Request = reflected.callable("st_ai.v1.Chat", "CreateChatCompletion")
+    parts = [{"type": "text", "text": "Compare"},
+             {"type": "image_url", "image_url": {"url": f"http://127.0.0.1:{image_host.port}/cat.png"}},
+             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}}]
+    create(json_format.ParseDict({"model": FLASH, "messages": [{"role": "user", "parts": {"items": parts}}]},
+                                 Request()), metadata=auth(key), timeout=TIMEOUT)
+    assert only_call(upstream).body["contents"][0]["parts"] == [
+        {"text": "Compare"}, {"inlineData": {"mimeType": "image/png", "data": PNG_B64}},
+        {"inlineData": {"mimeType": "image/png", "data": PNG_B64}}]
+
+
+def test_grpc_plain_parallel_tool_round_trip_and_reasoning(reflected, key, upstream):
+    create, Request = reflected.callable("st_ai.v1.Chat", "CreateChatCompletion")
+    upstream.replies += [Reply([[{"text": "Two cities.", "thought": True}, *TWO_CALLS]],
+                               usage={"promptTokenCount": 9, "candidatesTokenCount": 4, "thoughtsTokenCount": 6,
+                                      "totalTokenCount": 19}),
+                         Reply.text("Done.")]
+    ask = {"model": PRO3, "reasoning_effort": "low", "tools": TOOLS,
+           "messages": [{"role": "user", "text": "Weather in Paris and Oslo?"}]}
+    first = create(json_format.ParseDict(ask, Request()), metadata=auth(key), timeout=TIMEOUT)
+    message = first.choices[0].message
+    assert first.choices[0].finish_reason == "tool_calls" and message.reasoning_content == "Two cities."
+    assert first.usage.completion_tokens_details.reasoning_tokens == 6 and first.usage.completion_tokens == 10
+    assert [c.function.name for c in message.tool_calls] == ["get_weather"] * 2
+    follow = {**ask, "messages": ask["messages"] + [json_format.MessageToDict(message, preserving_proto_field_name=True)]
+              + [{"role": "tool", "tool_call_id": c.id, "text": "sunny"} for c in message.tool_calls]}
+    assert create(json_format.ParseDict(follow, Request()), metadata=auth(key),
+                  timeout=TIMEOUT).choices[0].message.text == "Done."
+    asked, answered = upstream.received
+    assert asked.body["generationConfig"] == {"thinkingConfig": {"thinkingLevel": "low", "includeThoughts": True}}
+    assert answered.body["contents"][1:] == [
+        {"role": "model", "parts": TWO_CALLS},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "sunny"}}}] * 2}]
+
+
+@pytest.mark.parametrize("reason, finish", [("STOP", "stop"), ("MAX_TOKENS", "length"), ("SAFETY", "content_filter"),
+                                            ("RECITATION", "content_filter"), ("SPII", "content_filter")])
+def test_grpc_each_finish_reason_streamed(reflected, key, upstream, reason, finish):
+    stream, Request = reflected.callable("st_ai.v1.Chat", "StreamChatCompletion")
+    upstream.replies.append(Reply.text("Partial", finish=reason))
+    chunks = list(stream(json_format.ParseDict({"model": FLASH, "messages": [{"role": "user", "text": "x"}]},
+                                               Request()), metadata=auth(key), timeout=TIMEOUT))
+    assert [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason] == [finish]
+
+
+@pytest.mark.parametrize("fault, status, code", [
+    (GoogleFault(400, "INVALID_ARGUMENT", "Invalid value at 'contents'."), 400, "invalid_request"),
+    (GoogleFault(404, "NOT_FOUND", "models/x is not found."), 404, "model_not_found"),
+    (GoogleFault(429, "RESOURCE_EXHAUSTED", "Quota exceeded."), 503, "upstream_rate_limited"),
+    (GoogleFault(500, "INTERNAL", "An internal error has occurred."), 502, "upstream_error"),
+    (GoogleFault(503, "UNAVAILABLE", "The model is overloaded."), 502, "upstream_error"),
+])
+@pytest.mark.parametrize("method", ["CreateChatCompletion", "StreamChatCompletion"])
+def test_grpc_each_class_of_googles_errors(reflected, key, upstream, fault, status, code, method):
+    call, Request = reflected.callable("st_ai.v1.Chat", method)
+    upstream.fail_always = fault
+    with pytest.raises(grpc.RpcError) as caught:
+        result = call(json_format.ParseDict({"model": FLASH, "messages": [{"role": "user", "text": "x"}]}, Request()),
+                      metadata=auth(key), timeout=TIMEOUT)
+        list(result) if method.startswith("Stream") else None
+    detail = error_detail(reflected, caught.value)
+    assert (detail.http_status, detail.code) == (status, code)
+    assert no_secret_in(detail.message, upstream)
+
+
+def no_secret_in(text: str, fake: FakeGemini) -> bool:
+    return fake.api_key not in text and fake.base_url.split("//")[1] not in text
