@@ -27,6 +27,7 @@ from server.store import channels as channel_store
 from server.store import prices as price_store
 from server.store import tokens as token_store
 from server.store.db import DbWorker, open_db
+from server.store.rate_limits import Limits
 from tests.fakes.faults import Fault
 from tests.fakes.openai_upstream import FakeOpenAI, fake_embedding
 
@@ -170,10 +171,11 @@ def rows(db_path: str, sql: str) -> list[dict]:
         db.close()
 
 
-def embed(db_path: str, body: dict) -> dict:
+def embed(db_path: str, body: dict, token: str = "alice") -> dict:
     async def go() -> dict:
         async with relay(db_path) as (embeddings, catalog):
-            return await embeddings.embed(alice(catalog), body, 10)
+            holder = next(t for t in catalog.snapshot.tokens_by_hash.values() if t.name == token)
+            return await embeddings.embed(holder, body, 10)
     return asyncio.run(asyncio.wait_for(go(), 30))
 
 
@@ -241,3 +243,18 @@ def test_a_model_no_embeddings_channel_serves_is_refused_before_anything_is_sent
         embed(db_path, {"model": "chat-only", "input": "x"})
     assert caught.value.http_status == 503 and caught.value.code == "no_available_channel"
     assert upstream.faults.hits(PATH) == 0
+
+
+def test_the_inputs_tokens_count_against_a_tokens_per_minute_limit(db_path, upstream):
+    db = open_db(db_path)
+    try:
+        token_store.create(db, "bob", limits=Limits(tpm=10))
+    finally:
+        db.close()
+    assert embed(db_path, {"model": "embed", "input": [[1, 2, 3, 4]]}, "bob")["usage"]["prompt_tokens"] == 4
+    with pytest.raises(GatewayError) as caught:
+        embed(db_path, {"model": "embed", "input": [list(range(20))]}, "bob")  # 20 tokens: more than a minute's
+    assert (caught.value.http_status, caught.value.code) == (429, "rate_limit_exceeded")
+    assert upstream.faults.hits(PATH) == 1
+    refused = rows(db_path, "SELECT kind, status, cost FROM ledger WHERE status = 429")
+    assert refused == [{"kind": "embeddings", "status": 429, "cost": 0}]
