@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import struct
+import subprocess
+import sys
 
 import grpc
 import openai
@@ -15,6 +17,7 @@ from server.billing.prices import PriceChanges
 from server.store import prices as price_store
 from server.store import tokens as token_store
 from server.store.db import open_db
+from tests.conftest import ROOT
 from tests.fakes.faults import Fault
 from tests.fakes.openai_upstream import FakeOpenAI, fake_embedding
 from tests.reflection_client import Reflected, auth, error_detail
@@ -242,3 +245,18 @@ def test_a_bad_request_over_grpc_is_invalid_argument_with_the_openai_detail(refl
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     detail = error_detail(reflected, caught.value)
     assert (detail.http_status, detail.param) == (400, "dimensions")
+
+
+# -- operating an embeddings channel -------------------------------------------------------
+
+def test_channel_test_of_an_embeddings_model_embeds_one_word(gateway, upstreams):
+    primary, _ = upstreams
+    before = [r.path for r in primary.received]
+    done = subprocess.run([sys.executable, "-m", "server.cli", "channel", "test", "embed-primary", "--db",
+                           gateway.db_path], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "ok in" in done.stdout
+    asked = [r for r in primary.received[len(before):]]
+    # the chat endpoint refuses an embeddings model; the embeddings endpoint answers
+    assert [r.path for r in asked] == ["/v1/chat/completions", PATH]
+    assert asked[1].body == {"model": "text-embedding-3-small", "input": "ping"}

@@ -241,6 +241,9 @@ class FakeOpenAI:
             return web.Response(status=status, body=data, content_type="application/json")
         if self.delay:
             await asyncio.sleep(self.delay)
+        if body.get("model") in EMBEDDING_MODELS:
+            return _error(404, "This is not a chat model and thus not supported in the v1/chat/completions "
+                          "endpoint. Did you mean to use v1/completions?", "model")
         if body.get("stream"):
             return await self._stream(request, body)
         answer = self.completion or {
