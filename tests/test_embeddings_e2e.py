@@ -4,9 +4,12 @@ the same RPC over gRPC by a client that knows only what server reflection tells 
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import grpc
 import openai
@@ -260,3 +263,21 @@ def test_channel_test_of_an_embeddings_model_embeds_one_word(gateway, upstreams)
     # the chat endpoint refuses an embeddings model; the embeddings endpoint answers
     assert [r.path for r in asked] == ["/v1/chat/completions", PATH]
     assert asked[1].body == {"model": "text-embedding-3-small", "input": "ping"}
+
+
+@pytest.mark.parametrize("body", [
+    {"model": MODEL, "input": None}, {"model": MODEL, "input": {}}, {"model": MODEL, "input": [None]},
+    {"model": MODEL, "input": [[None]]}, {"model": MODEL, "input": [[]]}, {"model": MODEL, "input": [{}]},
+    {"model": MODEL, "input": [1.0e40]}, {"model": MODEL, "input": [2 ** 70]}, {"model": MODEL, "input": True},
+    {"model": MODEL, "input": "x", "dimensions": 2 ** 40}, {"model": MODEL, "input": "x", "dimensions": "8"},
+    {"model": MODEL, "input": "x", "encoding_format": 5}, {"model": MODEL, "input": "x", "user": {}},
+    {"model": 5, "input": "x"}, {"model": "", "input": "x"}, {"input": "x"}, {},
+])
+def test_odd_bodies_are_an_openai_400_never_a_5xx(gateway, upstreams, key, body):
+    request = urllib.request.Request(f"{gateway.base_url}/embeddings", data=json.dumps(body).encode(),
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    answer = json.load(caught.value)
+    assert caught.value.code == 400, answer
+    assert set(answer["error"]) == {"message", "type", "param", "code"}
