@@ -464,9 +464,18 @@ def _list_wrapper_setter(field: FieldDescriptor, strict: bool) -> Setter:
     name = field.name
     if item.message_type is None:
         check = _SCALAR_CHECKS[item.type]
+        numbers = item.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 
         def set_scalars(message: Message, value: Any, path: str) -> None:
-            items = [check(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            # an embedding holds thousands of numbers: all floats go in as they are, and
+            # the item at fault is named only once one is found
+            if numbers and all(type(v) is float for v in value):
+                items = value
+            else:
+                try:
+                    items = [check(v, path) for v in value]
+                except _Mismatch:
+                    items = [check(v, f"{path}[{i}]") for i, v in enumerate(value)]
             getattr(message, name).items.extend(items)
             if not items:  # keep the (empty) member selected
                 getattr(message, name).SetInParent()
