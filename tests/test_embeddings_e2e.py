@@ -21,7 +21,7 @@ from server.store import prices as price_store
 from server.store import tokens as token_store
 from server.store.db import open_db
 from tests.conftest import ROOT
-from tests.fakes.faults import Fault
+from tests.fakes.faults import Fault, refused_url
 from tests.fakes.openai_upstream import FakeOpenAI, fake_embedding
 from tests.reflection_client import Reflected, auth, error_detail
 
@@ -157,6 +157,17 @@ def test_a_wrong_key_and_an_unknown_model_are_openais_401_and_404(gateway, upstr
         client(gateway, "sk-not-a-token").embeddings.create(model=MODEL, input="x")
     with pytest.raises(openai.NotFoundError):
         client(gateway, key).embeddings.create(model="no-such-embedder", input="x")
+
+
+def test_an_unreachable_upstream_is_a_502_naming_neither_its_address_nor_its_key(gateway, upstreams, key):
+    address = refused_url()
+    gateway.channel("embed-down", "openai", ["embed-down"], base_url=address, key="sk-down-0123456789abcdef",
+                    model_map={"embed-down": "text-embedding-3-small"})
+    with pytest.raises(openai.APIStatusError) as caught:
+        client(gateway, key).embeddings.create(model="embed-down", input="x")
+    assert caught.value.status_code == 502 and caught.value.body["type"] == "upstream_error"
+    shown = json.dumps(caught.value.body)
+    assert address.split("//")[1].split("/")[0] not in shown and "0123456789abcdef" not in shown
 
 
 def test_a_503_falls_over_to_the_backup_channel(gateway, upstreams, key):
