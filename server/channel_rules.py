@@ -5,6 +5,7 @@ later) refuses the same input with the same message. The store stays permissive:
 records what it is given, and tests add channels to it directly."""
 from __future__ import annotations
 
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ ENDPOINT_PATHS = (
     "image_to_video", "text_to_video", "video_to_video", "tasks",
 )
 _BLANK = url_rules.BLANK
+# An upstream API version as providers spell them (2023-06-01, 2024-10-21, v1beta,
+# 2025-04-01-preview): it goes into a header or a query string, so nothing else is taken.
+API_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class NewChannel:
     priority: int = 0
     weight: int = 1
     timeouts: Timeouts = Timeouts()  # None each: the gateway's default
+    api_version: str | None = None  # None: the provider's current default
 
 
 def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
@@ -49,16 +54,34 @@ def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
     models = _check_models(new.models)
     model_map = _check_model_map(new.model_map, models)
     _check_routing(new)
+    api_version = check_api_version(new.api_version)
     if not spec.upstream:
-        if new.base_url or new.key or new.no_key:
-            raise ChannelError(f"--type {spec.type} has no upstream: drop --base-url, --key and --no-key")
+        if new.base_url or new.key or new.no_key or api_version:
+            raise ChannelError(f"--type {spec.type} has no upstream: drop --base-url, --key, --no-key and "
+                               "--api-version")
         return NewChannel(new.name, spec.type, models, "", "", False, model_map, new.priority, new.weight,
                           new.timeouts)
     base_url = check_base_url(new.base_url) if new.base_url is not None else spec.default_base_url
     if not base_url:
         raise ChannelError(f"--type {spec.type} needs --base-url")
     return NewChannel(new.name, spec.type, models, base_url, _check_key(spec, new.key, new.no_key),
-                      new.no_key, model_map, new.priority, new.weight, new.timeouts)
+                      new.no_key, model_map, new.priority, new.weight, new.timeouts, api_version)
+
+
+def api_version_given(text: str) -> str:
+    """What an operator typed for --api-version: "" for the provider's current version
+    ("default", or nothing), else the version as typed (checked by `check`)."""
+    return "" if text.strip().lower() in ("", "default") else text
+
+
+def check_api_version(version: str | None) -> str | None:
+    """The upstream API version a channel calls, or None for the provider's current one."""
+    if version is None:
+        return None
+    if not isinstance(version, str) or not API_VERSION.fullmatch(version):
+        raise ChannelError(f"--api-version {version!r} must be 1 to 64 letters, digits, '-', '.' or '_' "
+                           "(e.g. 2024-10-21), or 'default' for the provider's current version")
+    return version
 
 
 def _check_routing(new: NewChannel) -> None:

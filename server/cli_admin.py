@@ -11,6 +11,7 @@ import json
 import os
 from typing import Callable
 
+from server import channel_rules
 from server.admin import api, audit, channel_test, keys
 from server.admin import channels as admin_channels
 from server.admin import tokens as admin_tokens
@@ -72,6 +73,14 @@ def add_routing_options(p: argparse.ArgumentParser, parse_weight, parse_timeout,
                             f"--timeout-{flag}")
 
 
+def add_api_version_option(p: argparse.ArgumentParser) -> None:
+    """--api-version of `channel add` and `channel update` (absent: add takes the
+    provider's current version, update leaves it as it is)."""
+    p.add_argument("--api-version", type=channel_rules.api_version_given, metavar="V",
+                   help="the upstream API version the channel calls (e.g. 2024-10-21 for azure, 2023-06-01 for "
+                        "anthropic); 'default' for the provider's current one")
+
+
 def channel_timeouts(args: argparse.Namespace) -> Timeouts:
     return Timeouts(*(getattr(args, f"timeout_{name}") for name in admin_channels.TIMEOUT_NAMES))
 
@@ -88,10 +97,11 @@ def cmd_channel_update(args: argparse.Namespace, open_db: OpenDb) -> None:
                 if getattr(args, f"timeout_{name}") is not KEEP}
     changes = admin_channels.ChannelChanges(base_url=args.base_url, key=args.key, no_key=args.no_key,
                                             models=args.models, model_map=args.model_map, priority=args.priority,
-                                            weight=args.weight, timeouts=timeouts)
+                                            weight=args.weight, timeouts=timeouts, api_version=args.api_version)
     channel = admin_channels.update(open_db(args), audit.CLI, args.name, changes, discover())
     print(f"channel '{channel.name}' updated: serving {', '.join(channel.models)}, priority {channel.priority}, "
-          f"weight {channel.weight}, timeouts {timeouts_text(channel.timeouts)}")
+          f"weight {channel.weight}, timeouts {timeouts_text(channel.timeouts)}, "
+          f"API version {channel.api_version or 'default'}")
 
 
 def cmd_channel_test(args: argparse.Namespace, open_db: OpenDb) -> None:
@@ -172,7 +182,7 @@ def add_commands(sub: argparse._SubParsersAction, token: argparse._SubParsersAct
     rotate.set_defaults(func=functools.partial(cmd_token_rotate, open_db=open_db))
 
     update = channel.add_parser("update", help="change a channel's base URL, key, models, renames, priority, "
-                                               "weight or timeouts")
+                                               "weight, timeouts or API version")
     update.add_argument("name")
     update.add_argument("--base-url")
     update.add_argument("--key", help="a new upstream key (stored for use, never printed)")
@@ -181,6 +191,7 @@ def add_commands(sub: argparse._SubParsersAction, token: argparse._SubParsersAct
     update.add_argument("--model-map", type=parse_model_map, help="public=upstream,... (replaces the renames)")
     update.add_argument("--priority", type=parse_priority)
     add_routing_options(update, parse_weight, parse_timeout, default_weight=None, unset=KEEP)
+    add_api_version_option(update)
     update.set_defaults(func=functools.partial(cmd_channel_update, open_db=open_db))
 
     test = channel.add_parser("test", help="send one minimal request through a channel (billed to no token); "

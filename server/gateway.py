@@ -35,6 +35,7 @@ from server.core.channel_probe import ChannelProbe
 from server.core.resilience import Resilience
 from server.demo import ensure_demo_at
 from server.draining import Drain
+from server.embeddings_relay import EmbeddingsRelay
 from server.grpc_server import build_server, in_process_channel
 from server.image_relay import ImageRelay
 from server.providers.interface import Upstream
@@ -89,6 +90,7 @@ class Core:
     admin: AdminAuth = field(default_factory=AdminAuth)
     drain: Drain = field(default_factory=Drain)  # graceful shutdown, shared by both fronts
     health: ChannelHealth | None = None
+    embeddings: EmbeddingsRelay | None = None
 
 
 @contextlib.asynccontextmanager
@@ -118,7 +120,8 @@ async def open_core(config: Config, public_url: str,
     videos = VideoTasks(catalog, registry, worker, assets, config.video, owner, video_billing, callbacks, attempts)
     core = Core(catalog, ChatRelay(catalog, registry, admission, attempts),
                 ImageRelay(catalog, registry, admission, attempts), videos, assets, worker,
-                admin=AdminAuth(config.admin_key), health=health)
+                admin=AdminAuth(config.admin_key), health=health,
+                embeddings=EmbeddingsRelay(catalog, registry, admission, attempts))
     settler = asyncio.create_task(settlements.run(), name="settlement-writer")
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(sweep_stale_reservations(worker, owner, config.resilience.timeouts.total),

@@ -19,18 +19,20 @@ from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
 from server.services.interceptors import PerMethod, Wrap
 from server.services.in_process import HandlerTable, InProcessChannel
+from server.services.embeddings import EmbeddingsService
 from server.services.images import ImagesService
 from server.services.models import ModelsService
 from server.services.status import abort, unknown_method
 from server.services.videos import VideosService
 from server.services.admin import AdminService
-from st_ai.v1 import (admin_pb2, admin_pb2_grpc, chat_pb2, chat_pb2_grpc, images_pb2, images_pb2_grpc, models_pb2,
-                      models_pb2_grpc, videos_pb2, videos_pb2_grpc)
+from st_ai.v1 import (admin_pb2, admin_pb2_grpc, chat_pb2, chat_pb2_grpc, embeddings_pb2, embeddings_pb2_grpc,
+                      images_pb2, images_pb2_grpc, models_pb2, models_pb2_grpc, videos_pb2, videos_pb2_grpc)
 
 SERVICE_NAMES = (
     chat_pb2.DESCRIPTOR.services_by_name["Chat"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
     images_pb2.DESCRIPTOR.services_by_name["Images"].full_name,
+    embeddings_pb2.DESCRIPTOR.services_by_name["Embeddings"].full_name,
     videos_pb2.DESCRIPTOR.services_by_name["Videos"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
 )
@@ -110,6 +112,7 @@ def add_services(core, server) -> None:
     chat_pb2_grpc.add_ChatServicer_to_server(ChatService(core.catalog, core.relay), server)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsService(core.catalog, core.videos.registry.video), server)
     images_pb2_grpc.add_ImagesServicer_to_server(ImagesService(core.catalog, core.images, core.assets), server)
+    embeddings_pb2_grpc.add_EmbeddingsServicer_to_server(EmbeddingsService(core.catalog, core.embeddings), server)
     videos_pb2_grpc.add_VideosServicer_to_server(VideosService(core.catalog, core.videos), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(core, core.admin), server)
 

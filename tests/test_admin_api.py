@@ -206,6 +206,26 @@ def test_every_channel_operation_over_rest(gw, upstream):
     assert rest(gw, "GET", "/api/v1/channels/rest-chan").status == 404
 
 
+def test_a_channels_api_version_is_set_shown_changed_and_cleared_over_rest_and_audited(gw, upstream):
+    created = ok(rest(gw, "POST", "/api/v1/channels", {
+        "name": "versioned-chan", "type": "openai", "base_url": upstream.base_url, "key": UPSTREAM_KEY,
+        "models": ["vc-model"], "api_version": "2024-10-21"}))
+    assert created["api_version"] == "2024-10-21"
+    listed = {c["name"]: c for c in ok(rest(gw, "GET", "/api/v1/channels"))["data"]}
+    assert listed["versioned-chan"]["api_version"] == "2024-10-21"
+    updated = ok(rest(gw, "PATCH", "/api/v1/channels/versioned-chan", {"api_version": "2025-04-01-preview"}))
+    assert updated["api_version"] == "2025-04-01-preview"
+    kept = ok(rest(gw, "PATCH", "/api/v1/channels/versioned-chan", {"weight": 2}))
+    assert kept["api_version"] == "2025-04-01-preview"
+    cleared = ok(rest(gw, "PATCH", "/api/v1/channels/versioned-chan", {"api_version": ""}))
+    assert "api_version" not in cleared  # absent: the provider's current version
+    refused = rest(gw, "PATCH", "/api/v1/channels/versioned-chan", {"api_version": "2024-10-21\r\nX-Evil: 1"})
+    assert refused.status == 400 and "--api-version" in refused.body["error"]["message"]
+    events = audit_events(gw, "versioned-chan")
+    assert {"api_version": "2025-04-01-preview"} in [e["summary"] for e in events]
+    assert any(e["summary"].get("api_version") == "default" for e in events if e["operation"] == "channel.update")
+
+
 def test_channel_test_reports_a_scrubbed_failure_and_bills_no_token(gw, upstream):
     ok(rest(gw, "POST", "/api/v1/channels", {"name": "wrong-key-chan", "type": "openai",
                                              "base_url": upstream.base_url, "key": "sk-wrong-" + UPSTREAM_KEY[::-1],

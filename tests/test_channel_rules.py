@@ -152,3 +152,19 @@ def test_a_base_url_clients_would_read_differently_is_refused_with_what_to_write
                                  "http://h.example/v1/%7Euser", "http://[0:0:0:0:0:0:0:1]:8000/v1"])
 def test_plain_paths_and_addresses_that_look_close_are_still_accepted(url):
     assert check_base_url(url) == url
+
+
+@pytest.mark.parametrize("version", ["2023-06-01", "2024-10-21", "2025-04-01-preview", "v1beta", "1.0", "v2_beta"])
+def test_api_versions_as_providers_spell_them_are_kept(version):
+    assert check(channel(api_version=version), SPECS).api_version == version
+
+
+@pytest.mark.parametrize("version", ["", " 2024-10-21", "2024-10-21\n", "2024 10 21", "2024-10-21&x=1", "v1/beta",
+                                     "-v1", "é1", "x" * 65, "2024-10-21\r\nX-Injected: 1"])
+def test_api_versions_that_could_break_a_header_or_query_are_refused(version):
+    with pytest.raises(ChannelError, match="--api-version"):
+        check(channel(api_version=version), SPECS)
+
+
+def test_no_api_version_leaves_the_providers_current_one():
+    assert check(channel(), SPECS).api_version is None

@@ -245,6 +245,28 @@ def test_a_keyless_openai_compatible_server_is_declared_with_no_key(st_ai, db_pa
     assert (channel.base_url, channel.key) == ("http://127.0.0.1:8000/v1", "")
 
 
+def test_a_channels_api_version_is_set_on_add_shown_in_list_changed_and_cleared_on_update(st_ai, db_path):
+    assert st_ai("channel", "add", "--name", "versioned", "--type", "openai", "--key", UPSTREAM_KEY,
+                 "--models", "m", "--api-version", "2024-10-21").code == 0
+    assert st_ai("channel", "add", "--name", "current", "--type", "openai", "--key", UPSTREAM_KEY,
+                 "--models", "n").code == 0
+    listing = st_ai("channel", "list").lines
+    assert "API VERSION" in listing[0]
+    assert "2024-10-21" in next(line for line in listing if line.startswith("versioned"))
+    assert "default" in next(line for line in listing if line.startswith("current"))
+
+    changed = st_ai("channel", "update", "versioned", "--api-version", "2025-04-01-preview")
+    assert changed.code == 0 and "API version 2025-04-01-preview" in changed.out
+    db = open_db(db_path)
+    assert channel_store.get(db, "versioned").api_version == "2025-04-01-preview"
+    assert st_ai("channel", "update", "versioned", "--priority", "3").code == 0  # other changes keep it
+    assert channel_store.get(db, "versioned").api_version == "2025-04-01-preview"
+    assert st_ai("channel", "update", "versioned", "--api-version", "default").code == 0
+    assert channel_store.get(db, "versioned").api_version is None
+    one_line_refusal(st_ai("channel", "update", "current", "--api-version", "v1/../x"), "--api-version")
+    assert channel_store.get(db, "current").api_version is None
+
+
 # One example of each class of careless input; tests/test_channel_rules.py has the variants.
 REFUSED_CHANNELS = {
     "not a URL": (["--type", "openai", "--base-url", "not a url", "--key", UPSTREAM_KEY], "--base-url"),
@@ -268,6 +290,11 @@ REFUSED_CHANNELS = {
     "a simulator with a base URL": (["--type", "simulator", "--base-url", "https://api.example.com"], "no upstream"),
     "a map for a model not served": (["--type", "openai", "--key", UPSTREAM_KEY, "--model-map", "other=up"],
                                      "other"),
+    "an API version with a space": (["--type", "openai", "--key", UPSTREAM_KEY, "--api-version", "2024 10"],
+                                    "--api-version"),
+    "an API version that would open a query": (["--type", "openai", "--key", UPSTREAM_KEY,
+                                                "--api-version", "2024-10-21&x=1"], "--api-version"),
+    "a simulator with an API version": (["--type", "simulator", "--api-version", "2024-10-21"], "no upstream"),
 }
 
 

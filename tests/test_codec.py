@@ -8,7 +8,7 @@ import pytest
 
 from server.codec.json_proto import MAX_EXTRA_DEPTH, MAX_STRUCT_DEPTH, codec_for
 from server.errors import GatewayError
-from st_ai.v1 import chat_pb2, models_pb2
+from st_ai.v1 import chat_pb2, embeddings_pb2, models_pb2
 
 REQUEST = codec_for(chat_pb2.ChatCompletionRequest, strict=True)
 COMPLETION = codec_for(chat_pb2.ChatCompletion)
@@ -485,3 +485,42 @@ def test_bad_extra_json_from_a_grpc_client_is_a_400(extra):
 def test_extra_json_from_a_grpc_client_is_merged():
     message = chat_pb2.ChatCompletionRequest(model="m", seed=2**62, extra_json='{"logit_bias":{"1":-1},"user":null}')
     assert REQUEST.to_dict(message) == {"model": "m", "seed": 2**62, "logit_bias": {"1": -1}, "user": None}
+
+
+# -- a oneof of several arrays (embeddings' input), arrays of arrays -------------------------
+
+EMBEDDING_REQUEST = codec_for(embeddings_pb2.EmbeddingRequest, strict=True)
+EMBEDDING_LIST = codec_for(embeddings_pb2.EmbeddingList)
+
+
+@pytest.mark.parametrize("given, member", [
+    ("one text", "input_text"),
+    (["a", "b"], "input_texts"),
+    ([9906, 1917], "input_tokens"),
+    ([[1, 2], [3], []], "input_token_lists"),
+])
+def test_the_first_items_json_type_picks_the_array_member_and_the_json_round_trips(given, member):
+    body = {"model": "m", "input": given, "encoding_format": "base64"}
+    assert EMBEDDING_REQUEST.to_message(copy.deepcopy(body)).WhichOneof("input") == member
+    assert round_trip(EMBEDDING_REQUEST, body) == body
+
+
+@pytest.mark.parametrize("given, param", [
+    (["a", 1], "input[1]"),
+    ([1, "a"], "input[1]"),
+    ([1, 2.5], "input[1]"),
+    ([[1, 2], ["a"]], "input[1][0]"),
+    ([[1, 2], 3], "input[1]"),
+    ([{"text": "a"}], "input[0]"),
+    ([True], "input[0]"),
+])
+def test_an_array_no_member_takes_is_a_400_naming_the_item(given, param):
+    assert reject(EMBEDDING_REQUEST, {"model": "m", "input": given}).param == param
+
+
+def test_embedding_vectors_come_back_as_floats_or_base64_exactly():
+    answer = {"object": "list", "model": "text-embedding-3-small",
+              "data": [{"object": "embedding", "index": 0, "embedding": [0.0023064255, -0.009327292, 1e-07]},
+                       {"object": "embedding", "index": 1, "embedding": "AACAPwAAAL8="}],
+              "usage": {"prompt_tokens": 8, "total_tokens": 8}}
+    assert orjson.loads(orjson.dumps(round_trip(EMBEDDING_LIST, answer))) == answer

@@ -24,7 +24,7 @@ def test_proto_modules_include_chat_and_models():
 def test_exactly_the_annotated_routes_are_discovered(routes):
     assert set(routes) == {
         ("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/v1/models/{model}"),
-        ("POST", "/v1/images/generations"), ("GET", "/v1/images/files/{file_id}"),
+        ("POST", "/v1/images/generations"), ("GET", "/v1/images/files/{file_id}"), ("POST", "/v1/embeddings"),
         ("POST", "/v1/videos"), ("GET", "/v1/videos"), ("GET", "/v1/videos/{video_id}"),
         ("DELETE", "/v1/videos/{video_id}"), ("GET", "/v1/videos/{video_id}/content"),
         ("POST", "/v1/videos/{video_id}/remix"),

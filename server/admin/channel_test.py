@@ -1,8 +1,9 @@
 """`channel test`: one minimal real request through a channel's provider (a chat of one
-output token; for a video-only provider, its free probe call: server/providers/interface.py's
-ChannelProbe), reporting whether the upstream answered and how fast. It goes to
-the provider directly, past routing and admission, so no token is billed and no ledger
-row is written; the error shown is scrubbed of the channel's secrets.
+output token, or, for a model the chat endpoint refuses, an embedding of one word; for a
+video-only provider, its free probe call: server/providers/interface.py's ChannelProbe),
+reporting whether the upstream answered and how fast. It goes to the provider directly,
+past routing and admission, so no token is billed and no ledger row is written; the error
+shown is scrubbed of the channel's secrets.
 
 A channel that answers is recovered (`record`): enabled again if st-ai had disabled it
 (a rejected key), and its cooldown cleared; an operator's disable stays."""
@@ -63,12 +64,27 @@ async def _probe(registry: Registry, channel: Channel, model: str, timeout: floa
     if channel.type in registry.chat:
         body = {"model": channel.upstream_model(model), "messages": [{"role": "user", "content": "ping"}],
                 "max_tokens": 1, "stream": False}
-        await registry.chat[channel.type].complete(channel, body, timeout)
+        try:
+            await registry.chat[channel.type].complete(channel, body, timeout)
+        except GatewayError as refused:
+            if channel.type not in registry.embeddings:
+                raise
+            try:  # the model may be an embeddings model, which the chat endpoint refuses
+                await _embed_one(registry, channel, model, timeout)
+            except GatewayError:
+                raise refused from None
+    elif channel.type in registry.embeddings:
+        await _embed_one(registry, channel, model, timeout)
     elif isinstance(registry.video.get(channel.type), ChannelProbe):
         await registry.video[channel.type].probe(channel)
     else:
         raise GatewayError(400, f"channel type {channel.type!r} offers no call cheap enough to test",
                            "untestable")
+
+
+async def _embed_one(registry: Registry, channel: Channel, model: str, timeout: float) -> None:
+    await registry.embeddings[channel.type].embed(channel, {"model": channel.upstream_model(model), "input": "ping"},
+                                                  timeout)
 
 
 async def run_alone(channel: Channel, model: str | None = None, timeout: float = TIMEOUT) -> TestResult:

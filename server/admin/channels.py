@@ -32,6 +32,7 @@ class ChannelChanges:
     weight: int | None = None
     # timeout name (TIMEOUT_NAMES) -> seconds, or None for the gateway's default; absent: unchanged
     timeouts: dict[str, float | None] = field(default_factory=dict)
+    api_version: str | None = None  # "": back to the provider's current version
 
     def empty(self) -> bool:
         return self == ChannelChanges()
@@ -55,6 +56,8 @@ class ChannelChanges:
             shown["weight"] = self.weight
         for name, seconds in self.timeouts.items():
             shown[f"timeout_{name}"] = "default" if seconds is None else seconds
+        if self.api_version is not None:
+            shown["api_version"] = self.api_version or "default"
         return shown
 
 
@@ -79,7 +82,7 @@ def view(channel: Channel, specs: Mapping[str, ProviderSpec], health: HealthStat
             "label": spec.label if spec else f"{channel.type} (unknown type)",
             "base_url": channel.base_url, "models": list(channel.models), "model_map": dict(channel.model_map),
             "priority": channel.priority, "enabled": channel.enabled, "key_hint": channel.key_hint,
-            "weight": channel.weight, **_timeouts_view(channel.timeouts),
+            "weight": channel.weight, **_timeouts_view(channel.timeouts), "api_version": channel.api_version,
             **channel_state.fields(channel, health, time.time() if now is None else now)}
 
 
@@ -90,7 +93,8 @@ def _timeouts_view(timeouts: Timeouts) -> dict:
 def _summary(new: channel_rules.NewChannel) -> dict:
     return {"type": new.type, "models": list(new.models), "model_map": dict(new.model_map),
             "priority": new.priority, "weight": new.weight, "key": "none" if not new.key else "set",
-            **{k: "default" if v is None else v for k, v in _timeouts_view(new.timeouts).items()}}
+            **{k: "default" if v is None else v for k, v in _timeouts_view(new.timeouts).items()},
+            "api_version": new.api_version or "default"}
 
 
 def create(db: sqlite_utils.Database, actor: audit.Actor, new: channel_rules.NewChannel,
@@ -101,7 +105,7 @@ def create(db: sqlite_utils.Database, actor: audit.Actor, new: channel_rules.New
             raise Conflict(f"a channel named {checked.name!r} already exists")
         return channel_store.add(db, checked.name, checked.type, checked.base_url or "", checked.key or "",
                                  checked.models, checked.model_map, checked.priority, checked.weight,
-                                 checked.timeouts)
+                                 checked.timeouts, checked.api_version)
 
 
 def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: ChannelChanges,
@@ -109,7 +113,7 @@ def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: Ch
     """The channel with `changes` applied, checked whole as `channel add` checks a new one."""
     if changes.empty():
         raise AdminError("nothing to update: give --base-url, --key, --no-key, --models, --model-map, --priority, "
-                         "--weight or a --timeout-*")
+                         "--weight, a --timeout-* or --api-version")
     with audit.change(db, actor, "channel.update", name, changes.summary()) as conn:
         current = get(db, name)
         spec = specs.get(current.type)
@@ -127,11 +131,13 @@ def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: Ch
             key=key, no_key=no_key, model_map=model_map,
             priority=changes.priority if changes.priority is not None else current.priority,
             weight=changes.weight if changes.weight is not None else current.weight,
-            timeouts=changes.timeouts_of(current.timeouts))
+            timeouts=changes.timeouts_of(current.timeouts),
+            api_version=(changes.api_version or None) if changes.api_version is not None else current.api_version)
         checked = channel_rules.check(merged, specs)
         channel_edits.replace_settings(conn, current.id, base_url=checked.base_url or "", key=checked.key or "",
                                        models=checked.models, model_map=checked.model_map,
-                                       priority=checked.priority, weight=checked.weight, timeouts=checked.timeouts)
+                                       priority=checked.priority, weight=checked.weight, timeouts=checked.timeouts,
+                                       api_version=checked.api_version)
     return get(db, name)
 
 

@@ -272,6 +272,7 @@ class Codec:
 
     def _oneof_setter(self, key: str, members: list[FieldDescriptor]) -> Setter:
         by_type: dict[type, Setter] = {}
+        by_item: dict[type, Setter] = {}  # array members, by the JSON type of their items
         names: list[str] = []
         for field in members:
             if field.message_type is None:
@@ -279,8 +280,10 @@ class Codec:
                 by_type[json_type] = self._setter(field)
                 names.append({str: "a string", bool: "a boolean"}.get(json_type, "a number"))
             elif _is_list_wrapper(field.message_type):
-                by_type[list] = _list_wrapper_setter(field, self.strict)
-                names.append("an array")
+                by_item.setdefault(_item_json_type(field.message_type), _list_wrapper_setter(field, self.strict))
+                if list not in by_type:
+                    by_type[list] = _array_setter(by_item)
+                    names.append("an array")
             else:
                 by_type[dict] = self._setter(field)
                 names.append("an object")
@@ -339,6 +342,8 @@ class Codec:
             item = field.message_type.fields_by_name["items"]
             if item.message_type is None:
                 return lambda wrapper: list(wrapper.items)
+            if _is_list_wrapper(item.message_type):  # an array of arrays
+                return lambda wrapper: [list(inner.items) for inner in wrapper.items]
             child = _child_codec(item.message_type, self.strict)
             return lambda wrapper: [child().to_dict(m) for m in wrapper.items]
         child = _child_codec(field.message_type, self.strict)
@@ -397,7 +402,31 @@ def _struct_setter(name: str) -> Setter:
     return set_struct
 
 
+def _item_json_type(wrapper: Descriptor) -> type:
+    """The JSON type of a list wrapper's items: str, bool, float (any number), list (its
+    items are list wrappers themselves) or dict."""
+    item = wrapper.fields_by_name["items"]
+    if item.message_type is not None:
+        return list if _is_list_wrapper(item.message_type) else dict
+    return {FieldDescriptor.TYPE_STRING: str, FieldDescriptor.TYPE_BOOL: bool}.get(item.type, float)
+
+
+def _array_setter(by_item: dict[type, Setter]) -> Setter:
+    """A oneof's array members (e.g. an array of strings, of numbers, of arrays): the
+    first item's JSON type picks one; an array no member takes is checked against the
+    first member, whose error names the item at fault."""
+    first = next(iter(by_item.values()))
+
+    def set_array(message: Message, value: Any, path: str) -> None:
+        kind = type(value[0]) if value else None
+        setter = by_item.get(float if kind is int else kind, first)
+        setter(message, value, path)
+    return set_array
+
+
 def _repeated_messages(name: str, descriptor: Descriptor, strict: bool) -> Setter:
+    if _is_list_wrapper(descriptor) and descriptor.fields[0].message_type is None:
+        return _repeated_arrays(name, _SCALAR_CHECKS[descriptor.fields[0].type])
     child = _child_codec(descriptor, strict)
     is_struct = descriptor.full_name == "google.protobuf.Struct"
 
@@ -417,14 +446,36 @@ def _repeated_messages(name: str, descriptor: Descriptor, strict: bool) -> Sette
     return set_list
 
 
+def _repeated_arrays(name: str, check: Callable[[Any, str], Any]) -> Setter:
+    """An array of arrays of scalars, into repeated list wrappers."""
+    def set_arrays(message: Message, value: Any, path: str) -> None:
+        if type(value) is not list:
+            raise _Mismatch(path, "an array", value)
+        target = getattr(message, name)
+        for i, item in enumerate(value):
+            if type(item) is not list:
+                raise _Mismatch(f"{path}[{i}]", "an array", item)
+            target.add().items.extend([check(v, f"{path}[{i}][{j}]") for j, v in enumerate(item)])
+    return set_arrays
+
+
 def _list_wrapper_setter(field: FieldDescriptor, strict: bool) -> Setter:
     item = field.message_type.fields_by_name["items"]
     name = field.name
     if item.message_type is None:
         check = _SCALAR_CHECKS[item.type]
+        numbers = item.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 
         def set_scalars(message: Message, value: Any, path: str) -> None:
-            items = [check(v, f"{path}[{i}]") for i, v in enumerate(value)]
+            # an embedding holds thousands of numbers: all floats go in as they are, and
+            # the item at fault is named only once one is found
+            if numbers and all(type(v) is float for v in value):
+                items = value
+            else:
+                try:
+                    items = [check(v, path) for v in value]
+                except _Mismatch:
+                    items = [check(v, f"{path}[{i}]") for i, v in enumerate(value)]
             getattr(message, name).items.extend(items)
             if not items:  # keep the (empty) member selected
                 getattr(message, name).SetInParent()

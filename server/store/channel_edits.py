@@ -11,8 +11,8 @@ from server.store.channels import Timeouts, timeout_columns
 
 def replace_settings(conn: sqlite3.Connection, channel_id: int, *, base_url: str, key: str,
                      models: list[str], model_map: dict[str, str], priority: int, weight: int = 1,
-                     timeouts: Timeouts = Timeouts()) -> None:
-    columns = timeout_columns(timeouts)
+                     timeouts: Timeouts = Timeouts(), api_version: str | None = None) -> None:
+    columns = {**timeout_columns(timeouts), "api_version": api_version}
     conn.execute("UPDATE channels SET base_url = ?, key = ?, models = ?, model_map = ?, priority = ?, weight = ?, "
                  + ", ".join(f"{c} = ?" for c in columns) + " WHERE id = ?",
                  [base_url.rstrip("/"), key, json.dumps(list(dict.fromkeys(models))), json.dumps(model_map),

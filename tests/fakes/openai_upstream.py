@@ -2,8 +2,10 @@
 API's shapes (paths, bearer auth, JSON and SSE bodies, error objects), records every
 request it receives, and can be told to pause mid-stream or fail.
 
-Besides chat it serves the Images API (`POST /v1/images/generations`, with the URLs it
-hands out served at its own `/files/...`) and the asynchronous Videos API (create as
+Besides chat it serves the Embeddings API (`POST /v1/embeddings`: float or base64
+vectors, `dimensions`, usage counted with cl100k as OpenAI counts), the Images API
+(`POST /v1/images/generations`, with the URLs it hands out served at its own
+`/files/...`) and the asynchronous Videos API (create as
 JSON or multipart, retrieve, list, content, delete, remix); `VideoPlan` says how a
 video's retrievals walk queued -> in_progress -> completed or fail.
 
@@ -12,11 +14,15 @@ it as they would a remote service.
 """
 from __future__ import annotations
 
+import array
 import asyncio
 import base64
+import hashlib
+import math
 import re
 import secrets
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -82,6 +88,53 @@ SORA_2_SIZES = ("720x1280", "1280x720")       # sora-2 (not pro) renders 720p on
 THUMBNAIL_WEBP = base64.b64decode("UklGRhoAAABXRUJQVlA4TA0AAAAvAAAAEAcQERGIiP4HAA==")
 
 
+# The embedding models and their native dimensions.
+EMBEDDING_MODELS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+
+def _embedding_inputs(given: Any) -> list | None:
+    """The inputs as OpenAI reads them (a text, texts, token ids, arrays of token ids), or
+    None for what it refuses: empty input, an empty string, more than 2048 items."""
+    def is_id(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    if isinstance(given, str):
+        return [given] if given else None
+    if not isinstance(given, list) or not given or len(given) > 2048:
+        return None
+    if all(is_id(v) for v in given):
+        return [given]
+    if all(isinstance(v, str) and v for v in given):
+        return given
+    if all(isinstance(v, list) and v and all(is_id(i) for i in v) for v in given):
+        return given
+    return None
+
+
+def fake_embedding(item: str | list[int], dimensions: int) -> list[float]:
+    """A unit vector drawn from the input, as float32 values (what OpenAI's float answers
+    hold); a shortened one is normalised again, as text-embedding-3's are."""
+    seed = hashlib.sha256(item.encode() if isinstance(item, str) else repr(item).encode()).digest()
+    raw = [((seed[i % 32] ^ (i * 131 % 256)) - 127.5) / 128 for i in range(dimensions)]
+    norm = math.sqrt(sum(v * v for v in raw)) or 1.0
+    return array.array("f", [v / norm for v in raw]).tolist()
+
+
+def embedding_base64(vector: list[float]) -> str:
+    packed = array.array("f", vector)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return base64.b64encode(packed.tobytes()).decode("ascii")
+
+
+def embedding_tokens(inputs: list) -> int:
+    import toktok  # OpenAI's embedding models count with cl100k_base
+
+    texts = [i for i in inputs if isinstance(i, str)]
+    counted = sum(toktok.batch_count(texts, "cl100k_base", threads=1)) if texts else 0
+    return counted + sum(len(i) for i in inputs if isinstance(i, list))
+
+
 def _error(status: int, message: str, param: str | None = None, code: str | None = None,
            type: str = "invalid_request_error") -> web.Response:
     return web.json_response({"error": {"message": message, "type": type, "param": param, "code": code}},
@@ -128,6 +181,8 @@ class FakeOpenAI:
         self.video_plan = VideoPlan()
         self.videos: dict[str, FakeVideo] = {}
         self.video_content: bytes | None = None  # the MP4 served; default: sample media
+        # embeddings: False answers without `usage`, as some OpenAI-compatible servers do
+        self.embeddings_usage: bool = True
         self.connection_closed = threading.Event()  # a stream's client went away mid-answer
         self.faults = Faults()  # tests/fakes/faults.py: what goes wrong, per path
         self.port = 0
@@ -143,6 +198,7 @@ class FakeOpenAI:
         app = web.Application(middlewares=[self.faults.middleware])
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/images/generations", self._images)
         app.router.add_get("/files/{name}", self._file)
         app.router.add_post("/v1/videos", self._create_video)
@@ -185,6 +241,9 @@ class FakeOpenAI:
             return web.Response(status=status, body=data, content_type="application/json")
         if self.delay:
             await asyncio.sleep(self.delay)
+        if body.get("model") in EMBEDDING_MODELS:
+            return _error(404, "This is not a chat model and thus not supported in the v1/chat/completions "
+                          "endpoint. Did you mean to use v1/completions?", "model")
         if body.get("stream"):
             return await self._stream(request, body)
         answer = self.completion or {
@@ -246,6 +305,46 @@ class FakeOpenAI:
             return denied
         return web.json_response({"object": "list", "data": [
             {"id": "gpt-4o-mini", "object": "model", "created": 1686935002, "owned_by": "openai"}]})
+
+    # Embeddings API -----------------------------------------------------------------------
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body, bad = await self._json_body(request)
+        if (refused := self._refuse(request, body)) is not None:
+            return refused
+        if bad is not None or not isinstance(body, dict):
+            return bad or _error(400, "The request body must be a JSON object.")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return _error(400, "you must provide a model parameter")
+        if model not in EMBEDDING_MODELS:
+            return _error(404, f"The model `{model}` does not exist or you do not have access to it.", None,
+                          "model_not_found")
+        inputs = _embedding_inputs(body.get("input"))
+        if inputs is None:
+            return _error(400, "'$.input' is invalid. Please check the API reference: "
+                          "https://platform.openai.com/docs/api-reference.")
+        fmt = body.get("encoding_format", "float")
+        if fmt not in ("float", "base64"):
+            return _error(400, f"Invalid value for 'encoding_format': '{fmt}'. Supported values are: "
+                          "'float' and 'base64'.", "encoding_format", "invalid_value")
+        native = EMBEDDING_MODELS[model]
+        dimensions = body.get("dimensions", native)
+        if "dimensions" in body and model == "text-embedding-ada-002":
+            return _error(400, "This model does not support specifying dimensions.")
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= native:
+            return _error(400, f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and {native}.",
+                          "dimensions", "invalid_value")
+        data = []
+        for index, item in enumerate(inputs):
+            vector = fake_embedding(item, dimensions)
+            data.append({"object": "embedding", "index": index,
+                         "embedding": embedding_base64(vector) if fmt == "base64" else vector})
+        answer: dict = {"object": "list", "data": data, "model": model}
+        if self.embeddings_usage:
+            tokens = embedding_tokens(inputs)
+            answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response(answer)
 
     # Images API ---------------------------------------------------------------------------
 

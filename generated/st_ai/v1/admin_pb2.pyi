@@ -160,7 +160,7 @@ class AddTokenQuotaRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
 
 class ChannelInfo(_message.Message):
-    __slots__ = ("name", "type", "label", "base_url", "models", "model_map", "priority", "enabled", "key_hint", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "state", "cooling_until", "failures", "last_error", "disabled_reason")
+    __slots__ = ("name", "type", "label", "base_url", "models", "model_map", "priority", "enabled", "key_hint", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "state", "cooling_until", "failures", "last_error", "disabled_reason", "api_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -180,6 +180,7 @@ class ChannelInfo(_message.Message):
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     label: str
@@ -199,7 +200,8 @@ class ChannelInfo(_message.Message):
     failures: int
     last_error: str
     disabled_reason: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., label: _Optional[str] = ..., base_url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., key_hint: _Optional[str] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., state: _Optional[str] = ..., cooling_until: _Optional[float] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., disabled_reason: _Optional[str] = ...) -> None: ...
+    api_version: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., label: _Optional[str] = ..., base_url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., key_hint: _Optional[str] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., state: _Optional[str] = ..., cooling_until: _Optional[float] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., api_version: _Optional[str] = ...) -> None: ...
 
 class ListChannelsRequest(_message.Message):
     __slots__ = ()
@@ -222,7 +224,7 @@ class ChannelRef(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateChannelRequest(_message.Message):
-    __slots__ = ("name", "type", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total")
+    __slots__ = ("name", "type", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "api_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
@@ -236,6 +238,7 @@ class CreateChannelRequest(_message.Message):
     TIMEOUT_FIRST_BYTE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_IDLE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     base_url: str
@@ -249,10 +252,11 @@ class CreateChannelRequest(_message.Message):
     timeout_first_byte: float
     timeout_idle: float
     timeout_total: float
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ...) -> None: ...
+    api_version: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., api_version: _Optional[str] = ...) -> None: ...
 
 class UpdateChannelRequest(_message.Message):
-    __slots__ = ("name", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total")
+    __slots__ = ("name", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "api_version")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -265,6 +269,7 @@ class UpdateChannelRequest(_message.Message):
     TIMEOUT_FIRST_BYTE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_IDLE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    API_VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     base_url: str
     key: str
@@ -277,7 +282,8 @@ class UpdateChannelRequest(_message.Message):
     timeout_first_byte: float
     timeout_idle: float
     timeout_total: float
-    def __init__(self, name: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ...) -> None: ...
+    api_version: str
+    def __init__(self, name: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., api_version: _Optional[str] = ...) -> None: ...
 
 class TestChannelRequest(_message.Message):
     __slots__ = ("name", "model")

@@ -1,6 +1,7 @@
 """OpenAI and every OpenAI-compatible service (`type: openai`)."""
 from server.providers.interface import ProviderSpec
 from server.providers.openai.chat import OpenAIChat
+from server.providers.openai.embeddings import OpenAIEmbeddings
 from server.providers.openai.images import OpenAIImages
 from server.providers.openai.videos import OpenAIVideos
 
@@ -11,5 +12,6 @@ PROVIDER = ProviderSpec(
     chat=OpenAIChat,
     images=OpenAIImages,
     video=OpenAIVideos,
+    embeddings=OpenAIEmbeddings,
     key_optional=True,  # local OpenAI-compatible servers (vLLM, Ollama) often take no key
 )
