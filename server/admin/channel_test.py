@@ -67,7 +67,9 @@ async def _probe(registry: Registry, channel: Channel, model: str, timeout: floa
         try:
             await registry.chat[channel.type].complete(channel, body, timeout)
         except GatewayError as refused:
-            if channel.type not in registry.embeddings:
+            # a refused key or an empty account is the answer; a refusal of the model or of
+            # the chat endpoint may mean it is an embeddings model
+            if channel.type not in registry.embeddings or refused.channel_fault in ("credentials", "account"):
                 raise
             try:  # the model may be an embeddings model, which the chat endpoint refuses
                 await _embed_one(registry, channel, model, timeout)

@@ -1,9 +1,9 @@
 """Embeddings over the Gemini API's `:batchEmbedContents`: one request per input text
 (`outputDimensionality` from `dimensions`; no task type), float lists out. Gemini does not
-count the tokens it embedded, so st-ai counts them (server/billing/tokenizer.py)."""
+count the tokens it embedded: the answer carries no usage, and the relay core counts them
+itself and books the count as an estimate."""
 from __future__ import annotations
 
-from server.billing.tokenizer import TokenTally, encoding_for
 from server.errors import invalid_request
 from server.providers import failures
 from server.providers.gemini import errors
@@ -38,13 +38,6 @@ def vectors(answer: dict, expected: int) -> list[list[float]]:
     return [[float(x) for x in v] for v in found]
 
 
-def counted(model: str, inputs: list[str]) -> int:
-    tally = TokenTally(encoding_for(model))
-    for text in inputs:
-        tally.add(text)
-    return tally.total()
-
-
 class GeminiEmbeddings:
     def __init__(self, upstream: Upstream) -> None:
         self._http = upstream.http
@@ -59,7 +52,5 @@ class GeminiEmbeddings:
                                      timeout)
             with failures.reading(errors.WHO):
                 embeddings.extend(vectors(answer, len(batch)))
-        tokens = counted(model, inputs)
         return {"object": "list", "model": model,
-                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(embeddings)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(embeddings)]}
