@@ -259,6 +259,8 @@ def _tool(tool: Any, i: int) -> dict:
     schema = function.get("parameters")
     if not isinstance(schema, dict) or not schema:
         schema = {"type": "object", "properties": {}}  # Anthropic requires an input schema
+    elif "type" not in schema:
+        schema = {"type": "object", **schema}  # ... of an object, which OpenAI's implies
     declared: dict[str, Any] = {"name": function["name"], "input_schema": schema}
     if isinstance(function.get("description"), str) and function["description"]:
         declared["description"] = function["description"]
