@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from openai import APIError, APIStatusError, BadRequestError, OpenAI
 
 from server.billing.prices import PriceChanges
+from server.store import channels as channel_store
 from server.store import prices as price_store
 from server.store.db import open_db
 from tests.fakes.anthropic import KEY, FakeAnthropic, Reply, error_body, text
@@ -78,11 +79,30 @@ def unique(prefix: str) -> str:
 
 
 def claude(gateway, fake: FakeAnthropic, upstream: str = SONNET, api_version: str | None = None,
-           model: str | None = None, priority: int = 0) -> str:
+           model: str | None = None) -> str:
     """An anthropic channel serving a public model name mapped to `upstream`; the name."""
     model = model or unique("claude")
     gateway.channel(unique("anthropic"), "anthropic", [model], base_url=fake.url, key=fake.key,
-                    model_map={model: upstream}, priority=priority, api_version=api_version)
+                    model_map={model: upstream}, api_version=api_version)
+    return model
+
+
+def claude_pair(gateway, first: FakeAnthropic, second: FakeAnthropic, first_upstream: str = SONNET) -> str:
+    """A public model served by an anthropic channel on `first` and, after it, one on
+    `second`; both get the model in one commit, so the gateway never routes to one only."""
+    model = unique("claude-pair")
+    db = open_db(gateway.db_path)
+    try:
+        ids = [channel_store.add(db, unique("anthropic"), "anthropic", fake.url, fake.key, [f"{model}-idle"],
+                                 {model: upstream}, priority=rank).id
+               for rank, fake, upstream in ((1, first, first_upstream), (0, second, SONNET))]
+        with db.conn:
+            for channel_id in ids:
+                db.conn.execute("UPDATE channels SET models = ? WHERE id = ?", [json.dumps([model]), channel_id])
+    finally:
+        db.close()
+    probe = gateway.token(unique("probe"))
+    gateway.wait_for(lambda: model in gateway._models(probe), f"model {model}")
     return model
 
 
@@ -355,9 +375,7 @@ def test_each_class_of_upstream_error_reaches_the_client_with_its_status_type_an
 
 
 def test_an_overloaded_channel_falls_over_to_a_second_one(gateway, fake, backup, client):
-    model = unique("claude-failover")
-    claude(gateway, fake, model=model, priority=1)
-    claude(gateway, backup, model=model, priority=0)
+    model = claude_pair(gateway, fake, backup)
     always(fake, 529, "overloaded_error", "Overloaded", retry_after="1")
     done = client.chat.completions.create(model=model, messages=HI, max_tokens=50)
     assert done.choices[0].message.content == "Hello from Claude."
@@ -366,9 +384,7 @@ def test_an_overloaded_channel_falls_over_to_a_second_one(gateway, fake, backup,
 
 
 def test_a_client_fault_does_not_fall_over(gateway, fake, backup, client):
-    model = unique("claude-no-failover")
-    claude(gateway, fake, model=model, priority=1)
-    claude(gateway, backup, model=model, priority=0)
+    model = claude_pair(gateway, fake, backup)
     always(fake, 400, "invalid_request_error", "prompt is too long: 250000 tokens > 200000 maximum")
     with pytest.raises(BadRequestError) as caught:
         client.chat.completions.create(model=model, messages=HI, max_tokens=50)
@@ -377,9 +393,7 @@ def test_a_client_fault_does_not_fall_over(gateway, fake, backup, client):
 
 
 def test_an_overloaded_error_event_before_any_content_falls_over_when_streaming(gateway, fake, backup, client):
-    model = unique("claude-stream-failover")
-    claude(gateway, fake, model=model, priority=1)
-    claude(gateway, backup, model=model, priority=0)
+    model = claude_pair(gateway, fake, backup)
     fake.script(text("never said", error_after=3))  # message_start, content_block_start, ping, then the error
     chunks = list(client.chat.completions.create(model=model, messages=HI, max_tokens=50, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from Claude."
@@ -399,9 +413,7 @@ def test_an_error_event_after_content_ends_the_stream_with_an_error(gateway, fak
 
 
 def test_an_unknown_model_on_one_channel_is_tried_on_the_next(gateway, fake, backup, client):
-    model = unique("claude-mapped")
-    claude(gateway, fake, upstream="claude-not-there-1", model=model, priority=1)
-    claude(gateway, backup, model=model, priority=0)
+    model = claude_pair(gateway, fake, backup, first_upstream="claude-not-there-1")
     assert client.chat.completions.create(model=model, messages=HI, max_tokens=50).choices[0].message.content
     assert (len(fake.received), len(backup.received)) == (1, 1)
 

@@ -393,3 +393,22 @@ def test_a_404_without_anthropics_body_is_a_misconfigured_channel():
 def test_the_channel_key_never_reaches_the_client_through_an_upstream_message():
     error = errors.from_response(400, body("invalid_request_error", f"bad key {CHANNEL.key}"), CHANNEL)
     assert CHANNEL.key not in error.message
+
+
+# -- the channel type --------------------------------------------------------------------------
+
+def test_the_channel_type_is_discovered_with_anthropics_base_url_and_its_headers():
+    from server.channel_rules import NewChannel, check
+    from server.providers.anthropic import PROVIDER
+    from server.providers.anthropic.chat import AnthropicChat, headers, messages_url
+    from server.providers.registry import discover
+    specs = discover()
+    assert specs["anthropic"] is PROVIDER and PROVIDER.chat is AnthropicChat
+    added = check(NewChannel("c", "anthropic", ["claude-opus-4-7"], key="sk-ant-api03-x"), specs)
+    assert added.base_url == "https://api.anthropic.com"
+    assert messages_url(CHANNEL) == "https://api.anthropic.com/v1/messages"
+    with_v1 = Channel(2, "c2", "anthropic", "https://proxy.example.com/v1", "k", api_version="2023-06-01")
+    assert messages_url(with_v1) == "https://proxy.example.com/v1/messages"
+    assert headers(CHANNEL)["anthropic-version"] == "2026-10-21"
+    assert headers(with_v1) == {"x-api-key": "k", "anthropic-version": "2023-06-01",
+                                "content-type": "application/json", "accept": "application/json"}
