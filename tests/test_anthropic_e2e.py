@@ -504,3 +504,40 @@ def test_grpc_tool_call_round_trip_and_an_upstream_400(gateway, fake, key, grpc_
     detail = error_detail(reflected, caught.value)
     assert (detail.http_status, detail.type) == (400, "invalid_request_error")
     assert "too many images" in detail.message
+
+
+def test_reasoning_through_a_tool_call_keeps_the_signed_thinking_the_client_sends_back(gateway, fake, client):
+    model = claude(gateway, fake, OPUS)
+    fake.script(Reply([{"type": "thinking", "thinking": "I need the weather tool.", "signature": "sig-tool"},
+                       {"type": "tool_use", "id": "toolu_w", "name": "weather", "input": {"city": "Oslo"}}],
+                      stop_reason="tool_use"),
+                text("Oslo is cold."), text("Oslo is still cold."))
+    question = [{"role": "user", "content": "Weather in Oslo?"}]
+    first = extra(client.chat.completions.create(model=model, messages=question, tools=[WEATHER],
+                                                 reasoning_effort="medium").choices[0].message)
+    assert first["thinking_blocks"] == [{"type": "thinking", "thinking": "I need the weather tool.",
+                                         "signature": "sig-tool"}]
+    call = first["tool_calls"][0]
+    turn = {"role": "assistant", "content": None, "tool_calls": [call], "thinking_blocks": first["thinking_blocks"]}
+    result = {"role": "tool", "tool_call_id": call["id"], "content": "-3C"}
+    done = client.chat.completions.create(model=model, tools=[WEATHER], reasoning_effort="medium",
+                                          messages=[*question, turn, result])
+    body = fake.last().body
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "medium"}
+    assert body["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "I need the weather tool.", "signature": "sig-tool"},
+        {"type": "tool_use", "id": "toolu_w", "name": "weather", "input": {"city": "Oslo"}}]
+    assert done.choices[0].message.content == "Oslo is cold."
+    # a client that drops the thinking still gets its answer: thinking is left out for that request
+    del turn["thinking_blocks"]
+    client.chat.completions.create(model=model, tools=[WEATHER], reasoning_effort="medium",
+                                   messages=[*question, turn, result])
+    assert "thinking" not in fake.last().body
+
+
+def test_streamed_thinking_ends_with_its_signed_block(gateway, fake, client):
+    model = claude(gateway, fake, OPUS)
+    fake.script(THOUGHT)
+    chunks = list(client.chat.completions.create(model=model, messages=HI, reasoning_effort="low", stream=True))
+    blocks = [b for c in chunks if c.choices for b in extra(c.choices[0].delta).get("thinking_blocks") or []]
+    assert blocks == [{"type": "thinking", "thinking": "The user greets me; greet back.", "signature": "sig-x"}]

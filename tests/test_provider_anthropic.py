@@ -233,7 +233,20 @@ def test_no_thinking_for_models_without_it_for_none_or_when_a_tool_is_forced():
     assert "thinking" not in translate(chat(reasoning_effort="high", tools=TOOLS, tool_choice="required"))
 
 
-def test_no_thinking_when_continuing_a_tool_call_whose_thinking_the_client_cannot_send_back():
+def test_thinking_blocks_the_client_sends_back_lead_the_turn_and_keep_thinking_on():
+    body = chat("claude-opus-4-7", reasoning_effort="high", tools=TOOLS, messages=[
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "thinking_blocks": [{"type": "thinking", "thinking": "Ask the tool.", "signature": "s1"}],
+         "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "sunny"}])
+    sent = translate(body)
+    assert sent["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "Ask the tool.", "signature": "s1"},
+        {"type": "tool_use", "id": "t1", "name": "weather", "input": {}}]
+    assert sent["thinking"] == {"type": "adaptive"}
+
+
+def test_no_thinking_when_continuing_a_tool_call_whose_thinking_the_client_did_not_send_back():
     body = chat("claude-opus-4-7", reasoning_effort="high", tools=TOOLS, messages=[
         {"role": "user", "content": "Weather?"},
         {"role": "assistant", "tool_calls": [{"id": "t1", "type": "function",
@@ -257,7 +270,8 @@ def test_a_message_becomes_a_chat_completion_with_reasoning_and_usage():
     assert done == {
         "id": "msg_01", "object": "chat.completion", "created": 1_700_000_000, "model": "claude-opus-4-7",
         "choices": [{"index": 0, "finish_reason": "stop", "message": {
-            "role": "assistant", "content": "It is sunny.", "reasoning_content": "Let me think."}}],
+            "role": "assistant", "content": "It is sunny.", "reasoning_content": "Let me think.",
+            "thinking_blocks": [{"type": "thinking", "thinking": "Let me think.", "signature": "sig"}]}}],
         "usage": {"prompt_tokens": 160, "completion_tokens": 20, "total_tokens": 180,
                   "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 50}}}
 
@@ -318,7 +332,9 @@ def test_text_and_thinking_deltas_become_content_and_reasoning_chunks_with_usage
          [{"type": "thinking_delta", "thinking": "Hmm"}, {"type": "signature_delta", "signature": "x"}]),
         ({"type": "text", "text": ""}, [{"type": "text_delta", "text": "Hel"}, {"type": "text_delta", "text": "lo"}])))
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
-    assert deltas == [{"role": "assistant", "reasoning_content": "Hmm"}, {"content": "Hel"}, {"content": "lo"}, {}]
+    assert deltas == [{"role": "assistant", "reasoning_content": "Hmm"},
+                      {"thinking_blocks": [{"type": "thinking", "thinking": "Hmm", "signature": "x"}]},
+                      {"content": "Hel"}, {"content": "lo"}, {}]
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1] == {"id": "msg_s", "object": "chat.completion.chunk", "created": 123,
                           "model": "claude-haiku-4-5", "choices": [],

@@ -39,7 +39,8 @@ MODELS: dict[str, tuple[str, frozenset[str]]] = {
     "claude-opus-5-5": ("none", frozenset({"adaptive"})),
 }
 EFFORTS = {"low", "medium", "high", "max", "xhigh"}
-BLOCK_TYPES = {"user": {"text", "image", "tool_result"}, "assistant": {"text", "tool_use", "thinking"}}
+BLOCK_TYPES = {"user": {"text", "image", "tool_result"},
+               "assistant": {"text", "tool_use", "thinking", "redacted_thinking"}}
 STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                 403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                 429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
@@ -202,6 +203,8 @@ def _check_body(body: Any, version: str) -> None:
         raise Refused(400, "temperature: Input should be less than or equal to 1")
     _check_thinking(body, thinking_forms, max_tokens)
     _check_messages(body.get("messages"))
+    if body.get("thinking", {}).get("type") in ("enabled", "adaptive"):
+        _check_thinking_leads_a_tool_turn(body["messages"])
     _check_tools(body)
     if "system" in body and not (isinstance(body["system"], str) or all(
             isinstance(b, dict) and b.get("type") == "text" and b.get("text") for b in body["system"])):
@@ -261,6 +264,20 @@ def _check_messages(messages: Any) -> None:
                                        "blocks; each must have a corresponding `tool_use` block in the previous message.")
                 answered.add(block["tool_use_id"])
         called = {b["id"] for b in blocks if b.get("type") == "tool_use"} if role == "assistant" else set()
+
+
+def _check_thinking_leads_a_tool_turn(messages: list) -> None:
+    """With thinking on, the assistant turn whose tool calls the conversation continues
+    from must start with its thinking, as Anthropic returned it."""
+    assistants = [m for m in messages if m["role"] == "assistant"]
+    if not assistants or isinstance(assistants[-1]["content"], str):
+        return
+    blocks = assistants[-1]["content"]
+    if any(b.get("type") == "tool_use" for b in blocks) and blocks[0].get("type") not in ("thinking",
+                                                                                          "redacted_thinking"):
+        raise Refused(400, f"messages.{messages.index(assistants[-1])}.content.0.type: Expected `thinking` or "
+                           f"`redacted_thinking`, but found `{blocks[0].get('type')}`. When `thinking` is enabled, a "
+                           "final `assistant` message must start with a thinking block.")
 
 
 def _check_image(source: Any, where: str) -> None:

@@ -53,23 +53,34 @@ def tool_call(block: dict, index: int | None = None) -> dict:
     return call if index is None else {"index": index, **call}
 
 
+def thinking_block(block: dict) -> dict:
+    """A thinking block as the client keeps it (`thinking_blocks`, as LiteLLM names them) and
+    sends back with the turn, signature included: Anthropic wants it back before a tool
+    call's results."""
+    if block["type"] == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block["data"]}
+    return {"type": "thinking", "thinking": block["thinking"], "signature": block.get("signature") or ""}
+
+
 def completion(message: dict, created: int) -> dict:
     """A whole Message as a `chat.completion`. Raises KeyError/TypeError on a message
     without the documented shape (the caller reads it inside failures.reading)."""
     texts: list[str] = []
-    thinking: list[str] = []
+    thinking: list[dict] = []
     calls: list[dict] = []
     for block in message["content"]:
         kind = block["type"]
         if kind == "text":
             texts.append(block["text"])
-        elif kind == "thinking":
-            thinking.append(block["thinking"])
+        elif kind in ("thinking", "redacted_thinking"):
+            thinking.append(thinking_block(block))
         elif kind == "tool_use":
             calls.append(tool_call(block))
     reply: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if thought := "".join(b.get("thinking", "") for b in thinking):
+        reply["reasoning_content"] = thought
     if thinking:
-        reply["reasoning_content"] = "".join(thinking)
+        reply["thinking_blocks"] = thinking
     if calls:
         reply["tool_calls"] = calls
     return {

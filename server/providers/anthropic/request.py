@@ -24,6 +24,7 @@ THINKING_TOP_P = (0.95, 1.0)
 
 _DATA_URI = re.compile(r"data:(image/[A-Za-z0-9.+-]+);base64,(.*)", re.DOTALL)
 _SYSTEM_ROLES = ("system", "developer")
+_THINKING = ("thinking", "redacted_thinking")
 
 
 def messages_request(body: dict, rules: Rules, stream: bool = False) -> dict:
@@ -114,10 +115,13 @@ def _thinking(effort: Any, rules: Rules, max_tokens: int, tool_choice: dict | No
 
 
 def _continues_tool_use(turns: list[dict]) -> bool:
-    """The last assistant turn called tools and the conversation goes on from their results."""
+    """The last assistant turn called tools without its thinking blocks (the client did not
+    send back `thinking_blocks`), and the conversation goes on from the calls' results."""
     for turn in reversed(turns):
         if turn["role"] == "assistant":
-            return any(block.get("type") == "tool_use" for block in turn["content"])
+            blocks = turn["content"]
+            called = any(block.get("type") == "tool_use" for block in blocks)
+            return called and blocks[0].get("type") not in _THINKING
     return False
 
 
@@ -200,7 +204,7 @@ def _image(image_url: Any, param: str) -> dict:
 
 
 def _assistant_blocks(message: dict, i: int) -> list[dict]:
-    blocks = []
+    blocks = _thinking_blocks(message.get("thinking_blocks"), i)
     content = message.get("content")
     if isinstance(content, str):
         if content:
@@ -221,6 +225,21 @@ def _assistant_blocks(message: dict, i: int) -> list[dict]:
             raise invalid_request("A tool call needs an id and a function name.", param)
         blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"],
                        "input": _arguments(function.get("arguments"), f"{param}.function.arguments")})
+    return blocks
+
+
+def _thinking_blocks(value: Any, i: int) -> list[dict]:
+    """The turn's thinking as the client got it (`thinking_blocks`), sent back first."""
+    blocks = []
+    for j, block in enumerate(value if isinstance(value, list) else []):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "thinking" and isinstance(block.get("thinking"), str) and isinstance(block.get("signature"), str):
+            blocks.append({"type": "thinking", "thinking": block["thinking"], "signature": block["signature"]})
+        elif kind == "redacted_thinking" and isinstance(block.get("data"), str):
+            blocks.append({"type": "redacted_thinking", "data": block["data"]})
+        else:
+            raise invalid_request("A thinking block needs its thinking and signature (or redacted data).",
+                                  f"messages[{i}].thinking_blocks[{j}]")
     return blocks
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.providers.anthropic.answer import finish_reason, usage
+from server.providers.anthropic.answer import finish_reason, thinking_block, usage
 
 
 class StreamError(Exception):
@@ -28,6 +28,7 @@ class Translator:
     model: str = ""
     usage: dict = field(default_factory=dict)
     _calls: dict[int, int] = field(default_factory=dict)  # content block index -> tool call index
+    _thinking: dict[int, dict] = field(default_factory=dict)  # content block index -> the block so far
     done: bool = False  # message_stop came: the stream ended as it should
     _spoke: bool = False
 
@@ -45,6 +46,8 @@ class Translator:
                 number = self._calls[event["index"]] = len(self._calls)
                 return [self._delta({"tool_calls": [{"index": number, "id": block["id"], "type": "function",
                                                      "function": {"name": block["name"], "arguments": ""}}]})]
+            if block["type"] in ("thinking", "redacted_thinking"):
+                self._thinking[event["index"]] = dict(block)
             if block["type"] in ("text", "thinking") and block.get(block["type"]):
                 return [self._delta(_text_delta(block["type"], block[block["type"]]))]
         elif kind == "content_block_delta":
@@ -52,11 +55,18 @@ class Translator:
             if delta["type"] == "text_delta":
                 return [self._delta({"content": delta["text"]})]
             if delta["type"] == "thinking_delta":
+                if (block := self._thinking.get(event["index"])) is not None:
+                    block["thinking"] = block.get("thinking", "") + delta["thinking"]
                 return [self._delta({"reasoning_content": delta["thinking"]})]
+            if delta["type"] == "signature_delta" and event["index"] in self._thinking:
+                self._thinking[event["index"]]["signature"] = delta["signature"]
             if delta["type"] == "input_json_delta" and event["index"] in self._calls:
                 number = self._calls[event["index"]]
                 return [self._delta({"tool_calls": [{"index": number,
                                                      "function": {"arguments": delta["partial_json"]}}]})]
+        elif kind == "content_block_stop" and event["index"] in self._thinking:
+            # the whole block once it is complete, for the client to send back with the turn
+            return [self._delta({"thinking_blocks": [thinking_block(self._thinking.pop(event["index"]))]})]
         elif kind == "message_delta":
             # its usage counts are cumulative: they replace message_start's
             self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
