@@ -27,7 +27,7 @@ from tests.reflection_client import Reflected, auth, error_detail
 
 pytestmark = pytest.mark.timeout(90)
 
-SONNET = "claude-sonnet-4-5-20250929"
+HAIKU = "claude-haiku-4-5"
 OPUS = "claude-opus-4-7"
 HAIKU_3_5 = "claude-3-5-haiku-20241022"
 PATH = "/v1/messages"
@@ -78,7 +78,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def claude(gateway, fake: FakeAnthropic, upstream: str = SONNET, api_version: str | None = None,
+def claude(gateway, fake: FakeAnthropic, upstream: str = HAIKU, api_version: str | None = None,
            model: str | None = None) -> str:
     """An anthropic channel serving a public model name mapped to `upstream`; the name."""
     model = model or unique("claude")
@@ -87,7 +87,7 @@ def claude(gateway, fake: FakeAnthropic, upstream: str = SONNET, api_version: st
     return model
 
 
-def claude_pair(gateway, first: FakeAnthropic, second: FakeAnthropic, first_upstream: str = SONNET) -> str:
+def claude_pair(gateway, first: FakeAnthropic, second: FakeAnthropic, first_upstream: str = HAIKU) -> str:
     """A public model served by an anthropic channel on `first` and, after it, one on
     `second`; both get the model in one commit, so the gateway never routes to one only."""
     model = unique("claude-pair")
@@ -95,7 +95,7 @@ def claude_pair(gateway, first: FakeAnthropic, second: FakeAnthropic, first_upst
     try:
         ids = [channel_store.add(db, unique("anthropic"), "anthropic", fake.url, fake.key, [f"{model}-idle"],
                                  {model: upstream}, priority=rank).id
-               for rank, fake, upstream in ((1, first, first_upstream), (0, second, SONNET))]
+               for rank, fake, upstream in ((1, first, first_upstream), (0, second, HAIKU))]
         with db.conn:
             for channel_id in ids:
                 db.conn.execute("UPDATE channels SET models = ? WHERE id = ?", [json.dumps([model]), channel_id])
@@ -127,7 +127,7 @@ def test_a_plain_chat_is_one_messages_call_with_system_and_the_models_max_tokens
     received = fake.last()
     assert_headers(received)
     # the current API version takes no temperature: left out, not sent to fail
-    assert received.body == {"model": SONNET, "max_tokens": 64_000, "system": [{"type": "text", "text": "Be brief."}],
+    assert received.body == {"model": HAIKU, "max_tokens": 64_000, "system": [{"type": "text", "text": "Be brief."}],
                              "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
     assert done.choices[0].message.content == "Hello from Claude."
     assert done.choices[0].message.role == "assistant"
@@ -144,7 +144,7 @@ def test_the_2023_version_gets_the_sampling_parameters_the_model_takes(gateway, 
     assert received.body == {"model": HAIKU_3_5, "max_tokens": 100, "temperature": 0.2, "top_p": 0.9,
                              "stop_sequences": ["END"], "metadata": {"user_id": "user-7"},
                              "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
-    one = claude(gateway, fake, SONNET, api_version="2023-06-01")
+    one = claude(gateway, fake, HAIKU, api_version="2023-06-01")
     client.chat.completions.create(model=one, messages=HI, temperature=0.2, top_p=0.9, max_tokens=100)
     assert (fake.last().body.get("temperature"), "top_p" in fake.last().body) == (0.2, False)
     newest = claude(gateway, fake, OPUS, api_version="2023-06-01")
@@ -159,7 +159,7 @@ def test_a_streamed_chat_arrives_as_chunks_with_the_role_first_and_usage_last(ga
                                                  stream_options={"include_usage": True}))
     received = fake.last()
     assert_headers(received)
-    assert received.body == {"model": SONNET, "max_tokens": 64_000, "stream": True,
+    assert received.body == {"model": HAIKU, "max_tokens": 64_000, "stream": True,
                              "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
     contents = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert "".join(contents) == "Streaming a reply in several small pieces." and len(contents) > 3
@@ -441,7 +441,7 @@ def test_reasoning_effort_is_adaptive_thinking_on_newer_models_surfaced_as_reaso
 
 
 def test_reasoning_effort_is_a_thinking_budget_on_older_models(gateway, fake, client):
-    model = claude(gateway, fake, SONNET, api_version="2023-06-01")
+    model = claude(gateway, fake, HAIKU, api_version="2023-06-01")
     fake.script(THOUGHT)
     done = client.chat.completions.create(model=model, messages=HI, reasoning_effort="low", max_tokens=4000,
                                           temperature=0.5)

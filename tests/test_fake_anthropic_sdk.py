@@ -10,7 +10,7 @@ from tests.fakes.anthropic import FakeAnthropic, Reply, text
 
 pytestmark = pytest.mark.timeout(60)
 
-MODEL = "claude-sonnet-4-5-20250929"
+MODEL = "claude-haiku-4-5"
 HI = [{"role": "user", "content": "Hi"}]
 
 

@@ -30,7 +30,7 @@ _THINKING = ("thinking", "redacted_thinking")
 def messages_request(body: dict, rules: Rules, stream: bool = False) -> dict:
     """The Messages API body for `body` (an OpenAI chat request with the upstream model name)."""
     model = body["model"]
-    if isinstance(body.get("n"), int) and body["n"] > 1:
+    if isinstance(body.get("n"), (int, float)) and body["n"] > 1:
         raise invalid_request("This model answers one choice per request; `n` must be 1.", "n")
     system, turns = _conversation(body.get("messages") or [])
     max_tokens = _max_tokens(body, model)
@@ -58,6 +58,8 @@ def _max_tokens(body: dict, model: str) -> int:
     """Anthropic requires `max_tokens`: the client's limit, else the model's own most."""
     for key in ("max_completion_tokens", "max_tokens"):
         value = body.get(key)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return default_output_cap(model)
