@@ -468,10 +468,12 @@ def test_grpc_plain_and_streamed_chat_with_an_image_and_cache_usage(gateway, fak
     fake.script(text("Plain over gRPC.", cache_read=4, cache_write=8), text("Streamed over gRPC.", cache_read=4,
                                                                           cache_write=8))
     body = {"model": model, "max_tokens": 80, "messages": [{"role": "user", "parts": {"items": [
-        {"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "https://img.example.com/a.png"}}]}}]}
+        {"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "https://img.example.com/a.png"}},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_BASE64}"}}]}}]}
     done = create(json_format.ParseDict(body, Request()), metadata=auth(key), timeout=20)
-    assert fake.last().body["messages"][0]["content"][1] == {
-        "type": "image", "source": {"type": "url", "url": "https://img.example.com/a.png"}}
+    assert fake.last().body["messages"][0]["content"][1:] == [
+        {"type": "image", "source": {"type": "url", "url": "https://img.example.com/a.png"}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_BASE64}}]
     assert done.choices[0].message.text == "Plain over gRPC."
     assert (done.usage.prompt_tokens, done.usage.prompt_tokens_details.cached_tokens,
             done.usage.prompt_tokens_details.cache_write_tokens) == (33, 4, 8)
@@ -541,3 +543,59 @@ def test_streamed_thinking_ends_with_its_signed_block(gateway, fake, client):
     chunks = list(client.chat.completions.create(model=model, messages=HI, reasoning_effort="low", stream=True))
     blocks = [b for c in chunks if c.choices for b in extra(c.choices[0].delta).get("thinking_blocks") or []]
     assert blocks == [{"type": "thinking", "thinking": "The user greets me; greet back.", "signature": "sig-x"}]
+
+
+def test_grpc_streamed_reasoning_and_parallel_tool_calls(gateway, fake, key, grpc_channel):
+    model = claude(gateway, fake, OPUS)
+    reflected = Reflected(grpc_channel)
+    stream, Request = reflected.callable("st_ai.v1.Chat", "StreamChatCompletion")
+    fake.script(Reply([{"type": "thinking", "thinking": "Both cities, in parallel.", "signature": "sig-g"},
+                       *PARIS_AND_ROME.content[1:]], stop_reason="tool_use"))
+    request = {"model": model, "tools": [WEATHER], "reasoning_effort": "high",
+               "messages": [{"role": "user", "text": "Weather in Paris and Rome?"}]}
+    chunks = list(stream(json_format.ParseDict(request, Request()), metadata=auth(key), timeout=20))
+    assert fake.last().body["thinking"] == {"type": "adaptive"}
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(d.reasoning_content for d in deltas) == "Both cities, in parallel."
+    calls: dict[int, dict] = {}
+    for delta in deltas:
+        for call in delta.tool_calls:
+            merged = calls.setdefault(call.index, {"id": "", "arguments": ""})
+            merged["id"] += call.id
+            merged["arguments"] += call.function.arguments
+    assert [(c["id"], json.loads(c["arguments"])) for c in calls.values()] == [
+        ("toolu_paris", {"city": "Paris"}), ("toolu_rome", {"city": "Rome"})]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+
+
+@pytest.mark.parametrize("stop, finish", STOPS)
+def test_grpc_each_stop_reason_is_its_finish_reason(gateway, fake, key, grpc_channel, stop, finish):
+    model = claude(gateway, fake)
+    create, Request = Reflected(grpc_channel).callable("st_ai.v1.Chat", "CreateChatCompletion")
+    fake.script(reply_for(stop))
+    done = create(json_format.ParseDict({"model": model, "max_tokens": 50, "tools": [WEATHER],
+                                         "messages": [{"role": "user", "text": "Hi"}]}, Request()),
+                  metadata=auth(key), timeout=20)
+    assert done.choices[0].finish_reason == finish
+
+
+@pytest.mark.parametrize("status, kind, code, http_status, client_code", [
+    (400, "invalid_request_error", grpc.StatusCode.INVALID_ARGUMENT, 400, ""),
+    (413, "request_too_large", grpc.StatusCode.RESOURCE_EXHAUSTED, 413, "request_too_large"),
+    (404, "not_found_error", grpc.StatusCode.NOT_FOUND, 404, "model_not_found"),
+    (401, "authentication_error", grpc.StatusCode.UNAVAILABLE, 502, "upstream_error"),
+    (429, "rate_limit_error", grpc.StatusCode.UNAVAILABLE, 503, "upstream_rate_limited"),
+    (529, "overloaded_error", grpc.StatusCode.UNAVAILABLE, 502, "upstream_error"),
+])
+def test_grpc_each_class_of_upstream_error(gateway, fake, key, grpc_channel, status, kind, code, http_status,
+                                           client_code):
+    model = claude(gateway, fake)
+    reflected = Reflected(grpc_channel)
+    create, Request = reflected.callable("st_ai.v1.Chat", "CreateChatCompletion")
+    always(fake, status, kind)
+    with pytest.raises(grpc.RpcError) as caught:
+        create(json_format.ParseDict({"model": model, "max_tokens": 50, "messages": [{"role": "user", "text": "Hi"}]},
+                                     Request()), metadata=auth(key), timeout=20)
+    assert caught.value.code() == code
+    detail = error_detail(reflected, caught.value)
+    assert (detail.http_status, detail.code) == (http_status, client_code)
