@@ -186,10 +186,11 @@ def test_images_from_a_url_and_base64_go_up_as_image_blocks(gateway, fake, clien
         {"type": "text", "text": "Compare these."},
         {"type": "image_url", "image_url": {"url": "https://images.example.com/cat.jpg"}},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_BASE64}"}}]}])
-    assert fake.last().body["messages"] == [{"role": "user", "content": [
+    assert_headers(fake.last())
+    assert fake.last().body == {"model": HAIKU, "max_tokens": 50, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "Compare these."},
         {"type": "image", "source": {"type": "url", "url": "https://images.example.com/cat.jpg"}},
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_BASE64}}]}]
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_BASE64}}]}]}
 
 
 def test_an_audio_part_is_a_400_naming_it_and_nothing_goes_upstream(gateway, fake, client):
@@ -229,14 +230,16 @@ def test_a_parallel_tool_call_round_trip(gateway, fake, client):
     fake.script(PARIS_AND_ROME, text("Paris 18C, Rome 24C."))
     first = client.chat.completions.create(model=model, max_tokens=500, tools=[WEATHER], tool_choice="auto",
                                            messages=tool_results()[:1])
-    assert fake.last().body["tools"] == [ANTHROPIC_WEATHER]
-    assert fake.last().body["tool_choice"] == {"type": "auto"}
+    assert_headers(fake.last())
+    assert fake.last().body == {"model": HAIKU, "max_tokens": 500, "messages": EXPECTED_ROUND_TRIP[:1],
+                                "tools": [ANTHROPIC_WEATHER], "tool_choice": {"type": "auto"}}
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert [(c.id, c.function.name, json.loads(c.function.arguments)) for c in choice.message.tool_calls] == [
         ("toolu_paris", "weather", {"city": "Paris"}), ("toolu_rome", "weather", {"city": "Rome"})]
     second = client.chat.completions.create(model=model, max_tokens=500, tools=[WEATHER], messages=tool_results())
-    assert fake.last().body["messages"] == EXPECTED_ROUND_TRIP
+    assert fake.last().body == {"model": HAIKU, "max_tokens": 500, "messages": EXPECTED_ROUND_TRIP,
+                                "tools": [ANTHROPIC_WEATHER]}
     assert second.choices[0].message.content == "Paris 18C, Rome 24C."
 
 
@@ -246,7 +249,9 @@ def test_a_streamed_parallel_tool_call_round_trip(gateway, fake, client):
     chunks = list(client.chat.completions.create(model=model, max_tokens=500, tools=[WEATHER], stream=True,
                                                  tool_choice="required", parallel_tool_calls=False,
                                                  messages=tool_results()[:1]))
-    assert fake.last().body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert fake.last().body == {"model": HAIKU, "max_tokens": 500, "messages": EXPECTED_ROUND_TRIP[:1],
+                                "tools": [ANTHROPIC_WEATHER], "stream": True,
+                                "tool_choice": {"type": "any", "disable_parallel_tool_use": True}}
     calls: dict[int, dict] = {}
     for chunk in chunks:
         for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
@@ -428,10 +433,10 @@ def test_reasoning_effort_is_adaptive_thinking_on_newer_models_surfaced_as_reaso
     model = claude(gateway, fake, OPUS)
     fake.script(THOUGHT, THOUGHT)
     done = client.chat.completions.create(model=model, messages=HI, reasoning_effort="high", temperature=0.3)
-    body = fake.last().body
-    assert (body["thinking"], body["output_config"], body["max_tokens"]) == ({"type": "adaptive"},
-                                                                              {"effort": "high"}, 128_000)
-    assert "temperature" not in body
+    assert_headers(fake.last())
+    assert fake.last().body == {"model": OPUS, "max_tokens": 128_000, "thinking": {"type": "adaptive"},
+                                "output_config": {"effort": "high"},
+                                "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
     message = extra(done.choices[0].message)
     assert (message["content"], message["reasoning_content"]) == ("Hello!", "The user greets me; greet back.")
     chunks = list(client.chat.completions.create(model=model, messages=HI, reasoning_effort="high", stream=True))
@@ -445,9 +450,9 @@ def test_reasoning_effort_is_a_thinking_budget_on_older_models(gateway, fake, cl
     fake.script(THOUGHT)
     done = client.chat.completions.create(model=model, messages=HI, reasoning_effort="low", max_tokens=4000,
                                           temperature=0.5)
-    body = fake.last().body
-    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
-    assert "temperature" not in body and "output_config" not in body
+    assert_headers(fake.last(), "2023-06-01")
+    assert fake.last().body == {"model": HAIKU, "max_tokens": 4000, "thinking": {"type": "enabled", "budget_tokens": 2048},
+                                "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
     assert extra(done.choices[0].message)["reasoning_content"] == "The user greets me; greet back."
 
 
