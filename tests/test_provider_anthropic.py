@@ -369,6 +369,11 @@ def test_nothing_is_said_before_the_first_content_so_an_early_error_can_fall_ove
     assert errors.from_stream_event(caught.value.error, CHANNEL).retryable
 
 
+def test_an_error_event_of_any_shape_is_a_gateway_error():
+    for error in (["overloaded_error"], {"type": {"x": 1}, "message": 7}, None, "Overloaded"):
+        assert errors.from_stream_event(error, CHANNEL).http_status == 502
+
+
 def test_an_invalid_request_error_event_is_not_retried():
     error = errors.from_stream_event({"type": "invalid_request_error", "message": "bad"}, CHANNEL)
     assert (error.http_status, error.retryable) == (502, False)

@@ -118,6 +118,8 @@ class FakeAnthropic:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    base_url = url  # the name the other fakes use
+
     def script(self, *replies: Reply) -> None:
         """The next requests' answers, one each (then the default text answer)."""
         with self._lock:

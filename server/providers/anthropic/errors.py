@@ -68,4 +68,4 @@ def from_stream_event(error: object, channel: Channel) -> GatewayError:
     kind = error.get("type")
     if kind == "rate_limit_error":
         return failures.rate_limited(WHO, None)
-    return upstream_failed(f"{WHO} failed mid-stream: {text}", retryable=kind in PASSING)
+    return upstream_failed(f"{WHO} failed mid-stream: {text}", retryable=isinstance(kind, str) and kind in PASSING)
