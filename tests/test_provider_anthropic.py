@@ -433,3 +433,8 @@ def test_the_channel_type_is_discovered_with_anthropics_base_url_and_its_headers
     assert headers(CHANNEL)["anthropic-version"] == "2026-10-21"
     assert headers(with_v1) == {"x-api-key": "k", "anthropic-version": "2023-06-01",
                                 "content-type": "application/json", "accept": "application/json"}
+
+
+def test_the_channel_key_never_reaches_the_client_through_a_stream_error_event():
+    error = errors.from_stream_event({"type": "api_error", "message": f"key {CHANNEL.key} failed"}, CHANNEL)
+    assert CHANNEL.key not in error.message and "failed" in error.message
