@@ -75,10 +75,10 @@ class Translator:
                 return [self._chunk([{"index": 0, "delta": self._opening({}), "finish_reason": reason}])]
         elif kind == "message_stop":
             self.done = True
-            return [self._chunk([], usage=usage(self.usage))] if self.include_usage else []
+            return [self._chunk([], totals=usage(self.usage))] if self.include_usage else []
         elif kind == "error":
             raise StreamError(event.get("error"))
-        # ping, content_block_stop, signature and citation deltas, event types added later: nothing to say
+        # ping, other blocks' stops, citation deltas, event types added later: nothing to say
         return []
 
     def _opening(self, delta: dict) -> dict:
@@ -90,11 +90,11 @@ class Translator:
     def _delta(self, delta: dict) -> dict:
         return self._chunk([{"index": 0, "delta": self._opening(delta), "finish_reason": None}])
 
-    def _chunk(self, choices: list[dict], usage: dict | None = None) -> dict:
+    def _chunk(self, choices: list[dict], totals: dict | None = None) -> dict:
         chunk: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                                  "model": self.model, "choices": choices}
-        if usage is not None:
-            chunk["usage"] = usage
+        if totals is not None:
+            chunk["usage"] = totals
         return chunk
 
 
