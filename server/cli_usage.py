@@ -15,7 +15,7 @@ PrintTable = Callable[[list[list[str]], list[str]], None]
 
 _HEADERS = {"token": "TOKEN", "model": "MODEL", "channel": "CHANNEL", "day": "DAY (UTC)"}
 _COLUMNS = [("requests", "REQUESTS"), ("errors", "ERRORS"), ("prompt_tokens", "PROMPT"),
-            ("cached_tokens", "CACHED"), ("completion_tokens", "COMPLETION"), ("images", "IMAGES"),
+            ("cached_tokens", "CACHED"), ("cache_write_tokens", "CACHE WRITE"), ("completion_tokens", "COMPLETION"), ("images", "IMAGES"),
             ("video_seconds", "VIDEO S"), ("cost", f"COST ({money.CURRENCY})")]
 DATE_HELP = "YYYY-MM-DD (UTC midnight) or an ISO-8601 time with its offset, e.g. 2026-01-31T18:00:00+01:00"
 

@@ -76,9 +76,9 @@ class ChatRelay:
         counts = from_usage(answer.get("usage")) or counted(prompt, answer_texts(answer), upstream_model)
         await self.admission.settle(
             ticket, Outcome(200, channel.id, upstream_model, counts.prompt, counts.cached, counts.completion,
-                            estimate=counts.estimate),
+                            estimate=counts.estimate, cache_write_tokens=counts.cache_write),
             lambda price: chat_cost(price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
-                                    cached_tokens=counts.cached))
+                                    cached_tokens=counts.cached, cache_write_tokens=counts.cache_write))
         return answer
 
     async def _complete_on(self, channels: list[Channel], ticket: Ticket, body: dict,
@@ -186,10 +186,11 @@ class ChatRelay:
         counts = meter.counts(prompt)
         outcome.prompt_tokens, outcome.cached_tokens = counts.prompt, counts.cached
         outcome.completion_tokens, outcome.estimate = counts.completion, counts.estimate
+        outcome.cache_write_tokens = counts.cache_write
         model = ticket.model
         await self.admission.settle(ticket, outcome, lambda price: chat_cost(
             price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
-            cached_tokens=counts.cached))
+            cached_tokens=counts.cached, cache_write_tokens=counts.cache_write))
 
     async def _end_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
         """A stream that failed: free if the client got nothing, else billed for what it got."""

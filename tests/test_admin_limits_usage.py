@@ -277,7 +277,7 @@ def test_usage_groups_carry_the_reports_keys_nulls_and_decimal_strings(gw, booke
     assert {g["token"] for g in groups} == {"u-alice", "u-bob"}
     assert all(g["token_deleted"] is (g["token"] == "u-bob") for g in groups)
     alice = ok(rest(gw, "GET", "/api/v1/usage?token=u-alice"))["data"]
-    assert alice == [{"requests": 3, "errors": 0, "prompt_tokens": 150, "cached_tokens": 40,
+    assert alice == [{"requests": 3, "errors": 0, "prompt_tokens": 150, "cached_tokens": 40, "cache_write_tokens": 0,
                       "completion_tokens": 15, "images": 2, "video_seconds": "0", "cost": "0.081375"}]
 
 

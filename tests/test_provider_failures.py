@@ -22,6 +22,7 @@ from server.errors import GatewayError
 from server.providers.azure.chat import AzureChat
 from server.providers.azure.embeddings import AzureEmbeddings
 from server.providers.azure.images import AzureImages
+from server.providers.anthropic.chat import AnthropicChat
 from server.providers.hailuo.client import HailuoVideo
 from server.providers.interface import TaskState, Upstream, VideoRequest
 from server.providers.kling.client import KlingVideo
@@ -35,6 +36,7 @@ from server.providers.veo.client import VeoVideo
 from server.providers.wan.client import WanVideo
 from server.store.channels import Channel, Timeouts
 from tests.fakes.azure_openai import FakeAzureOpenAI
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.faults import Fault
 from tests.fakes.hailuo import FakeHailuo
 from tests.fakes.kling import FakeKling
@@ -90,6 +92,11 @@ async def _chat(provider: OpenAIChat, channel: Channel) -> object:
                                    None)
 
 
+async def _claude(provider: AnthropicChat, channel: Channel) -> object:
+    return await provider.complete(channel, {"model": "claude-haiku-4-5",
+                                             "messages": [{"role": "user", "content": "hi"}]}, None)
+
+
 async def _image(provider: OpenAIImages, channel: Channel) -> object:
     return await provider.generate(channel, {"model": "gpt-image-1", "prompt": "a cat"}, None)
 
@@ -135,6 +142,12 @@ WAN_TASK = {"request_id": "r-1", "output": {"task_id": "t1", "task_status": "SUC
                                             "video_url": "https://cdn.example/v.mp4",
                                             "end_time": "2026-11-29 20:01:00.000"},
             "usage": {"video_duration": 5, "video_count": 1}}
+CLAUDE_MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+                  "content": [{"type": "text", "text": "Hi"}, {"type": "tool_use", "id": "toolu_1", "name": "f",
+                                                             "input": {"a": 1}}],
+                  "stop_reason": "tool_use", "stop_sequence": None,
+                  "usage": {"input_tokens": 3, "output_tokens": 2, "cache_read_input_tokens": 1,
+                            "cache_creation_input_tokens": 1}}
 HAILUO_TASK = {"task_id": "t1", "status": "Success", "file_id": "123", "video_width": 1280, "video_height": 720,
                "base_resp": {"status_code": 0, "status_msg": "success"}}
 
@@ -163,6 +176,10 @@ CASES = [
          started={"object": "list", "model": "text-embedding-3-small",
                   "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5]}],
                   "usage": {"prompt_tokens": 2, "total_tokens": 2}}),
+    Case("anthropic", lambda: FakeAnthropic().start(), lambda f: f.key, "sk-ant-wrong",
+         lambda up: AnthropicChat(up), _claude, "/v1/messages",
+         lambda words: (400, {"type": "error", "error": {"type": "invalid_request_error", "message": words}}),
+         started=CLAUDE_MESSAGE),
     Case("kling", lambda: FakeKling().start(), lambda f: f.key, "AKwrong:SKwrong",
          lambda up: KlingVideo(up), _video("kling-v1"), "/v1/videos/text2video",
          lambda words: (400, {"code": 1201, "message": words, "request_id": "r"}),

@@ -65,7 +65,7 @@ def test_each_token_price_gives_the_exact_cost_in_token_show_and_usage(gateway, 
     used, row = operator_sees(gateway, name)
     assert used == cost
     assert row == {"model": model, "requests": 1, "errors": 0, "prompt_tokens": prompt, "cached_tokens": cached,
-                   "completion_tokens": completion, "images": 0, "video_seconds": "0", "cost": cost}
+                   "cache_write_tokens": 0, "completion_tokens": completion, "images": 0, "video_seconds": "0", "cost": cost}
 
 
 def test_images_are_priced_by_size_and_quality_in_token_show_and_usage(gateway, upstream):

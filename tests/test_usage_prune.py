@@ -69,7 +69,7 @@ def week(db):
     for n, hours in itertools.product(range(8), (0.0, 6.5, 23.999999)):
         rows += [
             row(alice, east, "gpt-4o", day(n, hours), prompt_tokens=100 + n, cached_tokens=n, completion_tokens=7,
-                cost=1_337 + n),
+                cache_write_tokens=2 * n, cost=1_337 + n),
             row(bob, west, "sora-2", day(n, hours), kind="video", video_seconds=f"{n}.{n + 1}", cost=300_001 * n),
             row(bob, east, "dall-e-3", day(n, hours), kind="images", images=n % 3, cost=40_000 * (n % 3)),
             row(alice, None, "gpt-4o", day(n, hours), status=429, error_code="insufficient_quota"),
@@ -107,6 +107,7 @@ def ledger_days_left(db) -> list[str]:
 
 def test_reports_over_whole_days_add_up_the_same_before_and_after_a_prune(db, week):
     before, spent = whole_day_reports(db), used(db)
+    assert before[None, None, ()][0]["cache_write_tokens"] == 3 * sum(2 * n for n in range(8))  # folded too
     pruned = usage_prune.prune(db, day(4), now=NOW)
     assert pruned.rows == 4 * 3 * 5 and pruned.days == {"2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"}
     assert ledger_days_left(db) == ["2026-03-05", "2026-03-06", "2026-03-07", "2026-03-08"]

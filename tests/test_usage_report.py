@@ -23,7 +23,7 @@ from tests.test_cli import run
 
 UTC = dt.timezone.utc
 JAN_1 = dt.datetime(2026, 1, 1, tzinfo=UTC)
-COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens", "images")
+COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "cache_write_tokens", "completion_tokens", "images")
 
 
 def at(day: int, hour: float = 12.0) -> float:
@@ -82,13 +82,13 @@ def totals(groups: list[dict]) -> dict:
 
 def test_without_grouping_one_total_row_adds_every_request(db, booked):
     assert reports.report(db, UsageQuery()) == [{
-        "requests": 7, "errors": 2, "prompt_tokens": 150, "cached_tokens": 40, "completion_tokens": 15,
+        "requests": 7, "errors": 2, "prompt_tokens": 150, "cached_tokens": 40, "cache_write_tokens": 0, "completion_tokens": 15,
         "images": 2, "video_seconds": "5.6", "cost": "1.761375"}]
 
 
 def test_an_empty_ledger_still_gives_one_total_row_of_zeros(db):
     assert reports.report(db, UsageQuery()) == [{
-        "requests": 0, "errors": 0, "prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0,
+        "requests": 0, "errors": 0, "prompt_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0, "completion_tokens": 0,
         "images": 0, "video_seconds": "0", "cost": "0"}]
 
 
@@ -216,13 +216,13 @@ def test_usage_json_is_a_list_of_objects_with_exact_keys_and_decimal_strings(db_
     assert result.code == 0, result.err
     assert json.loads(result.out) == [
         {"token": "alice", "token_id": booked["alice"].id, "token_deleted": False, "model": "dall-e-3",
-         "requests": 1, "errors": 0, "prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0, "images": 2,
+         "requests": 1, "errors": 0, "prompt_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0, "completion_tokens": 0, "images": 2,
          "video_seconds": "0", "cost": "0.08"},
         {"token": "bob", "token_id": booked["bob"].id, "token_deleted": False, "model": "gpt-4o",
-         "requests": 2, "errors": 2, "prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0, "images": 0,
+         "requests": 2, "errors": 2, "prompt_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0, "completion_tokens": 0, "images": 0,
          "video_seconds": "0", "cost": "0"},
         {"token": "bob", "token_id": booked["bob"].id, "token_deleted": False, "model": "sora-2",
-         "requests": 2, "errors": 0, "prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0, "images": 0,
+         "requests": 2, "errors": 0, "prompt_tokens": 0, "cached_tokens": 0, "cache_write_tokens": 0, "completion_tokens": 0, "images": 0,
          "video_seconds": "5.6", "cost": "1.68"}]
 
 
@@ -231,12 +231,12 @@ def test_usage_by_comma_list_prints_a_table_with_spend_requests_errors_and_token
     result = run("usage", "--by", "day,token", "--channel", "west", db=db_path)
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].split() == ["DAY", "(UTC)", "TOKEN", "REQUESTS", "ERRORS", "PROMPT", "CACHED", "COMPLETION",
+    assert lines[0].split() == ["DAY", "(UTC)", "TOKEN", "REQUESTS", "ERRORS", "PROMPT", "CACHED", "CACHE", "WRITE", "COMPLETION",
                                 "IMAGES", "VIDEO", "S", "COST", "(USD)"]
     assert [line.split() for line in lines[1:]] == [
-        ["2026-01-01", "alice", "1", "0", "50", "0", "5", "0", "0", "0.000125"],
-        ["2026-01-02", "bob", "(deleted)", "1", "0", "0", "0", "0", "0", "5.5", "1.65"],
-        ["2026-01-03", "bob", "(deleted)", "1", "0", "0", "0", "0", "0", "0.1", "0.03"]]
+        ["2026-01-01", "alice", "1", "0", "50", "0", "0", "5", "0", "0", "0.000125"],
+        ["2026-01-02", "bob", "(deleted)", "1", "0", "0", "0", "0", "0", "0", "5.5", "1.65"],
+        ["2026-01-03", "bob", "(deleted)", "1", "0", "0", "0", "0", "0", "0", "0.1", "0.03"]]
 
 
 @pytest.mark.parametrize("args, said", [

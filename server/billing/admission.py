@@ -99,6 +99,7 @@ class Outcome:
     estimate: bool = False
     error_code: str | None = None
     ttft_ms: int | None = None
+    cache_write_tokens: int = 0  # of prompt_tokens: written to the upstream's prompt cache
 
 
 def _asked_model(model: object) -> str | None:
@@ -233,7 +234,8 @@ class Admission:
                         completion_tokens=outcome.completion_tokens, images=outcome.images,
                         latency_ms=int((time.monotonic() - ticket.started) * 1000), ttft_ms=outcome.ttft_ms,
                         error_code=outcome.error_code, stream=ticket.stream,
-                        client_address=ticket.client_address, estimate=outcome.estimate)
+                        client_address=ticket.client_address, estimate=outcome.estimate,
+                        cache_write_tokens=outcome.cache_write_tokens)
         return Settlement(ticket.reservation_id, row, attempts=tuple(ticket.attempts), rate_hold=ticket.rate_hold)
 
 

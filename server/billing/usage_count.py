@@ -11,9 +11,10 @@ from server.billing.tokenizer import TokenTally, encoding_for
 @dataclass(frozen=True)
 class TokenCounts:
     prompt: int
-    cached: int
+    cached: int        # of `prompt`: read from the upstream's prompt cache
     completion: int
     estimate: bool
+    cache_write: int = 0  # of `prompt`: written to the upstream's prompt cache
 
 
 def _count(value: Any) -> int | None:
@@ -25,15 +26,19 @@ def _count(value: Any) -> int | None:
 
 
 def from_usage(usage: Any) -> TokenCounts | None:
-    """OpenAI's usage object as counts, or None when it is missing or malformed."""
+    """OpenAI's usage object as counts, or None when it is missing or malformed. Tokens
+    written to a prompt cache (Anthropic's cache creation) come as
+    `prompt_tokens_details.cache_write_tokens`, every provider's the same way."""
     if not isinstance(usage, dict):
         return None
     prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
     if prompt is None or completion is None:
         return None
     details = usage.get("prompt_tokens_details")
-    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
-    return TokenCounts(prompt, min(cached or 0, prompt), completion, False)
+    details = details if isinstance(details, dict) else {}
+    cached = min(_count(details.get("cached_tokens")) or 0, prompt)
+    written = min(_count(details.get("cache_write_tokens")) or 0, prompt - cached)
+    return TokenCounts(prompt, cached, completion, False, written)
 
 
 def counted(prompt_estimate: int, texts: Iterable[str], model: str) -> TokenCounts:

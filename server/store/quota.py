@@ -65,6 +65,7 @@ class LedgerRow:
     client_address: str | None = None
     estimate: bool = False  # counted by st-ai, the upstream gave no usage
     history: bool = False  # folded from a release's per-attempt `usage` row (schema step 5)
+    cache_write_tokens: int = 0  # of prompt_tokens: written to the upstream's prompt cache (schema v11)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ BATCH_ROWS = 2000
 MAX_PAUSE = 0.1  # seconds; the pause after a batch is as long as it held the lock, up to this
 
 _KEYS = ("day", "token_id", "model", "channel_id", "kind")
-_SUMS = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens", "images", "cost")
+_SUMS = ("requests", "errors", "prompt_tokens", "cached_tokens", "cache_write_tokens", "completion_tokens", "images",
+         "cost")
 
 
 @dataclass
@@ -72,7 +73,8 @@ def _fold_batch(db: sqlite_utils.Database, limit: float, batch_rows: int) -> lis
         cursor = conn.execute(f"""
             SELECT {LEDGER_DAY} AS day, token_id, model, channel_id, kind, COUNT(*) AS requests,
                    SUM(status >= 400) AS errors, SUM(prompt_tokens) AS prompt_tokens,
-                   SUM(cached_tokens) AS cached_tokens, SUM(completion_tokens) AS completion_tokens,
+                   SUM(cached_tokens) AS cached_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
+                   SUM(completion_tokens) AS completion_tokens,
                    SUM(images) AS images, SUM(cost) AS cost,
                    COALESCE(seconds_sum(video_seconds) FILTER (WHERE video_seconds IS NOT NULL), '0') AS video_seconds
             FROM ledger WHERE id IN (SELECT id FROM temp.prune_batch)

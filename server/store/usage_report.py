@@ -20,7 +20,7 @@ from server.store import ledger_days
 from server.store.ledger_days import LEDGER_DAY
 
 GROUPS = ("token", "model", "channel", "day")
-COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens", "images")
+COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "cache_write_tokens", "completion_tokens", "images")
 
 
 class UsageQueryError(ValueError):
@@ -145,11 +145,12 @@ def _rows(db: sqlite_utils.Database, query: UsageQuery) -> list[dict]:
     sql = f"""SELECT {''.join(k + ', ' for k in keys)}{sums},
                      COALESCE(seconds_sum(video_seconds) FILTER (WHERE video_seconds IS NOT NULL), '0') AS video_seconds
               FROM (SELECT token_id, model, channel_id, {day} AS day, 1 AS requests, status >= 400 AS errors,
-                           prompt_tokens, cached_tokens, completion_tokens, images, video_seconds, cost
+                           prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, images,
+                           video_seconds, cost
                     FROM ledger {_where(where.ledger)}
                     UNION ALL
                     SELECT token_id, model, channel_id, day, requests, errors, prompt_tokens, cached_tokens,
-                           completion_tokens, images, video_seconds, cost
+                           cache_write_tokens, completion_tokens, images, video_seconds, cost
                     FROM usage_daily {_where(where.daily)})
               {group}"""
     ledger_days.register(db.conn)
@@ -165,7 +166,8 @@ def _named(known: dict[int, ledger_days.Named], id_: int | None) -> ledger_days.
 def report(db: sqlite_utils.Database, query: UsageQuery) -> list[dict]:
     """One dict per group, ordered by its keys: the keys (`token`, `token_id`,
     `token_deleted`; `model`; `channel`, `channel_id`, `channel_deleted`; `day`), then
-    `requests`, `errors`, `prompt_tokens`, `cached_tokens`, `completion_tokens`, `images`,
+    `requests`, `errors`, `prompt_tokens`, `cached_tokens` (read from a prompt cache),
+    `cache_write_tokens` (written to one), `completion_tokens`, `images`,
     `video_seconds` (exact decimal text) and `cost` (decimal string)."""
     _check(query)
     rows = _rows(db, query)

@@ -201,14 +201,16 @@ class ChatCompletionRequest(_message.Message):
     def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., stream: _Optional[bool] = ..., top_p: _Optional[float] = ..., frequency_penalty: _Optional[float] = ..., presence_penalty: _Optional[float] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice_mode: _Optional[str] = ..., tool_choice_named: _Optional[_Union[NamedToolChoice, _Mapping]] = ..., stop_text: _Optional[str] = ..., stop_list: _Optional[_Union[StopList, _Mapping]] = ..., n: _Optional[int] = ..., seed: _Optional[int] = ..., user: _Optional[str] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., stream_options: _Optional[_Union[StreamOptions, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., max_completion_tokens: _Optional[int] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., reasoning_effort: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class PromptTokensDetails(_message.Message):
-    __slots__ = ("cached_tokens", "audio_tokens", "extra_json")
+    __slots__ = ("cached_tokens", "audio_tokens", "cache_write_tokens", "extra_json")
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     AUDIO_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     cached_tokens: int
     audio_tokens: int
+    cache_write_tokens: int
     extra_json: str
-    def __init__(self, cached_tokens: _Optional[int] = ..., audio_tokens: _Optional[int] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, cached_tokens: _Optional[int] = ..., audio_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class CompletionTokensDetails(_message.Message):
     __slots__ = ("reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens", "extra_json")
