@@ -7,7 +7,6 @@ import time
 from typing import AsyncIterator, Callable
 
 import aiohttp
-import orjson
 
 from server.errors import GatewayError, unreachable
 from server.providers import failures
