@@ -59,8 +59,8 @@ import bench_checks
 import bench_report
 import bench_wrk
 from bench_loadgen import _ms, _pct  # noqa: F401  (scripts/bench_settlement.py prints with them)
-from bench_proc import (READY, ROOT, SCRIPTS, Processes, child_setup, cpu_seconds,  # noqa: F401
-                        family_memory_mb, memory_mb, start_gateway, start_upstream)
+from bench_proc import (ROOT, SCRIPTS, Processes, child_setup, cpu_seconds,  # noqa: F401
+                        family_memory_mb, logged_problems, memory_mb, start_gateway, start_upstream)
 from bench_upstream import MODEL
 
 for _path in (str(ROOT), str(ROOT / "generated")):
@@ -296,10 +296,9 @@ def run_variant(procs: Processes, tmp: Path, db_path: Path, index: int, variant:
     checks.append((variant.name, "Server-Timing", bench_checks.Check(
         no_timing == 0, f"missing on {no_timing} of {sent} answers" if no_timing else
         f"on every answer (REST header, gRPC metadata) of {sent} requests")))
-    text = log.read_text(errors="replace")
-    notes = [line for line in text.splitlines() if not READY.search(line) and line.strip()]
+    notes = logged_problems(log)
     if notes:
-        print(f"  {variant.name} logged {len(notes)} line(s), e.g.: {notes[0][:300]}", file=sys.stderr)
+        print(f"  {variant.name} logged {len(notes)} warning(s) or error(s), e.g.: {notes[0][:300]}", file=sys.stderr)
     return rows, reading, checks
 
 

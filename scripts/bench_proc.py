@@ -185,3 +185,10 @@ def start_gateway(procs: Processes, tmp: Path, db_path: Path, core: int | set[in
 
     base_url, grpc_target = wait_for(f"st-ai ({name})", ready, proc, log)
     return proc, base_url, grpc_target, log
+
+
+def logged_problems(log: Path) -> list[str]:
+    """The warnings and errors a gateway logged (not its ready line, nor the demo token or
+    admin key it prints once at a first start)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [line for line in text.splitlines() if re.search(r" (WARNING|ERROR|CRITICAL) ", line)]

@@ -40,7 +40,7 @@ from pathlib import Path
 import bench_checks
 from bench import MODEL, UPSTREAM_KEY
 from bench_loadgen import Calls
-from bench_proc import READY, Processes, family_memory_mb, family_open_fds, start_gateway, start_upstream
+from bench_proc import Processes, family_memory_mb, family_open_fds, logged_problems, start_gateway, start_upstream
 
 MIX = (("plain", 4), ("stream", 4), ("cancelled", 2))  # of every 10 requests
 GRPC_EVERY = 4  # one request in four over gRPC
@@ -277,10 +277,9 @@ def main() -> None:
         print(f"ledger: {'OK' if ledger.ok else 'FAILED'}: {ledger.line}")
         for line in judged.lines:
             print(f"  {line}")
-        notes = [line for line in log.read_text(errors="replace").splitlines()
-                 if line.strip() and not READY.search(line)]
+        notes = logged_problems(log)
         if notes:
-            print(f"  the gateway logged {len(notes)} line(s), e.g.: {notes[0][:300]}")
+            print(f"  the gateway logged {len(notes)} warning(s) or error(s), e.g.: {notes[0][:300]}")
         passed = judged.ok and ledger.ok and not tally.errors
         print(f"verdict: {'PASS' if passed else 'FAIL'}")
         exit_code = 0 if passed else 1
