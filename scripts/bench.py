@@ -195,7 +195,7 @@ def main() -> None:
               + f"{args.requests} unary / {stream_requests} streamed per Python throughput phase, "
               f"{args.latency_requests} at concurrency 1; "
               + (f"gateway pinned to core(s) {gw_core}, upstream + load generator to core {lg_core}"
-                 if gw_core is not None else "not pinned") + f"; {args.workers} worker(s)", file=sys.stderr)
+                 if gw_core is not None else "not pinned") + f"; {args.workers} worker(s)", flush=True)
         base_config = {
             "chunks": args.chunks, "concurrency": args.concurrency, "requests": args.requests,
             "stream_requests": stream_requests, "latency_requests": args.latency_requests,

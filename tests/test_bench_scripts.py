@@ -44,7 +44,7 @@ def assert_checks_passed(out: str, variants: list[str]) -> None:
 
 
 def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_books():
-    result = run("bench.py", *SMALL, "--loadgen", "python", timeout=240)
+    result = run("bench.py", *SMALL, "--loadgen", "python", timeout=110)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     rows = table_rows(out)
@@ -56,7 +56,7 @@ def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_book
     for target in ("REST whole answers", "REST streams (20 chunks)", "gRPC whole answers", "gRPC streams",
                    "REST added p50 at concurrency 1", "REST added time to first token", "RSS after load, per worker"):
         assert re.search(rf"^  {re.escape(target)} .* target ", out, re.M), (target, out)
-    assert "Python (aiohttp, grpc.aio) for everything" in result.stderr
+    assert "Python (aiohttp, grpc.aio) for everything" in out
     # every request sent through st-ai was one ledger row: the check names the count
     ledger = re.search(r"st-ai ledger: OK: (\d+) rows for (\d+) requests sent", out)
     assert ledger and ledger.group(1) == ledger.group(2) and int(ledger.group(1)) > 0
@@ -64,7 +64,7 @@ def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_book
 
 @pytest.mark.skipif(not bench_wrk.available(), reason="wrk is not installed")
 def test_the_bench_drives_rest_through_wrk_beside_a_bare_gateway():
-    result = run("bench.py", *SMALL, "--bare", timeout=300)
+    result = run("bench.py", *SMALL, "--bare", timeout=110)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     rows = table_rows(out)
@@ -75,11 +75,11 @@ def test_the_bench_drives_rest_through_wrk_beside_a_bare_gateway():
     assert rows[("st-ai gRPC [bare]", "stream")][-1] == "python"
     assert_checks_passed(out, ["st-ai", "st-ai[bare]"])
     assert "(unpriced)" in out  # the bare gateway booked its requests at zero
-    assert re.search(r"wrk \S+ for REST and direct throughput", result.stderr), result.stderr
+    assert re.search(r"wrk \S+ for REST and direct throughput", out), out
 
 
 def test_the_bench_spreads_its_load_over_two_workers():
-    result = run("bench.py", *SMALL, "--workers", "2", timeout=300)
+    result = run("bench.py", *SMALL, "--workers", "2", timeout=110)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert_checks_passed(out, ["st-ai"])
@@ -91,7 +91,7 @@ def test_the_bench_spreads_its_load_over_two_workers():
 
 
 def test_a_short_soak_samples_the_gateway_and_judges_it():
-    result = run("soak.py", "--minutes", "0.1", "--rate", "20", "--every", "1", timeout=120)
+    result = run("soak.py", "--minutes", "0.1", "--rate", "20", "--every", "1", timeout=100)
     out = result.stdout
     samples = re.findall(r"^\s+\d+ s  plain (\d+)  stream (\d+)  cancelled (\d+)  errors (\d+)  "
                          r"RSS\s+[\d.]+ MB  fds (\d+)  tasks (\S+)$", out, re.M)
