@@ -58,7 +58,7 @@ from urllib.error import URLError
 import bench_checks
 import bench_report
 import bench_wrk
-from bench_loadgen import _ms, _pct  # noqa: F401  (scripts/bench_settlement.py prints with them)
+from bench_loadgen import _ms  # noqa: F401  (scripts/bench_settlement.py prints with it)
 from bench_proc import (ROOT, SCRIPTS, Processes, child_setup, cpu_seconds,  # noqa: F401
                         family_memory_mb, logged_problems, memory_mb, start_gateway, start_upstream)
 from bench_upstream import MODEL

@@ -72,7 +72,7 @@ class Calls:
         for channel in self.channels.values():
             await channel.close()
 
-    def _stub(self, target: str, caller: int):
+    def stub(self, target: str, caller: int):
         index = caller % self.grpc_channels
         if (target, index) not in self.channels:
             # the global subchannel pool would put every channel on one connection
@@ -117,7 +117,7 @@ class Calls:
 
         async def plain(caller: int):
             t0 = perf()
-            call = self._stub(target, caller).CreateChatCompletion(request, metadata=metadata, timeout=timeout)
+            call = self.stub(target, caller).CreateChatCompletion(request, metadata=metadata, timeout=timeout)
             answer = await call
             latency = perf() - t0
             timed = any(k == "server-timing" for k, _ in await call.trailing_metadata())
@@ -127,7 +127,7 @@ class Calls:
             t0 = perf()
             ttft = None
             count = 0
-            call = self._stub(target, caller).StreamChatCompletion(request, metadata=metadata, timeout=timeout)
+            call = self.stub(target, caller).StreamChatCompletion(request, metadata=metadata, timeout=timeout)
             async for _ in call:
                 if ttft is None:
                     ttft = perf() - t0

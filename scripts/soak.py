@@ -39,7 +39,7 @@ from pathlib import Path
 
 import bench_checks
 from bench import MODEL, UPSTREAM_KEY
-from bench_loadgen import Calls
+from bench_loadgen import Calls, rest_body
 from bench_proc import Processes, family_memory_mb, family_open_fds, logged_problems, start_gateway, start_upstream
 
 MIX = (("plain", 4), ("stream", 4), ("cancelled", 2))  # of every 10 requests
@@ -96,7 +96,6 @@ class Load:
         return whole and timed
 
     async def _leave_rest(self) -> bool:
-        from bench_loadgen import rest_body
         async with self.calls.session.post(f"{self.base_url}/chat/completions", data=rest_body(MODEL, True),
                                            headers={"Authorization": f"Bearer {self.key}",
                                                     "Content-Type": "application/json"}) as resp:
@@ -110,7 +109,7 @@ class Load:
         pb2 = self.calls.chat_pb2
         request = pb2.ChatCompletionRequest(model=MODEL, messages=[pb2.ChatMessage(role="user", text="Soak")],
                                             max_tokens=64)
-        call = self.calls._stub(self.grpc_target, 0).StreamChatCompletion(
+        call = self.calls.stub(self.grpc_target, 0).StreamChatCompletion(
             request, metadata=(("authorization", f"Bearer {self.key}"),), timeout=REQUEST_TIMEOUT)
         first = await call.read()
         call.cancel()
