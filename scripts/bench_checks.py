@@ -87,17 +87,27 @@ def ledger_check(db_path: Path, token: str, sent: int, answered: int, chunks: in
                  cancelled: int = 0) -> Check:
     """The token's ledger against what was sent with it: one row per request sent, a 200 for
     each whole answer the client saw, a 499 (or a 200, had the stream just ended) for each
-    stream it left, each priced answer charged its exact cost (a stream the client left
-    too: st-ai reads the upstream's usage to its end), the token's `used` equal to the
-    ledger's sum, and nothing left reserved or in flight."""
+    stream it left, each priced answer charged its exact cost, the token's `used` equal to
+    the ledger's sum, and nothing left reserved or in flight. A stream the client left is
+    charged in full too, since st-ai reads the upstream's usage to its end; only if that
+    usage is more than 3 s away does st-ai bill its own count (`estimate`), at a cost that
+    must then be above zero."""
     db = _open(db_path)
     try:
         token_id, used = db.execute("SELECT id, used FROM tokens WHERE name = ?", [token]).fetchone()
-        rows, total, ok_plain, ok_stream, cut = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(cost), 0), COALESCE(SUM(status = 200 AND NOT stream), 0), "
-            "COALESCE(SUM(status = 200 AND stream), 0), COALESCE(SUM(status = 499 AND stream), 0) "
-            "FROM ledger WHERE token_id = ?", [token_id]).fetchone()
-        estimated = db.execute("SELECT COUNT(*) FROM ledger WHERE token_id = ? AND estimate", [token_id]).fetchone()[0]
+        rows, total = db.execute("SELECT COUNT(*), COALESCE(SUM(cost), 0) FROM ledger WHERE token_id = ?",
+                                 [token_id]).fetchone()
+        ok_plain, ok_stream, cut, counted_cost = db.execute(
+            "SELECT COALESCE(SUM(status = 200 AND NOT stream AND NOT estimate), 0), "
+            "COALESCE(SUM(status = 200 AND stream AND NOT estimate), 0), "
+            "COALESCE(SUM(status = 499 AND stream AND NOT estimate), 0), "
+            "COALESCE(SUM(CASE WHEN NOT estimate THEN cost ELSE 0 END), 0) FROM ledger WHERE token_id = ?",
+            [token_id]).fetchone()
+        estimated, estimated_cut, estimated_free = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 499 AND stream), 0), COALESCE(SUM(cost <= 0), 0) "
+            "FROM ledger WHERE token_id = ? AND estimate", [token_id]).fetchone()
+        statuses = dict(db.execute("SELECT status, COUNT(*) FROM ledger WHERE token_id = ? GROUP BY status",
+                                   [token_id]).fetchall())
         reserved = db.execute("SELECT COUNT(*) FROM reservations WHERE token_id = ?", [token_id]).fetchone()[0]
         in_flight = db.execute("SELECT COUNT(*) FROM inflight WHERE token_id = ?", [token_id]).fetchone()[0]
     finally:
@@ -107,20 +117,25 @@ def ledger_check(db_path: Path, token: str, sent: int, answered: int, chunks: in
     problems = []
     if rows != sent:
         problems.append(f"{rows} rows for {sent} requests sent")
-    if ok_plain + ok_stream + cut != answered + cancelled or ok_plain + ok_stream < answered:
-        problems.append(f"{ok_plain + ok_stream} rows of status 200 and {cut} of 499 for {answered} whole answers "
-                        f"and {cancelled} streams left by their client")
-    if total != expected:
-        problems.append(f"costs add up to {total}, the price says {expected}")
+    whole = statuses.get(200, 0)
+    if whole + statuses.get(499, 0) != answered + cancelled or whole < answered:
+        problems.append(f"{whole} rows of status 200 and {statuses.get(499, 0)} of 499 for {answered} whole answers "
+                        f"and {cancelled} streams left by their client (statuses: {statuses})")
+    if counted_cost != expected:
+        problems.append(f"the upstream-counted rows cost {counted_cost}, the price says {expected}")
     if used != total:
         problems.append(f"the token's used is {used}, its ledger's costs {total}")
-    if estimated:
-        problems.append(f"{estimated} rows counted by st-ai, not the upstream's usage")
+    if estimated != estimated_cut or (priced and estimated_free):
+        problems.append(f"{estimated} rows counted by st-ai ({estimated - estimated_cut} of them not a stream its "
+                        f"client left, {estimated_free} at zero cost)")
     if reserved or in_flight:
         problems.append(f"{reserved} reservations and {in_flight} concurrency slots left")
     summary = (f"{rows} rows for {sent} requests sent ({ok_plain} whole answers, {ok_stream} streams"
                + (f", {cut} streams cut" if cancelled else "") + f"); costs {total} micro-units = token used {used}"
-               + (f" = {ok_plain} x {plain_cost()} + {streams} x {stream_cost(chunks)}" if priced else " (unpriced)")
+               + (f", of which {counted_cost} = {ok_plain} x {plain_cost()} + {streams} x {stream_cost(chunks)}"
+                  if priced else " (unpriced)")
+               + (f" and {total - counted_cost} for {estimated} cut streams st-ai counted itself (the upstream's "
+                  "usage was more than 3 s away)" if estimated else "")
                + "; nothing left reserved")
     return Check(not problems, summary if not problems else "; ".join(problems))
 

@@ -79,7 +79,8 @@ def test_the_bench_drives_rest_through_wrk_beside_a_bare_gateway():
 
 
 def test_the_bench_spreads_its_load_over_two_workers():
-    result = run("bench.py", *SMALL, "--workers", "2", timeout=110)
+    # 16 connections: the kernel hashes each to a worker, so both get some but with odds of 1 in 30,000
+    result = run("bench.py", *SMALL, "--workers", "2", "--concurrency", "16", "--requests", "120", timeout=110)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert_checks_passed(out, ["st-ai"])
@@ -87,7 +88,7 @@ def test_the_bench_spreads_its_load_over_two_workers():
     for path in ("st-ai REST", "st-ai gRPC"):
         split = rows[(path, "unary")][-3]  # 'worker split': each worker's share of the gateway's CPU
         shares = [int(s) for s in split.split("/")]
-        assert len(shares) == 2 and all(share > 0 for share in shares), (path, split, out)
+        assert len(shares) == 2 and all(share >= 5 for share in shares), (path, split, out)
 
 
 def test_a_short_soak_samples_the_gateway_and_judges_it():
