@@ -106,3 +106,75 @@ def test_a_short_soak_samples_the_gateway_and_judges_it():
     assert verdict, out
     # a 6-second run may not be flat yet; what it judged is its exit status
     assert result.returncode == (0 if verdict.group(1) == "PASS" else 1), out + result.stderr
+
+
+# -- the ledger check itself: it must catch a gateway that books wrong ---------------------------
+
+def _booked(tmp_path: Path, plain: int, streams: int, cut: int = 0, chunks: int = 20) -> Path:
+    """A database whose token `bench` booked `plain` whole answers, `streams` streams and
+    `cut` streams its client left, each at the bench's price, through the store st-ai uses."""
+    import time
+
+    import bench_checks
+    from bench_upstream import COMPLETION_TOKENS, PROMPT_TOKENS
+    from server.store import quota
+    from server.store.db import open_db
+
+    db_path = tmp_path / "bench.db"
+    bench_checks.add_token(db_path, "bench", bare=False)
+    db = open_db(str(db_path))
+    try:
+        token_id = db.execute("SELECT id FROM tokens WHERE name = 'bench'").fetchone()[0]
+        rows = ([(200, False, COMPLETION_TOKENS, bench_checks.plain_cost())] * plain
+                + [(200, True, chunks, bench_checks.stream_cost(chunks))] * streams
+                + [(499, True, chunks, bench_checks.stream_cost(chunks))] * cut)
+        quota.settle_many(db, [quota.Settlement(None, quota.LedgerRow(
+            time.time(), None, token_id, "bench-model", "bench-model", None, "chat", status, cost=cost,
+            prompt_tokens=PROMPT_TOKENS, completion_tokens=completion, stream=stream))
+            for status, stream, completion, cost in rows])
+    finally:
+        db.close()
+    return db_path
+
+
+def test_the_ledger_check_passes_books_that_match_what_was_sent(tmp_path):
+    import bench_checks
+    db_path = _booked(tmp_path, plain=3, streams=2, cut=1)
+    check = bench_checks.ledger_check(db_path, "bench", sent=6, answered=5, chunks=20, priced=True, cancelled=1)
+    assert check.ok, check.line
+
+
+def test_the_ledger_check_fails_a_request_that_was_not_booked(tmp_path):
+    import bench_checks
+    check = bench_checks.ledger_check(_booked(tmp_path, plain=3, streams=2), "bench", sent=6, answered=6, chunks=20,
+                                      priced=True)
+    assert not check.ok and "5 rows for 6 requests sent" in check.line
+
+
+def test_the_ledger_check_fails_a_wrong_cost_or_a_used_that_drifted(tmp_path):
+    import bench_checks
+    from server.store.db import open_db
+    db_path = _booked(tmp_path, plain=3, streams=2)
+    db = open_db(str(db_path))
+    try:
+        with db.conn:
+            db.execute("UPDATE ledger SET cost = cost + 1 WHERE id = (SELECT MIN(id) FROM ledger)")
+    finally:
+        db.close()
+    check = bench_checks.ledger_check(db_path, "bench", sent=5, answered=5, chunks=20, priced=True)
+    assert not check.ok and "the price says" in check.line and "the token's used is" in check.line
+
+
+def test_the_ledger_check_fails_a_reservation_left_behind(tmp_path):
+    import bench_checks
+    from server.store import quota
+    from server.store.db import open_db
+    db_path = _booked(tmp_path, plain=1, streams=0)
+    db = open_db(str(db_path))
+    try:
+        token_id = db.execute("SELECT id FROM tokens WHERE name = 'bench'").fetchone()[0]
+        quota.reserve(db, token_id, 100, "bench")
+    finally:
+        db.close()
+    check = bench_checks.ledger_check(db_path, "bench", sent=1, answered=1, chunks=20, priced=True)
+    assert not check.ok and "1 reservations" in check.line
