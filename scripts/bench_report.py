@@ -54,10 +54,10 @@ def print_table(rows: list[dict], concurrency: int) -> None:
             str(r["errors"]), r.get("tool", "python"),
         ])
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     print("  ".join("-" * w for w in widths))
     for row in table:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
     print("""  columns: 'rate' = answers/s at full concurrency (requests/s for unary rows, streams/s for stream rows);
   'x direct' = rate / direct's; p50/p99 at concurrency 1, '+' = added to direct's; TTFT = time to the
   first event of a stream at concurrency 1; 'gw CPU ms' = gateway CPU per request or per stream in the
