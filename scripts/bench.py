@@ -56,7 +56,9 @@ from pathlib import Path
 from urllib.error import URLError
 
 import bench_checks
+import bench_loadgen
 import bench_report
+import bench_upstream
 import bench_wrk
 from bench_loadgen import _ms  # noqa: F401  (scripts/bench_settlement.py prints with it)
 from bench_proc import (ROOT, SCRIPTS, Processes, child_setup, cpu_seconds,  # noqa: F401
@@ -133,6 +135,11 @@ def wrk_version() -> str:
 
 
 def main() -> None:
+    # the sub-commands of earlier versions, for scripts that still start them this way
+    if len(sys.argv) > 1 and sys.argv[1] == "_upstream":
+        return bench_upstream.main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "_loadgen":
+        return bench_loadgen.main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=6.0,
