@@ -1,0 +1,130 @@
+"""What scripts/bench.py prints: the table of every scenario beside the direct path, the
+issue 11 targets beside each figure, and the checks that every feature was on."""
+from __future__ import annotations
+
+from bench_checks import Check
+
+# Issue 11's targets: one core, every feature on. Printed beside the figures, never asserted.
+TARGET_REST_RPS = 2700
+TARGET_ADDED_P50_MS = 0.5
+TARGET_REST_STREAMS = 1450
+TARGET_ADDED_TTFT_MS = 0.5
+TARGET_GRPC_RPS = 2000
+TARGET_GRPC_STREAMS = 600
+TARGET_RSS_MB = 100  # per worker
+SATURATED = 0.90  # the client side's core this busy: it, not the gateway, may have set the pace
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f}"
+
+
+def _added(r: dict, d: dict | None, key: str) -> float | None:
+    if d is None or r["path"] == "direct" or not r.get(key) or not d.get(key):
+        return None
+    return (r[key] - d[key]) * 1000
+
+
+def print_table(rows: list[dict], concurrency: int) -> None:
+    direct = {r["stream"]: r for r in rows if r["path"] == "direct"}
+    split = any(r.get("worker_split") for r in rows)
+    header = ["path", "mode", f"rate@{concurrency}", "x direct", "p50 ms", "p99 ms", "+p50 ms", "+p99 ms",
+              "TTFT50 ms", "+TTFT ms", "gw CPU ms", "gw cap/s", "gw util", "client util", "other", "gw RSS MB",
+              *(["worker split"] if split else []), "errors", "load"]
+    table = []
+    for r in rows:
+        d = direct.get(r["stream"])
+        ratio = r["rps"] / d["rps"] if d and d["rps"] and r["path"] != "direct" else None
+        figures = [_added(r, d, "p50"), _added(r, d, "p99"), _added(r, d, "ttft50")]
+        table.append([
+            r["path"], "stream" if r["stream"] else "unary",
+            f"{r['rps']:.0f}" + ("*" if r["capped"] else ""),
+            f"{ratio:.2f}" if ratio is not None else "-",
+            _ms(r["p50"]), _ms(r["p99"]),
+            *(f"{v:+.2f}" if v is not None else "-" for v in figures[:2]),
+            _ms(r["ttft50"]), f"{figures[2]:+.2f}" if figures[2] is not None else "-",
+            f"{r['gw_cpu_ms']:.3f}" if r["gw_cpu_ms"] is not None else "-",
+            f"{1000 / r['gw_cpu_ms']:.0f}" if r["gw_cpu_ms"] else "-",
+            f"{r['gw_util'] * 100:.0f}%" if r["gw_util"] is not None else "-",
+            f"{r['core1_util'] * 100:.0f}%" if r["core1_util"] is not None else "-",
+            f"{r['other_util'] * 100:.0f}%" if r["other_util"] is not None else "-",
+            f"{r['rss']:.1f}" if r["rss"] is not None else "-",
+            *(["/".join(f"{s * 100:.0f}" for s in r["worker_split"]) if r.get("worker_split") else "-"]
+              if split else []),
+            str(r["errors"]), r.get("tool", "python"),
+        ])
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print("""  columns: 'rate' = answers/s at full concurrency (requests/s for unary rows, streams/s for stream rows);
+  'x direct' = rate / direct's; p50/p99 at concurrency 1, '+' = added to direct's; TTFT = time to the
+  first event of a stream at concurrency 1; 'gw CPU ms' = gateway CPU per request or per stream in the
+  throughput phase (all workers), 'gw cap' = 1000 / that (what one core could serve); 'gw util' = gateway
+  CPU / wall time, 'client util' = upstream + load generator CPU / wall time, 'other' = CPU of processes
+  outside the bench; 'gw RSS' = after the phase, the largest worker's; 'worker split' = each worker's
+  share of the gateway CPU; 'load' = what generated the throughput phase; '*' = a phase hit its cap.""")
+
+
+def _line(label: str, figure: str, target: str, met: bool | None) -> str:
+    verdict = "-" if met is None else ("met" if met else "NOT MET")
+    return f"  {label:<34} {figure:<28} target {target:<12} {verdict}"
+
+
+def print_targets(rows: list[dict], peaks: dict[str, float], variant_paths: dict[str, tuple[str, str]]) -> None:
+    """Each variant's figures beside issue 11's targets."""
+    direct = {r["stream"]: r for r in rows if r["path"] == "direct"}
+    by_key = {(r["path"], r["stream"]): r for r in rows}
+    print("\ntargets (issue 11: one core, every feature on; printed, never asserted):")
+    for name, (rest_path, grpc_path) in variant_paths.items():
+        print(f" {name}:")
+        for path, stream, label, target in (
+                (rest_path, False, "REST whole answers", TARGET_REST_RPS),
+                (rest_path, True, "REST streams (20 chunks)", TARGET_REST_STREAMS),
+                (grpc_path, False, "gRPC whole answers", TARGET_GRPC_RPS),
+                (grpc_path, True, "gRPC streams", TARGET_GRPC_STREAMS)):
+            r = by_key.get((path, stream))
+            if r is None:
+                continue
+            unit = "streams/s" if stream else "req/s"
+            cpu = f", {r['gw_cpu_ms']:.2f} ms CPU" if r["gw_cpu_ms"] else ""
+            print(_line(label, f"{r['rps']:,.0f} {unit}{cpu}", f">= {target:,}", r["rps"] >= target))
+            if path == rest_path:
+                key, what, limit = (("ttft50", "added time to first token", TARGET_ADDED_TTFT_MS) if stream
+                                    else ("p50", "added p50 at concurrency 1", TARGET_ADDED_P50_MS))
+                added = _added(r, direct.get(stream), key)
+                p99 = _added(r, direct.get(stream), "p99")
+                shown = (f"{added:+.2f} ms" + (f" (p99 {p99:+.2f})" if p99 is not None and not stream else "")
+                         if added is not None else "?")
+                print(_line(f"REST {what}", shown, f"<= {limit} ms", added <= limit if added is not None else None))
+        if name in peaks:
+            rss, hwm = peaks[name]
+            print(_line("RSS after load, per worker", f"{rss:.1f} MB (peak {hwm:.1f})", f"<= {TARGET_RSS_MB} MB",
+                        rss <= TARGET_RSS_MB))
+
+
+def print_notes(rows: list[dict], pinned: bool) -> None:
+    busy = [r for r in rows if (r["core1_util"] or 0) >= SATURATED]
+    if busy and pinned:
+        print(f"  NOTE: the load generator's core was {max(r['core1_util'] for r in busy) * 100:.0f}% busy in "
+              + ", ".join(f"{r['path']} {'stream' if r['stream'] else 'unary'}" for r in busy)
+              + ": the client side, not the gateway, may have set those rates (see 'gw util')")
+    elif pinned:
+        print("  the load generator's core stayed below "
+              f"{SATURATED * 100:.0f}% busy in every phase: it was not the bottleneck")
+    noisy = [r for r in rows if (r["other_util"] or 0) > 0.10]
+    if noisy:
+        print(f"  NOTE: other processes used up to {max(r['other_util'] for r in noisy) * 100:.0f}% of a core"
+              " during some phases: the machine was not quiet, rerun for steadier figures")
+    for r in rows:
+        if r["error_sample"]:
+            print(f"  {r['path']} {'stream' if r['stream'] else 'unary'} errors, e.g.: {r['error_sample'][0]}")
+
+
+def print_checks(checks: list[tuple[str, str, Check]]) -> bool:
+    """Prints each check; True when all passed."""
+    print("\nchecks (the features were on and did their work):")
+    for variant, what, check in checks:
+        print(f"  {variant} {what}: {'OK' if check.ok else 'FAILED'}: {check.line}")
+    return all(check.ok for _, _, check in checks)

@@ -1,0 +1,180 @@
+"""scripts/bench.py and scripts/soak.py in their smallest settings, so they cannot rot: each
+starts its upstream and a real `st-ai serve` on 127.0.0.1, sends a few requests of every
+kind, and must finish with its checks passed (every request booked once at its price,
+counted by the metrics, answered with Server-Timing). No speed is asserted; the figures
+are only required to be printed."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+import bench_wrk  # noqa: E402
+
+SMALL = ("--requests", "40", "--stream-requests", "16", "--latency-requests", "10", "--concurrency", "4",
+         "--phase-cap", "5", "--seconds", "1", "--no-pin-core")
+
+
+def run(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPTS / script), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def table_rows(out: str) -> dict[tuple[str, str], list[str]]:
+    """The bench table's rows by (path, mode)."""
+    rows = {}
+    for line in out.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) > 10 and cells[1] in ("unary", "stream"):
+            rows[(cells[0], cells[1])] = cells
+    return rows
+
+
+def assert_checks_passed(out: str, variants: list[str]) -> None:
+    for variant in variants:
+        for what in ("metrics", "ledger", "Server-Timing"):
+            assert re.search(rf"^  {re.escape(variant)} {what}: OK: ", out, re.M), (variant, what, out)
+    assert "FAILED" not in out
+
+
+def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_books():
+    result = run("bench.py", *SMALL, "--loadgen", "python", timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    rows = table_rows(out)
+    for path in ("direct", "st-ai REST", "st-ai gRPC"):
+        for mode in ("unary", "stream"):
+            assert (path, mode) in rows, (path, mode, out)
+            assert rows[(path, mode)][-1] == "python" and rows[(path, mode)][-2] == "0"  # errors
+    assert_checks_passed(out, ["st-ai"])
+    for target in ("REST whole answers", "REST streams (20 chunks)", "gRPC whole answers", "gRPC streams",
+                   "REST added p50 at concurrency 1", "REST added time to first token", "RSS after load, per worker"):
+        assert re.search(rf"^  {re.escape(target)} .* target ", out, re.M), (target, out)
+    assert "Python (aiohttp, grpc.aio) for everything" in out
+    # every request sent through st-ai was one ledger row: the check names the count
+    ledger = re.search(r"st-ai ledger: OK: (\d+) rows for (\d+) requests sent", out)
+    assert ledger and ledger.group(1) == ledger.group(2) and int(ledger.group(1)) > 0
+
+
+@pytest.mark.skipif(not bench_wrk.available(), reason="wrk is not installed")
+def test_the_bench_drives_rest_through_wrk_beside_a_bare_gateway():
+    result = run("bench.py", *SMALL, "--bare", timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    rows = table_rows(out)
+    for path in ("direct", "st-ai REST", "st-ai REST [bare]"):
+        for mode in ("unary", "stream"):
+            assert rows[(path, mode)][-1] == "wrk", (path, mode, out)
+            assert rows[(path, mode)][-2] == "0", (path, mode, out)
+    assert rows[("st-ai gRPC [bare]", "stream")][-1] == "python"
+    assert_checks_passed(out, ["st-ai", "st-ai[bare]"])
+    assert "(unpriced)" in out  # the bare gateway booked its requests at zero
+    assert re.search(r"wrk \S+ for REST and direct throughput", out), out
+
+
+def test_the_bench_spreads_its_load_over_two_workers():
+    # 16 connections: the kernel hashes each to a worker, so both get some but with odds of 1 in 30,000
+    result = run("bench.py", *SMALL, "--workers", "2", "--concurrency", "16", "--requests", "120", timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert_checks_passed(out, ["st-ai"])
+    rows = table_rows(out)
+    for path in ("st-ai REST", "st-ai gRPC"):
+        split = rows[(path, "unary")][-3]  # 'worker split': each worker's share of the gateway's CPU
+        shares = [int(s) for s in split.split("/")]
+        assert len(shares) == 2 and all(share >= 5 for share in shares), (path, split, out)
+
+
+def test_a_short_soak_samples_the_gateway_and_judges_it():
+    result = run("soak.py", "--minutes", "0.1", "--rate", "20", "--every", "1", timeout=100)
+    out = result.stdout
+    samples = re.findall(r"^\s+\d+ s  plain (\d+)  stream (\d+)  cancelled (\d+)  errors (\d+)  "
+                         r"RSS\s+[\d.]+ MB  fds (\d+)  tasks (\S+)$", out, re.M)
+    assert len(samples) >= 5, out + result.stderr
+    plain, stream, cancelled, errors, _, _ = samples[-1]
+    assert int(plain) > 0 and int(stream) > 0 and int(cancelled) > 0 and errors == "0", out
+    assert re.search(r"^ledger: OK: ", out, re.M), out
+    for judged in ("RSS ", "open fds", "asyncio tasks"):
+        assert re.search(rf"^  {judged}", out, re.M), (judged, out)
+    verdict = re.search(r"^verdict: (PASS|FAIL)$", out, re.M)
+    assert verdict, out
+    # a 6-second run may not be flat yet; what it judged is its exit status
+    assert result.returncode == (0 if verdict.group(1) == "PASS" else 1), out + result.stderr
+
+
+# -- the ledger check itself: it must catch a gateway that books wrong ---------------------------
+
+def _booked(tmp_path: Path, plain: int, streams: int, cut: int = 0, chunks: int = 20) -> Path:
+    """A database whose token `bench` booked `plain` whole answers, `streams` streams and
+    `cut` streams its client left, each at the bench's price, through the store st-ai uses."""
+    import time
+
+    import bench_checks
+    from bench_upstream import COMPLETION_TOKENS, PROMPT_TOKENS
+    from server.store import quota
+    from server.store.db import open_db
+
+    db_path = tmp_path / "bench.db"
+    bench_checks.add_token(db_path, "bench", bare=False)
+    db = open_db(str(db_path))
+    try:
+        token_id = db.execute("SELECT id FROM tokens WHERE name = 'bench'").fetchone()[0]
+        rows = ([(200, False, COMPLETION_TOKENS, bench_checks.plain_cost())] * plain
+                + [(200, True, chunks, bench_checks.stream_cost(chunks))] * streams
+                + [(499, True, chunks, bench_checks.stream_cost(chunks))] * cut)
+        quota.settle_many(db, [quota.Settlement(None, quota.LedgerRow(
+            time.time(), None, token_id, "bench-model", "bench-model", None, "chat", status, cost=cost,
+            prompt_tokens=PROMPT_TOKENS, completion_tokens=completion, stream=stream))
+            for status, stream, completion, cost in rows])
+    finally:
+        db.close()
+    return db_path
+
+
+def test_the_ledger_check_passes_books_that_match_what_was_sent(tmp_path):
+    import bench_checks
+    db_path = _booked(tmp_path, plain=3, streams=2, cut=1)
+    check = bench_checks.ledger_check(db_path, "bench", sent=6, answered=5, chunks=20, priced=True, cancelled=1)
+    assert check.ok, check.line
+
+
+def test_the_ledger_check_fails_a_request_that_was_not_booked(tmp_path):
+    import bench_checks
+    check = bench_checks.ledger_check(_booked(tmp_path, plain=3, streams=2), "bench", sent=6, answered=6, chunks=20,
+                                      priced=True)
+    assert not check.ok and "5 rows for 6 requests sent" in check.line
+
+
+def test_the_ledger_check_fails_a_wrong_cost_or_a_used_that_drifted(tmp_path):
+    import bench_checks
+    from server.store.db import open_db
+    db_path = _booked(tmp_path, plain=3, streams=2)
+    db = open_db(str(db_path))
+    try:
+        with db.conn:
+            db.execute("UPDATE ledger SET cost = cost + 1 WHERE id = (SELECT MIN(id) FROM ledger)")
+    finally:
+        db.close()
+    check = bench_checks.ledger_check(db_path, "bench", sent=5, answered=5, chunks=20, priced=True)
+    assert not check.ok and "the price says" in check.line and "the token's used is" in check.line
+
+
+def test_the_ledger_check_fails_a_reservation_left_behind(tmp_path):
+    import bench_checks
+    from server.store import quota
+    from server.store.db import open_db
+    db_path = _booked(tmp_path, plain=1, streams=0)
+    db = open_db(str(db_path))
+    try:
+        token_id = db.execute("SELECT id FROM tokens WHERE name = 'bench'").fetchone()[0]
+        quota.reserve(db, token_id, 100, "bench")
+    finally:
+        db.close()
+    check = bench_checks.ledger_check(db_path, "bench", sent=1, answered=1, chunks=20, priced=True)
+    assert not check.ok and "1 reservations" in check.line
