@@ -29,6 +29,7 @@ class _Pending:
     record: CallRecord
     calls: list = field(default_factory=list)  # the RPCs the request made
     logged: bool = False
+    called: bool = False  # it made an RPC (the calls themselves are let go with the handler)
 
 
 PENDING = web.RequestKey("st_ai_pending", _Pending)
@@ -44,6 +45,7 @@ def traced(multi_callable):
         call = multi_callable(message, metadata=(*metadata, (REQUEST_ID_KEY, pending.record.request_id)),
                               **options)
         pending.calls.append(call)
+        pending.called = True
         return call
     return invoke
 
@@ -89,7 +91,7 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
     stamp(request, response)
 
 
-def _error_code(response: web.StreamResponse) -> str | None:
+def error_code(response: web.StreamResponse) -> str | None:
     body = getattr(response, "body", None)
     if response.status < 400 or not isinstance(body, bytes) or response.content_type != "application/json":
         return None
@@ -112,7 +114,7 @@ def _log(request: web.BaseRequest, pending: _Pending, status: int, bytes_out: in
     record = pending.record
     try:
         if response is not None:
-            record.error_code = record.error_code or _error_code(response)
+            record.error_code = record.error_code or error_code(response)
             record.stream = record.stream or response.content_type == "text/event-stream"
         logs.access(access_fields(record, status, latency or 0.0, _bytes_in(request), bytes_out,
                                   method=request.method, path=request.path, peer=request.remote))
