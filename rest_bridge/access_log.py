@@ -16,7 +16,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from server import call_record, logs
+from rest_bridge.state import UPSTREAM
+from server import call_record, logs, server_timing
 from server.call_record import CallRecord
 from server.services.call_log import REQUEST_ID_KEY, access_fields, facts_from
 
@@ -57,7 +58,7 @@ async def access_record(request: web.Request, handler) -> web.StreamResponse:
     reset = _pending.set(pending)
     try:
         response = await handler(request)
-        await _take_facts(pending)
+        await _take_facts(request, pending)
         return response
     except asyncio.CancelledError:  # its RPCs are cancelled too: no facts to wait for
         _log(request, pending, 499, request.writer.output_size if request.writer else 0, None)
@@ -69,10 +70,19 @@ async def access_record(request: web.Request, handler) -> web.StreamResponse:
         _pending.reset(reset)
 
 
-async def _take_facts(pending: _Pending) -> None:
+async def _take_facts(request: web.Request, pending: _Pending) -> None:
+    """What the finished calls' trailers tell: their facts, and the seconds they waited on
+    upstreams (their `server-timing`), for the answer's Server-Timing and the overhead
+    metric (rest_bridge/server_timing.py, rest_bridge/request_metrics.py)."""
+    upstream = 0.0
     for call in pending.calls:
         if call.done() and not call.cancelled():
-            pending.record.take(facts_from(await call.trailing_metadata()))
+            metadata = await call.trailing_metadata()
+            pending.record.take(facts_from(metadata))
+            for key, value in metadata or ():
+                if key == server_timing.KEY:
+                    upstream += server_timing.upstream_seconds(value) or 0.0
+    request[UPSTREAM] = upstream
 
 
 def stamp(request: web.BaseRequest, response: web.StreamResponse) -> None:

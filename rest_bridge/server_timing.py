@@ -23,19 +23,17 @@ HEADER = "Server-Timing"
 async def clock_in(request: web.Request, handler) -> web.StreamResponse:
     request[STARTED] = time.monotonic()
     try:
-        response = await handler(request)
+        # the access record outside reads the finished calls' upstream time (UPSTREAM)
+        return await handler(request)
     except asyncio.CancelledError:  # the client left: no answer will be written
         request_metrics.answered(request, 499, request_metrics.CLIENT_LEFT)
         raise
-    # Read while the access record still holds the calls: a plain answer's head goes out
-    # after it lets go of them, and the overhead metric wants a stream's final figure.
-    request[UPSTREAM] = await _upstream(request)
-    return response
 
 
 async def stamp(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the header, as of the moment the answer's head goes out. A
-    request answered before the app saw it (an expectation refused) counts from now."""
+    """on_response_prepare: the header, as of the moment the answer's head goes out (a
+    stream's, while its handler runs: its upstream time so far). A request answered before
+    the app saw it (an expectation refused) counts from now."""
     now = time.monotonic()
     started = request.get(STARTED, now)
     upstream = request[UPSTREAM] if UPSTREAM in request else await _upstream(request)
