@@ -500,6 +500,36 @@ def test_a_replacement_worker_that_dies_or_hangs_before_it_is_ready_is_replaced_
             workers.stop()
 
 
+def test_a_worker_stuck_at_the_first_start_stops_the_others_and_exits_1(tmp_path):
+    db_path = str(tmp_path / "st-ai.db")
+    open_db(db_path).close()
+    log_path = tmp_path / "gateway.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--db", db_path, "--host", "127.0.0.1", "--http-port", "0",
+             "--grpc-port", "0", "--assets-dir", str(tmp_path / "assets"), "--workers", "2", "--log-format", "json",
+             "--worker-start-timeout", str(STUCK_AFTER)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "ST_AI_LOG_LEVEL": "INFO"})
+    try:
+        stuck = wait_until(lambda: next((pid for pid in children(proc.pid) if is_worker(pid)), None),
+                           "a worker to start", 30, every=0.01)
+        os.kill(stuck, signal.SIGSTOP)
+        others = wait_until(lambda: children(proc.pid) - {stuck}, "the other worker", 30)
+        assert proc.wait(STUCK_AFTER + 60) == 1
+        out = proc.stdout.read()
+        assert not READY.search(out), out
+        assert not pid_alive(stuck) and not any(pid_alive(pid) for pid in others)
+        lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+        assert any(line["level"] == "ERROR" and f"(pid {stuck}) was not ready within {STUCK_AFTER} s" in line["message"]
+                   for line in lines), lines
+    finally:
+        if proc.poll() is None:
+            for pid in children(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait(10)
+
+
 def test_text_log_lines_name_the_process_that_wrote_them(tmp_path):
     workers = Workers(tmp_path, 2, "--log-format", "text")  # the last --log-format given wins
     try:
