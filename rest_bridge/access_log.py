@@ -16,7 +16,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from server import call_record, logs
+from rest_bridge.state import UPSTREAM
+from server import call_record, logs, server_timing
 from server.call_record import CallRecord
 from server.services.call_log import REQUEST_ID_KEY, access_fields, facts_from
 
@@ -29,6 +30,7 @@ class _Pending:
     record: CallRecord
     calls: list = field(default_factory=list)  # the RPCs the request made
     logged: bool = False
+    called: bool = False  # it made an RPC (the calls themselves are let go with the handler)
 
 
 PENDING = web.RequestKey("st_ai_pending", _Pending)
@@ -44,6 +46,7 @@ def traced(multi_callable):
         call = multi_callable(message, metadata=(*metadata, (REQUEST_ID_KEY, pending.record.request_id)),
                               **options)
         pending.calls.append(call)
+        pending.called = True
         return call
     return invoke
 
@@ -55,7 +58,7 @@ async def access_record(request: web.Request, handler) -> web.StreamResponse:
     reset = _pending.set(pending)
     try:
         response = await handler(request)
-        await _take_facts(pending)
+        await _take_facts(request, pending)
         return response
     except asyncio.CancelledError:  # its RPCs are cancelled too: no facts to wait for
         _log(request, pending, 499, request.writer.output_size if request.writer else 0, None)
@@ -67,10 +70,19 @@ async def access_record(request: web.Request, handler) -> web.StreamResponse:
         _pending.reset(reset)
 
 
-async def _take_facts(pending: _Pending) -> None:
+async def _take_facts(request: web.Request, pending: _Pending) -> None:
+    """What the finished calls' trailers tell: their facts, and the seconds they waited on
+    upstreams (their `server-timing`), for the answer's Server-Timing and the overhead
+    metric (rest_bridge/server_timing.py, rest_bridge/request_metrics.py)."""
+    upstream = 0.0
     for call in pending.calls:
         if call.done() and not call.cancelled():
-            pending.record.take(facts_from(await call.trailing_metadata()))
+            metadata = await call.trailing_metadata()
+            pending.record.take(facts_from(metadata))
+            for key, value in metadata or ():
+                if key == server_timing.KEY:
+                    upstream += server_timing.upstream_seconds(value) or 0.0
+    request[UPSTREAM] = upstream
 
 
 def stamp(request: web.BaseRequest, response: web.StreamResponse) -> None:
@@ -89,7 +101,7 @@ async def stamp_request_id(request: web.Request, response: web.StreamResponse) -
     stamp(request, response)
 
 
-def _error_code(response: web.StreamResponse) -> str | None:
+def error_code(response: web.StreamResponse) -> str | None:
     body = getattr(response, "body", None)
     if response.status < 400 or not isinstance(body, bytes) or response.content_type != "application/json":
         return None
@@ -112,7 +124,7 @@ def _log(request: web.BaseRequest, pending: _Pending, status: int, bytes_out: in
     record = pending.record
     try:
         if response is not None:
-            record.error_code = record.error_code or _error_code(response)
+            record.error_code = record.error_code or error_code(response)
             record.stream = record.stream or response.content_type == "text/event-stream"
         logs.access(access_fields(record, status, latency or 0.0, _bytes_in(request), bytes_out,
                                   method=request.method, path=request.path, peer=request.remote))

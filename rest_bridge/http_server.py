@@ -28,7 +28,7 @@ from aiohttp import http_exceptions, web
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
-from rest_bridge import access_log
+from rest_bridge import access_log, request_metrics
 from rest_bridge.marshal import JSON_TYPE, error_response
 from server import call_record
 from server.errors import GatewayError
@@ -212,6 +212,7 @@ class BridgeProtocol(RequestHandler):
             answer = _raw_error(error, request_id)
             self.transport.write(answer)
             peer = self.peername
+            request_metrics.unanswerable(error.http_status, error.code)
             access_log.log_unanswerable(request_id, error.http_status, error.code,
                                         peer=peer[0] if isinstance(peer, tuple) else None,
                                         bytes_in=self._header_bytes, bytes_out=len(answer),
@@ -268,6 +269,9 @@ class BridgeProtocol(RequestHandler):
             if self._body_bytes >= LARGE_BODY_BYTES:
                 self._body_bytes = 0
                 self._trimmer.large_request_done()
+            # every answer written on the connection passes here, those of the app and the parser's
+            request_metrics.answered(request, resp.status, access_log.error_code(resp),
+                                     stream=resp.content_type == "text/event-stream")
 
     # -- errors before any handler ---------------------------------------------------
 

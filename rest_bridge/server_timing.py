@@ -1,34 +1,39 @@
 """`Server-Timing` on every REST answer: the bridge's whole time for the request, of
 which the upstream part is what the gRPC service reported for its call (its
 `server-timing` metadata: final in the trailers of a finished call, so far in the
-initial metadata of a stream whose first event is being sent)."""
+initial metadata of a stream whose first event is being sent). The same clock gives the
+request's overhead metric when it is answered (rest_bridge/request_metrics.py)."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
 from aiohttp import web
 
+from rest_bridge import request_metrics
 from rest_bridge.access_log import PENDING, access_record
+from rest_bridge.state import STARTED, UPSTREAM
 from server import server_timing
 
 HEADER = "Server-Timing"
-STARTED = web.RequestKey("st_ai_started", float)
-UPSTREAM = web.RequestKey("st_ai_upstream", float)  # seconds, read from the request's finished calls
 
 
 @web.middleware
 async def clock_in(request: web.Request, handler) -> web.StreamResponse:
     request[STARTED] = time.monotonic()
-    response = await handler(request)
-    if not response.prepared:  # its head goes out after the access record lets go of the calls
-        request[UPSTREAM] = await _upstream(request)
-    return response
+    try:
+        # the access record outside reads the finished calls' upstream time (UPSTREAM)
+        return await handler(request)
+    except asyncio.CancelledError:  # the client left: no answer will be written
+        request_metrics.answered(request, 499, request_metrics.CLIENT_LEFT)
+        raise
 
 
 async def stamp(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the header, as of the moment the answer's head goes out. A
-    request answered before the app saw it (an expectation refused) counts from now."""
+    """on_response_prepare: the header, as of the moment the answer's head goes out (a
+    stream's, while its handler runs: its upstream time so far). A request answered before
+    the app saw it (an expectation refused) counts from now."""
     now = time.monotonic()
     started = request.get(STARTED, now)
     upstream = request[UPSTREAM] if UPSTREAM in request else await _upstream(request)

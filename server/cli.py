@@ -183,14 +183,14 @@ def _config(args: argparse.Namespace):
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
                           admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
                           dispatch=getattr(args, "dispatch", "in-process"),
-                          metrics_port=getattr(args, "metrics_port", None))
+                          metrics_port=getattr(args, "metrics_port", None), metrics_auth=args.metrics_auth)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from server import gateway, workers
 
     if args.workers > 1:
-        workers.run(_config(args), args.workers, args.log_format)
+        workers.run(_config(args), args.workers, args.log_format, args.worker_start_timeout)
     else:
         gateway.run(gateway.serve(_config(args)), args.log_format)
 
@@ -408,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="longest a download from a provider's file URL may take, in seconds (default: "
                             "$ST_AI_VIDEO_DOWNLOAD_TIMEOUT or 1800; connecting and each read: 15 s and 60 s)")
         cli_webhooks.add_serve_options(p)
+        p.add_argument("--metrics-auth", choices=("none", "admin"), default="none",
+                       help="who may read GET /metrics: anyone who reaches the port (none, the default, "
+                            "as Prometheus scrapes), or only with the admin key as a Bearer token (admin)")
         p.add_argument("--public-url", type=_refusing(url_rules.check_public_url),
                        default=os.environ.get("ST_AI_PUBLIC_URL"),
                        help="the REST bridge's address as clients see it, for image URLs st-ai hands out "
@@ -429,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=parse_workers, default=1, metavar="N",
                        help="worker processes sharing the ports and the database (default 1; "
                             "about one per core)")
+    serve.add_argument("--worker-start-timeout", type=parse_seconds, default=60.0, metavar="S",
+                       help="with --workers: a worker not ready S seconds after it started is stuck, "
+                            "killed and started again (default 60)")
     serve.set_defaults(func=cmd_serve)
     grpc_.set_defaults(func=cmd_grpc)
     bridge.add_argument("--grpc-target", required=True, type=_refusing(url_rules.check_grpc_target),

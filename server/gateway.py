@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractResolver
 
 from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
+from rest_bridge.errors import openai_errors
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
 from server import logs, memory, metrics, redact, shared_ports, socket_folders, tracing
 from server.admin import keys as admin_keys
@@ -38,6 +39,7 @@ from server.draining import Drain
 from server.embeddings_relay import EmbeddingsRelay
 from server.grpc_server import build_server, in_process_channel
 from server.image_relay import ImageRelay
+from server.metrics_scrape import MetricsScrape
 from server.providers.interface import Upstream
 from server.providers.registry import Registry
 from server.providers.simulator.media import thumbnail_from_mp4
@@ -76,6 +78,7 @@ class Config:
     dispatch: str = "in-process"  # `serve`: how the bridge reaches the services ("grpc": a private socket)
     shared_ports: bool = False  # a worker of `serve --workers`: its parent reserved the ports (server/workers.py)
     metrics_port: int | None = None  # `st-ai grpc`: serve GET /metrics on this HTTP port
+    metrics_auth: str = "none"  # "admin": GET /metrics wants the admin key (server/metrics_scrape.py)
 
 
 @dataclass
@@ -130,7 +133,8 @@ async def open_core(config: Config, public_url: str,
                   asyncio.create_task(webhooks.run(), name="webhook-sender"),
                   asyncio.create_task(health.run(), name="channel-health-writer"),
                   asyncio.create_task(ChannelProbe(catalog, registry, worker, health,
-                                                   config.resilience.probe_interval).run(), name="channel-probe")]
+                                                   config.resilience.probe_interval).run(), name="channel-probe"),
+                  asyncio.create_task(metrics.sample_every(), name="metrics-sampler")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
     tracing.start_from_environment()
@@ -193,9 +197,11 @@ def _bind_grpc(server, host: str, held: socket.socket) -> int:
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
                         timeouts: ClientTimeouts, drain: Drain, trusted_proxies: tuple = (),
-                        in_process=None) -> web.AppRunner:
+                        in_process=None, scrape: MetricsScrape | None = None) -> web.AppRunner:
     app = build_app(grpc_target, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies,
                     in_process=in_process)
+    if scrape is not None:
+        app[metrics_route.SCRAPE] = scrape
     bridge_draining.install(app, drain)
     # The drain (server/shutdown.py) has waited for requests already: closing cuts what is left.
     runner = BridgeRunner(app, timeouts=timeouts, shutdown_timeout=CLOSE_ALLOWANCE,
@@ -242,7 +248,8 @@ async def serve(config: Config) -> None:
         await server.start()
         runner = await _start_bridge(socket_target, sock, config.max_body_bytes, config.client_timeouts,
                                      core.drain, config.trusted_proxies,
-                                     None if over_grpc else in_process_channel(core, health))
+                                     None if over_grpc else in_process_channel(core, health),
+                                     _metrics_scrape(config, core))
         host = _grpc_host(config.host)  # an IPv6 address in brackets, as URLs write it
         _announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
                   f"  db {config.db_path}")
@@ -275,7 +282,8 @@ async def serve_grpc(config: Config) -> None:
         server, health = await build_server(core, [], config.trusted_bridges)
         port = _bind_grpc(server, config.host, grpc_held)
         await server.start()
-        scraped = await _start_metrics(metrics_held) if metrics_held is not None else None
+        scraped = (await _start_metrics(metrics_held, _metrics_scrape(config, core))
+                   if metrics_held is not None else None)
         metrics_at = (f"  metrics http://{_grpc_host(config.host)}:{metrics_held.getsockname()[1]}/metrics"
                       if metrics_held is not None else "")
         _announce(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}{metrics_at}")
@@ -287,9 +295,14 @@ async def serve_grpc(config: Config) -> None:
                 await scraped.cleanup()
 
 
-async def _start_metrics(sock: socket.socket) -> web.AppRunner:
+def _metrics_scrape(config: Config, core: Core) -> MetricsScrape:
+    return MetricsScrape(core.worker, core.admin if config.metrics_auth == "admin" else None)
+
+
+async def _start_metrics(sock: socket.socket, scrape: MetricsScrape) -> web.AppRunner:
     """GET /metrics alone on its own HTTP port, for a gRPC-only process."""
-    app = web.Application()
+    app = web.Application(middlewares=[openai_errors])
+    app[metrics_route.SCRAPE] = scrape
     metrics_route.add_routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -315,8 +328,9 @@ def _grpc_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def run(coro, log_format: str = "text") -> None:
-    logs.configure(log_format, os.environ.get("ST_AI_LOG_LEVEL", "INFO"))
+def run(coro, log_format: str = "text", tag_pid: bool = False) -> None:
+    """`tag_pid`: text log lines name their process (`serve --workers`)."""
+    logs.configure(log_format, os.environ.get("ST_AI_LOG_LEVEL", "INFO"), tag_pid)
     memory.tune_malloc()
     try:
         asyncio.run(coro)

@@ -29,8 +29,10 @@ def _text_value(value: object) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    def __init__(self, tag_pid: bool = False) -> None:
+        # `name[pid]:` as syslog writes it: which process of `serve --workers` wrote the line
+        name = "%(name)s[%(process)d]" if tag_pid else "%(name)s"
+        super().__init__(f"%(asctime)s %(levelname)s {name}: %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         fields = getattr(record, "fields", None)
@@ -51,8 +53,9 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
-def configure(log_format: str, level: str) -> None:
-    formatter = JsonFormatter() if log_format == "json" else TextFormatter()
+def configure(log_format: str, level: str, tag_pid: bool = False) -> None:
+    """`tag_pid`: text lines name their process too (JSON lines always carry `pid`)."""
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter(tag_pid)
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(formatter)
     records: queue.SimpleQueue = queue.SimpleQueue()

@@ -8,15 +8,20 @@ is `-`), so the number of series stays bounded. Nothing here knows HTTP or proto
 Several processes sharing one port (`st-ai serve --workers N`) each write their numbers
 to files in `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's multiprocess mode, chosen by
 that variable before this module is imported); any process's /metrics then adds them up.
+What is counted in the database at scrape time (server/metrics_scrape.py) is handed to
+`exposition` instead: the scraping process's count is already everyone's.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from typing import Iterable
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest)
 from prometheus_client import multiprocess
+from prometheus_client.metrics_core import Metric
 
 UNROUTED = "-"  # the model label of a request no channel served (its name is the client's)
 OTHER = "other"  # an error code beyond the bounded set this process has labelled
@@ -38,12 +43,18 @@ TTFT_SECONDS = Histogram("st_ai_time_to_first_token_seconds",
                          "From a streamed request's arrival to its first event sent.", ("model", "channel"),
                          buckets=_SECONDS)
 OVERHEAD_SECONDS = Histogram("st_ai_gateway_overhead_seconds",
-                             "The gateway's own time per request: its whole time minus the upstream's.",
-                             ("stream",), buckets=_OVERHEAD)
+                             "The gateway's own time per request: its whole time minus the upstream's, "
+                             "measured at the front the request came in by (rest, grpc).",
+                             ("front", "stream"), buckets=_OVERHEAD)
 STREAMS_IN_FLIGHT = Gauge("st_ai_streams_in_flight", "Streamed answers being sent now.",
                           multiprocess_mode="livesum")
 VIDEO_TASKS = Counter("st_ai_video_tasks", "Video tasks reaching a state (queued, completed, failed, ...).",
                       ("state",))
+# One series per live process in multiprocess mode (a pid label): a leak shows in the
+# worker that has it, and a dead worker's series goes with it.
+ASYNCIO_TASKS = Gauge("st_ai_asyncio_tasks", "asyncio tasks of this process, pending and running.",
+                      multiprocess_mode="liveall")
+SAMPLE_EVERY = 5.0  # seconds between samples of a process's own gauges, for scrapes other processes answer
 LEDGER_WRITE_SECONDS = Histogram("st_ai_ledger_write_seconds",
                                  "One group commit of settlements to the ledger.", buckets=_SECONDS)
 LEDGER_WRITE_ROWS = Counter("st_ai_ledger_rows_written", "Settlements committed to the ledger.")
@@ -76,12 +87,17 @@ def attempt(channel: str, status: int, code: str | None, seconds: float) -> None
     UPSTREAM_SECONDS.labels(channel).observe(seconds)
 
 
-def request(model: str | None, channel: str | None, status: int, code: str | None, seconds: float,
-            upstream_seconds: float, stream: bool) -> None:
-    """A client request ended after `seconds`, `upstream_seconds` of them upstream."""
+def request(model: str | None, channel: str | None, status: int, code: str | None) -> None:
+    """A client request ended: counted once, where it was answered (the gRPC service, or
+    the REST bridge for a request it refused before calling any)."""
     REQUESTS.labels(model if (model and channel) else UNROUTED, channel or "", str(status),
                     _codes.label(code)).inc()
-    OVERHEAD_SECONDS.labels("true" if stream else "false").observe(max(0.0, seconds - upstream_seconds))
+
+
+def overhead(front: str, stream: bool, seconds: float, upstream_seconds: float) -> None:
+    """A request that came in by `front` ("rest" or "grpc") took `seconds` there, of which
+    `upstream_seconds` waiting on upstreams: the rest was st-ai's own."""
+    OVERHEAD_SECONDS.labels(front, "true" if stream else "false").observe(max(0.0, seconds - upstream_seconds))
 
 
 def first_token(model: str | None, channel: str | None, seconds: float) -> None:
@@ -106,18 +122,47 @@ def ledger_write(seconds: float, rows: int) -> None:
     LEDGER_WRITE_ROWS.inc(rows)
 
 
-def process_ended() -> None:
-    """At exit, in multiprocess mode: this process's live gauges (streams in flight) stop
-    counting; its counters and histograms stay in the sums."""
+def sample_process() -> None:
+    """This process's own gauges, as of now (on its event loop)."""
+    ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
+
+
+async def sample_every(seconds: float = SAMPLE_EVERY) -> None:
+    """Keeps this process's own gauges fresh for scrapes another process answers
+    (multiprocess mode); a scrape this process answers samples first anyway."""
+    while True:
+        sample_process()
+        await asyncio.sleep(seconds)
+
+
+def process_ended(pid: int | None = None) -> None:
+    """In multiprocess mode, when a process ends (this one at exit, or a worker its parent
+    saw die): its live gauges (streams in flight, asyncio tasks) stop counting; its
+    counters and histograms stay in the sums."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(os.getpid())
+        multiprocess.mark_process_dead(os.getpid() if pid is None else pid)
 
 
-def exposition() -> tuple[bytes, str]:
+class _Counted:
+    """Families counted at scrape time, offered as a collector."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def exposition(counted: Iterable[Metric] = ()) -> tuple[bytes, str]:
     """The text a scrape gets, and its content type: every process's numbers in
-    multiprocess mode, this process's otherwise."""
+    multiprocess mode, this process's otherwise, then the families `counted` for this
+    scrape (whole already: never added up across processes)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        text = generate_latest(registry)
+    else:
+        text = generate_latest(REGISTRY)
+    extra = CollectorRegistry()
+    extra.register(_Counted(counted))
+    return text + generate_latest(extra), CONTENT_TYPE_LATEST

@@ -10,7 +10,10 @@ their own, and prints the ready line once every worker is ready. It forwards SIG
 SIGINT and SIGHUP to them as SIGTERM (each drains: server/shutdown.py) and exits 0 when
 all of them stopped cleanly. A worker that dies on its own is started again, after a
 pause that doubles while it keeps dying young; after RestartPolicy.limit such deaths in
-a row the parent stops the others and exits 1 rather than loop."""
+a row the parent stops the others and exits 1 rather than loop. A worker not ready within
+the start timeout of its start is stuck: at the first start the parent gives up (exit 1),
+later it kills it and counts that as one of those deaths. Text log lines of the parent
+and the workers carry their pid, as JSON lines do."""
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from server import gateway, shared_ports
+from server import gateway, metrics, shared_ports
 from server.demo import ensure_demo_at
 from server.shutdown import CUT_ALLOWANCE
 from server.store import quota as quota_store
@@ -34,7 +37,7 @@ from server.store.db import open_db
 log = logging.getLogger("st_ai.workers")
 
 READY_PREFIX = b"st-ai ready:"  # the line gateway.serve prints once it serves
-START_TIMEOUT = 60.0  # a worker not ready by then is stuck: stopped, and counted as failed
+START_TIMEOUT = 60.0  # default: a worker not ready this long after its start is stuck
 STOP_MARGIN = 30.0  # beyond a worker's own drain (grace + cut allowance) before it is killed
 
 
@@ -85,9 +88,10 @@ class WorkersFailed(Exception):
 
 
 class Pool:
-    def __init__(self, start: WorkerStart, count: int) -> None:
+    def __init__(self, start: WorkerStart, count: int, start_timeout: float = START_TIMEOUT) -> None:
         self._start = start
         self._count = count
+        self._start_timeout = start_timeout
         self.workers: dict[int, Worker] = {}
         self.stopping = False
 
@@ -121,24 +125,41 @@ class Pool:
     async def start_all(self) -> None:
         """Every worker started and ready; WorkersFailed if one ends or hangs first."""
         started = [await self.spawn(slot) for slot in range(1, self._count + 1)]
+        for worker in started:
+            if await self._ready_in_time(worker):
+                continue
+            if worker.ready.done():
+                raise WorkersFailed(f"{worker.name} stopped before it was ready "
+                                    f"(exit status {await worker.proc.wait()})")
+            raise WorkersFailed(f"{worker.name} was not ready within {self._start_timeout:g} s")
+
+    async def _ready_in_time(self, worker: Worker) -> bool:
+        """True once it is ready; False if it ended first, or is not ready within the
+        start timeout of its start (then `worker.ready` is not done: it is stuck)."""
+        left = worker.started + self._start_timeout - time.monotonic()
         try:
-            async with asyncio.timeout(START_TIMEOUT):
-                for worker in started:
-                    if not await worker.ready:
-                        raise WorkersFailed(f"{worker.name} stopped before it was ready "
-                                            f"(exit status {await worker.proc.wait()})")
+            return await asyncio.wait_for(asyncio.shield(worker.ready), max(0.0, left))
         except TimeoutError:
-            raise WorkersFailed(f"a worker was not ready within {START_TIMEOUT:g} s") from None
+            return False
+
+    async def _until_exit(self, worker: Worker) -> int:
+        """Its exit status, once it ended; one stuck starting is killed first."""
+        if not await self._ready_in_time(worker) and not worker.ready.done():
+            log.error("%s was not ready within %g s of its start; killing it", worker.name, self._start_timeout)
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.kill()
+        return await worker.proc.wait()
 
     async def keep(self, slot: int) -> None:
         """Start the worker of `slot` again whenever it dies, until the pool stops."""
         policy = RestartPolicy()
         while True:
             worker = self.workers[slot]
-            status = await worker.proc.wait()
+            status = await self._until_exit(worker)
             if self.stopping:
                 return
             worker.died = True
+            metrics.process_ended(worker.proc.pid)  # its live gauges (in multiprocess mode) go with it
             # What its requests held would otherwise wait for the stale sweep (minutes).
             try:
                 freed = await asyncio.to_thread(_release_held, self._start.config.db_path, worker.proc.pid)
@@ -166,12 +187,16 @@ class Pool:
         if worker.died:
             return True
         if worker.proc.returncode is None:
-            # A worker still starting has no signal handlers yet: a SIGTERM would kill it
-            # outright. It is stopped once ready.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(worker.ready), START_TIMEOUT)
+            # A worker still starting may have no signal handlers yet: a SIGTERM would kill
+            # it outright. It is stopped once ready; one stuck starting serves nothing: killed.
+            ready = await self._ready_in_time(worker)
             with contextlib.suppress(ProcessLookupError):
-                worker.proc.send_signal(signal.SIGTERM)
+                if ready:
+                    worker.proc.send_signal(signal.SIGTERM)
+                elif not worker.ready.done():
+                    log.error("%s was not ready within %g s of its start; killing it", worker.name,
+                              self._start_timeout)
+                    worker.proc.kill()
         try:
             status = await asyncio.wait_for(worker.proc.wait(), timeout)
         except TimeoutError:
@@ -194,8 +219,10 @@ def _release_held(db_path: str, pid: int) -> int:
         db.close()
 
 
-async def serve_workers(config: gateway.Config, count: int, log_format: str) -> None:
+async def serve_workers(config: gateway.Config, count: int, log_format: str,
+                        start_timeout: float = START_TIMEOUT) -> None:
     stop = gateway._stop_on_signal()
+    metrics.process_ended()  # the parent serves nothing: no live gauges of its own in the sums
     held = [shared_ports.reserve(config.host, config.http_port, "REST", "--http-port"),
             shared_ports.reserve(config.host, config.grpc_port, "gRPC", "--grpc-port")]
     http_port, grpc_port = (sock.getsockname()[1] for sock in held)
@@ -208,7 +235,7 @@ async def serve_workers(config: gateway.Config, count: int, log_format: str) -> 
         await gateway._announce_admin_key(config)
         worker_config = dataclasses.replace(config, http_port=http_port, grpc_port=grpc_port, demo=False,
                                             shared_ports=True)
-        pool = Pool(WorkerStart(worker_config, log_format, os.getpid()), count)
+        pool = Pool(WorkerStart(worker_config, log_format, os.getpid()), count, start_timeout)
         clean = await _run(pool, stop, config, http_port, grpc_port)
     finally:
         for sock in held:
@@ -250,5 +277,5 @@ async def _run(pool: Pool, stop: asyncio.Event, config: gateway.Config, http_por
     return clean and failure is None
 
 
-def run(config: gateway.Config, count: int, log_format: str) -> None:
-    gateway.run(serve_workers(config, count, log_format), log_format)
+def run(config: gateway.Config, count: int, log_format: str, start_timeout: float = START_TIMEOUT) -> None:
+    gateway.run(serve_workers(config, count, log_format, start_timeout), log_format, tag_pid=True)

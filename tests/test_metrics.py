@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from server.store.db import open_db
 from st_ai.v1 import chat_pb2, chat_pb2_grpc
 from tests.conftest import ROOT, start_gateway, stop_gateway
 from tests.fakes.faults import Fault
+from tests.fakes.openai_upstream import VideoPlan
 from tests.test_failover_chat_images import CHAT, Upstream, ask, assert_clean_answer, serve
 from tests.test_relay_upstream import fakes  # noqa: F401 (a fixture)
 
@@ -31,6 +34,9 @@ pytestmark = pytest.mark.timeout(90)
 TIMEOUT = 30  # generous: a test that waits this long has already failed
 TIMING = re.compile(r"^gateway;dur=(\d+(?:\.\d+)?), upstream;dur=(\d+(?:\.\d+)?)$")
 SLOW = 0.3  # an upstream made this slow shows it in the upstream part
+MAX_BODY = 64 * 1024  # the module gateway's --max-body-bytes
+HEADER_TIMEOUT = 2  # its --client-header-timeout
+ADMIN_KEY = "sk-admin-metrics-" + "x" * 24
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +44,7 @@ def gateway(tmp_path_factory):
     db_path = str(tmp_path_factory.mktemp("metrics") / "st-ai.db")
     open_db(db_path).close()
     gw = start_gateway(db_path, "--cooldown-failures", "1000", "--video-poll-interval", "0.2",
+                       "--max-body-bytes", str(MAX_BODY), "--client-header-timeout", str(HEADER_TIMEOUT),
                        env={"ST_AI_SIMULATOR_VIDEO_SECONDS": "1"})
     yield gw
     stop_gateway(gw)
@@ -197,21 +204,212 @@ def test_a_grpc_only_process_serves_metrics_on_its_metrics_port(tmp_path):
          "--metrics-port", "0", "--assets-dir", str(tmp_path / "assets")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        line = ""
-        for _ in range(200):
-            line = proc.stdout.readline()
-            if not line or "st-ai gRPC ready" in line:
-                break
-        match = re.search(r"metrics (http://\S+)/metrics", line)
-        assert match, line
-        assert "st_ai_requests_total" in scrape(match.group(1))
+        url = _metrics_url(proc)
+        assert url, "no ready line naming the metrics port"
+        text = scrape(url)  # open: no --metrics-auth
+        assert "st_ai_requests_total" in text and "st_ai_video_tasks_by_state" in text
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        _stop(proc)
+
+
+def scrape_until(url: str, holds, what: str, timeout: float = 10) -> str:
+    """A scrape for which `holds(text)`: a video count is reused for up to two seconds,
+    and a REST request is counted just after its last byte went out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = scrape(url)
+        if holds(text):
+            return text
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_each_request_is_counted_once_and_its_overhead_measured_at_the_front_it_came_in_by(gateway, fakes):
+    setup = serve(gateway, "chat", Upstream(fakes()))
+    channel = f"{setup.model}-0"
+    for front, other in (("rest", "grpc"), ("grpc", "rest")):
+        before = scrape(gateway.http_url)
+        assert_clean_answer("chat", ask(gateway, front, "chat", setup))
+        overheads = "st_ai_gateway_overhead_seconds_count"
+        after = scrape_until(gateway.http_url, lambda text: value(text, overheads, front=front)
+                             > value(before, overheads, front=front), f"the {front} request's overhead")
+        assert value(after, "st_ai_requests_total", model=setup.model, channel=channel) == \
+            value(before, "st_ai_requests_total", model=setup.model, channel=channel) + 1
+        assert value(after, overheads, front=front, stream="false") == \
+            value(before, overheads, front=front, stream="false") + 1
+        assert value(after, overheads, front=other) == value(before, overheads, front=other), \
+            f"a {front} request was measured at the {other} front too"
+
+
+def _send(url: str, data: bytes) -> bytes:
+    """`data` as it is, on a connection of its own; all that came back before it closed."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(url: str, case: str, unique: str) -> int:
+    """One request the bridge refuses itself, before calling any service; its status."""
+    host = urlsplit(url).netloc
+    json_head = f"Content-Type: application/json\r\nConnection: close\r\nHost: {host}\r\n"
+    chat = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}).encode()
+    raw = {
+        "unknown_url": f"GET /v1/{unique} HTTP/1.1\r\n{json_head}\r\n".encode(),
+        "wrong_method": f"DELETE {CHAT} HTTP/1.1\r\n{json_head}\r\n".encode(),
+        "bad_json": f"POST {CHAT} HTTP/1.1\r\n{json_head}Content-Length: 9\r\n\r\n{{not json".encode(),
+        "too_large": f"POST {CHAT} HTTP/1.1\r\n{json_head}Content-Length: {MAX_BODY + 1}\r\n\r\n".encode()
+                     + b"x" * (MAX_BODY + 1),
+        "expectation": f"POST {CHAT} HTTP/1.1\r\n{json_head}Expect: {unique}\r\n"
+                       "Content-Length: 2\r\n\r\n{}".encode(),
+        "header_never_ends": f"GET /v1/{unique} HTTP/1.1\r\n{json_head}".encode(),  # answered after HEADER_TIMEOUT
+        "not_http": f"{unique} \x01\r\n\r\n".encode(),
+        "non_ascii_key": f"POST {CHAT} HTTP/1.1\r\n{json_head}Content-Length: {len(chat)}\r\n".encode()
+                         + b"Authorization: Bearer sk-\xc3\xa9\r\n\r\n" + chat,
+    }[case]
+    answer = _send(url, raw)
+    return int(answer.split(b" ", 2)[1])
+
+
+REFUSALS = {"unknown_url": (404, "unknown_url"), "wrong_method": (405, "method_not_allowed"),
+            "bad_json": (400, "invalid_json"), "too_large": (413, "request_too_large"),
+            "expectation": (417, "expectation_failed"), "not_http": (400, "invalid_http"),
+            "non_ascii_key": (401, "invalid_api_key"), "header_never_ends": (408, "request_timeout")}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_a_request_the_bridge_refuses_itself_is_counted_by_status_and_code(gateway, case):
+    status, code = REFUSALS[case]
+    unique = f"client-{uuid.uuid4().hex}"
+    before = scrape(gateway.http_url)
+    assert _refuse(gateway.http_url, case, unique) == status
+    labels = {"model": "-", "channel": "", "status": str(status), "code": code}
+    text = scrape_until(gateway.http_url, lambda text: value(text, "st_ai_requests_total", **labels)
+                        > value(before, "st_ai_requests_total", **labels), f"the {case} refusal to be counted")
+    assert value(text, "st_ai_requests_total", **labels) == value(before, "st_ai_requests_total", **labels) + 1
+    assert unique not in text  # nothing the client sent became a label
+
+
+def test_health_checks_and_scrapes_are_not_counted_as_requests(gateway):
+    before = scrape(gateway.http_url)
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert _get(gateway.http_url, path)[0] == 200
+    after = scrape(gateway.http_url)
+    assert value(after, "st_ai_requests_total") == value(before, "st_ai_requests_total")
+
+
+GAUGE = "st_ai_video_tasks_by_state"
+
+
+def _open(text: str) -> float:
+    return value(text, GAUGE, state="queued") + value(text, GAUGE, state="in_progress")
+
+
+def test_video_tasks_are_gauged_by_the_state_they_are_in_now(gateway, fakes):
+    rendering = fakes()
+    rendering.video_plan = VideoPlan(never_finish=True)
+    quick, slow = f"video-{uuid.uuid4().hex[:8]}", f"sora-{uuid.uuid4().hex[:8]}"
+    gateway.channel(f"sim-{quick}", "simulator", [quick])
+    gateway.channel(f"fake-{slow}", "openai", [slow], base_url=rendering.base_url, key=rendering.api_key,
+                    model_map={slow: "sora-2"})
+    auth = {"Authorization": f"Bearer {gateway.token(f't-{quick}')}"}
+    before = scrape_until(gateway.http_url, lambda text: _open(text) == 0, "no open video task", timeout=TIMEOUT)
+    assert {labels["state"] for labels, _ in samples(before, GAUGE)} >= \
+        {"submitting", "queued", "in_progress", "completed", "failed", "cancelled"}  # shown at 0 too
+
+    status, _, answer = _get(gateway.http_url, "/v1/videos", auth, {
+        "model": quick, "prompt": "a lighthouse", "duration": 1.0, "width": 160, "height": 96, "fps": 12})
+    assert status == 200, answer
+    scrape_until(gateway.http_url, lambda text: value(text, GAUGE, state="completed")
+                 == value(before, GAUGE, state="completed") + 1 and _open(text) == 0,
+                 "the finished task, counted completed", timeout=TIMEOUT)
+
+    status, _, answer = _get(gateway.http_url, "/v1/videos", auth,
+                             {"model": slow, "prompt": "a harbour", "seconds": "4", "size": "1280x720"})
+    assert status == 200, answer
+    scrape_until(gateway.http_url, lambda text: _open(text) == 1, "the task the upstream still renders")
+    parts = urlsplit(gateway.http_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT)
+    try:
+        conn.request("DELETE", f"/v1/videos/{json.loads(answer)['id']}", headers=auth)
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    text = scrape_until(gateway.http_url, lambda text: value(text, GAUGE, state="cancelled")
+                        == value(before, GAUGE, state="cancelled") + 1, "the task deleted while open")
+    assert _open(text) == 0
+    assert value(text, GAUGE, state="completed") == value(before, GAUGE, state="completed") + 1
+
+
+def test_the_process_asyncio_tasks_are_a_gauge(gateway):
+    tasks = samples(scrape(gateway.http_url), "st_ai_asyncio_tasks")
+    assert len(tasks) == 1 and tasks[0][1] >= 1, tasks  # one process, its own background tasks at least
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    """A gateway started with --metrics-auth admin."""
+    db_path = str(tmp_path_factory.mktemp("guarded") / "st-ai.db")
+    open_db(db_path).close()
+    gw = start_gateway(db_path, "--metrics-auth", "admin", env={"ST_AI_ADMIN_KEY": ADMIN_KEY})
+    yield gw
+    stop_gateway(gw)
+
+
+def assert_401(status: int, headers: dict, body: bytes) -> None:
+    assert status == 401 and headers["content-type"].startswith("application/json"), (status, body)
+    error = json.loads(body)["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["code"] == "invalid_api_key", error
+    assert b"st_ai_" not in body and ADMIN_KEY.encode() not in body
+
+
+def test_metrics_auth_admin_refuses_a_scrape_without_the_admin_key(guarded):
+    client_key = guarded.token("a-client")
+    for presented in ({}, {"Authorization": "Bearer sk-admin-not-the-key-000000000000"},
+                      {"Authorization": f"Bearer {client_key}"}, {"Authorization": ADMIN_KEY}):
+        assert_401(*_get(guarded.http_url, "/metrics", presented))
+    status, headers, body = _get(guarded.http_url, "/metrics", {"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert status == 200 and b"st_ai_requests_total" in body
+    assert _get(guarded.http_url, "/healthz")[0] == 200  # only /metrics is guarded
+
+
+def test_metrics_auth_admin_guards_a_grpc_only_process_metrics_port(tmp_path):
+    db_path = str(tmp_path / "st-ai.db")
+    open_db(db_path).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "grpc", "--db", db_path, "--host", "127.0.0.1", "--grpc-port", "0",
+         "--metrics-port", "0", "--metrics-auth", "admin", "--assets-dir", str(tmp_path / "assets")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "ST_AI_ADMIN_KEY": ADMIN_KEY})
+    try:
+        match = _metrics_url(proc)
+        assert match, "no ready line naming the metrics port"
+        assert_401(*_get(match, "/metrics"))
+        status, _, body = _get(match, "/metrics", {"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert status == 200 and b"st_ai_video_tasks_by_state" in body
+    finally:
+        _stop(proc)
+
+
+def _metrics_url(proc: subprocess.Popen) -> str | None:
+    for _ in range(200):
+        line = proc.stdout.readline()
+        if not line or "st-ai gRPC ready" in line:
+            match = re.search(r"metrics (http://\S+)/metrics", line)
+            return match.group(1) if match else None
+    return None
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 # -- Server-Timing -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from server.billing.prices import PriceChanges
 from server.store import prices as price_store
@@ -47,7 +49,7 @@ A_REQUEST = 10_000  # the price of one chat request: 0.01
 class Workers:
     """`st-ai serve --workers N` on free ports, its log lines (JSON, INFO) kept in a file."""
 
-    def __init__(self, tmp: Path, count: int = 2, *extra: str) -> None:
+    def __init__(self, tmp: Path, count: int = 2, *extra: str, env: dict | None = None) -> None:
         self.db_path = str(tmp / "st-ai.db")
         open_db(self.db_path).close()
         self.log_path = tmp / "gateway.log"
@@ -58,7 +60,7 @@ class Workers:
                  "--http-port", "0", "--grpc-port", "0", "--assets-dir", str(tmp / "assets"),
                  "--workers", str(count), "--log-format", "json", *extra],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
-                env={**os.environ, "ST_AI_LOG_LEVEL": "INFO"})
+                env={**os.environ, "ST_AI_LOG_LEVEL": "INFO", **(env or {})})
         threading.Thread(target=self._read, daemon=True).start()
         match = wait_until(lambda: next(filter(None, map(READY.search, self.stdout)), None)
                            or self.proc.poll() is not None, "the ready line", 60)
@@ -438,6 +440,185 @@ def test_a_busy_port_stops_serve_workers_before_it_creates_anything(tmp_path):
     assert proc.returncode != 0
     assert f"cannot listen for REST on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
     assert not db.exists() and not (tmp_path / "assets").exists()
+
+
+STUCK_AFTER = 10  # --worker-start-timeout of the tests that make a worker hang (a start takes 1-3 s)
+
+
+def is_worker(pid: int) -> bool:
+    """The process runs a worker already: a child between its fork and its exec is still
+    the parent (which waits for that exec), not a worker starting."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"server.worker" in f.read()
+    except OSError:
+        return False
+
+
+def ready_line_of(workers: Workers, pid: int) -> bool:
+    return any(line.get("message", "").endswith("is ready") and f"pid {pid})" in line["message"]
+               for line in workers.lines())
+
+
+@pytest.mark.parametrize("fault", ["dies", "hangs"])
+def test_a_replacement_worker_that_dies_or_hangs_before_it_is_ready_is_replaced_in_turn(tmp_path, upstream, fault):
+    workers = Workers(tmp_path, 2, "--worker-start-timeout", str(STUCK_AFTER))
+    try:
+        model = priced_channel(workers, upstream)
+        _, key = new_token(workers)
+        ready_for(workers, key, model)
+        before = workers.worker_pids()
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        starting = wait_until(lambda: next((pid for pid in workers.worker_pids() - before if is_worker(pid)), None),
+                              "a replacement", 30, every=0.01)
+        # a start takes a second or more (imports, database, ports): this comes well before its ready line
+        os.kill(starting, signal.SIGKILL if fault == "dies" else signal.SIGSTOP)
+
+        def replaced_again() -> set[int] | None:
+            pids = workers.worker_pids()
+            return pids if len(pids) == 2 and not pids & {victim, starting} else None
+
+        after = wait_until(replaced_again, "another replacement", STUCK_AFTER + 30)
+        third = (after - before).pop()
+        wait_until(lambda: ready_line_of(workers, third), "the third worker to be ready", 30)
+        assert not ready_line_of(workers, starting), "the replacement was ready before the fault: no test"
+        assert not pid_alive(starting)
+        messages = [(line["level"], line["message"]) for line in workers.lines() if line["logger"] == "st_ai.workers"]
+        if fault == "hangs":
+            assert any(level == "ERROR" and f"(pid {starting}) was not ready within {STUCK_AFTER} s" in message
+                       for level, message in messages), messages
+        assert any(level == "WARNING" and f"pid {starting})" in message and "starting another" in message
+                   for level, message in messages), messages
+        ids = {f"third-{i}-{uuid.uuid4().hex[:6]}" for i in range(30)}
+        assert at_once([lambda rid=rid: chat(workers.gw, key, model, rid) for rid in ids]) == [200] * 30
+        wait_until(lambda: third in workers.pids_serving(ids), "the third worker to serve", 5)
+        assert workers.proc.poll() is None
+        assert workers.stop() == 0
+    finally:
+        if workers.proc.poll() is None:
+            workers.stop()
+
+
+def test_a_worker_stuck_at_the_first_start_stops_the_others_and_exits_1(tmp_path):
+    db_path = str(tmp_path / "st-ai.db")
+    open_db(db_path).close()
+    log_path = tmp_path / "gateway.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--db", db_path, "--host", "127.0.0.1", "--http-port", "0",
+             "--grpc-port", "0", "--assets-dir", str(tmp_path / "assets"), "--workers", "2", "--log-format", "json",
+             "--worker-start-timeout", str(STUCK_AFTER)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "ST_AI_LOG_LEVEL": "INFO"})
+    try:
+        stuck = wait_until(lambda: next((pid for pid in children(proc.pid) if is_worker(pid)), None),
+                           "a worker to start", 30, every=0.01)
+        os.kill(stuck, signal.SIGSTOP)
+        others = wait_until(lambda: children(proc.pid) - {stuck}, "the other worker", 30)
+        assert proc.wait(STUCK_AFTER + 60) == 1
+        out = proc.stdout.read()
+        assert not READY.search(out), out
+        assert not pid_alive(stuck) and not any(pid_alive(pid) for pid in others)
+        lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+        assert any(line["level"] == "ERROR" and f"(pid {stuck}) was not ready within {STUCK_AFTER} s" in line["message"]
+                   for line in lines), lines
+    finally:
+        if proc.poll() is None:
+            for pid in children(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait(10)
+
+
+def test_text_log_lines_name_the_process_that_wrote_them(tmp_path):
+    workers = Workers(tmp_path, 2, "--log-format", "text")  # the last --log-format given wins
+    try:
+        ids = {f"text-{i}-{uuid.uuid4().hex[:6]}" for i in range(20)}
+        assert at_once([lambda rid=rid: post(workers.gw, "sk-nobody", "/v1/models", None, rid)[0]
+                        for rid in ids]) == [401] * 20
+        pids = workers.worker_pids()
+        assert workers.stop() == 0
+
+        text = workers.log_path.read_text()
+        access = {int(m.group(1)) for m in re.finditer(r" INFO st_ai\.access\[(\d+)\]: request_id=text-", text)}
+        assert access and access <= pids, (access, pids)
+        assert re.search(rf" INFO st_ai\.workers\[{workers.proc.pid}\]: worker 1 \(pid \d+\) is ready", text)
+        assert not re.search(r" st_ai\.\w+: ", text), "a line without its pid"
+    finally:
+        if workers.proc.poll() is None:
+            workers.stop()
+
+
+def scrape(workers: Workers, request_id: str) -> str:
+    url = urlsplit(workers.gw.http_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        conn.request("GET", "/metrics", headers={"X-Request-Id": request_id})
+        response = conn.getresponse()
+        assert response.status == 200
+        return response.read().decode()
+    finally:
+        conn.close()
+
+
+def series(text: str, name: str) -> list[tuple[dict, float]]:
+    return [(s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == name]
+
+
+def scrapes_from_every_worker(workers: Workers) -> list[str]:
+    """Scrapes on fresh connections until each worker has answered one."""
+    texts, ids = [], set()
+    deadline = time.monotonic() + 30
+    while not ids or workers.pids_serving(ids) != workers.worker_pids():
+        assert time.monotonic() < deadline, "a worker answered no scrape"
+        ids.add(rid := f"scrape-{uuid.uuid4().hex[:8]}")
+        texts.append(scrape(workers, rid))
+        time.sleep(0.05)  # its access line is written just after the answer
+    return texts
+
+
+def test_every_worker_scrapes_the_same_sums_and_video_states_and_its_live_processes_tasks(tmp_path, upstream):
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    workers = Workers(tmp_path, 2, "--video-poll-interval", "0.2",
+                      env={"PROMETHEUS_MULTIPROC_DIR": str(shared), "ST_AI_SIMULATOR_VIDEO_SECONDS": "1"})
+    try:
+        model = priced_channel(workers, upstream)
+        _, key = new_token(workers)
+        ready_for(workers, key, model)
+        ids = {f"sum-{i}-{uuid.uuid4().hex[:6]}" for i in range(20)}
+        assert at_once([lambda rid=rid: chat(workers.gw, key, model, rid) for rid in ids]) == [200] * 20
+        video_model = unique("sim")
+        workers.gw.channel(video_model, "simulator", [video_model])
+        ready_for(workers, key, video_model)
+        status, video = post(workers.gw, key, "/v1/videos", {"model": video_model, "prompt": "a lighthouse",
+                                                             "duration": 1.0, "width": 160, "height": 96, "fps": 12})
+        assert status == 200, video
+        wait_until(lambda: db_do(workers.gw, lambda db: db.execute("SELECT status FROM videos").fetchone()[0])
+                   == "completed", "the video", 30)
+
+        pids = {str(pid) for pid in workers.worker_pids()}
+        for text in scrapes_from_every_worker(workers):
+            assert sum(v for labels, v in series(text, "st_ai_requests_total") if labels["model"] == model) == 20
+            states = {labels["state"]: v for labels, v in series(text, "st_ai_video_tasks_by_state")}
+            assert states["completed"] == 1 and states["queued"] == states["in_progress"] == 0, states
+            tasks = series(text, "st_ai_asyncio_tasks")
+            assert {labels["pid"] for labels, _ in tasks} == pids and all(v >= 1 for _, v in tasks), tasks
+
+        victim = min(workers.worker_pids())
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(workers.worker_pids()) == 2 and victim not in workers.worker_pids(), "a new worker", 30)
+        replacement = (workers.worker_pids() - {int(p) for p in pids}).pop()
+        wait_until(lambda: ready_line_of(workers, replacement), "the new worker to be ready", 30)
+        pids = {str(pid) for pid in workers.worker_pids()}
+        for text in scrapes_from_every_worker(workers):  # the dead worker's live series went with it
+            assert {labels["pid"] for labels, _ in series(text, "st_ai_asyncio_tasks")} == pids
+            assert sum(v for labels, v in series(text, "st_ai_requests_total") if labels["model"] == model) == 20
+        assert workers.stop() == 0
+    finally:
+        if workers.proc.poll() is None:
+            workers.stop()
 
 
 # -- the restart policy ---------------------------------------------------------------------

@@ -81,7 +81,8 @@ class _Call:
         self.started = self.record.started
         # Sizes cost an encoding of the message (upb has no cached size): only for lines
         # this side writes, not for the bridge's calls.
-        self.logged = logs.access_enabled() and not private_peer(context)
+        self.bridged = private_peer(context)
+        self.logged = logs.access_enabled() and not self.bridged
         self.bytes_out = 0
         self.status = 200
         self.streaming = False  # a streamed answer (chat) has sent its first event
@@ -115,8 +116,9 @@ class _Call:
             metrics.stream_ended()
         if not self.counted:
             return
-        metrics.request(record.model, record.channel, self.status, record.error_code,
-                        time.monotonic() - self.started, record.upstream_seconds, record.stream)
+        metrics.request(record.model, record.channel, self.status, record.error_code)
+        if not self.bridged:  # the bridge measures its requests' overhead whole (rest_bridge/request_metrics.py)
+            metrics.overhead("grpc", record.stream, time.monotonic() - self.started, record.upstream_seconds)
         tracing.end_request(record.span, record.model, record.channel, self.status, record.error_code, record.stream)
 
     def log(self) -> None:

@@ -201,6 +201,29 @@ def free_dead_leases(db: sqlite_utils.Database, dead_owners: list[str]) -> int:
     return cursor.rowcount
 
 
+def count_by_state(db: sqlite_utils.Database) -> dict[str, int]:
+    """How many tasks are in each state: their status, except open tasks a client deleted
+    (`cancelled`) or a create is still submitting (`submitting`). Two statements that
+    stay cheap as the table grows: a count over the status index alone, and a look at
+    the open tasks only."""
+    conn = db.conn
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")  # both statements read one snapshot
+    try:
+        counts = dict(conn.execute("SELECT status, COUNT(*) FROM videos GROUP BY status").fetchall())
+        apart = conn.execute("SELECT status, deleted, COUNT(*) FROM videos WHERE status IN (?, ?) "
+                             "AND (deleted = 1 OR confirmed = 0) GROUP BY status, deleted", OPEN).fetchall()
+    finally:
+        if own:
+            conn.execute("COMMIT")
+    for status, deleted, n in apart:
+        counts[status] -= n
+        state = "cancelled" if deleted else "submitting"
+        counts[state] = counts.get(state, 0) + n
+    return counts
+
+
 def lease_owners(db: sqlite_utils.Database) -> list[str]:
     return [r[0] for r in db.execute("SELECT DISTINCT lease_owner FROM videos WHERE lease_owner IS NOT NULL")]
 
