@@ -190,7 +190,7 @@ def settle(conn: sqlite3.Connection, hold: Hold, tokens: int | None) -> None:
         conn.execute("DELETE FROM inflight WHERE id = ?", [hold.slot_id])
     counted = hold.counted
     if counted is not None and tokens is not None and tokens != counted.tokens:
-        # a bucket already out of the window is gone: it no longer counts, nothing to correct
+        # a bucket already out of the window (or pruned) no longer counts: correcting it is moot
         conn.execute("UPDATE rate_buckets SET tokens = tokens + ? WHERE token_id = ? AND second = ?",
                      [tokens - counted.tokens, counted.token_id, counted.second])
 
