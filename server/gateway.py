@@ -21,7 +21,7 @@ from aiohttp.abc import AbstractResolver
 from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, metrics, redact, shared_ports, socket_folders, tracing
+from server import event_loop, logs, memory, metrics, redact, shared_ports, socket_folders, tracing
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -75,6 +75,7 @@ class Config:
     dispatch: str = "in-process"  # `serve`: how the bridge reaches the services ("grpc": a private socket)
     shared_ports: bool = False  # a worker of `serve --workers`: its parent reserved the ports (server/workers.py)
     metrics_port: int | None = None  # `st-ai grpc`: serve GET /metrics on this HTTP port
+    loop: str = "auto"  # the event loop (server/event_loop.py), also for `serve --workers`' workers
 
 
 @dataclass
@@ -312,12 +313,12 @@ def _grpc_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def run(coro, log_format: str = "text") -> None:
+def run(coro, log_format: str = "text", loop: str = "auto") -> None:
     logs.configure(log_format, os.environ.get("ST_AI_LOG_LEVEL", "INFO"))
     memory.tune_malloc()
     try:
-        asyncio.run(coro)
-    except OSError as exc:
+        event_loop.run(coro, loop)
+    except (OSError, event_loop.LoopUnavailable) as exc:
         sys.exit(f"st-ai: {exc}")
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place
         sys.exit(130)

@@ -251,4 +251,4 @@ async def _run(pool: Pool, stop: asyncio.Event, config: gateway.Config, http_por
 
 
 def run(config: gateway.Config, count: int, log_format: str) -> None:
-    gateway.run(serve_workers(config, count, log_format), log_format)
+    gateway.run(serve_workers(config, count, log_format), log_format, config.loop)
