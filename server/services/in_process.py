@@ -144,7 +144,8 @@ class _Call:
         return grpc.aio.Metadata(*(self._context.initial or ()))
 
     async def trailing_metadata(self) -> grpc.aio.Metadata:
-        await asyncio.wait((self._task,))
+        if not self._task.done():  # a finished call answers at once: its request may end meanwhile
+            await asyncio.wait((self._task,))
         return grpc.aio.Metadata(*self._context.trailing)
 
     def cancel(self) -> bool:
