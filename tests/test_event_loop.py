@@ -39,7 +39,7 @@ def test_serve_asking_for_uvloop_without_it_stops_with_one_line_before_creating_
 
 
 def test_a_gateway_on_uvloop_streams_over_rest_and_grpc(tmp_path):
-    pytest.importorskip("uvloop")
+    pytest.importorskip("uvloop", exc_type=ImportError)  # an install without the extra
     fake = FakeOpenAI("sk-upstream-uvloop").start()
     gateway = start_gateway(str(tmp_path / "st-ai.db"), "--loop", "uvloop")
     try:
