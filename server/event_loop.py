@@ -34,7 +34,3 @@ def run(coro: Coroutine[Any, Any, Any], choice: str = "auto") -> Any:
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(coro)
 
-
-def name() -> str:
-    """The running loop's kind, for the ready line."""
-    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
