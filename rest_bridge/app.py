@@ -162,20 +162,32 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) ->
         response = web.StreamResponse(headers=marshal.SSE_HEADERS)
         forward_headers(await call.initial_metadata(), response)
         await response.prepare(request)
-        message = first
-        try:
-            while message is not grpc.aio.EOF:
-                await response.write(marshal.sse_event(message))
-                message = await call.read()
-            await response.write(marshal.DONE)
-        except grpc.aio.AioRpcError as error:
-            await response.write(marshal.sse_error(from_rpc_error(error)))
-        await response.write_eof()
+        await response.write_eof(await _write_events(response, call, first))
         return response
     finally:
         # The client went away (aiohttp cancels this handler) or we are done: either
         # way the RPC, and with it the upstream request, must not outlive the response.
         call.cancel()
+
+
+async def _write_events(response: web.StreamResponse, call: grpc.aio.UnaryStreamCall, message: object) -> bytes:
+    """Write each message as an SSE event as soon as it is read; messages already waiting
+    (an in-process call can say so) go out together in one write. Returns the stream's end,
+    `[DONE]` or the error event, with the events read just before it, for the last write."""
+    take = getattr(call, "read_nowait", None)
+    events: list[bytes] = []
+    try:
+        while message is not grpc.aio.EOF:
+            events.append(marshal.sse_event(message))
+            message = take() if take is not None else None
+            if message is None:  # nothing more is waiting: what was read goes out now
+                await response.write(b"".join(events))
+                events.clear()
+                message = await call.read()
+        events.append(marshal.DONE)
+    except grpc.aio.AioRpcError as error:
+        events.append(marshal.sse_error(from_rpc_error(error)))
+    return b"".join(events)
 
 
 def _multi_callable(channel: grpc.aio.Channel, binding: Binding):

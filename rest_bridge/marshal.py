@@ -130,13 +130,20 @@ def to_message(request_class: type[Message], data: dict) -> Message:
     return codec_for(request_class, strict=True).to_message(data)
 
 
-def json_response(message: Message) -> web.Response:
-    body = orjson.dumps(codec_for(type(message)).to_dict(message))
-    return web.Response(body=body, content_type=JSON_TYPE)
+def json_text(message: Message | bytes) -> bytes:
+    """A message as JSON; an answer the service gave as JSON already (server/services/answers.py)
+    as it is."""
+    if isinstance(message, bytes):
+        return message
+    return orjson.dumps(codec_for(type(message)).to_dict(message))
 
 
-def sse_event(message: Message) -> bytes:
-    return b"data: " + orjson.dumps(codec_for(type(message)).to_dict(message)) + b"\n\n"
+def json_response(message: Message | bytes) -> web.Response:
+    return web.Response(body=json_text(message), content_type=JSON_TYPE)
+
+
+def sse_event(message: Message | bytes) -> bytes:
+    return b"data: " + json_text(message) + b"\n\n"
 
 
 def sse_error(error: GatewayError) -> bytes:

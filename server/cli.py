@@ -182,7 +182,7 @@ def _config(args: argparse.Namespace):
                           trusted_bridges=getattr(args, "trusted_bridge", ()),
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
                           admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
-                          dispatch=getattr(args, "dispatch", "in-process"),
+                          dispatch=getattr(args, "dispatch", "in-process"), loop=args.loop,
                           metrics_port=getattr(args, "metrics_port", None), metrics_auth=args.metrics_auth)
 
 
@@ -192,13 +192,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     if args.workers > 1:
         workers.run(_config(args), args.workers, args.log_format, args.worker_start_timeout)
     else:
-        gateway.run(gateway.serve(_config(args)), args.log_format)
+        gateway.run(gateway.serve(_config(args)), args.log_format, args.loop)
 
 
 def cmd_grpc(args: argparse.Namespace) -> None:
     from server import gateway
 
-    gateway.run(gateway.serve_grpc(_config(args)), args.log_format)
+    gateway.run(gateway.serve_grpc(_config(args)), args.log_format, args.loop)
 
 
 def cmd_bridge(args: argparse.Namespace) -> None:
@@ -206,7 +206,7 @@ def cmd_bridge(args: argparse.Namespace) -> None:
 
     gateway.run(gateway.serve_bridge(args.grpc_target, args.host, args.http_port, args.max_body_bytes,
                                      _client_timeouts(args), args.trusted_proxy, args.shutdown_grace),
-                args.log_format)
+                args.log_format, args.loop)
 
 
 _LIMIT_FLAGS = (("rpm", "--rpm"), ("tpm", "--tpm"), ("max_concurrency", "--max-concurrency"))
@@ -366,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--log-format", choices=("text", "json"), default="text",
                        help="log lines, one access line per request among them, as text or JSON lines "
                             "(default text)")
+        p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                       help="the event loop: uvloop (the `uvloop` extra) or asyncio's own; auto (the "
+                            "default): uvloop when it is installed")
     for p in (serve, bridge):
         p.add_argument("--http-port", type=parse_port, default=8080)
         p.add_argument("--max-body-bytes", type=parse_size, default=32 * 1024 * 1024,

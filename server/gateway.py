@@ -22,7 +22,7 @@ from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.errors import openai_errors
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import logs, memory, metrics, redact, shared_ports, socket_folders, tracing
+from server import event_loop, logs, memory, metrics, redact, shared_ports, socket_folders, tracing
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -79,6 +79,7 @@ class Config:
     shared_ports: bool = False  # a worker of `serve --workers`: its parent reserved the ports (server/workers.py)
     metrics_port: int | None = None  # `st-ai grpc`: serve GET /metrics on this HTTP port
     metrics_auth: str = "none"  # "admin": GET /metrics wants the admin key (server/metrics_scrape.py)
+    loop: str = "auto"  # the event loop (server/event_loop.py), also for `serve --workers`' workers
 
 
 @dataclass
@@ -328,13 +329,13 @@ def _grpc_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def run(coro, log_format: str = "text", tag_pid: bool = False) -> None:
+def run(coro, log_format: str = "text", loop: str = "auto", tag_pid: bool = False) -> None:
     """`tag_pid`: text log lines name their process (`serve --workers`)."""
     logs.configure(log_format, os.environ.get("ST_AI_LOG_LEVEL", "INFO"), tag_pid)
     memory.tune_malloc()
     try:
-        asyncio.run(coro)
-    except OSError as exc:
+        event_loop.run(coro, loop)
+    except (OSError, event_loop.LoopUnavailable) as exc:
         sys.exit(f"st-ai: {exc}")
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers are in place
         sys.exit(130)

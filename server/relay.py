@@ -157,6 +157,7 @@ class ChatRelay:
                 raise
             raise error from None
         finally:
+            pace.stop()
             if not handed_over:
                 await chunks.aclose()
 
@@ -219,6 +220,7 @@ class ChatRelay:
             except Exception:
                 log.exception("reading the rest of an abandoned stream failed")
             finally:
+                pace.stop()
                 try:
                     await chunks.aclose()
                 finally:

@@ -28,7 +28,7 @@ def main() -> None:
 
     start: WorkerStart = pickle.load(sys.stdin.buffer)
     _stop_with_parent(start.parent_pid)
-    gateway.run(gateway.serve(start.config), start.log_format, tag_pid=True)
+    gateway.run(gateway.serve(start.config), start.log_format, start.config.loop, tag_pid=True)
 
 
 if __name__ == "__main__":

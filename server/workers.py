@@ -278,4 +278,4 @@ async def _run(pool: Pool, stop: asyncio.Event, config: gateway.Config, http_por
 
 
 def run(config: gateway.Config, count: int, log_format: str, start_timeout: float = START_TIMEOUT) -> None:
-    gateway.run(serve_workers(config, count, log_format, start_timeout), log_format, tag_pid=True)
+    gateway.run(serve_workers(config, count, log_format, start_timeout), log_format, config.loop, tag_pid=True)

@@ -524,3 +524,43 @@ def test_embedding_vectors_come_back_as_floats_or_base64_exactly():
                        {"object": "embedding", "index": 1, "embedding": "AACAPwAAAL8="}],
               "usage": {"prompt_tokens": 8, "total_tokens": 8}}
     assert orjson.loads(orjson.dumps(round_trip(EMBEDDING_LIST, answer))) == answer
+
+
+# -- to_json: the JSON a lenient codec's round trip gives, without the message -------
+
+def test_to_json_is_the_round_trips_json_for_the_answers_providers_send():
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-3.5-turbo",
+             "system_fingerprint": None, "obfuscation": "x1",
+             "choices": [{"index": 0, "logprobs": None, "finish_reason": None,
+                          "delta": {"role": "assistant", "content": "v1.0, 2e+5] and 3.5",
+                                    "tool_calls": [{"index": 0, "id": "t", "function": {"arguments": "{\"a\": 1.0}"}}]}}],
+             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 0},
+                       "cost": 0.25}}
+    for data in (chunk, chunk | {"choices": []}, chunk | {"choices": [{"index": 0, "delta": {}}]},
+                 chunk | {"choices": [{"index": 2**40, "delta": "text", "x": [1, {"y": None}]}]},
+                 chunk | {"choices": [{"index": 0, "delta": {"content": [{"type": "text", "text": "hi"}, 3]}}]}):
+        assert orjson.loads(CHUNK.to_json(data)) == round_trip(CHUNK, data)
+    answer = {"id": "a", "object": "chat.completion", "created": 1,
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    assert orjson.loads(COMPLETION.to_json(answer)) == round_trip(COMPLETION, answer)
+
+
+def test_to_json_turns_whole_floats_in_integer_fields_into_integers_as_the_message_does():
+    data = {"created": 1700000000.0, "choices": [{"index": 0.0, "delta": {"content": "x"}}],
+            "usage": {"prompt_tokens": 1e3, "completion_tokens": 2.0, "extra": 1.0}}
+    assert orjson.loads(CHUNK.to_json(data)) == round_trip(CHUNK, data)
+    assert orjson.loads(CHUNK.to_json(data))["created"] == 1700000000
+    assert type(orjson.loads(CHUNK.to_json(data))["usage"]["extra"]) is float
+
+
+def test_to_json_refuses_extras_nested_too_deep_as_the_message_does():
+    with pytest.raises(GatewayError):
+        CHUNK.to_json({"id": "c", "deep": nested(MAX_EXTRA_DEPTH + 1)})
+
+
+def test_to_json_of_a_value_json_cannot_hold_fails_as_the_message_does():
+    with pytest.raises(Exception) as direct:
+        CHUNK.to_message({"id": "c", "big": 2**70})
+    with pytest.raises(type(direct.value)):
+        CHUNK.to_json({"id": "c", "big": 2**70})

@@ -118,6 +118,24 @@ async def test_a_stream_yields_its_messages_then_its_error_and_every_read_after_
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+async def test_read_nowait_takes_what_is_already_waiting_and_never_waits():
+    count = channel(Echo()).unary_stream(f"/{SERVICE}/Count")
+    call = count(StringValue(value="2"))
+    assert (await asyncio.wait_for(call.read(), 5)).value == "0"
+    for _ in range(5):
+        await asyncio.sleep(0)  # the method yields "1", then fails
+    assert call.read_nowait().value == "1"
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        call.read_nowait()
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+
+    silent = count(StringValue(value="1"))  # "0", then nothing for a long while
+    assert (await asyncio.wait_for(silent.read(), 5)).value == "0"
+    await asyncio.sleep(0.05)
+    assert silent.read_nowait() is None
+    silent.cancel()
+
+
 async def test_cancelling_a_stream_between_messages_cancels_the_method_and_reads_end():
     echo = Echo()
     count = channel(echo).unary_stream(f"/{SERVICE}/Count")

@@ -66,3 +66,42 @@ def test_a_providers_own_error_passes_through_unchanged():
     with pytest.raises(GatewayError) as caught:
         run(read_all(pace, failing()))
     assert caught.value.message.endswith("boom")
+
+
+def test_each_read_gets_its_own_idle_limit_from_when_it_starts():
+    # one timer serves the whole stream: reads just under the limit, one after another,
+    # are never cut by the due time of an earlier read
+    pace = Pace(idle=0.3, ends=time.monotonic() + 5, clock=time.monotonic)
+    assert run(read_all(pace, events(0.2, 0.2, 0.2, 0.2))) == [0, 1, 2, 3]
+
+
+def test_a_shorter_limit_near_the_deadline_still_cuts_in_time():
+    pace = Pace(idle=2.0, ends=time.monotonic() + 0.4, clock=time.monotonic)
+    started = time.monotonic()
+    with pytest.raises(GatewayError) as caught:
+        run(read_all(pace, events(0, 0.1, 3)))
+    assert "ran out of time" in caught.value.message and time.monotonic() - started < 1.5
+
+
+def test_a_reader_cancelled_from_outside_is_cancelled_not_cut():
+    async def scenario() -> bool:
+        pace = Pace(idle=5.0, ends=time.monotonic() + 10, clock=time.monotonic)
+        reader = asyncio.ensure_future(pace.next(events(3)))
+        await asyncio.sleep(0.05)
+        reader.cancel()  # the client left
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        return reader.cancelled()
+    assert run(scenario())
+
+
+def test_after_a_cut_the_reading_task_carries_no_leftover_cancel():
+    async def scenario() -> tuple[str, int]:
+        pace = Pace(idle=0.1, ends=time.monotonic() + 5, clock=time.monotonic)
+        try:
+            await pace.next(events(3))
+        except GatewayError as error:
+            code = error.code
+        await asyncio.sleep(0.01)  # a leftover cancel would land here
+        return code, asyncio.current_task().cancelling()
+    assert run(scenario()) == ("upstream_timeout", 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import cache
 import base64
 import binascii
+import re
 from typing import Any, Callable
 
 import orjson
@@ -169,6 +170,7 @@ class Codec:
         self._getters: dict[str, tuple[str, Getter]] = {}  # field name -> (json key, convert)
         self._list_keys: set[str] = set()  # JSON keys whose value may be an array
         self._has_extra = EXTRA in descriptor.fields_by_name
+        self._as_is: bool | None = None  # to_json may skip the message (computed on first use)
 
     def build(self) -> "Codec":
         oneof_members: dict[str, list[FieldDescriptor]] = {}
@@ -298,6 +300,30 @@ class Codec:
             setter(message, value, path)
         return set_oneof
 
+    # dict -> JSON, for an answer that leaves as JSON with no message in between --------
+
+    def to_json(self, data: dict) -> bytes:
+        """`orjson.dumps(to_dict(to_message(data)))` as a JSON value (keys may come in
+        another order), without building the message where the round trip cannot change
+        `data`: a lenient codec of string, integer, bool and message fields keeps every
+        value as it is, except a whole float in an integer field (made an integer) and
+        extras nested too deep (a 400). Text that may hold either takes the round trip."""
+        if not self._json_as_is:
+            return orjson.dumps(self.to_dict(self.to_message(data)))
+        try:
+            text = orjson.dumps(data)
+        except orjson.JSONEncodeError:  # the message is what fails, as it says
+            return orjson.dumps(self.to_dict(self.to_message(data)))
+        if text.count(b"{") + text.count(b"[") > MAX_EXTRA_DEPTH or _may_hold_float(text):
+            return orjson.dumps(self.to_dict(self.to_message(data)))
+        return text
+
+    @property
+    def _json_as_is(self) -> bool:
+        if self._as_is is None:
+            self._as_is = not self.strict and _values_kept(self.descriptor, set())
+        return self._as_is
+
     # message -> dict ------------------------------------------------------------
 
     def to_dict(self, message: Message) -> dict:
@@ -350,6 +376,42 @@ class Codec:
         if _is_repeated(field):
             return lambda values: [child().to_dict(m) for m in values]
         return lambda value: child().to_dict(value)
+
+
+# A number orjson wrote as a float (1.0, 1e+16) standing as a JSON value, not inside a
+# string; text in a string that looks the same only costs the round trip.
+_WHOLE_FLOAT = re.compile(rb"[:,\[]-?\d+(?:\.0|(?:\.\d+)?[eE][+-]?\d+)[,\]}]")
+
+
+def _may_hold_float(text: bytes) -> bool:
+    # the substring tests first: the pattern alone costs several times the encoding
+    return (b".0" in text or b"e+" in text or b"e-" in text) and _WHOLE_FLOAT.search(text) is not None
+
+
+_KEPT_TYPES = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BOOL, FieldDescriptor.TYPE_INT32,
+               FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64)
+
+
+def _values_kept(descriptor: Descriptor, seen: set[str]) -> bool:
+    """Whether a lenient round trip keeps every value of `descriptor`'s messages as it is:
+    no float, bytes or Struct field anywhere (doubles turn 3 into 3.0, Structs carry
+    numbers as doubles, bytes are base64 text in JSON), and every message has extras."""
+    if descriptor.full_name in seen:
+        return True
+    seen.add(descriptor.full_name)
+    if EXTRA not in descriptor.fields_by_name:
+        return False
+    for field in descriptor.fields:
+        kind = field.message_type
+        if kind is not None and field.containing_oneof is not None and _is_list_wrapper(kind):
+            field = kind.fields[0]  # a oneof's array: what counts is what it holds
+            kind = field.message_type
+        if kind is not None:
+            if kind.full_name.startswith("google.protobuf.") or not _values_kept(kind, seen):
+                return False
+        elif field.type not in _KEPT_TYPES:
+            return False
+    return True
 
 
 def _identity(value: Any) -> Any:

@@ -6,7 +6,7 @@ request's, or the channel's total limit when sooner); either way the stream ends
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, TypeVar
 
 from server.errors import GatewayError
@@ -31,6 +31,13 @@ class Pace:
     idle: float | None  # most seconds between two events (None: no limit)
     ends: float  # on `clock`, when the stream must be over
     clock: Callable[[], float]
+    # One timer for the whole stream, moved by a number rather than re-armed per event (an
+    # asyncio.timeout per event costs more than the rest of relaying it): it fires at the
+    # latest due time it was given, and cuts only a read still waiting past its own.
+    _due: float = field(default=0.0, init=False)  # on the loop's clock, when the waiting read is late
+    _waiting: asyncio.Task | None = field(default=None, init=False)
+    _timer: asyncio.TimerHandle | None = field(default=None, init=False)
+    _fired: bool = field(default=False, init=False)
 
     async def next(self, chunks: AsyncIterator[T]) -> T | None:
         """The stream's next event, or None at its end."""
@@ -38,13 +45,51 @@ class Pace:
         if left <= 0:
             raise overran()
         limit = min(left, self.idle) if self.idle else left
-        timer = asyncio.timeout(limit)
+        loop = asyncio.get_running_loop()
+        self._due = loop.time() + limit
+        if self._timer is None or self._timer.when() > self._due:
+            self._arm(loop)
+        task = self._waiting = asyncio.current_task()
         try:
-            async with timer:
-                return await anext(chunks)
-        except StopAsyncIteration:
-            return None
-        except TimeoutError:
-            if not timer.expired():  # the provider's own timeout, already an error of its making
-                raise
-            raise (stalled(limit) if limit < left else overran()) from None
+            chunk = await anext(chunks)
+        except BaseException as exc:
+            self.stop()  # the stream is over, one way or another
+            cut = self._spend_cut(task)
+            if isinstance(exc, StopAsyncIteration):
+                return None
+            if cut and isinstance(exc, asyncio.CancelledError):
+                raise (stalled(limit) if limit < left else overran()) from None
+            raise  # the provider's own failure, or a cancel from outside (the client left)
+        finally:
+            self._waiting = None
+        self._spend_cut(task)  # the read swallowed the cut and ended on its own
+        return chunk
+
+    def _spend_cut(self, task: asyncio.Task) -> bool:
+        """Whether the timer cut the read and nothing else cancelled it."""
+        if not self._fired:
+            return False
+        self._fired = False
+        return task.uncancel() == 0
+
+    def stop(self) -> None:
+        """The stream is over: its timer goes."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(self._due, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._waiting is None:  # between reads: the next read arms it again
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._due:  # the read waiting now came later: wait for its own due time
+            self._arm(loop)
+            return
+        self._fired = True
+        self._waiting.cancel()

@@ -6,6 +6,7 @@ import grpc
 from server.catalog import Catalog
 from server.codec import codec_for
 from server.relay import ChatRelay
+from server.services.answers import encoder
 from server.services.status import bearer, rpc_errors
 from st_ai.v1 import chat_pb2, chat_pb2_grpc
 
@@ -24,16 +25,17 @@ class ChatService(chat_pb2_grpc.ChatServicer):
                                    context: grpc.aio.ServicerContext) -> chat_pb2.ChatCompletion:
         token = self._catalog.authenticate(bearer(context), check_address=False)
         answer = await self._relay.complete(token, REQUEST.to_dict(request), context.time_remaining())
-        return COMPLETION.to_message(answer)
+        return encoder(context, COMPLETION)(answer)
 
     @rpc_errors
     async def StreamChatCompletion(self, request: chat_pb2.ChatCompletionRequest,
                                    context: grpc.aio.ServicerContext):
         token = self._catalog.authenticate(bearer(context), check_address=False)
         chunks = self._relay.stream(token, REQUEST.to_dict(request), context.time_remaining())
+        encode = encoder(context, CHUNK)
         try:
             async for chunk in chunks:
-                yield CHUNK.to_message(chunk)
+                yield encode(chunk)
         finally:
             # A cancelled RPC lands here: closing the relay closes the upstream request.
             await chunks.aclose()

@@ -30,7 +30,9 @@ from server.services.interceptors import Wrap, behaviour
 # while draining because it refuses new requests itself).
 PEER = "unix:st-ai-in-process"
 CLOSE_GRACE = 5.0  # seconds a call may take to end once the bridge closes
-STREAM_BUFFER = 1  # messages a stream may run ahead of its reader, as flow control would allow
+# messages a stream may run ahead of its reader, as flow control would allow: what the
+# service produced at once is then read, and written, at once
+STREAM_BUFFER = 8
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -63,6 +65,8 @@ class _CallDetails(grpc.HandlerCallDetails):
 
 class InProcessContext:
     """The parts of grpc.aio.ServicerContext that st-ai's servicers and wraps use."""
+
+    json_answers = True  # the caller, the REST bridge, writes answers as JSON (server/services/answers.py)
 
     def __init__(self, metadata: Metadata, timeout: float | None) -> None:
         self._metadata = tuple(metadata)
@@ -140,7 +144,8 @@ class _Call:
         return grpc.aio.Metadata(*(self._context.initial or ()))
 
     async def trailing_metadata(self) -> grpc.aio.Metadata:
-        await asyncio.wait((self._task,))
+        if not self._task.done():  # a finished call answers at once: its request may end meanwhile
+            await asyncio.wait((self._task,))
         return grpc.aio.Metadata(*self._context.trailing)
 
     def cancel(self) -> bool:
@@ -185,28 +190,46 @@ class _Pipe:
     def __init__(self, limit: int) -> None:
         self._items: collections.deque = collections.deque()
         self._limit = limit
-        self._readable, self._space = asyncio.Event(), asyncio.Event()
+        self._reader: asyncio.Future | None = None  # the reader waiting for an item
+        self._writer: asyncio.Future | None = None  # the producer waiting for room
 
     async def put(self, item: Any) -> None:
         while len(self._items) >= self._limit:
-            self._space.clear()
-            await self._space.wait()
+            self._writer = asyncio.get_running_loop().create_future()
+            try:
+                await self._writer
+            finally:
+                self._writer = None
         self._items.append(item)
-        self._readable.set()
+        _wake(self._reader)
 
     def end(self) -> None:
         self._items.append(_END)
-        self._readable.set()
+        _wake(self._reader)
 
     async def get(self) -> Any:
         while not self._items:
-            self._readable.clear()
-            await self._readable.wait()
-        self._space.set()
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        return self.get_nowait()
+
+    def get_nowait(self) -> Any:
+        """The next item if one is waiting, else _NOTHING."""
+        if not self._items:
+            return _NOTHING
+        _wake(self._writer)
         return self._items.popleft()
 
 
-_END = object()
+def _wake(waiter: asyncio.Future | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+_END, _NOTHING = object(), object()
 
 
 class _StreamCall(_Call):
@@ -216,12 +239,20 @@ class _StreamCall(_Call):
         task.add_done_callback(lambda _: pipe.end())
 
     async def read(self) -> Any:
-        message = await self._pipe.get()
-        if message is _END:
+        return self._message(await self._pipe.get())
+
+    def read_nowait(self) -> Any:
+        """A message already waiting (or the end), else None; grpc.aio's calls have no such
+        read. The bridge writes the messages that came together in one write."""
+        item = self._pipe.get_nowait()
+        return None if item is _NOTHING else self._message(item)
+
+    def _message(self, item: Any) -> Any:
+        if item is _END:
             self._pipe.end()  # every later read sees the end too
             self._outcome()  # raises the call's error, if it failed
             return grpc.aio.EOF
-        return message
+        return item
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._iterate()
@@ -259,13 +290,12 @@ async def _run(serve: Callable[[], Awaitable[Any]], context: InProcessContext, t
         raise
 
 
-async def _unary(handler: grpc.RpcMethodHandler, request: Any, context: InProcessContext) -> Any:
-    _, serve = behaviour(handler)
+async def _unary(handler: grpc.RpcMethodHandler, serve: Callable, request: Any, context: InProcessContext) -> Any:
     return await serve(_parsed(handler, request), context)
 
 
-async def _stream(handler: grpc.RpcMethodHandler, request: Any, context: InProcessContext, pipe: _Pipe) -> None:
-    _, serve = behaviour(handler)
+async def _stream(handler: grpc.RpcMethodHandler, serve: Callable, request: Any, context: InProcessContext,
+                  pipe: _Pipe) -> None:
     async for message in serve(_parsed(handler, request), context):
         if context.initial is None:  # headers go with the first message, as grpc sends them
             await context.send_initial_metadata(())
@@ -308,21 +338,23 @@ class InProcessChannel:
     def unary_unary(self, method: str, request_serializer: Callable | None = None,
                     response_deserializer: Callable | None = None) -> Callable[..., _UnaryCall]:
         handler = self._handler(method)
+        _, serve = behaviour(handler)
 
         def invoke(request: Any, metadata: Metadata = (), timeout: float | None = None, **_: Any) -> _UnaryCall:
             context = InProcessContext(metadata, timeout)
-            task = self._start(_run(lambda: _unary(handler, request, context), context, timeout))
+            task = self._start(_run(lambda: _unary(handler, serve, request, context), context, timeout))
             return _UnaryCall(context, task)
         return invoke
 
     def unary_stream(self, method: str, request_serializer: Callable | None = None,
                      response_deserializer: Callable | None = None) -> Callable[..., _StreamCall]:
         handler = self._handler(method)
+        _, serve = behaviour(handler)
 
         def invoke(request: Any, metadata: Metadata = (), timeout: float | None = None, **_: Any) -> _StreamCall:
             context = InProcessContext(metadata, timeout)
             pipe = _Pipe(STREAM_BUFFER)
-            task = self._start(_run(lambda: _stream(handler, request, context, pipe), context, timeout))
+            task = self._start(_run(lambda: _stream(handler, serve, request, context, pipe), context, timeout))
             return _StreamCall(context, task, pipe)
         return invoke
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 
 import sqlite_utils
 
@@ -19,8 +19,13 @@ class Timeouts:
     total: float | None = None
 
     def filled(self, defaults: "Timeouts") -> "Timeouts":
+        # field by field: astuple deep-copies, a cost on every request
         return Timeouts(*(mine if mine is not None else theirs
-                          for mine, theirs in zip(astuple(self), astuple(defaults))))
+                          for mine, theirs in zip(_values(self), _values(defaults))))
+
+
+def _values(timeouts: Timeouts) -> tuple[float | None, ...]:
+    return timeouts.connect, timeouts.first_byte, timeouts.idle, timeouts.total
 
 
 @dataclass(frozen=True)
