@@ -60,7 +60,7 @@ async def access_record(request: web.Request, handler) -> web.StreamResponse:
         response = await handler(request)
         await _take_facts(request, pending)
         return response
-    except asyncio.CancelledError:  # its RPCs are cancelled too: no facts to wait for
+    except (asyncio.CancelledError, ConnectionError):  # the client left; its RPCs are cancelled too
         _log(request, pending, 499, request.writer.output_size if request.writer else 0, None)
         raise
     finally:

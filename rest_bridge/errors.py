@@ -73,6 +73,11 @@ async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
         # Raised while reading the body: e.g. a Content-Encoding: gzip body that is not gzip.
         return error_response(GatewayError(400, "The request body could not be read: it does not match "
                                            "its Content-Encoding or Transfer-Encoding.", "invalid_body"))
+    except ConnectionError:
+        # the client left while its answer was written (a stream's next write found the
+        # connection reset): there is no one to answer, and nothing failed on st-ai's side;
+        # the server drops the connection quietly (http_server.BridgeProtocol.handle_error)
+        raise
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(GatewayError(500, "The gateway failed to process the request.",

@@ -25,7 +25,7 @@ async def clock_in(request: web.Request, handler) -> web.StreamResponse:
     try:
         # the access record outside reads the finished calls' upstream time (UPSTREAM)
         return await handler(request)
-    except asyncio.CancelledError:  # the client left: no answer will be written
+    except (asyncio.CancelledError, ConnectionError):  # the client left: no answer will be written
         request_metrics.answered(request, 499, request_metrics.CLIENT_LEFT)
         raise
 
