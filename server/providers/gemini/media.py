@@ -5,28 +5,22 @@ the call, through the checked fetcher (address rules, redirects, size cap, timeo
 Gemini never fetches a client's URL and a refused one is a 400 naming the field."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import re
 
-import aiohttp
 
-from server.errors import GatewayError, invalid_request
-from server.media_types import image_type
+from server.errors import invalid_request
+from server.providers.client_images import fetch_image
 from server.safe_fetch import SafeFetch
 from server.store.channels import Channel
-from server.url_guard import Refused
 
 # A client's URL waiting to be fetched, in place of a part: {FETCH: url, PARAM: field}; never sent.
 FETCH = "stAiFetchUrl"
 PARAM = "stAiParam"
 MAX_INLINE_BYTES = 20 * 1024 * 1024   # the Gemini API's inline request limit
-FETCH_TIMEOUT = 30.0                  # seconds for one client image, connect to last byte
 DATA_URI = re.compile(r"data:([\w.+-]+/[\w.+-]+)((?:;[^;,]*)*?);base64,", re.IGNORECASE)
 AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
-# what a file server says when it does not know what it serves
-UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
 
 def inline(mime_type: str, data: str, param: str) -> dict:
@@ -89,53 +83,11 @@ async def fetch_marked(request: dict, files: SafeFetch, channel: Channel) -> Non
     total = 0
     for parts, i in marked(request):
         url, param = parts[i][FETCH], parts[i][PARAM]
-        raw, kind = await _fetch(files, url, param, channel)
+        raw, kind = await fetch_image(files, url, param, channel, MAX_INLINE_BYTES,
+                                      f"The image in '{param}' is larger than the "
+                                      f"{MAX_INLINE_BYTES // (1024 * 1024)} MB Gemini takes inline.")
         total += len(raw)
         if total > MAX_INLINE_BYTES:
             raise invalid_request(f"The images of this request are larger than the {MAX_INLINE_BYTES // (1024 * 1024)}"
                                   " MB Gemini takes inline.", param, "file_too_large")
         parts[i] = {"inlineData": {"mimeType": kind, "data": base64.b64encode(raw).decode("ascii")}}
-
-
-def _refused(param: str) -> GatewayError:
-    return invalid_request(f"The image URL in '{param}' cannot be fetched under st-ai's address rules; st-ai "
-                           "fetches images only from public http(s) addresses.", param, "invalid_image_url")
-
-
-async def _fetch(files: SafeFetch, url: str, param: str, channel: Channel) -> tuple[bytes, str]:
-    try:
-        return await asyncio.wait_for(_read(files, url, param, channel), FETCH_TIMEOUT)
-    except Refused:
-        raise _refused(param) from None
-    except (aiohttp.ClientError, asyncio.TimeoutError):
-        raise invalid_request(f"The image URL in '{param}' could not be fetched.", param,
-                              "invalid_image_url") from None
-
-
-async def _read(files: SafeFetch, url: str, param: str, channel: Channel) -> tuple[bytes, str]:
-    response = await files.get(url, channel.base_url)
-    try:
-        if response.status != 200:
-            raise invalid_request(f"The image URL in '{param}' answered HTTP {response.status}.", param,
-                                  "invalid_image_url")
-        declared = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not (declared.startswith("image/") or declared in UNTYPED):
-            raise invalid_request(f"The image URL in '{param}' did not serve an image.", param,
-                                  "invalid_image_format")
-        chunks, size = [], 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > MAX_INLINE_BYTES:
-                raise invalid_request(f"The image in '{param}' is larger than the "
-                                      f"{MAX_INLINE_BYTES // (1024 * 1024)} MB Gemini takes inline.", param,
-                                      "image_too_large")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-        # a server that does not say what it serves: the bytes tell
-        kind = declared if declared.startswith("image/") else image_type(raw[:16])
-        if kind is None:
-            raise invalid_request(f"The image URL in '{param}' did not serve an image.", param,
-                                  "invalid_image_format")
-        return raw, kind
-    finally:
-        response.release()

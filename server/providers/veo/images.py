@@ -10,11 +10,11 @@ import base64
 import binascii
 import re
 
-import aiohttp
 from yarl import URL
 
-from server.errors import GatewayError, invalid_request
+from server.errors import invalid_request
 from server.media_types import image_type
+from server.providers.client_images import FETCH_TIMEOUT, fetch_image, refused
 from server.safe_fetch import SafeFetch
 from server.store.channels import Channel
 from server.url_guard import Refused, classify, literal_address
@@ -23,7 +23,6 @@ from server.url_guard import Refused, classify, literal_address
 FETCH = "stAiFetchUrl"
 PARAM = "stAiParam"
 MAX_IMAGE_BYTES = 20 * 1024 * 1024   # the Gemini API's inline request limit
-FETCH_TIMEOUT = 30.0                 # seconds for one client image, connect to last byte
 DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[^;,]*)*?);base64,", re.IGNORECASE)
 
 
@@ -82,13 +81,7 @@ def _check_url(url: str, param: str, base_url: str) -> None:
     base_verdict = classify(base_address) if base_address is not None else None
     # The one exception the fetch rules make: the channel's own network (a local provider).
     if verdict.network is None or base_verdict is None or base_verdict.network != verdict.network:
-        raise _refused_url(param, verdict.kind)
-
-
-def _refused_url(param: str, kind: str | None = None) -> GatewayError:
-    where = f" points to a {kind} address" if kind else " cannot be fetched under st-ai's address rules"
-    return invalid_request(f"The image URL in '{param}'{where}; st-ai fetches images only from public "
-                           "http(s) addresses.", param, "invalid_image_url")
+        raise refused(param, verdict.kind)
 
 
 def marked(body: dict) -> list[dict]:
@@ -106,7 +99,7 @@ async def check_marked(body: dict, files: SafeFetch, channel: Channel) -> None:
         try:
             await asyncio.wait_for(files.guard.check(image[FETCH], channel.base_url), FETCH_TIMEOUT)
         except Refused:
-            raise _refused_url(image[PARAM]) from None
+            raise refused(image[PARAM]) from None
         except asyncio.TimeoutError:
             raise invalid_request(f"The image URL in '{image[PARAM]}' could not be resolved.", image[PARAM],
                                   "invalid_image_url") from None
@@ -116,36 +109,6 @@ async def fetch_marked(body: dict, files: SafeFetch, channel: Channel) -> None:
     """Replaces each marker in `body` by the fetched image, inline."""
     for image in marked(body):
         url, param = image.pop(FETCH), image.pop(PARAM)
-        image.update(inline(await _fetch(files, url, param, channel), param))
-
-
-async def _fetch(files: SafeFetch, url: str, param: str, channel: Channel) -> bytes:
-    try:
-        return await asyncio.wait_for(_read(files, url, param, channel), FETCH_TIMEOUT)
-    except Refused:
-        raise _refused_url(param) from None
-    except (aiohttp.ClientError, asyncio.TimeoutError):
-        raise invalid_request(f"The image URL in '{param}' could not be fetched.", param,
-                              "invalid_image_url") from None
-
-
-async def _read(files: SafeFetch, url: str, param: str, channel: Channel) -> bytes:
-    response = await files.get(url, channel.base_url)
-    try:
-        if response.status != 200:
-            raise invalid_request(f"The image URL in '{param}' answered HTTP {response.status}.", param,
-                                  "invalid_image_url")
-        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if not kind.startswith("image/"):
-            raise invalid_request(f"The image URL in '{param}' did not serve an image.", param,
-                                  "invalid_image_format")
-        chunks, size = [], 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > MAX_IMAGE_BYTES:
-                raise invalid_request(f"Veo takes an image of at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
-                                      param, "image_too_large")
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        response.release()
+        raw, kind = await fetch_image(files, url, param, channel, MAX_IMAGE_BYTES,
+                                      f"Veo takes an image of at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+        image.update(inline(raw, param, kind))
