@@ -239,6 +239,15 @@ def test_what_chat_cannot_carry_is_a_400_naming_the_field(body, param):
     assert rejected(body).param == param
 
 
+def test_a_request_chat_cannot_carry_is_still_read_for_a_channel_that_speaks_the_responses_api():
+    request = read_request({"model": "m", "input": "x", "tools": [{"type": "web_search"}], "store": False,
+                            "include": ["web_search_call.action.sources"], "previous_response_id": "resp_0"})
+    assert (request.store, request.previous_response_id) == (False, "resp_0")
+    with pytest.raises(GatewayError) as caught:
+        chat_body(request, request.input_items)
+    assert caught.value.http_status == 400 and caught.value.param == "include"
+
+
 def test_reasoning_items_carry_st_ais_state_back_and_drop_anyone_elses():
     blocks = [{"type": "thinking", "thinking": "Paris first.", "signature": "sig-1"}]
     extra = {"google": {"thought_signature": "gsig"}}

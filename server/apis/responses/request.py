@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.apis.responses import carry
-from server.errors import invalid_request
+from server.errors import GatewayError, invalid_request
 
 # Tools only a provider runs itself: no chat upstream can take them.
 BUILT_IN_TOOLS = frozenset({
@@ -49,17 +49,16 @@ class ResponsesRequest:
     metadata: dict[str, str]
     previous_response_id: str | None
     echo: dict = field(default_factory=dict)  # the settings a `response` object repeats
+    # what chat cannot say (a built-in tool...): a 400 when the request is translated
+    untranslatable: GatewayError | None = None
 
 
 def read_request(body: Any) -> ResponsesRequest:
+    """What every route needs, checked now; what only a translation to chat needs is
+    checked too, but its error waits in `untranslatable` for `chat_body`, since a channel
+    that speaks the Responses API itself takes the body as it is."""
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
-    for key in body:
-        if key not in TAKEN and key not in HINTS:
-            raise invalid_request(f"Unsupported parameter: '{str(key)[:60]}'.", str(key)[:60],
-                                  "unsupported_parameter")
-    if body.get("background") is True:
-        raise invalid_request("Background responses are not supported.", "background", "unsupported_parameter")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid_request("You must provide a model parameter.", "model", "missing_required_parameter")
@@ -69,6 +68,43 @@ def read_request(body: Any) -> ResponsesRequest:
     instructions = body.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise invalid_request("'instructions' must be a string.", "instructions", "invalid_type")
+    stream = _flag(body.get("stream", False), "stream")
+    store = _flag(body.get("store", True), "store")
+    previous = body.get("previous_response_id")
+    if previous is not None and (not isinstance(previous, str) or not previous):
+        raise invalid_request("'previous_response_id' must be a response id.", "previous_response_id",
+                              "invalid_type")
+    metadata = _metadata(body.get("metadata"))
+    untranslatable: GatewayError | None = None
+    try:
+        params = _chat_params(body)
+    except GatewayError as error:
+        params, untranslatable = {}, error
+    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
+    echo = {
+        "instructions": instructions, "tools": [_echoed_tool(t["function"]) for t in params.get("tools", [])],
+        "tool_choice": body.get("tool_choice") or "auto",
+        "text": _echoed_text(body.get("text")),
+        "reasoning": {"effort": params.get("reasoning_effort"), "summary": reasoning.get("summary")},
+        "max_output_tokens": params.get("max_completion_tokens"), "metadata": metadata,
+        "previous_response_id": previous, "store": store,
+        "temperature": params.get("temperature", 1.0), "top_p": params.get("top_p", 1.0),
+        "parallel_tool_calls": params.get("parallel_tool_calls", True),
+        "truncation": body.get("truncation") if body.get("truncation") in ("auto", "disabled") else "disabled",
+        "user": params.get("user"), "background": False,
+    }
+    return ResponsesRequest(model, items, params, instructions, stream, store, metadata, previous, echo,
+                            untranslatable)
+
+
+def _chat_params(body: dict) -> dict:
+    """The chat request's settings (all but model and messages) from the body."""
+    for key in body:
+        if key not in TAKEN and key not in HINTS:
+            raise invalid_request(f"Unsupported parameter: '{str(key)[:60]}'.", str(key)[:60],
+                                  "unsupported_parameter")
+    if body.get("background") is True:
+        raise invalid_request("Background responses are not supported.", "background", "unsupported_parameter")
     for entry in _list(body.get("include"), "include"):
         if entry not in INCLUDES:
             raise invalid_request(f"include value {str(entry)[:60]!r} is not supported.", "include",
@@ -94,31 +130,13 @@ def read_request(body: Any) -> ResponsesRequest:
         if not isinstance(user, str):
             raise invalid_request("'user' must be a string.", "user", "invalid_type")
         params["user"] = user
-    stream = _flag(body.get("stream", False), "stream")
-    store = _flag(body.get("store", True), "store")
-    previous = body.get("previous_response_id")
-    if previous is not None and (not isinstance(previous, str) or not previous):
-        raise invalid_request("'previous_response_id' must be a response id.", "previous_response_id",
-                              "invalid_type")
-    metadata = _metadata(body.get("metadata"))
-    echo = {
-        "instructions": instructions, "tools": [_echoed_tool(t) for t in body.get("tools") or []],
-        "tool_choice": body.get("tool_choice") or "auto",
-        "text": _echoed_text(body.get("text")),
-        "reasoning": {"effort": params.get("reasoning_effort"),
-                      "summary": (body.get("reasoning") or {}).get("summary")},
-        "max_output_tokens": params.get("max_completion_tokens"), "metadata": metadata,
-        "previous_response_id": previous, "store": store,
-        "temperature": params.get("temperature", 1.0), "top_p": params.get("top_p", 1.0),
-        "parallel_tool_calls": params.get("parallel_tool_calls", True),
-        "truncation": body.get("truncation") if body.get("truncation") in ("auto", "disabled") else "disabled",
-        "user": user, "background": False,
-    }
-    return ResponsesRequest(model, items, params, instructions, stream, store, metadata, previous, echo)
+    return params
 
 
 def chat_body(request: ResponsesRequest, items: list[dict]) -> dict:
     """The chat request for the whole conversation `items` (history first, then the new input)."""
+    if request.untranslatable is not None:
+        raise request.untranslatable
     messages = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
@@ -304,9 +322,9 @@ def _tool(tool: Any, i: int) -> dict:
     return {"type": "function", "function": function}
 
 
-def _echoed_tool(tool: dict) -> dict:
-    return {"type": "function", "name": tool["name"], "description": tool.get("description"),
-            "parameters": tool.get("parameters"), "strict": tool.get("strict", True)}
+def _echoed_tool(function: dict) -> dict:
+    return {"type": "function", "name": function["name"], "description": function.get("description"),
+            "parameters": function.get("parameters"), "strict": function.get("strict")}
 
 
 def _tool_choice(choice: Any) -> Any:
