@@ -232,6 +232,9 @@ def test_built_in_tools_are_a_400_naming_the_tool(tool):
     ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name"),
     ({"model": "m", "input": "x", "reasoning": {"effort": "huge"}}, "reasoning.effort"),
     ({"model": "m", "input": "x", "max_output_tokens": 1.5}, "max_output_tokens"),
+    ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+    ({"model": "m", "input": "x", "temperature": 2.5}, "temperature"),
+    ({"model": "m", "input": "x", "top_p": -0.1}, "top_p"),
     ({"model": "m", "input": "x", "metadata": {"k": 1}}, "metadata"),
     ({"model": "m", "input": "x", "stream": "yes"}, "stream"),
 ])
@@ -261,7 +264,8 @@ def test_reasoning_items_carry_st_ais_state_back_and_drop_anyone_elses():
         {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
     ]})
     assert body["messages"][1] == {"role": "assistant", "content": None, "thinking_blocks": blocks, "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}, "extra_content": extra}]}
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"},
+         "extra_content": extra}]}
     assert len(body["messages"]) == 3
 
 

@@ -76,7 +76,8 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, item_status
 def call_extras(tool_calls: Any) -> dict[str, Any]:
     """Call id -> the provider state a tool call carries (Gemini's thought signature)."""
     return {call["id"]: call["extra_content"] for call in tool_calls or []
-            if isinstance(call, dict) and isinstance(call.get("id"), str) and isinstance(call.get("extra_content"), dict)}
+            if isinstance(call, dict) and isinstance(call.get("id"), str)
+            and isinstance(call.get("extra_content"), dict)}
 
 
 def output_items(message: dict, item_status: str, make_id: IdMaker = new_id) -> list[dict]:

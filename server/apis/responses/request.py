@@ -35,6 +35,8 @@ HINTS = frozenset({
 INCLUDES = frozenset({"reasoning.encrypted_content"})
 
 ROLES = ("user", "assistant", "system", "developer")
+# checked here so the error names the Responses field, not the chat field it becomes
+RANGES = {"max_output_tokens": (1, 2**31 - 1), "temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
@@ -123,6 +125,10 @@ def _chat_params(body: dict) -> dict:
                            ("top_p", "top_p")):
         if body.get(source) is not None:
             params[target] = _number(body[source], source, integer=source == "max_output_tokens")
+            low, high = RANGES[source]
+            if not low <= params[target] <= high:
+                raise invalid_request(f"'{source}' must be between {low} and {high}; got {params[target]}.",
+                                      source, "invalid_value")
     if body.get("parallel_tool_calls") is not None:
         params["parallel_tool_calls"] = _flag(body["parallel_tool_calls"], "parallel_tool_calls")
     user = body.get("user") if body.get("user") is not None else body.get("safety_identifier")
@@ -355,7 +361,8 @@ def _text_format(text: Any) -> dict | None:
         return {"type": "json_object"}
     if kind == "json_schema":
         if not isinstance(fmt.get("name"), str) or not fmt["name"]:
-            raise invalid_request("A json_schema format needs a name.", "text.format.name", "missing_required_parameter")
+            raise invalid_request("A json_schema format needs a name.", "text.format.name",
+                                  "missing_required_parameter")
         if not isinstance(fmt.get("schema"), dict):
             raise invalid_request("A json_schema format needs a schema object.", "text.format.schema",
                                   "missing_required_parameter")
