@@ -456,3 +456,21 @@ def test_gemini_signatures_that_come_with_streamed_calls_go_back_with_them():
     messages = chat_body(request, conversation(request.input_items, output, [
         {"type": "function_call_output", "call_id": "call_1", "output": "ok"}]))["messages"]
     assert messages[1]["tool_calls"][0]["extra_content"] == extra
+
+
+def test_a_streamed_answer_ends_as_the_same_response_as_the_plain_one():
+    body = {"model": "m", "input": "x", "tools": [WEATHER]}
+    calls = [{"id": "call_a", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}]
+    usage = {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}
+    plain = answer.response(completion({"content": "Let me check.", "reasoning_content": "Oslo.", "tool_calls": calls},
+                                       "tool_calls", usage), read_request(body), "resp_1", 1)
+    events = streamed(body, [chunk({"role": "assistant", "reasoning_content": "Oslo."}),
+                             chunk({"content": "Let me check."}),
+                             chunk({"tool_calls": [{"index": 0, **calls[0]}]}), chunk({}, "tool_calls", usage)])
+    final = events[-1]["response"]
+
+    def without_ids(response: dict) -> list[dict]:
+        return [{k: v for k, v in item.items() if k != "id"} for item in response["output"]]
+
+    assert without_ids(final) == without_ids(plain)
+    assert (final["status"], final["usage"]) == (plain["status"], plain["usage"])
