@@ -447,7 +447,8 @@ def test_gemini_signatures_that_come_with_streamed_calls_go_back_with_them():
     extra = {"google": {"thought_signature": "gsig"}}
     request = read_request({"model": "m", "input": "x", "tools": [WEATHER]})
     events = streamed({"model": "m", "input": "x", "tools": [WEATHER]}, [
-        chunk({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+        chunk({"role": "assistant", "reasoning_content": "Call it."}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
                                                     "function": {"name": "weather", "arguments": "{}"},
                                                     "extra_content": extra}]}),
         chunk({}, "tool_calls")])
@@ -474,3 +475,22 @@ def test_a_streamed_answer_ends_as_the_same_response_as_the_plain_one():
 
     assert without_ids(final) == without_ids(plain)
     assert (final["status"], final["usage"]) == (plain["status"], plain["usage"])
+
+
+def test_redacted_thinking_with_no_text_still_travels_in_a_reasoning_item_before_the_answer():
+    upstream = Translator(created=1, include_usage=False)
+    anthropic_events = [
+        {"type": "message_start", "message": {"id": "msg_1", "model": "claude", "usage": {"input_tokens": 3}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "redacted_thinking", "data": "enc"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hi."}},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+        {"type": "message_stop"},
+    ]
+    events = streamed({"model": "m", "input": "x"}, [c for e in anthropic_events for c in upstream.feed(e)])
+    final = accumulated(events)
+    assert [item.type for item in final.output] == ["reasoning", "message"] and final.output[0].summary == []
+    assert not any(e["type"].startswith("response.reasoning_summary") for e in events)
+    assert carry.unpack(final.output[0].encrypted_content)[0] == [{"type": "redacted_thinking", "data": "enc"}]

@@ -55,6 +55,9 @@ class ResponseEvents:
                 continue  # the Responses API has one answer
             delta = choice.get("delta") or {}
             if isinstance(delta.get("thinking_blocks"), list):
+                # a block with no text to show (redacted thinking) still needs a reasoning item
+                # to travel in, placed before the content it came before
+                events += self._open_reasoning()
                 self._thinking_blocks.extend(b for b in delta["thinking_blocks"] if isinstance(b, dict))
             if isinstance(delta.get("reasoning_content"), str) and delta["reasoning_content"]:
                 events += self._reason(delta["reasoning_content"])
@@ -76,8 +79,9 @@ class ResponseEvents:
         events = self._close_reasoning() + self._close_message(state)
         for item in self._calls.values():
             events += self._close_call(item)
-        if self._extras and not any(i.item["type"] == "reasoning" for i in self._items):
-            # provider state that came with the calls, for the client to send back with them
+        if self._extras:
+            # provider state that came with the calls (after any reasoning item closed), for
+            # the client to send back with them
             carrier = self._open(answer.reasoning_item(self.make_id("rs"), "", [], self._extras))
             events += [self._added(carrier), self._done(carrier)]
         self.response.update(status=state, incomplete_details=incomplete, output=self._output(),
@@ -102,33 +106,42 @@ class ResponseEvents:
 
     # -- items ----------------------------------------------------------------------------
 
+    def _open_reasoning(self) -> list[dict]:
+        if self._reasoning is not None and not self._reasoning.done:
+            return []
+        events = self._close_message("completed")
+        self._reasoning = self._open({"id": self.make_id("rs"), "type": "reasoning", "summary": [],
+                                      "status": "in_progress"})
+        return events + [self._added(self._reasoning)]
+
     def _reason(self, text: str) -> list[dict]:
-        events: list[dict] = []
-        if self._reasoning is None or self._reasoning.done:
-            events += self._close_message("completed")
-            self._reasoning = self._open({"id": self.make_id("rs"), "type": "reasoning", "summary": [],
-                                          "status": "in_progress"})
-            events.append(self._added(self._reasoning))
-            self._reasoning.item["summary"].append({"type": "summary_text", "text": ""})
-            events.append(self._event("response.reasoning_summary_part.added", **self._at(self._reasoning),
+        events = self._open_reasoning()
+        item = self._reasoning
+        assert item is not None
+        if not item.item["summary"]:
+            item.item["summary"].append({"type": "summary_text", "text": ""})
+            events.append(self._event("response.reasoning_summary_part.added", **self._at(item),
                                       summary_index=0, part={"type": "summary_text", "text": ""}))
-        self._reasoning.item["summary"][0]["text"] += text
-        return events + [self._event("response.reasoning_summary_text.delta", **self._at(self._reasoning),
+        item.item["summary"][0]["text"] += text
+        return events + [self._event("response.reasoning_summary_text.delta", **self._at(item),
                                      summary_index=0, delta=text)]
 
     def _close_reasoning(self) -> list[dict]:
         item = self._reasoning
         if item is None or item.done:
             return []
-        text = item.item["summary"][0]["text"]
         item.item["status"] = "completed"
         if (state := carry.pack(self._thinking_blocks, {})) is not None:
             item.item["encrypted_content"] = state
             self._thinking_blocks = []
-        return [self._event("response.reasoning_summary_text.done", **self._at(item), summary_index=0, text=text),
-                self._event("response.reasoning_summary_part.done", **self._at(item), summary_index=0,
-                            part={"type": "summary_text", "text": text}),
-                self._done(item)]
+        events = []
+        if item.item["summary"]:
+            text = item.item["summary"][0]["text"]
+            events += [self._event("response.reasoning_summary_text.done", **self._at(item), summary_index=0,
+                                   text=text),
+                       self._event("response.reasoning_summary_part.done", **self._at(item), summary_index=0,
+                                   part={"type": "summary_text", "text": text})]
+        return events + [self._done(item)]
 
     def _open_message(self) -> list[dict]:
         if self._message is not None and not self._message.done:
