@@ -206,6 +206,16 @@ def test_previous_response_id_sends_the_whole_conversation_without_the_earlier_i
     ]
 
 
+def test_an_error_in_the_new_input_names_its_place_in_the_input_not_in_the_history():
+    request = read_request({"model": "m", "previous_response_id": "resp_1", "input": [
+        {"role": "user", "content": "ok"}, {"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]})
+    history = [{"type": "message", "role": "user", "content": "Hi"},
+               {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Hello"}]}]
+    with pytest.raises(GatewayError) as caught:
+        chat_body(request, conversation(history, [], request.input_items))
+    assert caught.value.param == "input[1].content[0]"
+
+
 @pytest.mark.parametrize("tool", sorted(BUILT_IN_TOOLS))
 def test_built_in_tools_are_a_400_naming_the_tool(tool):
     error = rejected({"model": "m", "input": "x", "tools": [WEATHER, {"type": tool}]})

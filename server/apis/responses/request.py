@@ -146,7 +146,7 @@ def chat_body(request: ResponsesRequest, items: list[dict]) -> dict:
     messages = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
-    messages.extend(chat_messages(items))
+    messages.extend(chat_messages(items, first_new=len(items) - len(request.input_items)))
     if not messages:
         raise invalid_request("'input' must hold at least one message.", "input", "invalid_value")
     body = {"model": request.model, "messages": messages, **request.params}
@@ -174,10 +174,11 @@ def input_items(value: Any) -> list[dict]:
     return items
 
 
-def chat_messages(items: list[dict]) -> list[dict]:
+def chat_messages(items: list[dict], first_new: int = 0) -> list[dict]:
     """Items as chat messages: a function call joins the assistant message before it (so a
     turn's text and its parallel calls are one message), a call's output is a tool
-    message, st-ai's own reasoning state goes back beside the turn it came with."""
+    message, st-ai's own reasoning state goes back beside the turn it came with. Items
+    before `first_new` are stored history: errors in them name `previous_response_id`."""
     messages: list[dict] = []
     pending_blocks: list[dict] = []
     # a call's provider state may ride in a reasoning item after it (a stream learns it late)
@@ -188,7 +189,7 @@ def chat_messages(items: list[dict]) -> list[dict]:
     open_turn: dict | None = None  # the assistant message calls may still join
     for i, item in enumerate(items):
         kind = item.get("type")
-        where = f"input[{i}]"
+        where = f"input[{i - first_new}]" if i >= first_new else "previous_response_id"
         if kind == "message":
             message = _message(item, where)
             if message["role"] == "assistant":
