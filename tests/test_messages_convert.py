@@ -452,3 +452,23 @@ def test_count_tokens_needs_no_max_tokens_but_rejects_what_messages_rejects():
     assert rejected({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": [
         {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "x"}}]}]},
         count_tokens).param == "messages[0].content[0].source"
+
+
+def test_a_refusal_streams_as_text_like_the_plain_answer():
+    chunks = [chunk({"refusal": "I can't help with that."}), chunk({}, "content_filter"), chunk(usage=USAGE)]
+    plain = message(chat_answer({"content": None, "refusal": "I can't help with that."}, "content_filter"),
+                    "claude-sonnet-4-5")
+    streamed = accumulated(translate(chunks))
+    assert streamed["content"] == plain["content"] and streamed["stop_reason"] == "refusal"
+
+
+def test_without_chats_usage_the_stream_keeps_the_estimated_input():
+    streamed = accumulated(translate([chunk({"content": "Hi"}, "stop")], input_tokens=37))
+    assert (streamed["usage"]["input_tokens"], streamed["usage"]["output_tokens"]) == (37, 0)
+
+
+def test_chunks_after_the_end_are_ignored():
+    translator = Translator("claude-sonnet-4-5")
+    events = translator.feed(chunk({"content": "Hi"}, "stop")) + translator.finish()
+    assert translator.feed(chunk({"content": "late"})) == [] and translator.finish() == []
+    assert [name for name, _ in events][-1] == "message_stop"

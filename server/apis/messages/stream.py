@@ -55,6 +55,8 @@ class Translator:
             "usage": {"input_tokens": self.input_tokens, "output_tokens": 0}}})]
 
     def feed(self, chunk: dict) -> list[Event]:
+        if self._finished:
+            return []
         events = self.start(chunk.get("id"))
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
@@ -78,9 +80,14 @@ class Translator:
         stop_reason, stop_sequence = stop(self._finish_reason, self._matched, bool(self._calls))
         events.append(("message_delta", {"type": "message_delta",
                                          "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                                         "usage": usage(self._usage)}))
+                                         "usage": self._final_usage()}))
         events.append(("message_stop", {"type": "message_stop"}))
         return events
+
+    def _final_usage(self) -> dict:
+        # Without chat's usage the input figures stay message_start's estimate (the SDK
+        # keeps a figure message_delta leaves out); the output is then unknown: 0.
+        return usage(self._usage) if self._usage else {"output_tokens": 0}
 
     def fail(self, error: GatewayError) -> list[Event]:
         """A failure mid-stream: an `error` event, after which the stream ends."""
@@ -97,9 +104,10 @@ class Translator:
         for block in delta.get("thinking_blocks") or []:
             if isinstance(block, dict):
                 events += self._whole_thinking(block)
-        if isinstance(delta.get("content"), str) and delta["content"]:
-            events += self._open_block("text", {"type": "text", "text": ""})
-            events.append(self._block_delta({"type": "text_delta", "text": delta["content"]}))
+        for key in ("content", "refusal"):  # a refusal is text, as in a whole answer
+            if isinstance(delta.get(key), str) and delta[key]:
+                events += self._open_block("text", {"type": "text", "text": ""})
+                events.append(self._block_delta({"type": "text_delta", "text": delta[key]}))
         for call in delta.get("tool_calls") or []:
             if isinstance(call, dict):
                 events += self._tool_call(call)
