@@ -144,6 +144,23 @@ def test_thinking_blocks_sent_back_reach_an_anthropic_upstream_with_their_signat
     assert upstream["messages"][1]["content"][:2] == thinking
 
 
+def test_a_messages_request_through_chat_reaches_an_anthropic_upstream_as_the_client_sent_it():
+    original = {
+        "model": "claude-sonnet-4-5", "max_tokens": 4096, "system": [{"type": "text", "text": "Be brief."}],
+        "stop_sequences": ["END"], "metadata": {"user_id": "u-1"},
+        "tools": [{"name": "weather", "description": "Weather now",
+                   "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image", "source": {
+                "type": "base64", "media_type": "image/png", "data": PNG}}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Calling."}, {
+                "type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+                                         {"type": "text", "text": "And tomorrow?"}]}]}
+    assert messages_request(chat_request(original), rules("claude-sonnet-4-5", "2023-06-01")) == original
+
+
 def test_unsigned_thinking_from_another_upstream_is_not_sent_back():
     chat = chat_request(body(messages=[{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
         {"type": "thinking", "thinking": "from elsewhere", "signature": ""}, {"type": "text", "text": "Hi!"}]}]))
@@ -414,7 +431,7 @@ def test_ping_is_a_valid_ping_event():
                                           (404, "not_found_error"), (429, "rate_limit_error"),
                                           (500, "api_error"), (502, "api_error"), (503, "overloaded_error"),
                                           (504, "timeout_error"), (529, "overloaded_error"),
-                                          (409, "invalid_request_error"), (501, "api_error")])
+                                          (422, "invalid_request_error"), (501, "api_error")])
 def test_each_gateway_status_keeps_its_status_with_anthropics_error_type(status, kind):
     status_sent, shaped = error_response(GatewayError(status, "Something went wrong."))
     assert status_sent == status
@@ -422,9 +439,9 @@ def test_each_gateway_status_keeps_its_status_with_anthropics_error_type(status,
     assert (parsed.type, parsed.error.type, parsed.error.message) == ("error", kind, "Something went wrong.")
 
 
-def test_a_too_large_request_is_anthropics_request_too_large():
-    assert error_body(GatewayError(413, "Too big.")) == {"type": "error", "error": {"type": "request_too_large",
-                                                                                   "message": "Too big."}}
+@pytest.mark.parametrize("status, kind", [(413, "request_too_large"), (409, "conflict_error")])
+def test_statuses_the_sdks_error_union_lacks_still_get_anthropics_documented_type(status, kind):
+    assert error_body(GatewayError(status, "No.")) == {"type": "error", "error": {"type": kind, "message": "No."}}
     assert error_event(GatewayError(413, "Too big."))[0] == "error"
 
 

@@ -4,7 +4,7 @@ as a response body with its HTTP status, or as an `error` event inside a stream.
 The HTTP status stays st-ai's own (a 503 is still a 503: Anthropic's SDK retries it like a
 529); only the error `type` follows Anthropic's table (its API reference, "Errors", checked
 2026-11-29): 400 invalid_request_error, 401 authentication_error, 402 billing_error,
-403 permission_error, 404 not_found_error, 413 request_too_large, 429 rate_limit_error,
+403 permission_error, 404 not_found_error, 409 conflict_error, 413 request_too_large, 429 rate_limit_error,
 500 api_error, 504 timeout_error, 529 overloaded_error."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ ERROR_TYPES: dict[int, str] = {
     402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
+    409: "conflict_error",
     410: "not_found_error",
     413: "request_too_large",
     429: "rate_limit_error",
