@@ -75,6 +75,17 @@ def test_max_tokens_must_be_a_positive_integer(value):
     assert rejected(body(max_tokens=value)).param == "max_tokens"
 
 
+def test_whole_numbers_that_came_over_grpc_as_doubles_are_integers():
+    chat = chat_request(body(max_tokens=256.0, thinking={"type": "enabled", "budget_tokens": 8192.0}))
+    assert chat["max_tokens"] == 256 and isinstance(chat["max_tokens"], int)
+    assert chat["reasoning_effort"] == "medium"
+
+
+def test_mcp_servers_are_a_400():
+    assert rejected(body(mcp_servers=[{"type": "url", "url": "https://mcp.example.com", "name": "x"}])).param \
+        == "mcp_servers"
+
+
 def test_a_streamed_request_asks_chat_for_its_usage():
     chat = chat_request(body(stream=True))
     assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}

@@ -68,6 +68,8 @@ def chat_messages(body: Any) -> dict:
     chat: dict[str, Any] = {"model": model, "messages": _system(body.get("system"))}
     for i, message in enumerate(messages):
         chat["messages"].extend(_message(message, i))
+    if body.get("mcp_servers"):
+        raise invalid_request("MCP servers are not available on this model.", "mcp_servers")
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -87,8 +89,7 @@ def reasoning_effort(thinking: Any, output_config: Any = None) -> str | None:
     if kind == "disabled":
         return None
     if kind == "enabled":
-        budget = thinking.get("budget_tokens")
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        if (budget := _positive_int(thinking.get("budget_tokens"))) is None:
             raise invalid_request("thinking.budget_tokens must be a positive integer.", "thinking.budget_tokens")
         return next((band for band in BANDS if budget >= BUDGETS[band]), "low")
     if kind == "adaptive":
@@ -100,9 +101,16 @@ def reasoning_effort(thinking: Any, output_config: Any = None) -> str | None:
 def _max_tokens(value: Any) -> int:
     if value is None:
         raise missing("max_tokens")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if (tokens := _positive_int(value)) is None:
         raise invalid_request("max_tokens must be a positive integer.", "max_tokens")
-    return value
+    return tokens
+
+
+def _positive_int(value: Any) -> int | None:
+    # a body that came over gRPC (google.protobuf.Struct) carries every number as a double
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 # -- system and messages ---------------------------------------------------------------------
