@@ -9,9 +9,12 @@ with the stop reason and usage; `message_stop`. Chat says its usage only at the 
 `message_delta.usage` the real figures, which replace them (Anthropic's usage counts there
 are cumulative, and its SDK overwrites with them).
 
-`ping` is the route's: Anthropic sends one after `message_start` and then while the stream
-is idle; the route writes `PING` right after `start()` and whenever nothing was written for
-a few seconds (a timer beside the relay's stream, never a chunk from it).
+`message_start` goes out with the relay's first chunk (`feed` starts the stream), not
+before: until then the relay may still fall over to another channel, and a failure is a
+plain error answer (`errors.error_response`), not an event. `ping` is the route's:
+Anthropic sends one after `message_start` and then while the stream is idle; the route
+writes `PING` after the first events and whenever nothing was written for a few seconds
+(a timer beside the relay's stream, never a chunk from it).
 
 A tool call's arguments pass through as `input_json_delta`s as they arrive (Anthropic's own
 events do the same): arguments that do not end as a JSON object are the SDK's to report, as
@@ -90,9 +93,9 @@ class Translator:
         return usage(self._usage) if self._usage else {"output_tokens": 0}
 
     def fail(self, error: GatewayError) -> list[Event]:
-        """A failure mid-stream: an `error` event, after which the stream ends."""
+        """A failure once the stream has begun: an `error` event, after which it ends."""
         self._finished = True
-        return self.start() + [error_event(error)]
+        return [error_event(error)]
 
     # -- blocks -----------------------------------------------------------------------------
 
