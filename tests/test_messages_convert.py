@@ -17,7 +17,7 @@ from server.apis.messages.answer import message
 from server.apis.messages.count import count_tokens
 from server.apis.messages.errors import error_body, error_event, error_response
 from server.apis.messages.request import chat_request, reasoning_effort
-from server.apis.messages.stream import PING, Translator
+from server.apis.messages.stream import Translator
 from server.errors import GatewayError
 from server.providers.anthropic.answer import completion as anthropic_completion
 from server.providers.anthropic.request import BUDGETS, messages_request
@@ -429,10 +429,6 @@ def test_a_failure_mid_stream_is_an_error_event_the_sdk_reads():
     error = ErrorResponse.model_validate(events[-1][1])
     assert (error.error.type, error.error.message) == ("timeout_error", "The upstream did not answer in time.")
     assert translator.finish() == []
-
-
-def test_ping_is_a_valid_ping_event():
-    assert PING == ("ping", {"type": "ping"})
 
 
 # -- errors ------------------------------------------------------------------------------------
