@@ -1,1 +1,1 @@
-"""The client APIs st-ai speaks besides chat completions, translated to chat."""
+"""The client APIs st-ai speaks besides chat completions, translated to and from chat."""
