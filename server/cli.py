@@ -49,6 +49,15 @@ def parse_duration(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_responses_retention(text: str) -> float | None:
+    from server.responses_retention import parse_retention
+
+    try:
+        return parse_retention(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or 'forever'") from None
+
+
 def parse_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -183,7 +192,8 @@ def _config(args: argparse.Namespace):
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
                           admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
                           dispatch=getattr(args, "dispatch", "in-process"), loop=args.loop,
-                          metrics_port=getattr(args, "metrics_port", None), metrics_auth=args.metrics_auth)
+                          metrics_port=getattr(args, "metrics_port", None), metrics_auth=args.metrics_auth,
+                          responses_retention=args.responses_retention)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -413,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="longest a download from a provider's file URL may take, in seconds (default: "
                             "$ST_AI_VIDEO_DOWNLOAD_TIMEOUT or 1800; connecting and each read: 15 s and 60 s)")
         cli_webhooks.add_serve_options(p)
+        p.add_argument("--responses-retention", type=parse_responses_retention, default="30d", metavar="DURATION",
+                       help="how long a stored Responses API response is kept, e.g. 7d, or 'forever' "
+                            "(default 30d, as OpenAI keeps them)")
         p.add_argument("--metrics-auth", choices=("none", "admin"), default="none",
                        help="who may read GET /metrics: anyone who reaches the port (none, the default, "
                             "as Prometheus scrapes), or only with the admin key as a Bearer token (admin)")

@@ -3,8 +3,10 @@ input items paged OpenAI's way; previous_response_id chains; retention and pruni
 schema step 13 on a database the release before it left."""
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ import pytest
 from server.store import responses as store
 from server.store import schema
 from server.store import tokens as token_store
-from server.store.db import open_db
+from server.responses_retention import parse_retention, sweep_expired
+from server.store.db import DbWorker, open_db
+from tests.test_cli import run
 
 T0 = 1_800_000_000.0
 
@@ -193,9 +197,9 @@ def test_a_chain_longer_than_the_bound_is_refused_clearly(db, alice):
 
 def test_an_expired_response_is_not_found_before_and_after_the_prune_deletes_it(db, alice):
     old, kept, forever = answer("old"), answer("kept"), answer("forever")
-    store.create(db, alice, old, [user("a")], retention_days=1, now=T0)
-    store.create(db, alice, kept, [user("b")], retention_days=30, now=T0)
-    store.create(db, alice, forever, [user("c")], retention_days=None, now=T0)
+    store.create(db, alice, old, [user("a")], retention=86_400, now=T0)
+    store.create(db, alice, kept, [user("b")], retention=30 * 86_400, now=T0)
+    store.create(db, alice, forever, [user("c")], retention=None, now=T0)
     later = T0 + 2 * 86_400
     with pytest.raises(store.ResponseNotFound):
         store.get(db, alice, old["id"], now=later)
@@ -208,7 +212,7 @@ def test_an_expired_response_is_not_found_before_and_after_the_prune_deletes_it(
 
 def test_pruning_many_responses_goes_in_batches_and_deletes_each_once(db, alice):
     for n in range(25):
-        store.create(db, alice, answer(str(n)), [user(str(n))], retention_days=1, now=T0)
+        store.create(db, alice, answer(str(n)), [user(str(n))], retention=86_400, now=T0)
     assert store.prune(db, now=T0 + 86_400, batch=10) == 25
     assert db["responses"].count == 0
 
@@ -236,3 +240,47 @@ def test_step_13_keeps_a_v12_databases_rows_and_adds_the_new_columns_empty(tmp_p
         assert "api" in db["usage_daily"].columns_dict
     finally:
         db.close()
+
+
+# -- retention: the option and the background sweep ------------------------------------------
+
+@pytest.mark.parametrize("text, seconds", [("30d", 30 * 86_400), ("12h", 12 * 3600), ("forever", None),
+                                           (" Forever ", None)])
+def test_the_retention_option_takes_a_duration_or_forever(text, seconds):
+    assert parse_retention(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["30", "0d", "-1d", "never", ""])
+def test_a_retention_that_is_no_duration_is_refused(text):
+    with pytest.raises(ValueError):
+        parse_retention(text)
+
+
+def test_serve_refuses_a_bad_retention_in_one_line(tmp_path):
+    result = run("serve", "--responses-retention", "30", db=str(tmp_path / "st-ai.db"))
+    assert result.code == 2 and "--responses-retention" in result.err and "'forever'" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(30)
+async def test_the_background_sweep_deletes_expired_responses_and_keeps_the_others(tmp_path):
+    path = str(tmp_path / "st-ai.db")
+    db = open_db(path)
+    token = token_store.create(db, "alice")[0].id
+    expired, live = answer("expired"), answer("live")
+    store.create(db, token, expired, [user("a")], retention=1, now=time.time() - 10)
+    store.create(db, token, live, [user("b")])
+    db.close()
+    worker = await asyncio.to_thread(DbWorker, path)
+    sweep = asyncio.create_task(sweep_expired(worker, interval=0.05))
+    try:
+        for _ in range(200):
+            if await worker.run(lambda d: d["responses"].count) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert [r.id for r in await worker.run(lambda d: [store.get(d, token, live["id"])])] == [live["id"]]
+        assert await worker.run(lambda d: d["responses"].count) == 1
+    finally:
+        sweep.cancel()
+        await asyncio.gather(sweep, return_exceptions=True)
+        await asyncio.to_thread(worker.close)

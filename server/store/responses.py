@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 ID_PREFIX = "resp_"
-DEFAULT_RETENTION_DAYS = 30  # as OpenAI keeps a stored response
-DAY_SECONDS = 86_400
+DEFAULT_RETENTION = 30 * 86_400  # seconds: as long as OpenAI keeps a stored response
 MAX_CHAIN = 100  # responses a previous_response_id chain may reach back through
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 20, 100
 PRUNE_BATCH = 1000
@@ -92,17 +91,17 @@ def with_item_ids(items: list[dict]) -> list[dict]:
 
 
 def create(db: sqlite_utils.Database, token_id: int, response: dict, input_items: list[dict], *,
-           retention_days: float | None = DEFAULT_RETENTION_DAYS, now: float | None = None) -> StoredResponse:
+           retention: float | None = DEFAULT_RETENTION, now: float | None = None) -> StoredResponse:
     """Store `response` (the whole object: its `id` from `new_id`, `model`, `status`,
-    `previous_response_id`, `usage`) with the request's own `input_items`. `retention_days`
-    None keeps it until deleted."""
+    `previous_response_id`, `usage`) with the request's own `input_items`, kept for
+    `retention` seconds (None: until deleted)."""
     now = time.time() if now is None else now
     row = {"id": response["id"], "token_id": token_id, "created_at": now, "model": response.get("model"),
            "status": response.get("status") or "completed",
            "previous_response_id": response.get("previous_response_id"),
            "input_items": json.dumps(with_item_ids(input_items)), "output": json.dumps(response),
            "usage": json.dumps(response["usage"]) if response.get("usage") is not None else None,
-           "expires_at": None if retention_days is None else now + retention_days * DAY_SECONDS}
+           "expires_at": None if retention is None else now + retention}
     with db.conn:
         db.conn.execute(f"INSERT INTO responses ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()))
