@@ -118,3 +118,11 @@ async def test_each_request_is_booked_with_the_client_api_it_came_in_by(db_path)
     assert [(r["kind"], r["api"], r["status"]) for r in ledger(db_path)] == [
         ("chat", "chat", 200), ("chat", "responses", 200), ("chat", "messages", 200), ("embeddings", "embeddings", 200),
         ("images", "images", 200), ("video", "videos", 200), ("chat", "messages", 400)]
+
+
+async def test_a_route_naming_an_api_st_ai_does_not_know_fails_before_anything_is_booked(db_path):
+    async with billing(db_path) as (admission, catalog, _):
+        with pytest.raises(ValueError, match="'response'"):
+            async with admission.request(alice(catalog), "chat", "m", api="response"):
+                pass
+    assert ledger(db_path) == []

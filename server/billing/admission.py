@@ -126,6 +126,8 @@ class Admission:
         """The one way a request that uses a model is opened: whatever ends it before it
         was admitted is booked here, so no endpoint books its own refusals. `api`: the
         client API it came in by, when it is not its kind's own ("responses", "messages")."""
+        if api is not None and api not in quota_store.APIS:  # a route's typo, caught by its first test
+            raise ValueError(f"unknown client API {api!r}; one of {', '.join(quota_store.APIS)}")
         record = call_record.current()
         ticket = Ticket(token, kind, stream, _asked_model(model),
                         request_id=record.request_id if record else None,
