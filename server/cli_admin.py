@@ -16,7 +16,7 @@ from server.admin import api, audit, channel_test, keys
 from server.admin import channels as admin_channels
 from server.admin import tokens as admin_tokens
 from server.admin import videos as admin_videos
-from server.store.channels import Timeouts
+from server.store.channels import Channel, Timeouts
 from server.store.token_edits import KEEP
 
 OpenDb = Callable[[argparse.Namespace], object]
@@ -121,7 +121,7 @@ def cmd_channel_update(args: argparse.Namespace, open_db: OpenDb) -> None:
           f"API version {channel.api_version or 'default'}, native APIs {native_apis_cell(channel)}")
 
 
-def native_apis_cell(channel) -> str:
+def native_apis_cell(channel: Channel) -> str:
     shown = channel_rules.native_apis_text(channel.native_apis)
     return f"{shown} (default)" if channel.native_apis_chosen is None else shown
 
