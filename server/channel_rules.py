@@ -27,6 +27,9 @@ _BLANK = url_rules.BLANK
 # An upstream API version as providers spell them (2023-06-01, 2024-10-21, v1beta,
 # 2025-04-01-preview): it goes into a header or a query string, so nothing else is taken.
 API_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# The client APIs st-ai serves that an upstream may speak itself (--native-apis)
+NATIVE_APIS = ("chat", "responses", "messages")
+DEFAULT = "default"  # --native-apis default: back to the channel type's own
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class NewChannel:
     weight: int = 1
     timeouts: Timeouts = Timeouts()  # None each: the gateway's default
     api_version: str | None = None  # None: the provider's current default
+    native_apis: frozenset[str] | None = None  # None: the type's default (ProviderSpec.native_apis)
 
 
 def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
@@ -55,17 +59,48 @@ def check(new: NewChannel, specs: Mapping[str, ProviderSpec]) -> NewChannel:
     model_map = _check_model_map(new.model_map, models)
     _check_routing(new)
     api_version = check_api_version(new.api_version)
+    native_apis = check_native_apis(new.native_apis)
     if not spec.upstream:
-        if new.base_url or new.key or new.no_key or api_version:
-            raise ChannelError(f"--type {spec.type} has no upstream: drop --base-url, --key, --no-key and "
-                               "--api-version")
+        if new.base_url or new.key or new.no_key or api_version or native_apis:
+            raise ChannelError(f"--type {spec.type} has no upstream: drop --base-url, --key, --no-key, "
+                               "--api-version and --native-apis")
         return NewChannel(new.name, spec.type, models, "", "", False, model_map, new.priority, new.weight,
                           new.timeouts)
     base_url = check_base_url(new.base_url) if new.base_url is not None else spec.default_base_url
     if not base_url:
         raise ChannelError(f"--type {spec.type} needs --base-url")
     return NewChannel(new.name, spec.type, models, base_url, _check_key(spec, new.key, new.no_key),
-                      new.no_key, model_map, new.priority, new.weight, new.timeouts, api_version)
+                      new.no_key, model_map, new.priority, new.weight, new.timeouts, api_version, native_apis)
+
+
+def native_apis_given(value: object) -> frozenset[str] | str:
+    """What an operator gave for --native-apis: "chat,responses" (or a list of names), "none"
+    for no API, or "default" (DEFAULT) for the channel type's own. ChannelError otherwise."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == DEFAULT:
+            return DEFAULT
+        names = [] if text == "none" else [part.strip().lower() for part in text.split(",")]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        names = [v.strip().lower() for v in value]
+    else:
+        raise ChannelError("--native-apis must be a comma list of chat, responses and messages, 'none' or 'default'")
+    return check_native_apis(frozenset(names)) or frozenset()
+
+
+def check_native_apis(apis: frozenset[str] | None) -> frozenset[str] | None:
+    if apis is None:
+        return None
+    unknown = sorted(a for a in apis if a not in NATIVE_APIS)
+    if unknown:
+        raise ChannelError(f"--native-apis: {unknown[0]!r} is not one of {', '.join(NATIVE_APIS)} "
+                           "(or give 'none', or 'default' for the channel type's own)")
+    return frozenset(apis)
+
+
+def native_apis_text(apis: frozenset[str]) -> str:
+    """A set of native APIs as `channel list` shows it, in NATIVE_APIS' order."""
+    return ",".join(a for a in NATIVE_APIS if a in apis) or "none"
 
 
 def api_version_given(text: str) -> str:

@@ -49,6 +49,15 @@ def parse_duration(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_responses_retention(text: str) -> float | None:
+    from server.responses_retention import parse_retention
+
+    try:
+        return parse_retention(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}, or 'forever'") from None
+
+
 def parse_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -183,7 +192,8 @@ def _config(args: argparse.Namespace):
                           trusted_proxies=getattr(args, "trusted_proxy", ()),
                           admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
                           dispatch=getattr(args, "dispatch", "in-process"), loop=args.loop,
-                          metrics_port=getattr(args, "metrics_port", None), metrics_auth=args.metrics_auth)
+                          metrics_port=getattr(args, "metrics_port", None), metrics_auth=args.metrics_auth,
+                          responses_retention=args.responses_retention)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -315,7 +325,8 @@ def cmd_channel_add(args: argparse.Namespace) -> None:
     new = channel_rules.check(channel_rules.NewChannel(  # before the database is opened: a refusal creates no file
         name=args.name, type=args.type, models=args.models, base_url=args.base_url, key=args.key,
         no_key=args.no_key, model_map=args.model_map or {}, priority=args.priority, weight=args.weight,
-        timeouts=cli_admin.channel_timeouts(args), api_version=args.api_version or None), specs)
+        timeouts=cli_admin.channel_timeouts(args), api_version=args.api_version or None,
+        native_apis=None if args.native_apis in (None, channel_rules.DEFAULT) else args.native_apis), specs)
     channel = admin_channels.create(_db(args), audit.CLI, new, specs)
     keyless = " (no upstream key)" if new.no_key else ""
     print(f"added channel '{channel.name}' ({specs[channel.type].label}) serving {', '.join(channel.models)}{keyless}")
@@ -333,9 +344,10 @@ def cmd_channel_list(args: argparse.Namespace) -> None:
         mapping = ",".join(f"{k}={v}" for k, v in c.model_map.items()) or "-"
         rows.append([c.name, label, c.base_url or "-", ",".join(c.models), mapping, c.key_hint,
                      str(c.priority), str(c.weight), cli_admin.timeouts_text(c.timeouts),
-                     c.api_version or "default", channel_state.line(c, health.get(c.id), now)])
+                     c.api_version or "default", cli_admin.native_apis_cell(c),
+                     channel_state.line(c, health.get(c.id), now)])
     _table(rows, ["NAME", "TYPE", "BASE URL", "MODELS", "MODEL MAP", "KEY", "PRIORITY", "WEIGHT",
-                  "TIMEOUTS (connect/first byte/idle/total)", "API VERSION", "STATE"])
+                  "TIMEOUTS (connect/first byte/idle/total)", "API VERSION", "NATIVE APIS", "STATE"])
 
 
 def cmd_channel_enable(args: argparse.Namespace, enabled: bool) -> None:
@@ -411,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="longest a download from a provider's file URL may take, in seconds (default: "
                             "$ST_AI_VIDEO_DOWNLOAD_TIMEOUT or 1800; connecting and each read: 15 s and 60 s)")
         cli_webhooks.add_serve_options(p)
+        p.add_argument("--responses-retention", type=parse_responses_retention, default="30d", metavar="DURATION",
+                       help="how long a stored Responses API response is kept, e.g. 7d, or 'forever' "
+                            "(default 30d, as OpenAI keeps them)")
         p.add_argument("--metrics-auth", choices=("none", "admin"), default="none",
                        help="who may read GET /metrics: anyone who reaches the port (none, the default, "
                             "as Prometheus scrapes), or only with the admin key as a Bearer token (admin)")
@@ -496,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--priority", type=parse_priority, default=0, help="higher is tried first (default 0)")
     cli_admin.add_routing_options(add, parse_weight, parse_timeout, default_weight=1)
     cli_admin.add_api_version_option(add)
+    cli_admin.add_native_apis_option(add)
     add.set_defaults(func=cmd_channel_add)
     channel.add_parser("list", help="list channels (keys are masked)").set_defaults(func=cmd_channel_list)
     for action, func in (("disable", lambda a: cmd_channel_enable(a, False)),

@@ -16,7 +16,7 @@ from server.admin import api, audit, channel_test, keys
 from server.admin import channels as admin_channels
 from server.admin import tokens as admin_tokens
 from server.admin import videos as admin_videos
-from server.store.channels import Timeouts
+from server.store.channels import Channel, Timeouts
 from server.store.token_edits import KEEP
 
 OpenDb = Callable[[argparse.Namespace], object]
@@ -81,6 +81,22 @@ def add_api_version_option(p: argparse.ArgumentParser) -> None:
                         "anthropic); 'default' for the provider's current one")
 
 
+def _native_apis_arg(text: str) -> frozenset[str] | str:
+    try:
+        return channel_rules.native_apis_given(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--native-apis: ")) from None
+
+
+def add_native_apis_option(p: argparse.ArgumentParser) -> None:
+    """--native-apis of `channel add` and `channel update` (absent: add takes the type's
+    default, update leaves it as it is)."""
+    p.add_argument("--native-apis", type=_native_apis_arg, metavar="APIS",
+                   help="the client APIs the upstream speaks itself, passed through rather than translated: "
+                        "a comma list of chat, responses, messages; 'none'; or 'default' for the type's own "
+                        "(openai, azure: chat; anthropic: messages; others: none)")
+
+
 def channel_timeouts(args: argparse.Namespace) -> Timeouts:
     return Timeouts(*(getattr(args, f"timeout_{name}") for name in admin_channels.TIMEOUT_NAMES))
 
@@ -97,11 +113,17 @@ def cmd_channel_update(args: argparse.Namespace, open_db: OpenDb) -> None:
                 if getattr(args, f"timeout_{name}") is not KEEP}
     changes = admin_channels.ChannelChanges(base_url=args.base_url, key=args.key, no_key=args.no_key,
                                             models=args.models, model_map=args.model_map, priority=args.priority,
-                                            weight=args.weight, timeouts=timeouts, api_version=args.api_version)
+                                            weight=args.weight, timeouts=timeouts, api_version=args.api_version,
+                                            native_apis=args.native_apis)
     channel = admin_channels.update(open_db(args), audit.CLI, args.name, changes, discover())
     print(f"channel '{channel.name}' updated: serving {', '.join(channel.models)}, priority {channel.priority}, "
           f"weight {channel.weight}, timeouts {timeouts_text(channel.timeouts)}, "
-          f"API version {channel.api_version or 'default'}")
+          f"API version {channel.api_version or 'default'}, native APIs {native_apis_cell(channel)}")
+
+
+def native_apis_cell(channel: Channel) -> str:
+    shown = channel_rules.native_apis_text(channel.native_apis)
+    return f"{shown} (default)" if channel.native_apis_chosen is None else shown
 
 
 def cmd_channel_test(args: argparse.Namespace, open_db: OpenDb) -> None:
@@ -192,6 +214,7 @@ def add_commands(sub: argparse._SubParsersAction, token: argparse._SubParsersAct
     update.add_argument("--priority", type=parse_priority)
     add_routing_options(update, parse_weight, parse_timeout, default_weight=None, unset=KEEP)
     add_api_version_option(update)
+    add_native_apis_option(update)
     update.set_defaults(func=functools.partial(cmd_channel_update, open_db=open_db))
 
     test = channel.add_parser("test", help="send one minimal request through a channel (billed to no token); "

@@ -13,7 +13,7 @@ from server.store import usage_report as reports
 OpenDb = Callable[[argparse.Namespace], object]
 PrintTable = Callable[[list[list[str]], list[str]], None]
 
-_HEADERS = {"token": "TOKEN", "model": "MODEL", "channel": "CHANNEL", "day": "DAY (UTC)"}
+_HEADERS = {"token": "TOKEN", "model": "MODEL", "channel": "CHANNEL", "day": "DAY (UTC)", "api": "API"}
 _COLUMNS = [("requests", "REQUESTS"), ("errors", "ERRORS"), ("prompt_tokens", "PROMPT"),
             ("cached_tokens", "CACHED"), ("cache_write_tokens", "CACHE WRITE"), ("completion_tokens", "COMPLETION"), ("images", "IMAGES"),
             ("video_seconds", "VIDEO S"), ("cost", f"COST ({money.CURRENCY})")]
@@ -79,7 +79,7 @@ def add_commands(sub: argparse._SubParsersAction, open_db: OpenDb, table: PrintT
     usage.add_argument("--channel", metavar="NAME", help="only this channel (a deleted channel's name too)")
     usage.add_argument("--since", type=when, metavar="DATE", help="from this time on (inclusive)")
     usage.add_argument("--until", type=when, metavar="DATE", help="before this time (exclusive)")
-    usage.add_argument("--by", action="append", metavar="token|model|channel|day",
+    usage.add_argument("--by", action="append", metavar="token|model|channel|day|api",
                        help="one row per group; repeat it or use commas for several (default: one total row)")
     usage.add_argument("--json", action="store_true", help="a JSON list, one object per group")
     usage.set_defaults(func=functools.partial(cmd_usage, open_db=open_db, table=table, parser=usage))

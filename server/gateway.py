@@ -22,7 +22,7 @@ from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.errors import openai_errors
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import event_loop, logs, memory, metrics, redact, shared_ports, socket_folders, tracing
+from server import event_loop, logs, memory, metrics, redact, responses_retention, shared_ports, socket_folders, tracing
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -46,6 +46,7 @@ from server.providers.simulator.media import thumbnail_from_mp4
 from server.relay import ChatRelay
 from server.safe_fetch import FetchLimits, SafeFetch
 from server.shutdown import CLOSE_ALLOWANCE, Fronts, shut_down
+from server.store import responses as response_store
 from server.store.db import DbWorker
 from server.url_guard import UrlGuard
 from server.callback_urls import CallbackRules
@@ -80,6 +81,8 @@ class Config:
     metrics_port: int | None = None  # `st-ai grpc`: serve GET /metrics on this HTTP port
     metrics_auth: str = "none"  # "admin": GET /metrics wants the admin key (server/metrics_scrape.py)
     loop: str = "auto"  # the event loop (server/event_loop.py), also for `serve --workers`' workers
+    # seconds a stored Responses API response is kept (None: until deleted); server/responses_retention.py
+    responses_retention: float | None = response_store.DEFAULT_RETENTION
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Core:
     drain: Drain = field(default_factory=Drain)  # graceful shutdown, shared by both fronts
     health: ChannelHealth | None = None
     embeddings: EmbeddingsRelay | None = None
+    responses_retention: float | None = response_store.DEFAULT_RETENTION  # Config's, for the responses route
 
 
 @contextlib.asynccontextmanager
@@ -125,7 +129,8 @@ async def open_core(config: Config, public_url: str,
     core = Core(catalog, ChatRelay(catalog, registry, admission, attempts),
                 ImageRelay(catalog, registry, admission, attempts), videos, assets, worker,
                 admin=AdminAuth(config.admin_key), health=health,
-                embeddings=EmbeddingsRelay(catalog, registry, admission, attempts))
+                embeddings=EmbeddingsRelay(catalog, registry, admission, attempts),
+                responses_retention=config.responses_retention)
     settler = asyncio.create_task(settlements.run(), name="settlement-writer")
     core.tasks = [asyncio.create_task(catalog.watch(), name="catalog-watch"),
                   asyncio.create_task(sweep_stale_reservations(worker, owner, config.resilience.timeouts.total),
@@ -135,7 +140,8 @@ async def open_core(config: Config, public_url: str,
                   asyncio.create_task(health.run(), name="channel-health-writer"),
                   asyncio.create_task(ChannelProbe(catalog, registry, worker, health,
                                                    config.resilience.probe_interval).run(), name="channel-probe"),
-                  asyncio.create_task(metrics.sample_every(), name="metrics-sampler")]
+                  asyncio.create_task(metrics.sample_every(), name="metrics-sampler"),
+                  asyncio.create_task(responses_retention.sweep_expired(worker), name="responses-sweep")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
     tracing.start_from_environment()

@@ -226,6 +226,26 @@ def test_a_channels_api_version_is_set_shown_changed_and_cleared_over_rest_and_a
     assert any(e["summary"].get("api_version") == "default" for e in events if e["operation"] == "channel.update")
 
 
+def test_a_channels_native_apis_are_set_shown_changed_and_reset_over_rest_and_audited(gw, upstream):
+    created = ok(rest(gw, "POST", "/api/v1/channels", {
+        "name": "native-chan", "type": "openai", "base_url": upstream.base_url, "key": UPSTREAM_KEY,
+        "models": ["na-model"], "native_apis": "chat,responses"}))
+    assert (created["native_apis"], created["native_apis_default"]) == (["chat", "responses"], False)
+    listed = {c["name"]: c for c in ok(rest(gw, "GET", "/api/v1/channels"))["data"]}
+    assert listed["native-chan"]["native_apis"] == ["chat", "responses"]
+    kept = ok(rest(gw, "PATCH", "/api/v1/channels/native-chan", {"weight": 2}))
+    assert kept["native_apis"] == ["chat", "responses"]
+    none = ok(rest(gw, "PATCH", "/api/v1/channels/native-chan", {"native_apis": "none"}))
+    assert none.get("native_apis", []) == [] and none["native_apis_default"] is False
+    reset = ok(rest(gw, "PATCH", "/api/v1/channels/native-chan", {"native_apis": "default"}))
+    assert (reset["native_apis"], reset["native_apis_default"]) == (["chat"], True)
+    refused = rest(gw, "PATCH", "/api/v1/channels/native-chan", {"native_apis": "chat,videos"})
+    assert refused.status == 400 and "--native-apis" in refused.body["error"]["message"]
+    summaries = [e["summary"] for e in audit_events(gw, "native-chan")]
+    assert {"native_apis": "none"} in summaries and {"native_apis": "default"} in summaries
+    assert any(s.get("native_apis") == "chat,responses" for s in summaries)
+
+
 def test_channel_test_reports_a_scrubbed_failure_and_bills_no_token(gw, upstream):
     ok(rest(gw, "POST", "/api/v1/channels", {"name": "wrong-key-chan", "type": "openai",
                                              "base_url": upstream.base_url, "key": "sk-wrong-" + UPSTREAM_KEY[::-1],

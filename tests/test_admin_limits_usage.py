@@ -253,6 +253,8 @@ QUERIES = [
     ("by=token,model&since=2026-01-02T09:00:00%2B00:00&until=2026-01-03T10:30:00Z",
      ("--by", "token,model", "--since", "2026-01-02T09:00:00+00:00", "--until", "2026-01-03T10:30:00Z")),
     ("by=model&model=u-nothing-booked", ("--by", "model", "--model", "u-nothing-booked")),
+    ("by=api", ("--by", "api")),
+    ("by=api,day&since=2026-01-02", ("--by", "api,day", "--since", "2026-01-02")),
 ]
 
 
@@ -327,3 +329,9 @@ def test_usage_refuses_a_client_token_and_no_key(gw, booked, reflected):
     with pytest.raises(grpc.RpcError) as caught:
         rpc(reflected, "GetUsage", {}, key=client_key)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_usage_by_api_over_rest_names_each_client_api_pruned_days_included(gw, booked):
+    groups = ok(rest(gw, "GET", "/api/v1/usage?by=api,model"))["data"]
+    assert [(g["api"], g["model"], g["requests"]) for g in groups if g["model"].startswith("u-")] == [
+        ("chat", "u-gpt", 4), ("images", "u-dalle", 1), ("videos", "u-sora", 2)]

@@ -102,3 +102,27 @@ async def test_an_error_after_admission_is_ended_by_the_relay_not_booked_twice(d
     # abandon is not awaited; the writer commits what is queued when it stops
     rows = ledger(db_path)
     assert [(r["status"], r["error_code"], r["cost"]) for r in rows] == [(500, "internal_error", 0)]
+
+
+async def test_each_request_is_booked_with_the_client_api_it_came_in_by(db_path):
+    async with billing(db_path) as (admission, catalog, _):
+        for kind, api in (("chat", None), ("chat", "responses"), ("chat", "messages"), ("embeddings", None),
+                          ("images", None), ("video", None)):
+            call_record.open_record(f"req-{kind}-{api}")
+            async with admission.request(alice(catalog), kind, "m", api=api) as ticket:
+                await admission.admit(ticket, "m", lambda price: price.per_request)
+                await admission.settle(ticket, Outcome(200), lambda price: price.per_request)
+        with pytest.raises(Exception):  # refused before admission: booked with its api too
+            async with admission.request(alice(catalog), "chat", "m", api="messages"):
+                raise invalid_request("'max_tokens' is required.", param="max_tokens")
+    assert [(r["kind"], r["api"], r["status"]) for r in ledger(db_path)] == [
+        ("chat", "chat", 200), ("chat", "responses", 200), ("chat", "messages", 200), ("embeddings", "embeddings", 200),
+        ("images", "images", 200), ("video", "videos", 200), ("chat", "messages", 400)]
+
+
+async def test_a_route_naming_an_api_st_ai_does_not_know_fails_before_anything_is_booked(db_path):
+    async with billing(db_path) as (admission, catalog, _):
+        with pytest.raises(ValueError, match="'response'"):
+            async with admission.request(alice(catalog), "chat", "m", api="response"):
+                pass
+    assert ledger(db_path) == []

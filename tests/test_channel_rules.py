@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from server.channel_rules import NewChannel, check, check_base_url
+from server.channel_rules import NewChannel, check, check_base_url, native_apis_given
 from server.providers.registry import discover
-from server.store.channels import ChannelError
+from server.store.channels import Channel, ChannelError
 
 SPECS = discover()
 KEY = "sk-upstream-0123456789abcdef"
@@ -168,3 +168,42 @@ def test_api_versions_that_could_break_a_header_or_query_are_refused(version):
 
 def test_no_api_version_leaves_the_providers_current_one():
     assert check(channel(), SPECS).api_version is None
+
+
+# -- --native-apis ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given, expected", [
+    ("chat,responses,messages", {"chat", "responses", "messages"}), ("Messages", {"messages"}),
+    (" chat , responses ", {"chat", "responses"}), ("none", set()), (["responses", "chat"], {"chat", "responses"}),
+    ([], set()), ("default", "default")])
+def test_native_apis_as_an_operator_writes_them(given, expected):
+    parsed = native_apis_given(given)
+    assert parsed == (expected if isinstance(expected, str) else frozenset(expected))
+
+
+@pytest.mark.parametrize("given", ["embeddings", "chat,images", "chat,", "", "chat;responses", "completions",
+                                   ["chat", 3], 7, None])
+def test_native_apis_other_than_the_three_client_apis_are_refused_in_one_line(given):
+    with pytest.raises(ChannelError, match="--native-apis") as refused:
+        native_apis_given(given)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("type_, default", [("openai", {"chat"}), ("azure", {"chat"}), ("anthropic", {"messages"}),
+                                            ("gemini", set()), ("simulator", set()), ("kling", set())])
+def test_each_channel_types_default_native_apis(type_, default):
+    assert SPECS[type_].native_apis == frozenset(default)
+    assert Channel(1, "c", type_, "", "").native_apis == frozenset(default)
+
+
+def test_a_channels_chosen_native_apis_replace_its_types_even_when_none():
+    assert Channel(1, "c", "openai", "", "", native_apis_chosen=frozenset({"chat", "responses"})).native_apis == {
+        "chat", "responses"}
+    assert Channel(1, "c", "anthropic", "", "", native_apis_chosen=frozenset()).native_apis == frozenset()
+    assert check(channel(native_apis=frozenset({"responses"})), SPECS).native_apis == {"responses"}
+    assert check(channel(), SPECS).native_apis is None
+
+
+def test_a_channel_without_an_upstream_speaks_no_api_natively():
+    with pytest.raises(ChannelError, match="no upstream"):
+        check(NewChannel("sim", "simulator", ["m"], native_apis=frozenset({"chat"})), SPECS)

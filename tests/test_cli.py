@@ -267,6 +267,30 @@ def test_a_channels_api_version_is_set_on_add_shown_in_list_changed_and_cleared_
     assert channel_store.get(db, "current").api_version is None
 
 
+
+def test_a_channels_native_apis_are_set_on_add_shown_in_list_changed_and_reset_on_update(st_ai, db_path):
+    assert st_ai("channel", "add", "--name", "both", "--type", "openai", "--key", UPSTREAM_KEY,
+                 "--models", "m", "--native-apis", "chat,responses").code == 0
+    assert st_ai("channel", "add", "--name", "plain", "--type", "openai", "--key", UPSTREAM_KEY,
+                 "--models", "n").code == 0
+    listing = st_ai("channel", "list").lines
+    assert "NATIVE APIS" in listing[0]
+    assert "chat,responses" in next(line for line in listing if line.startswith("both"))
+    assert "chat (default)" in next(line for line in listing if line.startswith("plain"))
+
+    changed = st_ai("channel", "update", "plain", "--native-apis", "none")
+    assert changed.code == 0 and "native APIs none" in changed.out
+    db = open_db(db_path)
+    assert channel_store.get(db, "plain").native_apis == frozenset()
+    assert st_ai("channel", "update", "both", "--priority", "3").code == 0  # other changes keep it
+    assert channel_store.get(db, "both").native_apis == {"chat", "responses"}
+    reset = st_ai("channel", "update", "both", "--native-apis", "default")
+    assert reset.code == 0 and "native APIs chat (default)" in reset.out
+    assert channel_store.get(db, "both").native_apis_chosen is None
+    one_line_refusal(st_ai("channel", "update", "plain", "--native-apis", "chat,embeddings"), "embeddings")
+    assert channel_store.get(db, "plain").native_apis == frozenset()
+
+
 # One example of each class of careless input; tests/test_channel_rules.py has the variants.
 REFUSED_CHANNELS = {
     "not a URL": (["--type", "openai", "--base-url", "not a url", "--key", UPSTREAM_KEY], "--base-url"),
@@ -295,6 +319,9 @@ REFUSED_CHANNELS = {
     "an API version that would open a query": (["--type", "openai", "--key", UPSTREAM_KEY,
                                                 "--api-version", "2024-10-21&x=1"], "--api-version"),
     "a simulator with an API version": (["--type", "simulator", "--api-version", "2024-10-21"], "no upstream"),
+    "a native API st-ai does not serve": (["--type", "openai", "--key", UPSTREAM_KEY, "--native-apis", "chat,images"],
+                                          "images"),
+    "a simulator with native APIs": (["--type", "simulator", "--native-apis", "chat"], "no upstream"),
 }
 
 

@@ -192,7 +192,7 @@ def test_images_are_one_row_with_their_attempt_and_image_count(gateway, upstream
                        {"model": model, "prompt": "a red fox", "n": 2, "size": "1024x1024"}, rid)
     assert status == 200, raw
     row = booked(gateway, rid)
-    assert (row["kind"], row["images"], row["cost"], row["status"]) == ("images", 2, 80_000, 200)
+    assert (row["kind"], row["api"], row["images"], row["cost"], row["status"]) == ("images", "images", 2, 80_000, 200)
     assert [a["status"] for a in attempts_of(gateway, row["id"])] == [200]
     assert used_and_ledger_sum(gateway, name) == (80_000, 80_000)
 
@@ -232,6 +232,7 @@ def test_every_kind_of_refusal_is_one_zero_cost_row_with_its_status_and_code(gat
         row = booked(gateway, rid)
         assert (row["status"], row["error_code"], row["cost"]) == (status, code, 0), what
         assert row["kind"] == ("video" if "video" in path else "images" if "images" in path else "chat"), what
+        assert row["api"] == ("videos" if "video" in path else "images" if "images" in path else "chat"), what
         assert attempts_of(gateway, row["id"]) == [], what
         if isinstance(body.get("model"), str):
             assert row["model"] == body["model"], what

@@ -271,3 +271,17 @@ def test_a_batch_that_fails_half_way_leaves_every_row_in_the_ledger(db, week, mo
     monkeypatch.setattr(usage_prune, "_add_to_day", real_add)
     assert usage_prune.prune(db, day(4), now=NOW).rows == 4 * 3 * 5
     assert whole_day_reports(db) == before
+
+
+def test_a_prune_keeps_each_client_api_apart_in_the_daily_totals(db):
+    alice, _ = token_store.create(db, "alice")
+    east = channel_store.add(db, "east", "simulator", "", "", ["gpt-4o"], {}, 0)
+    rows = [row(alice, east, "gpt-4o", day(1, 1.0 + n), api=api, prompt_tokens=10 ** n, cost=n + 1)
+            for n, api in enumerate(("chat", "responses", "messages", "responses"))]
+    quota_store.settle_many(db, [Settlement(None, r) for r in rows])
+    before = reports.report(db, UsageQuery(by=("api", "day")))
+    assert [(g["api"], g["requests"]) for g in before] == [("chat", 1), ("messages", 1), ("responses", 2)]
+    usage_prune.prune(db, day(2), now=NOW)
+    assert db["ledger"].count == 0
+    assert sorted(r["api"] for r in db["usage_daily"].rows) == ["chat", "messages", "responses"]
+    assert reports.report(db, UsageQuery(by=("api", "day"))) == before

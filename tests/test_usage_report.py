@@ -256,3 +256,34 @@ def test_bad_usage_input_is_refused_in_one_line(db_path, args, said):
     result = run("usage", *args, db=db_path)
     assert result.code != 0 and result.out == ""
     assert len(result.err.strip().splitlines()) == 1 and said in result.err, result.err
+
+
+# -- which client API a request came in by ---------------------------------------------------
+
+def test_a_ledger_row_without_an_api_gets_its_kinds_own():
+    def api(kind: str) -> str | None:
+        return LedgerRow(ts=0.0, request_id=None, token_id=1, model="m", upstream_model="m", channel_id=None,
+                         kind=kind, status=200).api
+    assert [api(k) for k in ("chat", "images", "embeddings", "video")] == ["chat", "images", "embeddings", "videos"]
+
+
+def test_grouped_by_api_chat_requests_of_the_responses_and_messages_apis_stay_apart(db, booked):
+    alice, east = booked["alice"], booked["east"]
+    book(db, [request(alice, east, "gpt-4o", at(3, 13), api="responses", prompt_tokens=7, cost=3),
+              request(alice, east, "gpt-4o", at(3, 14), api="messages", prompt_tokens=11, cost=5),
+              request(alice, east, "gpt-4o", at(3, 15), kind="embeddings", prompt_tokens=2, cost=1)])
+    db.conn.execute("UPDATE ledger SET api = NULL WHERE ts = ?", [at(1, 9)])  # booked before st-ai kept it
+    db.conn.commit()
+    groups = reports.report(db, UsageQuery(by=("api",)))
+    assert [(g["api"], g["requests"], g["prompt_tokens"], g["cost"]) for g in groups] == [
+        ("chat", 3, 50, "0.000125"), ("embeddings", 1, 2, "0.000001"), ("images", 1, 0, "0.08"),
+        ("messages", 1, 11, "0.000005"), ("responses", 1, 7, "0.000003"), ("videos", 2, 0, "1.68"),
+        (None, 1, 100, "0.00125")]
+
+
+def test_usage_by_api_prints_an_api_column(db_path, db, booked):
+    result = run("usage", "--by", "api", db=db_path)
+    assert result.code == 0, result.err
+    lines = [line.split() for line in result.out.splitlines()]
+    assert lines[0][:2] == ["API", "REQUESTS"]
+    assert [(line[0], line[1]) for line in lines[1:]] == [("chat", "4"), ("images", "1"), ("videos", "2")]

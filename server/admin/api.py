@@ -125,8 +125,14 @@ def create_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,
         base_url=body.get("base_url"), key=body.get("key"), no_key=bool(body.get("no_key")),
         model_map=_strings(body, "model_map"), priority=rules.priority(body.get("priority", 0)),
         weight=rules.weight(body.get("weight", 1)), timeouts=Timeouts(**_timeouts(body)),
-        api_version=(channel_rules.api_version_given(body["api_version"]) or None) if "api_version" in body else None)
+        api_version=(channel_rules.api_version_given(body["api_version"]) or None) if "api_version" in body else None,
+        native_apis=_native_apis_new(body))
     return channels.view(channels.create(db, actor, new, specs), specs)
+
+
+def _native_apis_new(body: dict) -> frozenset[str] | None:
+    given = channel_rules.native_apis_given(body["native_apis"]) if "native_apis" in body else None
+    return None if given is None or given == channel_rules.DEFAULT else given
 
 
 def update_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,
@@ -137,7 +143,8 @@ def update_channel(db: sqlite_utils.Database, actor: audit.Actor, body: dict,
         model_map=_strings(body, "model_map") if "model_map" in body else None,
         priority=rules.priority(body["priority"]) if "priority" in body else None,
         weight=rules.weight(body["weight"]) if "weight" in body else None, timeouts=_timeouts(body),
-        api_version=channel_rules.api_version_given(body["api_version"]) if "api_version" in body else None)
+        api_version=channel_rules.api_version_given(body["api_version"]) if "api_version" in body else None,
+        native_apis=channel_rules.native_apis_given(body["native_apis"]) if "native_apis" in body else None)
     channel = channels.update(db, actor, body.get("name", ""), changes, specs)
     return channels.view(channel, specs, channels.health(db, channel))
 

@@ -33,6 +33,7 @@ class ChannelChanges:
     # timeout name (TIMEOUT_NAMES) -> seconds, or None for the gateway's default; absent: unchanged
     timeouts: dict[str, float | None] = field(default_factory=dict)
     api_version: str | None = None  # "": back to the provider's current version
+    native_apis: frozenset[str] | str | None = None  # channel_rules.DEFAULT: back to the type's own
 
     def empty(self) -> bool:
         return self == ChannelChanges()
@@ -58,7 +59,15 @@ class ChannelChanges:
             shown[f"timeout_{name}"] = "default" if seconds is None else seconds
         if self.api_version is not None:
             shown["api_version"] = self.api_version or "default"
+        if self.native_apis is not None:
+            shown["native_apis"] = _native_apis_summary(self.native_apis)
         return shown
+
+
+def _native_apis_summary(apis: frozenset[str] | str | None) -> str:
+    if apis is None or apis == channel_rules.DEFAULT:
+        return channel_rules.DEFAULT
+    return channel_rules.native_apis_text(frozenset(apis))
 
 
 def get(db: sqlite_utils.Database, name: str) -> Channel:
@@ -83,6 +92,8 @@ def view(channel: Channel, specs: Mapping[str, ProviderSpec], health: HealthStat
             "base_url": channel.base_url, "models": list(channel.models), "model_map": dict(channel.model_map),
             "priority": channel.priority, "enabled": channel.enabled, "key_hint": channel.key_hint,
             "weight": channel.weight, **_timeouts_view(channel.timeouts), "api_version": channel.api_version,
+            "native_apis": [a for a in channel_rules.NATIVE_APIS if a in channel.native_apis],
+            "native_apis_default": channel.native_apis_chosen is None,
             **channel_state.fields(channel, health, time.time() if now is None else now)}
 
 
@@ -94,7 +105,7 @@ def _summary(new: channel_rules.NewChannel) -> dict:
     return {"type": new.type, "models": list(new.models), "model_map": dict(new.model_map),
             "priority": new.priority, "weight": new.weight, "key": "none" if not new.key else "set",
             **{k: "default" if v is None else v for k, v in _timeouts_view(new.timeouts).items()},
-            "api_version": new.api_version or "default"}
+            "api_version": new.api_version or "default", "native_apis": _native_apis_summary(new.native_apis)}
 
 
 def create(db: sqlite_utils.Database, actor: audit.Actor, new: channel_rules.NewChannel,
@@ -105,7 +116,7 @@ def create(db: sqlite_utils.Database, actor: audit.Actor, new: channel_rules.New
             raise Conflict(f"a channel named {checked.name!r} already exists")
         return channel_store.add(db, checked.name, checked.type, checked.base_url or "", checked.key or "",
                                  checked.models, checked.model_map, checked.priority, checked.weight,
-                                 checked.timeouts, checked.api_version)
+                                 checked.timeouts, checked.api_version, checked.native_apis)
 
 
 def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: ChannelChanges,
@@ -113,7 +124,7 @@ def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: Ch
     """The channel with `changes` applied, checked whole as `channel add` checks a new one."""
     if changes.empty():
         raise AdminError("nothing to update: give --base-url, --key, --no-key, --models, --model-map, --priority, "
-                         "--weight, a --timeout-* or --api-version")
+                         "--weight, a --timeout-*, --api-version or --native-apis")
     with audit.change(db, actor, "channel.update", name, changes.summary()) as conn:
         current = get(db, name)
         spec = specs.get(current.type)
@@ -132,13 +143,20 @@ def update(db: sqlite_utils.Database, actor: audit.Actor, name: str, changes: Ch
             priority=changes.priority if changes.priority is not None else current.priority,
             weight=changes.weight if changes.weight is not None else current.weight,
             timeouts=changes.timeouts_of(current.timeouts),
-            api_version=(changes.api_version or None) if changes.api_version is not None else current.api_version)
+            api_version=(changes.api_version or None) if changes.api_version is not None else current.api_version,
+            native_apis=_native_apis_after(changes.native_apis, current))
         checked = channel_rules.check(merged, specs)
         channel_edits.replace_settings(conn, current.id, base_url=checked.base_url or "", key=checked.key or "",
                                        models=checked.models, model_map=checked.model_map,
                                        priority=checked.priority, weight=checked.weight, timeouts=checked.timeouts,
-                                       api_version=checked.api_version)
+                                       api_version=checked.api_version, native_apis=checked.native_apis)
     return get(db, name)
+
+
+def _native_apis_after(change: frozenset[str] | str | None, current: Channel) -> frozenset[str] | None:
+    if change is None:
+        return current.native_apis_chosen
+    return None if change == channel_rules.DEFAULT else frozenset(change)
 
 
 def set_enabled(db: sqlite_utils.Database, actor: audit.Actor, name: str, enabled: bool) -> Channel:

@@ -61,7 +61,7 @@ class Ticket:
     """One client request that uses a model: what it holds, what it tried upstream, and
     what its ledger row needs."""
     token: Token
-    kind: str  # chat | images | video
+    kind: str  # chat | images | embeddings | video
     stream: bool = False
     model: str | None = None  # the public model asked for
     price: ModelPrice | None = None
@@ -74,6 +74,7 @@ class Ticket:
     attempts: list[Attempt] = field(default_factory=list)
     settled: bool = False
     rate_hold: Hold | None = None  # what it counts against its token's rate limits
+    api: str | None = None  # the client API it came in by; None: its kind's (quota_store.API_OF_KIND)
 
     def attempted(self, channel: Channel, upstream_model: str | None, status: int, error_code: str | None,
                   seconds: float) -> None:
@@ -121,13 +122,16 @@ class Admission:
 
     @contextlib.asynccontextmanager
     async def request(self, token: Token, kind: str, model: object = None,
-                      stream: bool = False) -> AsyncIterator[Ticket]:
+                      stream: bool = False, api: str | None = None) -> AsyncIterator[Ticket]:
         """The one way a request that uses a model is opened: whatever ends it before it
-        was admitted is booked here, so no endpoint books its own refusals."""
+        was admitted is booked here, so no endpoint books its own refusals. `api`: the
+        client API it came in by, when it is not its kind's own ("responses", "messages")."""
+        if api is not None and api not in quota_store.APIS:  # a route's typo, caught by its first test
+            raise ValueError(f"unknown client API {api!r}; one of {', '.join(quota_store.APIS)}")
         record = call_record.current()
         ticket = Ticket(token, kind, stream, _asked_model(model),
                         request_id=record.request_id if record else None,
-                        client_address=record.client_address if record else None)
+                        client_address=record.client_address if record else None, api=api)
         try:
             client_address.check(token, ticket.client_address)
             yield ticket
@@ -235,7 +239,7 @@ class Admission:
                         latency_ms=int((time.monotonic() - ticket.started) * 1000), ttft_ms=outcome.ttft_ms,
                         error_code=outcome.error_code, stream=ticket.stream,
                         client_address=ticket.client_address, estimate=outcome.estimate,
-                        cache_write_tokens=outcome.cache_write_tokens)
+                        cache_write_tokens=outcome.cache_write_tokens, api=ticket.api)
         return Settlement(ticket.reservation_id, row, attempts=tuple(ticket.attempts), rate_hold=ticket.rate_hold)
 
 

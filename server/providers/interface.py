@@ -168,3 +168,6 @@ class ProviderSpec:
     upstream: bool = True
     # True where an operator may declare, with --no-key, a server that takes no key
     key_optional: bool = False
+    # the client APIs ("chat", "responses", "messages") its upstream speaks itself, so a
+    # request in one is passed through, not translated; a channel's --native-apis overrides
+    native_apis: frozenset[str] = frozenset()

@@ -1,6 +1,7 @@
 """Finds the provider packages and builds their capabilities once per server."""
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import KeysView
@@ -19,6 +20,12 @@ def discover() -> dict[str, ProviderSpec]:
         if isinstance(spec, ProviderSpec):
             specs[spec.type] = spec
     return specs
+
+
+@functools.cache
+def default_native_apis() -> dict[str, frozenset[str]]:
+    """Each channel type's native client APIs (ProviderSpec.native_apis), found once."""
+    return {type_: spec.native_apis for type_, spec in discover().items()}
 
 
 @dataclass

@@ -47,9 +47,19 @@ class Channel:
     auto_disabled: bool = False
     # the upstream API version the provider calls (None: the provider's current default)
     api_version: str | None = None
+    # the operator's --native-apis (None: the type's default); read `native_apis`
+    native_apis_chosen: frozenset[str] | None = None
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
+
+    @property
+    def native_apis(self) -> frozenset[str]:
+        """The client APIs its upstream speaks itself: the operator's choice, else its type's."""
+        if self.native_apis_chosen is not None:
+            return self.native_apis_chosen
+        from server.providers.registry import default_native_apis  # providers import this module
+        return default_native_apis().get(self.type, frozenset())
 
     @property
     def key_hint(self) -> str:
@@ -64,7 +74,8 @@ class ChannelError(ValueError):
 
 def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str,
         models: list[str], model_map: dict[str, str] | None = None, priority: int = 0, weight: int = 1,
-        timeouts: Timeouts = Timeouts(), api_version: str | None = None) -> Channel:
+        timeouts: Timeouts = Timeouts(), api_version: str | None = None,
+        native_apis: frozenset[str] | None = None) -> Channel:
     if not name:
         raise ChannelError("a channel needs a name")
     if not models:
@@ -75,7 +86,7 @@ def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str
            "models": json.dumps(list(dict.fromkeys(models))),
            "model_map": json.dumps(model_map or {}), "enabled": 1, "priority": priority,
            "weight": weight, **timeout_columns(timeouts), "api_version": api_version,
-           "created_at": int(time.time())}
+           "native_apis": native_apis_column(native_apis), "created_at": int(time.time())}
     with db.conn:
         db["channels"].insert(row)
     return get(db, name)
@@ -84,6 +95,11 @@ def add(db: sqlite_utils.Database, name: str, type: str, base_url: str, key: str
 def timeout_columns(timeouts: Timeouts) -> dict[str, float | None]:
     return {"timeout_connect": timeouts.connect, "timeout_first_byte": timeouts.first_byte,
             "timeout_idle": timeouts.idle, "timeout_total": timeouts.total}
+
+
+def native_apis_column(apis: frozenset[str] | None) -> str | None:
+    """A JSON list, sorted ([] for none); NULL for the type's default."""
+    return None if apis is None else json.dumps(sorted(apis))
 
 
 def get(db: sqlite_utils.Database, name: str) -> Channel:
@@ -119,4 +135,6 @@ def _from_row(row: dict) -> Channel:
                    timeouts=Timeouts(row.get("timeout_connect"), row.get("timeout_first_byte"),
                                      row.get("timeout_idle"), row.get("timeout_total")),
                    disabled_reason=row.get("disabled_reason"), auto_disabled=bool(row.get("auto_disabled")),
-                   api_version=row.get("api_version") or None)
+                   api_version=row.get("api_version") or None,
+                   native_apis_chosen=(frozenset(json.loads(row["native_apis"]))
+                                       if row.get("native_apis") is not None else None))

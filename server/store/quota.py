@@ -41,6 +41,12 @@ class QuotaStatus:
         return None if self.quota is None else self.quota - self.used - self.reserved
 
 
+# The client API a request came in by, when its route does not name another: a request of
+# the Responses or Messages API is a chat request by kind, and its route says so.
+APIS = ("chat", "responses", "messages", "embeddings", "images", "videos")
+API_OF_KIND = {"chat": "chat", "images": "images", "embeddings": "embeddings", "video": "videos"}
+
+
 @dataclass(frozen=True)
 class LedgerRow:
     """One client request, as it ended (attempts on several channels are one row)."""
@@ -50,7 +56,7 @@ class LedgerRow:
     model: str | None
     upstream_model: str | None
     channel_id: int | None
-    kind: str  # chat | images | video
+    kind: str  # chat | images | embeddings | video
     status: int  # HTTP-equivalent status the client got
     cost: int = 0
     prompt_tokens: int = 0
@@ -66,6 +72,11 @@ class LedgerRow:
     estimate: bool = False  # counted by st-ai, the upstream gave no usage
     history: bool = False  # folded from a release's per-attempt `usage` row (schema step 5)
     cache_write_tokens: int = 0  # of prompt_tokens: written to the upstream's prompt cache (schema v11)
+    api: str | None = None  # the client API it came in by (APIS; schema v13); None: its kind's
+
+    def __post_init__(self) -> None:
+        if self.api is None:  # one rule for every booking path: the kind's own API
+            object.__setattr__(self, "api", API_OF_KIND.get(self.kind))
 
 
 @dataclass(frozen=True)

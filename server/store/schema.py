@@ -429,6 +429,29 @@ def _v12_rate_buckets(conn: sqlite3.Connection) -> None:
     conn.execute('DROP TABLE "rate_events"')
 
 
+def _v13_responses_and_apis(conn: sqlite3.Connection) -> None:
+    # server/store/responses.py: stored Responses API responses, the token's own (input
+    # items: the request's, the earlier turns not repeated; output: the whole response
+    # object); which client API a request came in by (NULL: booked before this step); the
+    # APIs a channel's upstream speaks natively (NULL: its type's default)
+    conn.execute("""CREATE TABLE "responses" (
+   "id" TEXT PRIMARY KEY,
+   "token_id" INTEGER NOT NULL,
+   "created_at" REAL NOT NULL,
+   "model" TEXT,
+   "status" TEXT NOT NULL,
+   "previous_response_id" TEXT,
+   "input_items" TEXT NOT NULL,
+   "output" TEXT NOT NULL,
+   "usage" TEXT,
+   "expires_at" REAL
+)""")
+    conn.execute('CREATE INDEX "idx_responses_expires_at" ON "responses" ("expires_at")')
+    for table in ("ledger", "usage_daily"):
+        conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "api" TEXT')
+    conn.execute('ALTER TABLE "channels" ADD COLUMN "native_apis" TEXT')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
@@ -444,6 +467,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("channel weights, timeouts, disable reasons and circuit-breaker state", _v10_channel_resilience),
     Migration("a channel's upstream API version; prompt-cache writes in the ledger", _v11_api_versions_and_cache_writes),
     Migration("rate-limit counters per token and second instead of one row per request", _v12_rate_buckets),
+    Migration("stored responses; the client API in the ledger; the APIs a channel speaks natively",
+              _v13_responses_and_apis),
 )
 LATEST = len(MIGRATIONS)
 

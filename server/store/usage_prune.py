@@ -25,7 +25,7 @@ from server.store.ledger_days import LEDGER_DAY
 BATCH_ROWS = 2000
 MAX_PAUSE = 0.1  # seconds; the pause after a batch is as long as it held the lock, up to this
 
-_KEYS = ("day", "token_id", "model", "channel_id", "kind")
+_KEYS = ("day", "token_id", "model", "channel_id", "kind", "api")
 _SUMS = ("requests", "errors", "prompt_tokens", "cached_tokens", "cache_write_tokens", "completion_tokens", "images",
          "cost")
 
@@ -71,14 +71,14 @@ def _fold_batch(db: sqlite_utils.Database, limit: float, batch_rows: int) -> lis
         conn.execute("INSERT INTO temp.prune_batch SELECT id FROM ledger WHERE ts < ? ORDER BY ts LIMIT ?",
                      [limit, batch_rows])
         cursor = conn.execute(f"""
-            SELECT {LEDGER_DAY} AS day, token_id, model, channel_id, kind, COUNT(*) AS requests,
+            SELECT {LEDGER_DAY} AS day, token_id, model, channel_id, kind, api, COUNT(*) AS requests,
                    SUM(status >= 400) AS errors, SUM(prompt_tokens) AS prompt_tokens,
                    SUM(cached_tokens) AS cached_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
                    SUM(completion_tokens) AS completion_tokens,
                    SUM(images) AS images, SUM(cost) AS cost,
                    COALESCE(seconds_sum(video_seconds) FILTER (WHERE video_seconds IS NOT NULL), '0') AS video_seconds
             FROM ledger WHERE id IN (SELECT id FROM temp.prune_batch)
-            GROUP BY day, token_id, model, channel_id, kind""")
+            GROUP BY day, token_id, model, channel_id, kind, api""")
         columns = [d[0] for d in cursor.description]
         groups = [dict(zip(columns, row)) for row in cursor]
         for group in groups:

@@ -19,7 +19,7 @@ from server.billing import money
 from server.store import ledger_days
 from server.store.ledger_days import LEDGER_DAY
 
-GROUPS = ("token", "model", "channel", "day")
+GROUPS = ("token", "model", "channel", "day", "api")
 COUNTS = ("requests", "errors", "prompt_tokens", "cached_tokens", "cache_write_tokens", "completion_tokens", "images")
 
 
@@ -133,7 +133,7 @@ def _where(terms: list[str]) -> str:
     return f"WHERE {' AND '.join(terms)}" if terms else ""
 
 
-_KEY_COLUMN = {"token": "token_id", "model": "model", "channel": "channel_id", "day": "day"}
+_KEY_COLUMN = {"token": "token_id", "model": "model", "channel": "channel_id", "day": "day", "api": "api"}
 
 
 def _rows(db: sqlite_utils.Database, query: UsageQuery) -> list[dict]:
@@ -144,12 +144,12 @@ def _rows(db: sqlite_utils.Database, query: UsageQuery) -> list[dict]:
     sums = ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in (*COUNTS, "cost"))
     sql = f"""SELECT {''.join(k + ', ' for k in keys)}{sums},
                      COALESCE(seconds_sum(video_seconds) FILTER (WHERE video_seconds IS NOT NULL), '0') AS video_seconds
-              FROM (SELECT token_id, model, channel_id, {day} AS day, 1 AS requests, status >= 400 AS errors,
+              FROM (SELECT token_id, model, channel_id, {day} AS day, api, 1 AS requests, status >= 400 AS errors,
                            prompt_tokens, cached_tokens, cache_write_tokens, completion_tokens, images,
                            video_seconds, cost
                     FROM ledger {_where(where.ledger)}
                     UNION ALL
-                    SELECT token_id, model, channel_id, day, requests, errors, prompt_tokens, cached_tokens,
+                    SELECT token_id, model, channel_id, day, api, requests, errors, prompt_tokens, cached_tokens,
                            cache_write_tokens, completion_tokens, images, video_seconds, cost
                     FROM usage_daily {_where(where.daily)})
               {group}"""
@@ -165,7 +165,8 @@ def _named(known: dict[int, ledger_days.Named], id_: int | None) -> ledger_days.
 
 def report(db: sqlite_utils.Database, query: UsageQuery) -> list[dict]:
     """One dict per group, ordered by its keys: the keys (`token`, `token_id`,
-    `token_deleted`; `model`; `channel`, `channel_id`, `channel_deleted`; `day`), then
+    `token_deleted`; `model`; `channel`, `channel_id`, `channel_deleted`; `day`; `api`: the
+    client API, null for rows booked before st-ai recorded it), then
     `requests`, `errors`, `prompt_tokens`, `cached_tokens` (read from a prompt cache),
     `cache_write_tokens` (written to one), `completion_tokens`, `images`,
     `video_seconds` (exact decimal text) and `cost` (decimal string)."""

@@ -160,7 +160,7 @@ class AddTokenQuotaRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., amount: _Optional[str] = ...) -> None: ...
 
 class ChannelInfo(_message.Message):
-    __slots__ = ("name", "type", "label", "base_url", "models", "model_map", "priority", "enabled", "key_hint", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "state", "cooling_until", "failures", "last_error", "disabled_reason", "api_version")
+    __slots__ = ("name", "type", "label", "base_url", "models", "model_map", "priority", "enabled", "key_hint", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "state", "cooling_until", "failures", "last_error", "disabled_reason", "api_version", "native_apis", "native_apis_default")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +181,8 @@ class ChannelInfo(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_APIS_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_APIS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     label: str
@@ -201,7 +203,9 @@ class ChannelInfo(_message.Message):
     last_error: str
     disabled_reason: str
     api_version: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., label: _Optional[str] = ..., base_url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., key_hint: _Optional[str] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., state: _Optional[str] = ..., cooling_until: _Optional[float] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., api_version: _Optional[str] = ...) -> None: ...
+    native_apis: _containers.RepeatedScalarFieldContainer[str]
+    native_apis_default: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., label: _Optional[str] = ..., base_url: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., enabled: _Optional[bool] = ..., key_hint: _Optional[str] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., state: _Optional[str] = ..., cooling_until: _Optional[float] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., disabled_reason: _Optional[str] = ..., api_version: _Optional[str] = ..., native_apis: _Optional[_Iterable[str]] = ..., native_apis_default: _Optional[bool] = ...) -> None: ...
 
 class ListChannelsRequest(_message.Message):
     __slots__ = ()
@@ -224,7 +228,7 @@ class ChannelRef(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class CreateChannelRequest(_message.Message):
-    __slots__ = ("name", "type", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "api_version")
+    __slots__ = ("name", "type", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "api_version", "native_apis")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +243,7 @@ class CreateChannelRequest(_message.Message):
     TIMEOUT_IDLE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_TOTAL_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_APIS_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     base_url: str
@@ -253,10 +258,11 @@ class CreateChannelRequest(_message.Message):
     timeout_idle: float
     timeout_total: float
     api_version: str
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., api_version: _Optional[str] = ...) -> None: ...
+    native_apis: str
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., api_version: _Optional[str] = ..., native_apis: _Optional[str] = ...) -> None: ...
 
 class UpdateChannelRequest(_message.Message):
-    __slots__ = ("name", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "api_version")
+    __slots__ = ("name", "base_url", "key", "no_key", "models", "model_map", "priority", "weight", "timeout_connect", "timeout_first_byte", "timeout_idle", "timeout_total", "api_version", "native_apis")
     NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_URL_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -270,6 +276,7 @@ class UpdateChannelRequest(_message.Message):
     TIMEOUT_IDLE_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_TOTAL_FIELD_NUMBER: _ClassVar[int]
     API_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NATIVE_APIS_FIELD_NUMBER: _ClassVar[int]
     name: str
     base_url: str
     key: str
@@ -283,7 +290,8 @@ class UpdateChannelRequest(_message.Message):
     timeout_idle: float
     timeout_total: float
     api_version: str
-    def __init__(self, name: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., api_version: _Optional[str] = ...) -> None: ...
+    native_apis: str
+    def __init__(self, name: _Optional[str] = ..., base_url: _Optional[str] = ..., key: _Optional[str] = ..., no_key: _Optional[bool] = ..., models: _Optional[_Iterable[str]] = ..., model_map: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., weight: _Optional[int] = ..., timeout_connect: _Optional[float] = ..., timeout_first_byte: _Optional[float] = ..., timeout_idle: _Optional[float] = ..., timeout_total: _Optional[float] = ..., api_version: _Optional[str] = ..., native_apis: _Optional[str] = ...) -> None: ...
 
 class TestChannelRequest(_message.Message):
     __slots__ = ("name", "model")
@@ -486,7 +494,7 @@ class UsageRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ..., model: _Optional[str] = ..., channel: _Optional[str] = ..., since: _Optional[str] = ..., until: _Optional[str] = ..., by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UsageGroup(_message.Message):
-    __slots__ = ("token", "token_id", "token_deleted", "model", "channel", "channel_id", "channel_deleted", "day", "requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens", "images", "video_seconds", "cost", "extra_json")
+    __slots__ = ("token", "token_id", "token_deleted", "model", "channel", "channel_id", "channel_deleted", "day", "requests", "errors", "prompt_tokens", "cached_tokens", "completion_tokens", "images", "video_seconds", "cost", "api", "extra_json")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_DELETED_FIELD_NUMBER: _ClassVar[int]
@@ -503,6 +511,7 @@ class UsageGroup(_message.Message):
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     VIDEO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     COST_FIELD_NUMBER: _ClassVar[int]
+    API_FIELD_NUMBER: _ClassVar[int]
     EXTRA_JSON_FIELD_NUMBER: _ClassVar[int]
     token: str
     token_id: int
@@ -520,8 +529,9 @@ class UsageGroup(_message.Message):
     images: int
     video_seconds: str
     cost: str
+    api: str
     extra_json: str
-    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[int] = ..., token_deleted: _Optional[bool] = ..., model: _Optional[str] = ..., channel: _Optional[str] = ..., channel_id: _Optional[int] = ..., channel_deleted: _Optional[bool] = ..., day: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., images: _Optional[int] = ..., video_seconds: _Optional[str] = ..., cost: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
+    def __init__(self, token: _Optional[str] = ..., token_id: _Optional[int] = ..., token_deleted: _Optional[bool] = ..., model: _Optional[str] = ..., channel: _Optional[str] = ..., channel_id: _Optional[int] = ..., channel_deleted: _Optional[bool] = ..., day: _Optional[str] = ..., requests: _Optional[int] = ..., errors: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., images: _Optional[int] = ..., video_seconds: _Optional[str] = ..., cost: _Optional[str] = ..., api: _Optional[str] = ..., extra_json: _Optional[str] = ...) -> None: ...
 
 class UsageReport(_message.Message):
     __slots__ = ("object", "data", "currency", "extra_json")

@@ -11,4 +11,5 @@ PROVIDER = ProviderSpec(
     default_base_url="https://api.anthropic.com",
     chat=AnthropicChat,
     key_format="API_KEY",
+    native_apis=frozenset({"messages"}),
 )

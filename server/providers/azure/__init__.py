@@ -12,4 +12,5 @@ PROVIDER = ProviderSpec(
     chat=AzureChat,
     images=AzureImages,
     embeddings=AzureEmbeddings,
+    native_apis=frozenset({"chat"}),
 )

@@ -14,4 +14,6 @@ PROVIDER = ProviderSpec(
     video=OpenAIVideos,
     embeddings=OpenAIEmbeddings,
     key_optional=True,  # local OpenAI-compatible servers (vLLM, Ollama) often take no key
+    # not "responses": most OpenAI-compatible servers lack it; --native-apis adds it
+    native_apis=frozenset({"chat"}),
 )
