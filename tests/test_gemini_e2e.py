@@ -20,7 +20,8 @@ from server.store.db import open_db
 from tests.conftest import start_gateway, stop_gateway
 from tests.fakes.gemini import FakeGemini, GoogleFault, Reply
 from tests.reflection_client import Reflected, auth, error_detail
-from tests.test_provider_gemini import PNG_B64, ImageHost
+from tests.fakes.image_host import ImageHost
+from tests.test_provider_gemini import PNG, PNG_B64
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -47,7 +48,7 @@ def fake():
 
 @pytest.fixture(scope="module")
 def image_host():
-    server = ImageHost().start()
+    server = ImageHost(PNG).start()
     yield server
     server.stop()
 

@@ -9,7 +9,6 @@ import base64
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from server.errors import GatewayError
 from server.providers.gemini.chat import GeminiChat
@@ -20,9 +19,9 @@ from server.safe_fetch import SafeFetch
 from server.store.channels import Channel
 from server.url_guard import UrlGuard
 from tests.fakes.gemini import FakeGemini, GoogleFault, Reply, vector
+from tests.fakes.image_host import ImageHost
 from tests.fakes.resolver import StubResolver
 from tests.fakes.sample_media import sample_png
-from tests.fakes.threaded_server import ThreadedServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,35 +29,6 @@ MODEL = "gemini-2.5-flash"
 PNG = sample_png("gemini test image", 16, 16)
 PNG_B64 = base64.b64encode(PNG).decode()
 HI = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]}
-
-
-class ImageHost:
-    """A client's image server on 127.0.0.1, recording the headers of what it served."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self._server = ThreadedServer(self._app)
-        self.port = 0
-
-    def _app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/{name}", self._serve)
-        return app
-
-    async def _serve(self, request: web.Request) -> web.Response:
-        self.received.append(dict(request.headers))
-        if request.match_info["name"].endswith(".png"):
-            return web.Response(body=PNG, content_type="image/png")
-        if request.match_info["name"].endswith(".bin"):  # a file server that does not say what it serves
-            return web.Response(body=PNG, content_type="application/octet-stream")
-        return web.Response(text="<html>not an image</html>", content_type="text/html")
-
-    def start(self) -> "ImageHost":
-        self.port = self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +40,7 @@ def fake():
 
 @pytest.fixture(scope="module")
 def image_host():
-    server = ImageHost().start()
+    server = ImageHost(PNG).start()
     yield server
     server.stop()
 

@@ -12,7 +12,6 @@ import time
 import aiohttp
 import grpc
 import pytest
-from aiohttp import web
 
 from server.errors import GatewayError
 from server.providers.interface import Upstream, VideoRequest
@@ -22,9 +21,9 @@ from server.providers.veo.client import VeoVideo
 from server.safe_fetch import SafeFetch
 from server.store.channels import Channel
 from server.url_guard import UrlGuard
+from tests.fakes.image_host import ImageHost
 from tests.fakes.resolver import StubResolver
 from tests.fakes.sample_media import sample_png
-from tests.fakes.threaded_server import ThreadedServer
 from tests.fakes.veo import SAFETY_REASON, FakeVeo
 from tests.reflection_client import Reflected, auth
 # The provider-neutral scenarios every video type passes, run here against the fake Veo.
@@ -275,36 +274,6 @@ def test_error_bodies_map_to_the_one_error_table(caplog):
 
 # -- the provider against the fake Gemini API ---------------------------------------------
 
-class ImageHost:
-    """A client's image server (and any other host) on 127.0.0.1, recording what it got."""
-
-    def __init__(self) -> None:
-        self.received: list[dict] = []
-        self._server = ThreadedServer(self._app)
-        self.port = 0
-
-    def _app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/{name}", self._serve)
-        return app
-
-    async def _serve(self, request: web.Request) -> web.Response:
-        self.received.append(dict(request.headers))
-        name = request.match_info["name"]
-        if name.endswith(".png"):
-            return web.Response(body=PNG, content_type="image/png")
-        if name.endswith(".mp4"):
-            return web.Response(body=b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, content_type="video/mp4")
-        return web.Response(text="<html>not an image</html>", content_type="text/html")
-
-    def start(self) -> "ImageHost":
-        self.port = self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
 @pytest.fixture(scope="module")
 def fake() -> FakeVeo:
     server = FakeVeo().start()
@@ -314,7 +283,7 @@ def fake() -> FakeVeo:
 
 @pytest.fixture(scope="module")
 def image_host() -> ImageHost:
-    server = ImageHost().start()
+    server = ImageHost(PNG).start()
     yield server
     server.stop()
 
