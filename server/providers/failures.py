@@ -88,6 +88,17 @@ def json_object(raw: bytes, who: str) -> dict:
     return answer
 
 
+def error_object(body: bytes) -> dict:
+    """The `error` object of an error body shaped `{"error": {...}}` (OpenAI's, Azure's,
+    Anthropic's); empty when the body is not that."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
 @contextmanager
 def reading(who: str) -> Iterator[None]:
     """Around the code that reads an upstream's answer: a field missing or of another

@@ -3,8 +3,6 @@
 first and the HTTP status after."""
 from __future__ import annotations
 
-import orjson
-
 from server import upstream_errors
 from server.errors import GatewayError, upstream_failed
 from server.providers import failures
@@ -17,17 +15,8 @@ PASSING = frozenset({"overloaded_error", "api_error", "timeout_error", "rate_lim
 OVERLOADED_STATUS = 529
 
 
-def error_object(body: bytes) -> dict:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    return error if isinstance(error, dict) else {}
-
-
 def from_response(status: int, body: bytes, channel: Channel, headers: Headers | None = None) -> GatewayError:
-    error = error_object(body)
+    error = failures.error_object(body)
     kind = error.get("type")
     message = error.get("message")
     if kind == "overloaded_error" or status == OVERLOADED_STATUS:

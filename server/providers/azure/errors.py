@@ -15,10 +15,10 @@ it) plus what only Azure says.
   and `retry-after` (server/providers/failures.py reads both)."""
 from __future__ import annotations
 
-import orjson
 
 from server import upstream_errors
 from server.errors import GatewayError
+from server.providers import failures
 from server.providers.failures import Headers
 from server.providers.openai import errors as openai_errors
 from server.store.channels import Channel
@@ -30,7 +30,7 @@ _VERSION_WORDS = ("api version", "api-version")
 
 def from_response(status: int, body: bytes, channel: Channel, endpoint: bool = False,
                   headers: Headers | None = None) -> GatewayError:
-    error = _error_object(body)
+    error = failures.error_object(body)
     if status == 400 and _filtered(error):
         return content_filtered(_categories(error))
     if status == 400 and _names_api_version(error):
@@ -42,15 +42,6 @@ def content_filtered(categories: list[str]) -> GatewayError:
     which = f" ({', '.join(categories)})" if categories else ""
     return GatewayError(400, f"The request was refused by the upstream's content filter{which}. "
                         "Change the prompt and try again.", "content_filter", type="invalid_request_error")
-
-
-def _error_object(body: bytes) -> dict:
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    return error if isinstance(error, dict) else {}
 
 
 def _inner(error: dict) -> dict:
