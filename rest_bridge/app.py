@@ -9,7 +9,7 @@ from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 from google.protobuf.message import Message
 
-from rest_bridge import access_log, client_address, health, marshal, metrics_route, multipart, server_timing
+from rest_bridge import access_log, client_address, dialects, health, marshal, metrics_route, multipart, server_timing
 from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors, rpc_error_response
 from rest_bridge.forwarded import forward_headers
 from rest_bridge.range_header import RANGE_FIELDS, query_offsets, range_fields
@@ -21,9 +21,11 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 GRPC_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def _metadata(request: web.Request) -> tuple[tuple[str, str], ...]:
+def _metadata(request: web.Request, dialect: dialects.Dialect = dialects.OPENAI) -> tuple[tuple[str, str], ...]:
     metadata = _idempotency_key(request)
     authorization = request.headers.get("Authorization")
+    if authorization is None and dialect.key_header is not None and dialect.key_header in request.headers:
+        authorization = "Bearer " + request.headers[dialect.key_header]
     if authorization is None:
         return (*metadata, *client_address.metadata(request))
     # gRPC metadata carries printable ASCII only; nothing else can be a valid key.
@@ -92,18 +94,20 @@ def _handler(route: Route):
     streaming = route.bindings[-1] if route.bindings[-1].server_streaming else None
     wants_body = unary.body != ""
     ranged = "range_start" in unary.request_class.DESCRIPTOR.fields_by_name
+    dialect = dialects.for_rpc(unary.rpc_path)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        request[dialects.DIALECT] = dialect
         body = await _read_body(request, unary) if wants_body else None
         binding = streaming if streaming is not None and (
             len(route.bindings) == 1 or (body or {}).get("stream") is True) else unary
         message = await _request_message(request, binding, body,
                                          range_fields(request.headers) if ranged else None)
-        call = request.app[CALLABLES][binding.rpc_path](message, metadata=_metadata(request))
+        call = request.app[CALLABLES][binding.rpc_path](message, metadata=_metadata(request, dialect))
         if binding.response_class is HttpBody:
             return await _relay_bytes(request, call)
         if binding.server_streaming:
-            return await _relay_stream(request, call)
+            return await _relay_stream(request, call, dialect)
         response = marshal.json_response(await call)
         forward_headers(await call.initial_metadata(), response)
         return response
@@ -153,7 +157,8 @@ async def _relay_bytes(request: web.Request, call: grpc.aio.UnaryStreamCall) -> 
         call.cancel()
 
 
-async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) -> web.StreamResponse:
+async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall,
+                        dialect: dialects.Dialect) -> web.StreamResponse:
     """Relay each message as one SSE event as it arrives. Errors before the first
     message are ordinary JSON errors; after it, the status is sent, so an error
     becomes an in-band event and the stream ends."""
@@ -162,7 +167,7 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) ->
         response = web.StreamResponse(headers=marshal.SSE_HEADERS)
         forward_headers(await call.initial_metadata(), response)
         await response.prepare(request)
-        await response.write_eof(await _write_events(response, call, first))
+        await response.write_eof(await _write_events(response, call, first, dialect))
         return response
     finally:
         # The client went away (aiohttp cancels this handler) or we are done: either
@@ -170,23 +175,27 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall) ->
         call.cancel()
 
 
-async def _write_events(response: web.StreamResponse, call: grpc.aio.UnaryStreamCall, message: object) -> bytes:
+async def _write_events(response: web.StreamResponse, call: grpc.aio.UnaryStreamCall, message: object,
+                        dialect: dialects.Dialect) -> bytes:
     """Write each message as an SSE event as soon as it is read; messages already waiting
     (an in-process call can say so) go out together in one write. Returns the stream's end,
-    `[DONE]` or the error event, with the events read just before it, for the last write."""
+    `[DONE]` (in chat's dialect) or the error event, with the events read just before it,
+    for the last write."""
     take = getattr(call, "read_nowait", None)
     events: list[bytes] = []
+    named = dialect.named_events
     try:
         while message is not grpc.aio.EOF:
-            events.append(marshal.sse_event(message))
+            events.append(dialects.sse_event(marshal.json_text(message), message, dialect) if named
+                          else marshal.sse_event(message))
             message = take() if take is not None else None
             if message is None:  # nothing more is waiting: what was read goes out now
                 await response.write(b"".join(events))
                 events.clear()
                 message = await call.read()
-        events.append(marshal.DONE)
+        events.append(dialect.end)
     except grpc.aio.AioRpcError as error:
-        events.append(marshal.sse_error(from_rpc_error(error)))
+        events.append(dialects.sse_error(from_rpc_error(error), dialect))
     return b"".join(events)
 
 

@@ -7,6 +7,7 @@ import grpc
 from aiohttp import web
 from google.rpc import status_pb2
 
+from rest_bridge import dialects
 from rest_bridge.forwarded import forward_headers
 from rest_bridge.marshal import error_response
 from rest_bridge.state import MAX_BODY_BYTES
@@ -24,10 +25,11 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> GatewayError:
     return GatewayError.from_status(error.code(), error.details() or "", status)
 
 
-def rpc_error_response(error: grpc.aio.AioRpcError) -> web.Response:
-    """The OpenAI error a failed RPC becomes, with the headers its trailers carry (a
-    429's Retry-After, a limited token's x-ratelimit-*)."""
-    return forward_headers(error.trailing_metadata(), error_response(from_rpc_error(error)))
+def rpc_error_response(error: grpc.aio.AioRpcError, dialect: dialects.Dialect = dialects.OPENAI) -> web.Response:
+    """The error answer a failed RPC becomes (OpenAI's shape unless the route speaks another
+    API), with the headers its trailers carry (a 429's Retry-After, a limited token's
+    x-ratelimit-*)."""
+    return forward_headers(error.trailing_metadata(), dialects.error_response(from_rpc_error(error), dialect))
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> GatewayError:
@@ -59,20 +61,22 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
 
 @web.middleware
 async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
+    """(In the shape of the route's API: rest_bridge/dialects.py.)"""
     try:
         return await handler(request)
     except GatewayError as error:
-        return error_response(error)
+        return dialects.error_response(error, dialects.of(request))
     except grpc.aio.AioRpcError as error:
-        return rpc_error_response(error)
+        return rpc_error_response(error, dialects.of(request))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http(exc, request))
+        return dialects.error_response(_from_http(exc, request), dialects.of(request))
     except web.RequestPayloadError:
         # Raised while reading the body: e.g. a Content-Encoding: gzip body that is not gzip.
-        return error_response(GatewayError(400, "The request body could not be read: it does not match "
-                                           "its Content-Encoding or Transfer-Encoding.", "invalid_body"))
+        return dialects.error_response(GatewayError(400, "The request body could not be read: it does not match "
+                                                    "its Content-Encoding or Transfer-Encoding.", "invalid_body"),
+                                       dialects.of(request))
     except ConnectionError:
         # the client left while its answer was written (a stream's next write found the
         # connection reset): there is no one to answer, and nothing failed on st-ai's side;
@@ -80,5 +84,5 @@ async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
         raise
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return error_response(GatewayError(500, "The gateway failed to process the request.",
-                                           "internal_error", type="api_error"))
+        return dialects.error_response(GatewayError(500, "The gateway failed to process the request.",
+                                                    "internal_error", type="api_error"), dialects.of(request))

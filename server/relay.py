@@ -13,12 +13,14 @@ from server import call_record, routing, upstream_errors
 from server.billing import estimate
 from server.billing.admission import Admission, Outcome, Ticket, failure_status
 from server.billing.cost import chat_cost
-from server.billing.usage_count import StreamMeter, answer_texts, counted, from_usage
+from server.billing.usage_count import StreamMeter, TokenCounts, answer_texts, counted, from_usage
 from server.catalog import Catalog
 from server.core.attempts import AttemptLoop, Call, unreadable_answer
+from server.core.exchange import EventStream, Exchange
 from server.core.stream_pace import Pace
 from server.shielded_stream import ShieldedStream
 from server.errors import GatewayError
+from server.providers.interface import NativeApis
 from server.providers.registry import Registry
 from server.store.channels import Channel
 from server.store.tokens import Token
@@ -62,8 +64,7 @@ class ChatRelay:
             return await self._complete(ticket, body, timeout)
 
     async def _complete(self, ticket: Ticket, body: dict, timeout: float | None) -> dict:
-        if body.get("stream"):  # the unary call answers whole, whatever the body says
-            body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        body = _unstreamed(body)  # the unary call answers whole, whatever the body says
         channels = self._plan(ticket.token, body)
         deadline = self.attempts.deadline(timeout)
         prompt = await self._admit(ticket, body, channels)
@@ -72,6 +73,11 @@ class ChatRelay:
         except BaseException as exc:
             self.admission.abandon(ticket, *failure_status(exc))
             raise
+        await self._settle_answer(ticket, channel, body, answer, prompt)
+        return answer
+
+    async def _settle_answer(self, ticket: Ticket, channel: Channel, body: dict, answer: dict, prompt: int) -> None:
+        """Book a whole answer (a chat completion, or what another API's answer counts as)."""
         model, upstream_model = body["model"], channel.upstream_model(body["model"])
         counts = from_usage(answer.get("usage")) or counted(prompt, answer_texts(answer), upstream_model)
         await self.admission.settle(
@@ -79,7 +85,34 @@ class ChatRelay:
                             estimate=counts.estimate, cache_write_tokens=counts.cache_write),
             lambda price: chat_cost(price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
                                     cached_tokens=counts.cached, cache_write_tokens=counts.cache_write))
-        return answer
+
+    async def complete_exchange(self, token: Token, exchange: Exchange, timeout: float | None = None) -> dict:
+        """A request in another client API (server/core/exchange.py), answered whole in it."""
+        async with self.admission.request(token, "chat", exchange.model, api=exchange.api) as ticket:
+            channels = routing.candidates(self.catalog.snapshot, token, exchange.model, self.registry.chat_types)
+            deadline = self.attempts.deadline(timeout)
+            body = _unstreamed(exchange.chat)
+            prompt = await self._admit(ticket, body, channels)
+            providers = self.registry.chat
+
+            async def call(channel: Channel, budget: float) -> tuple[dict, dict]:
+                provider = providers[channel.type]
+                if _speaks(provider, channel, exchange.api):
+                    native = await provider.native(channel, exchange.api,
+                                                   exchange.native_body(channel.upstream_model(exchange.model)), budget)
+                    return exchange.native_answer(native), exchange.metered(native)
+                if exchange.refusal is not None:
+                    raise exchange.refusal
+                completion = await provider.complete(channel, _for_channel(body, channel), budget)
+                return exchange.answer(completion), completion
+            try:
+                won = await self.attempts.first(ticket, channels, exchange.model, call, deadline, request=body)
+            except BaseException as exc:
+                self.admission.abandon(ticket, *failure_status(exc))
+                raise
+            answer, metered = won.value
+            await self._settle_answer(ticket, won.channel, body, metered, prompt)
+            return answer
 
     async def _complete_on(self, channels: list[Channel], ticket: Ticket, body: dict,
                            deadline: float) -> tuple[dict, Channel]:
@@ -97,48 +130,77 @@ class ChatRelay:
                 async for chunk in chunks:
                     yield chunk
 
-    async def _stream(self, ticket: Ticket, body: dict, timeout: float | None) -> AsyncIterator[dict]:
+    async def stream_exchange(self, token: Token, exchange: Exchange,
+                              timeout: float | None = None) -> AsyncIterator[dict]:
+        """A request in another client API (server/core/exchange.py), answered as a stream of
+        its events. A failure after the first event ends the stream with the API's own error
+        events instead of raising."""
+        async with self.admission.request(token, "chat", exchange.model, stream=True, api=exchange.api) as ticket:
+            async with contextlib.aclosing(self._stream(ticket, exchange.chat, timeout, exchange)) as events:
+                async for event in events:
+                    yield event
+
+    async def _stream(self, ticket: Ticket, body: dict, timeout: float | None,
+                      exchange: Exchange | None = None) -> AsyncIterator[dict]:
         call_record.note_stream()
-        channels = self._plan(ticket.token, body)
+        if exchange is None:
+            channels = self._plan(ticket.token, body)
+        else:
+            channels = routing.candidates(self.catalog.snapshot, ticket.token, exchange.model, self.registry.chat_types)
         deadline = self.attempts.deadline(timeout)
         started = self.clock()
         prompt = await self._admit(ticket, body, channels)
-        shows_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        shows_usage = exchange is None and bool((body.get("stream_options") or {}).get("include_usage"))
         request = body  # the client's own fields, before st-ai adds stream options
         # Ask for usage even when the client did not, so the request can be booked;
         # the usage chunk is then kept from the client.
         body = {**body, "stream": True, "stream_options": {**(body.get("stream_options") or {}),
                                                             "include_usage": True}}
+        opener = (self._opener(body, deadline, shows_usage) if exchange is None
+                  else self._exchange_opener(body, exchange, deadline))
         try:
-            won = await self.attempts.first(ticket, channels, body["model"], self._opener(body, deadline, shows_usage),
+            won = await self.attempts.first(ticket, channels, body["model"], opener,
                                             deadline, request=request, open_ended=True)
         except BaseException as exc:
             self.admission.abandon(ticket, *failure_status(exc))
             raise
         opened, channel = won.value, won.channel
-        chunks, meter = opened.chunks, opened.meter
+        chunks, meter, events = opened.chunks, opened.meter, opened.events
         outcome = Outcome(200, channel.id, won.upstream_model)
-        if opened.first is not None:
+        if opened.first:
             outcome.ttft_ms = int((self.clock() - started) * 1000)
         limits = self.attempts.resilience.timeouts_for(channel)
         pace = Pace(limits.idle, min(deadline, won.started + limits.total) if limits.total else deadline,
                     self.clock)
         handed_over = False  # the drain task owns `chunks` now
         try:
-            chunk = opened.first
-            while chunk is not None:
-                meter.content_sent = True
-                yield chunk
-                chunk = await _next_shown(chunks, meter, pace, shows_usage)
+            if events is None:
+                chunk = opened.first[0] if opened.first else None
+                while chunk is not None:
+                    meter.content_sent = True
+                    yield chunk
+                    chunk = await _next_shown(chunks, meter, pace, shows_usage)
+            else:
+                batch = opened.first
+                while batch:
+                    meter.content_sent = True
+                    for event in batch:
+                        yield event
+                    batch = await _next_events(chunks, meter, pace, events)
             won.finish()  # before the request is settled: its row carries its attempts
-            # Settled before the stream ends, so before the client's `data: [DONE]`.
-            await self._settle_stream(ticket, outcome, meter, prompt)
+            # Settled before the stream ends, so before the client's `data: [DONE]` (or
+            # another API's closing events).
+            counts = await self._settle_stream(ticket, outcome, meter, prompt)
+            if events is not None:
+                for event in events.finish(_chat_usage(counts)):
+                    yield event
         except (asyncio.CancelledError, GeneratorExit):
             outcome.status, outcome.error_code = 499, "client_closed"  # the client went away
             won.finish(499, "client_closed")
             if meter.content_sent:
                 handed_over = True
-                self._drain_then_settle(chunks, ticket, outcome, meter, prompt)
+                see = meter.saw if events is None else _metering(meter, events)
+                self._drain_then_settle(chunks, see, ticket, outcome, meter, prompt)
             else:
                 self.admission.abandon(ticket, 499, "client_closed", outcome)
             raise
@@ -153,6 +215,10 @@ class ChatRelay:
             outcome.status, outcome.error_code = error.http_status, error.code
             won.finish(error.http_status, error.code, error)
             await self._end_stream(ticket, outcome, meter, prompt)
+            if events is not None:
+                for event in events.fail(error):
+                    yield event
+                return
             if error is exc:
                 raise
             raise error from None
@@ -168,22 +234,56 @@ class ChatRelay:
         providers = self.registry.chat
 
         async def open_stream(channel: Channel, budget: float) -> _Opened:
-            left, total = deadline - self.clock(), self.attempts.resilience.timeouts_for(channel).total
-            seconds = min(left, total) if total else left
-            chunks = ShieldedStream(providers[channel.type].stream(channel, _for_channel(body, channel), seconds))
+            chunks = ShieldedStream(providers[channel.type].stream(
+                channel, _for_channel(body, channel), self._stream_seconds(channel, deadline)))
             meter = StreamMeter(channel.upstream_model(body["model"]))
             try:
                 async for chunk in chunks:
                     meter.saw(chunk)
                     if _shown(chunk, shows_usage):
-                        return _Opened(chunks, meter, chunk)
-                return _Opened(chunks, meter, None)
+                        return _Opened(chunks, meter, [chunk])
+                return _Opened(chunks, meter, [])
             except BaseException:  # failed, late or cancelled: nothing of it reached the client
                 await chunks.aclose()
                 raise
         return open_stream
 
-    async def _settle_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
+    def _exchange_opener(self, body: dict, exchange: Exchange, deadline: float) -> Call["_Opened"]:
+        """`_opener` for another client API: a channel that speaks it streams its own events
+        through; any other streams chat chunks, translated. Either way the attempt is won
+        with the client's first events."""
+        providers = self.registry.chat
+
+        async def open_stream(channel: Channel, budget: float) -> _Opened:
+            provider, seconds = providers[channel.type], self._stream_seconds(channel, deadline)
+            upstream_model = channel.upstream_model(exchange.model)
+            if _speaks(provider, channel, exchange.api):
+                source = provider.native_stream(channel, exchange.api, exchange.native_body(upstream_model), seconds)
+                events = exchange.native_events()
+            else:
+                if exchange.refusal is not None:
+                    raise exchange.refusal
+                source = provider.stream(channel, _for_channel(body, channel), seconds)
+                events = exchange.translated_events()
+            chunks = ShieldedStream(source)
+            meter = StreamMeter(upstream_model)
+            see = _metering(meter, events)
+            try:
+                async for item in chunks:
+                    see(item)
+                    if first := events.feed(item):
+                        return _Opened(chunks, meter, first, events)
+                return _Opened(chunks, meter, [], events)
+            except BaseException:
+                await chunks.aclose()
+                raise
+        return open_stream
+
+    def _stream_seconds(self, channel: Channel, deadline: float) -> float:
+        left, total = deadline - self.clock(), self.attempts.resilience.timeouts_for(channel).total
+        return min(left, total) if total else left
+
+    async def _settle_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> TokenCounts:
         counts = meter.counts(prompt)
         outcome.prompt_tokens, outcome.cached_tokens = counts.prompt, counts.cached
         outcome.completion_tokens, outcome.estimate = counts.completion, counts.estimate
@@ -192,6 +292,7 @@ class ChatRelay:
         await self.admission.settle(ticket, outcome, lambda price: chat_cost(
             price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
             cached_tokens=counts.cached, cache_write_tokens=counts.cache_write))
+        return counts
 
     async def _end_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
         """A stream that failed: free if the client got nothing, else billed for what it got."""
@@ -205,8 +306,8 @@ class ChatRelay:
         if self._draining:
             await asyncio.wait(set(self._draining), timeout=DRAIN_GRACE + 5)
 
-    def _drain_then_settle(self, chunks: AsyncIterator[dict], ticket, outcome: Outcome,
-                           meter: StreamMeter, prompt: int) -> None:
+    def _drain_then_settle(self, chunks: AsyncIterator[dict], see: Callable[[dict], None], ticket,
+                           outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
         """The client left mid-stream: what was generated is still owed. Keep reading the
         upstream for a short while for its usage chunk, then settle (counting locally if
         the usage never came). Runs on its own task: the client's task is being cancelled."""
@@ -214,7 +315,7 @@ class ChatRelay:
             pace = Pace(DRAIN_GAP, self.clock() + DRAIN_GRACE, self.clock)
             try:
                 while meter.usage is None and (chunk := await pace.next(chunks)) is not None:
-                    meter.saw(chunk)
+                    see(chunk)
             except GatewayError:
                 pass
             except Exception:
@@ -233,11 +334,12 @@ class ChatRelay:
 
 @dataclass
 class _Opened:
-    """A stream that won its attempt: still open, its first event for the client read
-    (None: it ended without one)."""
+    """A stream that won its attempt: still open, its first events for the client read
+    (empty: it ended without one). `events` makes another API's events (None: chat)."""
     chunks: ShieldedStream
     meter: StreamMeter
-    first: dict | None
+    first: list[dict]
+    events: EventStream | None = None
 
 
 def _shown(chunk: dict, shows_usage: bool) -> bool:
@@ -251,6 +353,42 @@ async def _next_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, sh
         if _shown(chunk, shows_usage):
             return chunk
     return None
+
+
+async def _next_events(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, events: EventStream) -> list[dict]:
+    """The client's next events (empty at the stream's end), reading as many upstream items
+    as it takes."""
+    see = _metering(meter, events)
+    while (item := await pace.next(chunks)) is not None:
+        see(item)
+        if batch := events.feed(item):
+            return batch
+    return []
+
+
+def _metering(meter: StreamMeter, events: EventStream) -> Callable[[dict], None]:
+    def see(item: dict) -> None:
+        if (chunk := events.metered(item)) is not None:
+            meter.saw(chunk)
+    return see
+
+
+def _chat_usage(counts: TokenCounts) -> dict:
+    """The counts a stream is billed at, as a chat usage object."""
+    return {"prompt_tokens": counts.prompt, "completion_tokens": counts.completion,
+            "total_tokens": counts.prompt + counts.completion,
+            "prompt_tokens_details": {"cached_tokens": counts.cached, "cache_write_tokens": counts.cache_write}}
+
+
+def _speaks(provider: object, channel: Channel, api: str) -> bool:
+    """Whether `channel` is sent requests in `api` as they are (its upstream speaks it)."""
+    return api in channel.native_apis and isinstance(provider, NativeApis)
+
+
+def _unstreamed(body: dict) -> dict:
+    if body.get("stream"):
+        return {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+    return body
 
 
 def _for_channel(body: dict, channel: Channel) -> dict:

@@ -38,6 +38,28 @@ class ChatProvider(Protocol):
         """The completion as OpenAI `chat.completion.chunk` dicts, each as it arrives."""
 
 
+@runtime_checkable
+class NativeApis(Protocol):
+    """Implemented by chat providers whose upstream speaks a client API besides chat
+    completions ("responses", "messages"), for channels that list it in their native APIs:
+    the client's body is passed through instead of translated."""
+
+    async def native(self, channel: Channel, api: str, body: dict, timeout: float | None) -> dict:
+        """`body` (the client's, with the upstream model name) sent as `api`; its answer as is."""
+
+    def native_stream(self, channel: Channel, api: str, body: dict, timeout: float | None) -> AsyncIterator[dict]:
+        """The same streamed: each server-sent event's data as it arrives (its `type` names it)."""
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Implemented by chat providers whose upstream counts a request's input tokens
+    (Anthropic's `count_tokens`, Gemini's `countTokens`) for `POST /v1/messages/count_tokens`."""
+
+    async def count_tokens(self, channel: Channel, api: str, body: dict, timeout: float | None) -> int:
+        """The input tokens of `body`, a request in `api` (with the upstream model name)."""
+
+
 class ImagesProvider(Protocol):
     async def generate(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         """OpenAI `POST /images/generations` body in (upstream model name), its answer out.
