@@ -41,6 +41,9 @@ MODELS: dict[str, tuple[str, frozenset[str]]] = {
 EFFORTS = {"low", "medium", "high", "max", "xhigh"}
 BLOCK_TYPES = {"user": {"text", "image", "tool_result"},
                "assistant": {"text", "tool_use", "thinking", "redacted_thinking"}}
+# what count_tokens takes (its API reference): no max_tokens, sampling, stop or stream
+COUNTED_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+                  "cache_control", "mcp_servers", "context_management"}
 STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
                 403: "permission_error", 404: "not_found_error", 413: "request_too_large",
                 429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
@@ -71,6 +74,32 @@ class Reply:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens if output_tokens is None
                 else output_tokens, "cache_creation_input_tokens": self.cache_write,
                 "cache_read_input_tokens": self.cache_read}
+
+
+def input_tokens(body: dict) -> int:
+    """The fake's own token count: 3 per message, one per word of text anywhere in the
+    system, messages and tools, 400 per image (not any tokenizer, so a test can tell this
+    count from st-ai's)."""
+    words = 0
+    images = 0
+
+    def walk(value: Any) -> None:
+        nonlocal words, images
+        if isinstance(value, str):
+            words += len(value.split())
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            if value.get("type") == "image":
+                images += 1
+                return
+            for key, item in value.items():
+                if key not in ("type", "id", "tool_use_id", "signature", "data"):
+                    walk(item)
+    for key in ("system", "messages", "tools"):
+        walk(body.get(key))
+    return 3 * len(body.get("messages") or []) + words + 400 * images
 
 
 def text(words: str, **kwargs) -> Reply:
@@ -146,7 +175,37 @@ class FakeAnthropic:
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self.faults.middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         return app
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        """`POST /v1/messages/count_tokens`: the body of a message without what only
+        creating one takes; answers `{"input_tokens": N}` (see `input_tokens`)."""
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        with self._lock:
+            self.received.append(Received(request.method, request.path,
+                                          {k.lower(): v for k, v in request.headers.items()}, body))
+            planned_error = self._errors.popleft() if self._errors else None
+        try:
+            self._check_auth(request)
+            if planned_error is not None:
+                raise planned_error
+            if not isinstance(body, dict):
+                raise Refused(400, "The request body is not valid JSON.")
+            if body.get("model") not in MODELS:
+                raise Refused(404, f"model: {body.get('model')}")
+            for name in body:
+                if name not in COUNTED_FIELDS:
+                    raise Refused(400, f"{name}: Extra inputs are not permitted")
+            _check_messages(body.get("messages"))
+            _check_tools(body)
+        except Refused as refused:
+            return refused.response()
+        return web.json_response({"input_tokens": input_tokens(body)})
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

@@ -1,6 +1,6 @@
 """A real Gemini API server on 127.0.0.1 for tests: `POST /{version}/models/{model}:generateContent`,
 `:streamGenerateContent` (`?alt=sse` for Server-Sent Events, else one JSON array, as
-Google does) and `:batchEmbedContents`. It checks the key the way Google does
+Google does), `:batchEmbedContents` and `:countTokens`. It checks the key the way Google does
 (`x-goog-api-key` or `?key=`: a missing one is 403 PERMISSION_DENIED, a wrong one 400
 INVALID_ARGUMENT with the reason API_KEY_INVALID), refuses what the API refuses (unknown
 fields, empty contents, roles other than user/model, parts with no data or two, JSON
@@ -158,7 +158,8 @@ class FakeGemini:
                                             "API_KEY_INVALID"))
         version, call = request.match_info["version"], request.match_info["call"]
         model, _, method = call.partition(":")
-        if version not in VERSIONS or method not in ("generateContent", "streamGenerateContent", "batchEmbedContents"):
+        if version not in VERSIONS or method not in ("generateContent", "streamGenerateContent", "batchEmbedContents",
+                                                     "countTokens"):
             return web.Response(status=404, text="<!DOCTYPE html><title>Error 404 (Not Found)!!1</title>",
                                 content_type="text/html")
         known = EMBEDDING_MODELS if method == "batchEmbedContents" else CHAT_MODELS
@@ -175,6 +176,8 @@ class FakeGemini:
         try:
             if method == "batchEmbedContents":
                 return web.json_response(self._embed(model, body))
+            if method == "countTokens":
+                return web.json_response(_count(model, camel(body)))
             check_generate(camel(body))
         except Invalid as exc:
             return google_error(GoogleFault(400, "INVALID_ARGUMENT", str(exc)))
@@ -218,6 +221,47 @@ class FakeGemini:
                 raise Invalid(f"* BatchEmbedContentsRequest.requests[{i}].output_dimensionality: out of range")
             out.append({"values": vector("".join(p["text"] for p in parts), size)})
         return {"embeddings": out}
+
+
+def _count(model: str, body: dict) -> dict:
+    """`:countTokens`: `contents`, or a whole `generateContentRequest` (its system
+    instruction and tools counted too), never both."""
+    unknown(body, {"contents", "generateContentRequest"}, "")
+    if ("contents" in body) == ("generateContentRequest" in body):
+        raise Invalid("* CountTokensRequest: exactly one of contents and generate_content_request must be set")
+    if "contents" in body:
+        counted = {"contents": body["contents"]}
+    else:
+        counted = dict(body["generateContentRequest"])
+        if counted.pop("model", None) != f"models/{model}":
+            raise Invalid("* CountTokensRequest.generate_content_request.model: must name the model called")
+    check_generate(counted)
+    return {"totalTokens": tokens_in(counted),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens_in(counted)}]}
+
+
+def tokens_in(request: dict) -> int:
+    """The fake's token count: 2 per content, one per word of text, 258 per inline image
+    (not any tokenizer, so a test can tell it from st-ai's own count)."""
+    words = images = 0
+
+    def walk(value: Any) -> None:
+        nonlocal words, images
+        if isinstance(value, dict):
+            if "inlineData" in value:
+                images += 1
+            for key, item in value.items():
+                if key == "text" and isinstance(item, str):
+                    words += len(item.split())
+                elif key in ("description", "name") and isinstance(item, str):
+                    words += len(item.split())
+                elif isinstance(item, (dict, list)):
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+    walk(request)
+    return 2 * len(request.get("contents") or []) + words + 258 * images
 
 
 def vector(text: str, size: int) -> list[float]:

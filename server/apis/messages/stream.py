@@ -74,10 +74,13 @@ class Translator:
                     self._matched = choice["stop_reason"]
         return events
 
-    def finish(self) -> list[Event]:
-        """The end: the open block's stop, `message_delta` and `message_stop`."""
+    def finish(self, usage: dict | None = None) -> list[Event]:
+        """The end: the open block's stop, `message_delta` and `message_stop`. `usage`: the
+        chat usage the request is billed at, when the route has it (else the stream's own)."""
         if self._finished:
             return []
+        if usage:
+            self._usage = usage
         events = self.start() + self._close()
         self._finished = True
         stop_reason, stop_sequence = stop(self._finish_reason, self._matched, bool(self._calls))

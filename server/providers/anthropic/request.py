@@ -22,6 +22,9 @@ EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "
 # With thinking on, top_p is taken only in this range.
 THINKING_TOP_P = (0.95, 1.0)
 
+# what `POST /v1/messages/count_tokens` takes of a Messages body (not max_tokens, sampling or stop)
+COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+                     "cache_control", "mcp_servers", "context_management"})
 _DATA_URI = re.compile(r"data:(image/[A-Za-z0-9.+-]+);base64,(.*)", re.DOTALL)
 _SYSTEM_ROLES = ("system", "developer")
 _THINKING = ("thinking", "redacted_thinking")

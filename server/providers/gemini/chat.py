@@ -44,6 +44,20 @@ class GeminiChat:
         with failures.reading(errors.WHO):
             return to_openai(answer, body["model"], int(self._clock()))
 
+    async def count_tokens(self, channel: Channel, api: str, body: dict, timeout: float | None) -> int:
+        """`:countTokens` on the request as generateContent would get it (system
+        instruction and tools included). Gemini speaks none of st-ai's client APIs: `body`
+        is a chat body."""
+        if api != "chat":
+            raise ValueError(f"a gemini channel counts chat bodies, not {api!r}")
+        request = {"model": f"models/{body['model'].removeprefix('models/')}", **await self._prepared(channel, body)}
+        counted = await post_json(self._http, channel, method_url(channel, body["model"], "countTokens"),
+                                  {"generateContentRequest": request}, timeout)
+        tokens = counted.get("totalTokens", 0)  # Google leaves a zero out
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise failures.bad_answer(errors.WHO, "a token count without its totalTokens")
+        return tokens
+
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         """`timeout`: the whole stream's seconds; the relay core watches the gaps."""
         request = await self._prepared(channel, body)
