@@ -23,7 +23,7 @@ from server.providers.anthropic.answer import usage as chat_usage
 
 API = "messages"
 # block fields whose strings are not text the model reads (base64 data, signatures)
-UNREAD = frozenset({"data", "signature", "media_type", "type", "id", "tool_use_id", "cache_control"})
+UNREAD = frozenset({"data", "signature", "media_type", "type", "id", "tool_use_id", "cache_control", "role"})
 
 
 def check_envelope(body: Any, max_tokens: bool = True) -> dict:
