@@ -126,3 +126,18 @@ def test_the_fake_refuses_what_the_current_api_version_and_models_refuse(fake, c
     with pytest.raises(anthropic.BadRequestError, match="tool_use_id"):
         client.messages.create(model=MODEL, max_tokens=50, messages=[
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_nowhere", "content": "x"}]}])
+
+
+def test_the_sdk_counts_tokens_and_the_fake_refuses_what_only_creating_takes(fake, client):
+    tools = [{"name": "weather", "description": "Weather in a city.", "input_schema": {"type": "object"}}]
+    counted = client.messages.count_tokens(model=MODEL, system="Be brief.", tools=tools, messages=HI)
+    received = fake.last()
+    assert received.path == "/v1/messages/count_tokens"
+    assert received.body == {"model": MODEL, "system": "Be brief.", "tools": tools, "messages": HI}
+    # the fake's count: 3 per message, one per word of the texts (not of roles' or types' names)
+    assert counted.input_tokens == 3 + len("Hi Be brief. weather Weather in a city.".split())
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.count_tokens(model=MODEL, messages=HI, extra_body={"max_tokens": 10})
+    assert caught.value.body["error"]["message"] == "max_tokens: Extra inputs are not permitted"
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="claude-unknown", messages=HI)

@@ -133,3 +133,12 @@ def test_a_wrong_key_and_an_unknown_model_answer_as_google_does(fake):
     with pytest.raises(errors.ClientError) as caught:
         right.models.generate_content(model="gemini-0-nonexistent", contents="Hi")
     assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"
+
+
+def test_the_sdk_counts_tokens(fake, client):
+    counted = client.models.count_tokens(model=MODEL, contents=["How many tokens is this?", "And this"])
+    (call,) = fake.calls("countTokens")
+    assert call.path == f"/v1beta/models/{MODEL}:countTokens"
+    assert set(call.body) == {"contents"}
+    assert len(call.body["contents"]) == 1  # the SDK sends the strings as the parts of one user turn
+    assert counted.total_tokens == 2 + len("How many tokens is this? And this".split())

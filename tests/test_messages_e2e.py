@@ -10,6 +10,7 @@ a real fake upstream on 127.0.0.1:
 The gateway is shared by the module: every test uses its own channel and model names."""
 from __future__ import annotations
 
+import json
 import uuid
 
 import anthropic
@@ -21,6 +22,7 @@ from pydantic import TypeAdapter
 
 from server.apis.messages.count import count_tokens as local_count
 from server.billing.prices import PriceChanges
+from server.store import channels as channel_store
 from server.store import prices as price_store
 from server.store import tokens as token_store
 from server.store.db import open_db
@@ -441,6 +443,44 @@ def test_an_unknown_model_is_not_found(gateway, client):
     assert caught.value.body["error"]["type"] == "not_found_error"
     with pytest.raises(anthropic.NotFoundError):
         client.messages.count_tokens(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])
+
+
+def anthropic_then_openai(gateway, claude: FakeAnthropic, openai_fake: FakeOpenAI) -> str:
+    """A public model served first by an anthropic channel, then by an OpenAI-compatible one;
+    both get it in one commit, so the gateway never routes to one only."""
+    model = unique("fallback")
+    db = open_db(gateway.db_path)
+    try:
+        ids = [channel_store.add(db, unique(kind), kind, url, secret, [f"{model}-idle"], {model: upstream},
+                                 priority=rank).id
+               for kind, url, secret, upstream, rank in (("anthropic", claude.url, claude.key, HAIKU, 1),
+                                                         ("openai", openai_fake.base_url, openai_fake.api_key,
+                                                          "gpt-4o-mini", 0))]
+        with db.conn:
+            for channel_id in ids:
+                db.conn.execute("UPDATE channels SET models = ? WHERE id = ?", [json.dumps([model]), channel_id])
+    finally:
+        db.close()
+    probe = gateway.token(unique("probe"))
+    gateway.wait_for(lambda: model in gateway._models(probe), f"model {model}")
+    return model
+
+
+def test_an_overloaded_anthropic_channel_falls_over_to_a_translated_one(gateway, claude, openai_fake, client):
+    model = anthropic_then_openai(gateway, claude, openai_fake)
+    claude.fail(529, "Overloaded")
+    message = client.messages.create(model=model, max_tokens=50, messages=[{"role": "user", "content": "Hi"}])
+    assert [b.text for b in message.content] == ["Hello from the fake."]
+    assert [r.path for r in claude.received] == ["/v1/messages"]
+
+
+def test_an_error_event_before_any_content_falls_over_when_streaming(gateway, claude, openai_fake, client):
+    model = anthropic_then_openai(gateway, claude, openai_fake)
+    # message_start, then the error: the client has been sent nothing yet
+    claude.script(Reply([{"type": "text", "text": "Never seen."}], error_after=1))
+    with client.messages.stream(model=model, max_tokens=50, messages=[{"role": "user", "content": "Hi"}]) as stream:
+        assert "".join(stream.text_stream) == "Hello!"
+    assert len(claude.received) == 1 and chat_sent(openai_fake)["stream"] is True
 
 
 def test_a_failure_mid_stream_reaches_the_sdk_as_its_error_event(gateway, claude, client):

@@ -77,8 +77,8 @@ class Reply:
 
 
 def input_tokens(body: dict) -> int:
-    """The fake's own token count: 3 per message, one per word of text anywhere in the
-    system, messages and tools, 400 per image (not any tokenizer, so a test can tell this
+    """The fake's own token count: 3 per message, one per word of the strings in the system,
+    messages and tools (not roles, types, ids, signatures or data), 400 per image (not any tokenizer, so a test can tell this
     count from st-ai's)."""
     words = 0
     images = 0
@@ -95,7 +95,7 @@ def input_tokens(body: dict) -> int:
                 images += 1
                 return
             for key, item in value.items():
-                if key not in ("type", "id", "tool_use_id", "signature", "data"):
+                if key not in ("role", "type", "id", "tool_use_id", "signature", "data"):
                     walk(item)
     for key in ("system", "messages", "tools"):
         walk(body.get(key))
