@@ -403,6 +403,21 @@ def test_count_tokens_asks_gemini(gateway, gemini, client):
     assert counted.input_tokens == tokens_in({k: v for k, v in request.items() if k != "model"})
 
 
+# -- the simulator ------------------------------------------------------------------------
+
+def test_the_simulator_answers_messages_plain_and_streamed(gateway, client):
+    model = unique("sim")
+    gateway.channel(unique("simulator"), "simulator", [model])
+    message = checked(client.messages.create(model=model, max_tokens=100,
+                                             messages=[{"role": "user", "content": "Hello simulator"}]))
+    assert message.content[0].type == "text" and message.content[0].text
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    with client.messages.stream(model=model, max_tokens=100,
+                                messages=[{"role": "user", "content": "Hello simulator"}]) as stream:
+        final = checked(stream.get_final_message())
+    assert final.content[0].text and final.stop_reason == "end_turn"
+
+
 # -- errors, auth and the ledger ------------------------------------------------------------
 
 def test_a_wrong_key_is_an_authentication_error(gateway):
