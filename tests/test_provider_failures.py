@@ -97,6 +97,17 @@ async def _claude(provider: AnthropicChat, channel: Channel) -> object:
                                              "messages": [{"role": "user", "content": "hi"}]}, None)
 
 
+async def _claude_native(provider: AnthropicChat, channel: Channel) -> object:
+    """A Messages body passed through (the Messages API's route to an anthropic channel)."""
+    return await provider.native(channel, "messages", {"model": "claude-haiku-4-5", "max_tokens": 50,
+                                                       "messages": [{"role": "user", "content": "hi"}]}, None)
+
+
+async def _claude_count(provider: AnthropicChat, channel: Channel) -> object:
+    return await provider.count_tokens(channel, "messages", {"model": "claude-haiku-4-5",
+                                                             "messages": [{"role": "user", "content": "hi"}]}, None)
+
+
 async def _image(provider: OpenAIImages, channel: Channel) -> object:
     return await provider.generate(channel, {"model": "gpt-image-1", "prompt": "a cat"}, None)
 
@@ -180,6 +191,14 @@ CASES = [
          lambda up: AnthropicChat(up), _claude, "/v1/messages",
          lambda words: (400, {"type": "error", "error": {"type": "invalid_request_error", "message": words}}),
          started=CLAUDE_MESSAGE),
+    Case("anthropic-native", lambda: FakeAnthropic().start(), lambda f: f.key, "sk-ant-wrong",
+         lambda up: AnthropicChat(up), _claude_native, "/v1/messages",
+         lambda words: (400, {"type": "error", "error": {"type": "invalid_request_error", "message": words}}),
+         started=CLAUDE_MESSAGE),
+    Case("anthropic-count", lambda: FakeAnthropic().start(), lambda f: f.key, "sk-ant-wrong",
+         lambda up: AnthropicChat(up), _claude_count, "/v1/messages/count_tokens",
+         lambda words: (400, {"type": "error", "error": {"type": "invalid_request_error", "message": words}}),
+         started={"input_tokens": 12}),
     Case("kling", lambda: FakeKling().start(), lambda f: f.key, "AKwrong:SKwrong",
          lambda up: KlingVideo(up), _video("kling-v1"), "/v1/videos/text2video",
          lambda words: (400, {"code": 1201, "message": words, "request_id": "r"}),
