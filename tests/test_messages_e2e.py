@@ -348,6 +348,25 @@ def test_count_tokens_is_counted_by_st_ai_when_anthropic_fails(gateway, claude, 
     assert client.messages.count_tokens(**body).input_tokens == local_count(body, HAIKU)["input_tokens"]
 
 
+def test_count_tokens_relays_anthropics_refusal_of_the_body(gateway, claude, client):
+    model = on_claude(gateway, claude)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.count_tokens(model=model, messages=[{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_nowhere", "content": "12 degrees"}]}])
+    assert caught.value.body["error"]["type"] == "invalid_request_error"
+    assert "tool_use_id" in caught.value.body["error"]["message"]
+
+
+def test_count_tokens_needs_a_token_allowed_the_model(gateway, claude):
+    model = on_claude(gateway, claude)
+    key = gateway.token(unique("other-models"), models=[unique("other")])
+    counting = anthropic.Anthropic(base_url=gateway.http_url, api_key=key, timeout=20, max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+        counting.messages.count_tokens(model=model, messages=[{"role": "user", "content": "Hi"}])
+    assert caught.value.body["error"]["type"] == "permission_error"
+    assert claude.received == []
+
+
 def test_count_tokens_books_nothing(gateway, claude):
     model = on_claude(gateway, claude)
     name = unique("counter")

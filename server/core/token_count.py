@@ -16,7 +16,7 @@ from typing import Callable
 from server import call_record, routing, upstream_errors
 from server.catalog import Catalog
 from server.errors import GatewayError
-from server.providers.interface import TokenCounter
+from server.providers.interface import NativeApis, TokenCounter
 from server.providers.registry import Registry
 from server.store.tokens import Token
 
@@ -47,7 +47,7 @@ class TokenCounting:
             if not isinstance(provider, TokenCounter):
                 continue
             upstream_model = channel.upstream_model(request.model)
-            native = request.api in channel.native_apis
+            native = request.api in channel.native_apis and isinstance(provider, NativeApis)
             api, body = (request.api, request.body) if native else ("chat", request.chat())
             seconds = min(timeout, COUNT_SECONDS) if timeout is not None else COUNT_SECONDS
             started = time.monotonic()

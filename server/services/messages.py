@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from server.apis.messages import count, exchange as messages
+from server.apis.messages import count, exchange as exchanges
 from server.apis.messages.request import chat_messages
 from server.billing.admission import Admission
 from server.catalog import Catalog
@@ -52,21 +52,21 @@ class MessagesService(messages_pb2_grpc.MessagesServicer):
     async def CountTokens(self, request: messages_pb2.CreateMessageRequest,
                           context: grpc.aio.ServicerContext) -> messages_pb2.MessageTokenCount:
         token = self._catalog.authenticate(api_key(context))
-        body = messages.check_envelope(REQUEST.to_dict(request), max_tokens=False)
+        body = exchanges.check_envelope(REQUEST.to_dict(request), max_tokens=False)
         counted = await self._counting.count(token, CountRequest(
-            api=messages.API, model=body["model"], body=body, chat=lambda: chat_messages(body),
+            api=exchanges.API, model=body["model"], body=body, chat=lambda: chat_messages(body),
             local=lambda upstream_model: count.count_tokens(body, upstream_model)["input_tokens"]),
             context.time_remaining())
         return encoder(context, COUNT)({"input_tokens": counted})
 
 
-async def _exchange(admission: Admission, token: Token, body: dict, stream: bool) -> messages.MessagesExchange:
+async def _exchange(admission: Admission, token: Token, body: dict, stream: bool) -> exchanges.MessagesExchange:
     """The request's exchange; a body no channel could take is refused, and booked like
     every request refused before it was admitted."""
     try:
-        return messages.exchange(body)
+        return exchanges.exchange(body)
     except GatewayError as error:
-        async with admission.request(token, "chat", body.get("model"), stream=stream, api=messages.API):
+        async with admission.request(token, "chat", body.get("model"), stream=stream, api=exchanges.API):
             raise error
 
 
