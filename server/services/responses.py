@@ -12,6 +12,7 @@ import time
 
 import grpc
 
+from server.apis.responses import history
 from server.apis.responses.exchange import TERMINAL, ResponsesExchange
 from server.apis.responses.request import ResponsesRequest, read_request
 from server.catalog import Catalog
@@ -97,8 +98,8 @@ class ResponsesService(responses_pb2_grpc.ResponsesServicer):
     async def _keep(self, token: Token, request: ResponsesRequest, response: dict) -> None:
         if request.store:
             # shielded: a client leaving now must not lose what it was answered
-            await asyncio.shield(self._worker.run(store.create, token.id, response, request.input_items,
-                                                  retention=self._retention))
+            await asyncio.shield(self._worker.run(store.create, token.id, response,
+                                                  history.as_listed(request.input_items), retention=self._retention))
 
     async def _stored(self, read, *args, **kwargs):
         """A store call for this token, its refusals as the client's errors."""
