@@ -246,6 +246,20 @@ def test_structured_output_with_a_json_schema(gw, key, target):
         assert sent["text"]["format"]["type"] == "json_schema"
 
 
+def test_a_stream_that_breaks_mid_way_ends_with_error_and_a_failed_response_which_is_stored(gw, key, fakes):
+    claude = fakes["anthropic"]
+    claude.reset()
+    claude.script(claude_fake.Reply([{"type": "text", "text": "one two three four five six seven"}], error_after=4))
+    sdk = client(gw, key)
+    events = list(sdk.responses.create(model="claude-haiku-4-5", input="Count.", stream=True))
+    assert [e.type for e in events][-2:] == ["error", "response.failed"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error.code == "server_error"
+    assert failed.output_text and "one two three four five six seven".startswith(failed.output_text)
+    assert sdk.responses.retrieve(failed.id).status == "failed"
+
+
 # -- stored responses and their owner ----------------------------------------------------------
 
 def test_a_stored_response_is_invisible_to_another_token(gw, key):

@@ -25,6 +25,7 @@ NOT_SENT = frozenset({"previous_response_id", "store", "stream", "stream_options
 # channel that ran it have their outcome in the message after them
 TRANSLATABLE = history.HISTORY_OUTPUTS | {"function_call_output"}
 ENCRYPTED_REASONING = "reasoning.encrypted_content"
+ID_FREE = frozenset({"message", "function_call_output"})
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
@@ -222,9 +223,10 @@ def _resendable(item: dict) -> bool:
 
 
 def _sendable(item: dict) -> dict:
-    """An item without the id st-ai's store (or an earlier answer) gave it: an upstream that
-    stores nothing has no item by that id. Reasoning keeps its id, which its encrypted
-    state is bound to."""
-    if item.get("type") == "reasoning" or "id" not in item:
+    """An item as an upstream that stores nothing takes it: a message or a call's output
+    goes without an id (st-ai's store gave input items theirs, and the input forms of
+    these take none); other items keep theirs (reasoning state is bound to its id, a
+    built-in tool's call item needs one)."""
+    if item.get("type") not in ID_FREE or "id" not in item:
         return item
     return {k: v for k, v in item.items() if k != "id"}
