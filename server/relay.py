@@ -48,6 +48,15 @@ class ChatRelay:
         validate_chat(body)
         return routing.candidates(self.catalog.snapshot, token, body["model"], self.registry.chat_types)
 
+    def _exchange_plan(self, token: Token, exchange: Exchange) -> list[Channel]:
+        channels = routing.candidates(self.catalog.snapshot, token, exchange.model, self.registry.chat_types)
+        if exchange.refusal is None:
+            return channels
+        # Only a channel that speaks the API can take it (a built-in tool): the others are
+        # skipped, not tried and refused; with none, the first one gives the refusal.
+        providers = self.registry.chat
+        return [c for c in channels if _speaks(providers[c.type], c, exchange.api)] or channels[:1]
+
     async def _admit(self, ticket: Ticket, body: dict, channels: list[Channel]) -> int:
         """Reserve the request's worst case: its prompt counted for the first channel's
         upstream model, plus every output token it may generate. Returns that prompt count."""
@@ -89,7 +98,7 @@ class ChatRelay:
     async def complete_exchange(self, token: Token, exchange: Exchange, timeout: float | None = None) -> dict:
         """A request in another client API (server/core/exchange.py), answered whole in it."""
         async with self.admission.request(token, "chat", exchange.model, api=exchange.api) as ticket:
-            channels = routing.candidates(self.catalog.snapshot, token, exchange.model, self.registry.chat_types)
+            channels = self._exchange_plan(token, exchange)
             deadline = self.attempts.deadline(timeout)
             body = _unstreamed(exchange.chat)
             prompt = await self._admit(ticket, body, channels)
@@ -146,7 +155,7 @@ class ChatRelay:
         if exchange is None:
             channels = self._plan(ticket.token, body)
         else:
-            channels = routing.candidates(self.catalog.snapshot, ticket.token, exchange.model, self.registry.chat_types)
+            channels = self._exchange_plan(ticket.token, exchange)
         deadline = self.attempts.deadline(timeout)
         started = self.clock()
         prompt = await self._admit(ticket, body, channels)

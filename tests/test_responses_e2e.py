@@ -82,12 +82,13 @@ def gw(tmp_path_factory, fakes):
     gateway = start_gateway(db_path, "--cooldown-failures", "1000", "--probe-interval", "3600")
     db = open_db(db_path)
     try:
-        channel_store.add(db, "native", "openai", fakes["native"].base_url, fakes["native"].api_key, ["gpt-native"],
-                          native_apis=frozenset({"chat", "responses"}))
+        channel_store.add(db, "native", "openai", fakes["native"].base_url, fakes["native"].api_key,
+                          ["gpt-native", "gpt-both"], native_apis=frozenset({"chat", "responses"}))
     finally:
         db.close()
-    gateway.channel("compat", "openai", ["gpt-compat", "gpt-priced"], base_url=fakes["compat"].base_url,
-                    key=fakes["compat"].api_key)
+    # gpt-both: the compat channel first, the native one after it
+    gateway.channel("compat", "openai", ["gpt-compat", "gpt-priced", "gpt-both"], base_url=fakes["compat"].base_url,
+                    key=fakes["compat"].api_key, priority=1)
     gateway.channel("anthropic", "anthropic", ["claude-haiku-4-5"], base_url=fakes["anthropic"].url,
                     key=fakes["anthropic"].key)
     gateway.channel("gemini", "gemini", ["gemini-2.5-flash"], base_url=fakes["gemini"].base_url,
@@ -330,6 +331,17 @@ def test_a_built_in_tool_is_a_400_where_translated_and_runs_on_the_native_channe
     assert [i["type"] for i in native.received[-1].body["input"]] == ["message", "web_search_call", "message",
                                                                       "message"]
     assert again.previous_response_id == answer.id
+
+
+def test_a_built_in_tool_goes_to_the_native_channel_of_a_model_a_translating_channel_serves_first(gw, key, fakes):
+    sdk, native, compat = client(gw, key), fakes["native"], fakes["compat"]
+    native.received.clear()
+    compat.received.clear()
+    assert sdk.responses.create(model="gpt-both", input="Hi").output_text == "Hello from the fake."
+    assert [r.path for r in compat.received] == ["/v1/chat/completions"] and not native.received
+    answer = sdk.responses.create(model="gpt-both", input="News today?", tools=[{"type": "web_search"}])
+    assert [i.type for i in answer.output] == ["web_search_call", "message"]
+    assert [r.path for r in native.received] == ["/v1/responses"] and len(compat.received) == 1
 
 
 def test_the_native_channel_gets_the_whole_conversation_with_reasoning_state_and_no_ids(gw, key, fakes):
