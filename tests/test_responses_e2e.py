@@ -261,6 +261,42 @@ def test_a_stream_that_breaks_mid_way_ends_with_error_and_a_failed_response_whic
     assert sdk.responses.retrieve(failed.id).status == "failed"
 
 
+def test_anthropics_signed_thinking_goes_back_through_previous_response_id(gw, key, fakes):
+    claude = fakes["anthropic"]
+    claude.reset()
+    claude.script(claude_fake.Reply([{"type": "thinking", "thinking": "Let me check.", "signature": "sig123"},
+                                     {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                      "input": {"city": "Paris"}}], stop_reason="tool_use"))
+    sdk = client(gw, key)
+    with sdk.responses.stream(model="claude-haiku-4-5", input="Weather?", tools=[WEATHER_TOOL],
+                              reasoning={"effort": "low"}) as stream:
+        first = stream.get_final_response()
+    assert [o.type for o in first.output] == ["reasoning", "function_call"]
+    assert first.output[0].summary[0].text == "Let me check."
+    sdk.responses.create(model="claude-haiku-4-5", previous_response_id=first.id, tools=[WEATHER_TOOL],
+                         reasoning={"effort": "low"}, input=[{"type": "function_call_output",
+                                                              "call_id": first.output[1].call_id, "output": "sunny"}])
+    turn = claude.last().body["messages"][1]
+    assert turn["content"][0] == {"type": "thinking", "thinking": "Let me check.", "signature": "sig123"}
+
+
+def test_geminis_thought_signature_goes_back_with_parallel_streamed_calls(gw, key, fakes):
+    gemini = fakes["gemini"]
+    gemini.reset()
+    gemini.replies.append(GeminiReply([[{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                                         "thoughtSignature": "UEFSSVM="},
+                                        {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}]]))
+    sdk = client(gw, key)
+    first = list(sdk.responses.create(model="gemini-2.5-flash", input="Paris and Oslo?", tools=[WEATHER_TOOL],
+                                      stream=True))[-1].response
+    calls = [o for o in first.output if o.type == "function_call"]
+    assert [json.loads(c.arguments)["city"] for c in calls] == ["Paris", "Oslo"]
+    sdk.responses.create(model="gemini-2.5-flash", previous_response_id=first.id, tools=[WEATHER_TOOL], input=[
+        {"type": "function_call_output", "call_id": c.call_id, "output": "sunny"} for c in calls])
+    model_turn = gemini.received[-1].body["contents"][1]
+    assert model_turn["role"] == "model" and model_turn["parts"][0]["thoughtSignature"] == "UEFSSVM="
+
+
 # -- stored responses and their owner ----------------------------------------------------------
 
 def test_a_stored_response_is_invisible_to_another_token(gw, key):
@@ -443,3 +479,17 @@ def test_a_missing_response_over_grpc_is_not_found(reflected, key):
         get(Get(response_id="resp_missing"), metadata=auth(key), timeout=TIMEOUT)
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
     assert error_detail(reflected, caught.value).http_status == 404
+
+
+def test_a_plain_response_with_a_function_tool_over_grpc_by_reflection(reflected, key, fakes):
+    create, Request = reflected.callable("st_ai.v1.Responses", "CreateResponse")
+    request = json_format.ParseDict({"model": "gpt-native", "input_text": "Weather in Paris?",
+                                     "tools": [WEATHER_TOOL],
+                                     "tool_choice_mode": "required", "metadata": {"case": "grpc"}}, Request())
+    answer = create(request, metadata=auth(key), timeout=TIMEOUT)
+    assert answer.status == "completed" and answer.id.startswith("resp_")
+    [call] = answer.output
+    assert (call.type, call.name, json.loads(call.arguments)) == ("function_call", "get_weather", {"city": "Paris"})
+    sent = fakes["native"].received[-1].body
+    assert sent["tools"][0]["parameters"] == WEATHER_TOOL["parameters"] and sent["tool_choice"] == "required"
+    assert json.loads(answer.extra_json)["metadata"] == {"case": "grpc"}
