@@ -27,6 +27,7 @@ from server.store.db import open_db
 from tests.conftest import start_gateway, stop_gateway
 from tests.fakes import anthropic as claude_fake
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.faults import Fault
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.gemini import Reply as GeminiReply
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -84,11 +85,17 @@ def gw(tmp_path_factory, fakes):
     try:
         channel_store.add(db, "native", "openai", fakes["native"].base_url, fakes["native"].api_key,
                           ["gpt-native", "gpt-both"], native_apis=frozenset({"chat", "responses"}))
+        # before the compat channel for these models: one that fails on purpose, one that says
+        # it has the Responses API on a server without it
+        channel_store.add(db, "native-first", "openai", fakes["native"].base_url, fakes["native"].api_key,
+                          ["gpt-failover"], priority=2, native_apis=frozenset({"chat", "responses"}))
+        channel_store.add(db, "misdeclared", "openai", fakes["compat"].base_url, fakes["compat"].api_key,
+                          ["gpt-misdeclared"], priority=2, native_apis=frozenset({"chat", "responses"}))
     finally:
         db.close()
     # gpt-both: the compat channel first, the native one after it
-    gateway.channel("compat", "openai", ["gpt-compat", "gpt-priced", "gpt-both"], base_url=fakes["compat"].base_url,
-                    key=fakes["compat"].api_key, priority=1)
+    gateway.channel("compat", "openai", ["gpt-compat", "gpt-priced", "gpt-both", "gpt-failover", "gpt-misdeclared"],
+                    base_url=fakes["compat"].base_url, key=fakes["compat"].api_key, priority=1)
     gateway.channel("anthropic", "anthropic", ["claude-haiku-4-5"], base_url=fakes["anthropic"].url,
                     key=fakes["anthropic"].key)
     gateway.channel("gemini", "gemini", ["gemini-2.5-flash"], base_url=fakes["gemini"].base_url,
@@ -378,6 +385,36 @@ def test_a_built_in_tool_goes_to_the_native_channel_of_a_model_a_translating_cha
     answer = sdk.responses.create(model="gpt-both", input="News today?", tools=[{"type": "web_search"}])
     assert [i.type for i in answer.output] == ["web_search_call", "message"]
     assert [r.path for r in native.received] == ["/v1/responses"] and len(compat.received) == 1
+
+
+def test_a_native_channel_that_fails_falls_over_to_a_translating_one(gw, key, fakes):
+    native, compat = fakes["native"], fakes["compat"]
+    compat.received.clear()
+    native.faults.add("/v1/responses", Fault.error(503))
+    answer = client(gw, key).responses.create(model="gpt-failover", input="Hi")
+    assert answer.output_text == "Hello from the fake." and native.faults.hits("/v1/responses") >= 1
+    assert [r.path for r in compat.received] == ["/v1/chat/completions"]
+
+
+def test_a_channel_declared_native_on_a_server_without_the_api_is_misconfigured_and_passed_over(gw, key, fakes):
+    compat = fakes["compat"]
+    compat.received.clear()
+    answer = client(gw, key).responses.create(model="gpt-misdeclared", input="Hi")
+    assert answer.output_text == "Hello from the fake."
+    assert [r.path for r in compat.received][-1] == "/v1/chat/completions"
+    assert compat.faults.hits("/v1/responses") >= 1
+
+
+def test_a_native_stream_whose_upstream_fails_mid_way_ends_failed(gw, key, fakes):
+    native = fakes["native"]
+    native.responses_error_after = 5
+    try:
+        events = list(client(gw, key).responses.create(model="gpt-native", input="Hi", stream=True))
+    finally:
+        native.responses_error_after = None
+    assert [e.type for e in events][-2:] == ["error", "response.failed"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert "server had an error" in events[-2].message and events[-1].response.status == "failed"
 
 
 def test_the_native_channel_gets_the_whole_conversation_with_reasoning_state_and_no_ids(gw, key, fakes):

@@ -175,6 +175,7 @@ class FakeOpenAI:
         # from a compatible server that has only chat
         self.responses_api = responses_api
         self.response_output: list[dict] | None = None  # the Responses API's output items; default from the request
+        self.responses_error_after: int | None = None  # a Responses stream sends this many events, then `error`
         self.received: list[Received] = []
         self.completion: dict | None = None  # the non-streamed answer; default built from request
         self.stream_plan: StreamPlan | None = None
@@ -321,8 +322,13 @@ class FakeOpenAI:
             return web.json_response(finished)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
-        for event in openai_responses.events(finished):
+        for i, event in enumerate(openai_responses.events(finished)):
+            if i == self.responses_error_after:  # OpenAI's in-band failure, which ends the stream
+                event = {"type": "error", "code": "server_error", "param": None, "sequence_number": i,
+                         "message": "The server had an error while processing your request."}
             await response.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+            if event["type"] == "error":
+                break
         await response.write_eof()
         return response
 
