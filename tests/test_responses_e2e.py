@@ -7,6 +7,7 @@ and quotas. Everything listens on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Callable
@@ -30,7 +31,7 @@ from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.faults import Fault
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.gemini import Reply as GeminiReply
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, StreamPlan
 from tests.reflection_client import Reflected, auth, error_detail
 
 pytestmark = pytest.mark.timeout(120)
@@ -302,6 +303,27 @@ def test_geminis_thought_signature_goes_back_with_parallel_streamed_calls(gw, ke
         {"type": "function_call_output", "call_id": c.call_id, "output": "sunny"} for c in calls])
     model_turn = gemini.received[-1].body["contents"][1]
     assert model_turn["role"] == "model" and model_turn["parts"][0]["thoughtSignature"] == "UEFSSVM="
+
+
+def test_a_stream_whose_client_leaves_before_its_end_is_billed_and_not_stored(gw, fakes):
+    compat = fakes["compat"]
+    name, token_key = _priced_token(gw, None)
+    gate = threading.Event()
+    compat.stream_plan = StreamPlan(compat.default_chunks("gpt-priced", True), gates={2: gate})
+    try:
+        stream = client(gw, token_key).responses.create(model="gpt-priced", input="Hello.", stream=True)
+        events = iter(stream)
+        created = next(events)
+        assert created.type == "response.created"
+        stream.close()
+        gw.wait_for(lambda: len(_ledger(gw, name)) == 1, "the abandoned stream's settlement", timeout=15)
+    finally:
+        gate.set()
+        compat.stream_plan = None
+    [row] = _ledger(gw, name)
+    assert (row["api"], row["status"]) == ("responses", 499)
+    with pytest.raises(openai.NotFoundError):
+        client(gw, token_key).responses.retrieve(created.response.id)
 
 
 # -- stored responses and their owner ----------------------------------------------------------
