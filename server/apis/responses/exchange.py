@@ -69,7 +69,7 @@ class ResponsesExchange:
         sent.update(model=upstream_model, input=items, store=False)
         if self.stream:
             sent["stream"] = True
-        if "reasoning" in self.body or any(i.get("type") == "reasoning" for i in items):
+        if self.body.get("reasoning") is not None or any(i.get("type") == "reasoning" for i in items):
             # unstored reasoning only goes back upstream with its encrypted state
             include = [v for v in self.body.get("include") or () if v != ENCRYPTED_REASONING]
             sent["include"] = [*include, ENCRYPTED_REASONING]
