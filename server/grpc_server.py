@@ -24,11 +24,13 @@ from server.services.images import ImagesService
 from server.services.messages import MessagesService
 from server.core.token_count import TokenCounting
 from server.services.models import ModelsService
+from server.services.responses import ResponsesService
 from server.services.status import abort, unknown_method
 from server.services.videos import VideosService
 from server.services.admin import AdminService
 from st_ai.v1 import (admin_pb2, admin_pb2_grpc, chat_pb2, chat_pb2_grpc, embeddings_pb2, embeddings_pb2_grpc,
                       images_pb2, images_pb2_grpc, messages_pb2, messages_pb2_grpc, models_pb2, models_pb2_grpc,
+                      responses_pb2, responses_pb2_grpc,
                       videos_pb2, videos_pb2_grpc)
 
 SERVICE_NAMES = (
@@ -38,6 +40,7 @@ SERVICE_NAMES = (
     embeddings_pb2.DESCRIPTOR.services_by_name["Embeddings"].full_name,
     videos_pb2.DESCRIPTOR.services_by_name["Videos"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+    responses_pb2.DESCRIPTOR.services_by_name["Responses"].full_name,
     messages_pb2.DESCRIPTOR.services_by_name["Messages"].full_name,
 )
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -119,6 +122,8 @@ def add_services(core, server) -> None:
     embeddings_pb2_grpc.add_EmbeddingsServicer_to_server(EmbeddingsService(core.catalog, core.embeddings), server)
     videos_pb2_grpc.add_VideosServicer_to_server(VideosService(core.catalog, core.videos), server)
     admin_pb2_grpc.add_AdminServicer_to_server(AdminService(core, core.admin), server)
+    responses_pb2_grpc.add_ResponsesServicer_to_server(
+        ResponsesService(core.catalog, core.relay, core.worker, core.responses_retention), server)
     messages_pb2_grpc.add_MessagesServicer_to_server(
         MessagesService(core.catalog, core.relay, TokenCounting(core.catalog, core.relay.registry)), server)
 

@@ -11,7 +11,7 @@ from typing import AsyncIterator, Callable
 
 from server import call_record, routing, upstream_errors
 from server.billing import estimate
-from server.billing.admission import Admission, Outcome, Ticket, failure_status
+from server.billing.admission import Admission, Outcome, Reservation, Ticket, failure_status
 from server.billing.cost import chat_cost
 from server.billing.usage_count import StreamMeter, TokenCounts, answer_texts, counted, from_usage
 from server.catalog import Catalog
@@ -48,15 +48,28 @@ class ChatRelay:
         validate_chat(body)
         return routing.candidates(self.catalog.snapshot, token, body["model"], self.registry.chat_types)
 
-    async def _admit(self, ticket: Ticket, body: dict, channels: list[Channel]) -> int:
-        """Reserve the request's worst case: its prompt counted for the first channel's
-        upstream model, plus every output token it may generate. Returns that prompt count."""
+    def _exchange_plan(self, token: Token, exchange: Exchange) -> list[Channel]:
+        channels = routing.candidates(self.catalog.snapshot, token, exchange.model, self.registry.chat_types)
+        if exchange.refusal is None:
+            return channels
+        # Only a channel that speaks the API can take it (a built-in tool): the others are
+        # skipped, not tried and refused; with none, the first one gives the refusal.
+        providers = self.registry.chat
+        return [c for c in channels if _speaks(providers[c.type], c, exchange.api)] or channels[:1]
+
+    async def _admit(self, ticket: Ticket, body: dict, channels: list[Channel]) -> estimate.Prompt:
+        """Reserve the request's worst case: its prompt bounded for the first channel's
+        upstream model (counted exactly only if the bound is refused), plus every output
+        token it may generate. Returns the prompt's estimate."""
         model, upstream_model = body["model"], channels[0].upstream_model(body["model"])
-        prompt = estimate.prompt_tokens(body, upstream_model)
+        prompt = estimate.Prompt(body, upstream_model)
         most = estimate.max_output_tokens(body, upstream_model)
-        await self.admission.admit(
-            ticket, model, lambda price: chat_cost(price, model, prompt_tokens=prompt, completion_tokens=most),
-            tokens=prompt + most)
+
+        def worst_case(tokens: int) -> Reservation:
+            return (lambda price: chat_cost(price, model, prompt_tokens=tokens, completion_tokens=most),
+                    tokens + most)
+        await self.admission.admit(ticket, model, *worst_case(prompt.bound),
+                                   exactly=lambda: worst_case(prompt.exact()))
         return prompt
 
     async def complete(self, token: Token, body: dict, timeout: float | None = None) -> dict:
@@ -76,10 +89,11 @@ class ChatRelay:
         await self._settle_answer(ticket, channel, body, answer, prompt)
         return answer
 
-    async def _settle_answer(self, ticket: Ticket, channel: Channel, body: dict, answer: dict, prompt: int) -> None:
+    async def _settle_answer(self, ticket: Ticket, channel: Channel, body: dict, answer: dict,
+                             prompt: estimate.Prompt) -> None:
         """Book a whole answer (a chat completion, or what another API's answer counts as)."""
         model, upstream_model = body["model"], channel.upstream_model(body["model"])
-        counts = from_usage(answer.get("usage")) or counted(prompt, answer_texts(answer), upstream_model)
+        counts = from_usage(answer.get("usage")) or counted(prompt.exact(), answer_texts(answer), upstream_model)
         await self.admission.settle(
             ticket, Outcome(200, channel.id, upstream_model, counts.prompt, counts.cached, counts.completion,
                             estimate=counts.estimate, cache_write_tokens=counts.cache_write),
@@ -89,7 +103,7 @@ class ChatRelay:
     async def complete_exchange(self, token: Token, exchange: Exchange, timeout: float | None = None) -> dict:
         """A request in another client API (server/core/exchange.py), answered whole in it."""
         async with self.admission.request(token, "chat", exchange.model, api=exchange.api) as ticket:
-            channels = routing.candidates(self.catalog.snapshot, token, exchange.model, self.registry.chat_types)
+            channels = self._exchange_plan(token, exchange)
             deadline = self.attempts.deadline(timeout)
             body = _unstreamed(exchange.chat)
             prompt = await self._admit(ticket, body, channels)
@@ -146,7 +160,7 @@ class ChatRelay:
         if exchange is None:
             channels = self._plan(ticket.token, body)
         else:
-            channels = routing.candidates(self.catalog.snapshot, ticket.token, exchange.model, self.registry.chat_types)
+            channels = self._exchange_plan(ticket.token, exchange)
         deadline = self.attempts.deadline(timeout)
         started = self.clock()
         prompt = await self._admit(ticket, body, channels)
@@ -283,8 +297,8 @@ class ChatRelay:
         left, total = deadline - self.clock(), self.attempts.resilience.timeouts_for(channel).total
         return min(left, total) if total else left
 
-    async def _settle_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> TokenCounts:
-        counts = meter.counts(prompt)
+    async def _settle_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: estimate.Prompt) -> TokenCounts:
+        counts = meter.counts(prompt.exact)
         outcome.prompt_tokens, outcome.cached_tokens = counts.prompt, counts.cached
         outcome.completion_tokens, outcome.estimate = counts.completion, counts.estimate
         outcome.cache_write_tokens = counts.cache_write
@@ -294,7 +308,7 @@ class ChatRelay:
             cached_tokens=counts.cached, cache_write_tokens=counts.cache_write))
         return counts
 
-    async def _end_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
+    async def _end_stream(self, ticket, outcome: Outcome, meter: StreamMeter, prompt: estimate.Prompt) -> None:
         """A stream that failed: free if the client got nothing, else billed for what it got."""
         if meter.content_sent:
             await self._settle_stream(ticket, outcome, meter, prompt)
@@ -307,7 +321,7 @@ class ChatRelay:
             await asyncio.wait(set(self._draining), timeout=DRAIN_GRACE + 5)
 
     def _drain_then_settle(self, chunks: AsyncIterator[dict], see: Callable[[dict], None], ticket,
-                           outcome: Outcome, meter: StreamMeter, prompt: int) -> None:
+                           outcome: Outcome, meter: StreamMeter, prompt: estimate.Prompt) -> None:
         """The client left mid-stream: what was generated is still owed. Keep reading the
         upstream for a short while for its usage chunk, then settle (counting locally if
         the usage never came). Runs on its own task: the client's task is being cancelled."""

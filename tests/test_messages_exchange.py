@@ -189,7 +189,7 @@ def test_a_native_stream_is_billed_at_its_cumulative_usage_and_its_text():
             meter.saw(counted)
         if item["type"] == "message_start":
             assert meter.usage is None  # output tokens are only known at message_delta
-    counts = meter.counts(prompt_estimate=999)
+    counts = meter.counts(lambda: 999)
     assert (counts.prompt, counts.cached, counts.cache_write, counts.completion, counts.estimate) == (
         160, 100, 20, 30, False)
 
@@ -200,7 +200,7 @@ def test_a_native_stream_cut_short_is_counted_from_its_text():
     for item in anthropic_stream()[:8]:  # up to the text delta: no message_delta yet
         if (counted := events.metered(item)) is not None:
             meter.saw(counted)
-    counts = meter.counts(prompt_estimate=50)
+    counts = meter.counts(lambda: 50)
     assert counts.estimate and counts.prompt == 50 and counts.completion > 0
 
 

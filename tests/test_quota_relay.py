@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from server.billing import estimate
 from server.billing.prices import PriceChanges
 from server.store import prices as price_store
 from server.store import quota as quota_store
@@ -169,8 +170,23 @@ def test_an_answer_without_usage_is_counted_locally_and_marked_an_estimate(gatew
                      "finish_reason": "stop"}]}
     assert chat(gateway, key, model, max_tokens=50)[0] == 200
     [row] = ledger(gateway, name)
-    assert row["estimate"] == 1 and row["completion_tokens"] == 4 and row["prompt_tokens"] > 0
+    # the prompt as counted with the model's encoding, not the bytes it was reserved at
+    prompt = estimate.Prompt({"model": model, "messages": HI, "max_tokens": 50}, model)
+    assert row["estimate"] == 1 and row["completion_tokens"] == 4
+    assert row["prompt_tokens"] == prompt.exact() < prompt.bound
     assert row["cost"] == row["prompt_tokens"] + 4 == status_of(gateway, name).used
+
+
+def test_a_quota_below_the_prompts_byte_bound_but_above_its_exact_count_is_enough(gateway, upstream):
+    model = priced_model(gateway, upstream, PriceChanges(input=1_000_000, output=1_000_000))  # 1 a token
+    asked = {"model": model, "messages": [{"role": "user", "content": "hello " * 300}], "max_tokens": 20}
+    prompt = estimate.Prompt(asked, model)
+    quota = prompt.exact() + 20 + 10
+    assert quota < prompt.bound + 20
+    name, key = quota_token(gateway, quota)
+    status, _ = post(gateway, key, "/v1/chat/completions", asked)
+    assert status == 200
+    assert status_of(gateway, name).used == 16  # FakeOpenAI's usage
 
 
 def test_a_request_refused_upstream_costs_nothing_and_releases_its_reservation(gateway, upstream):

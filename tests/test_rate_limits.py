@@ -170,7 +170,7 @@ def test_video_creation_counts_against_rpm_and_a_generating_task_holds_no_concur
 def test_tpm_counts_the_worst_case_and_is_corrected_to_the_real_tokens_at_settlement(gateway, upstream, model):
     _, key = limited_token(gateway, tpm=1000)
     asked = {"model": model, "messages": HI, "max_tokens": 900}
-    worst = estimate.prompt_tokens(asked, model) + 900
+    worst = estimate.Prompt(asked, model).bound + 900  # the prompt bounded by its bytes
     status, headers, _ = chat(gateway, key, model, max_tokens=900)
     assert status == 200
     assert (headers["x-ratelimit-limit-tokens"], headers["x-ratelimit-remaining-tokens"],
@@ -178,6 +178,19 @@ def test_tpm_counts_the_worst_case_and_is_corrected_to_the_real_tokens_at_settle
     # it used 16 tokens (FakeOpenAI's usage): the rest of its 900 came back, so another fits
     status, headers, _ = chat(gateway, key, model, max_tokens=900)
     assert status == 200 and headers["x-ratelimit-remaining-tokens"] == str(1000 - 16 - worst)
+
+
+def test_a_request_whose_byte_bound_is_over_tpm_but_whose_exact_count_fits_is_admitted_at_the_count(
+        gateway, upstream, model):
+    words = [{"role": "user", "content": "hello " * 300}]  # 1,800 bytes, about 300 tokens
+    asked = {"model": model, "messages": words, "max_tokens": 100}
+    prompt = estimate.Prompt(asked, model)
+    assert prompt.exact() + 100 < 1000 < prompt.bound + 100
+    _, key = limited_token(gateway, tpm=1000)
+    status, headers, _ = call(gateway, key, "POST", "/v1/chat/completions", asked)
+    assert status == 200
+    # reserved at the exact count, then settled at FakeOpenAI's 16 tokens
+    assert headers["x-ratelimit-remaining-tokens"] == str(1000 - prompt.exact() - 100)
 
 
 def test_the_request_over_tpm_gets_429_tokens_and_goes_nowhere(gateway, upstream, model):

@@ -28,6 +28,8 @@ def test_exactly_the_annotated_routes_are_discovered(routes):
         ("POST", "/v1/videos"), ("GET", "/v1/videos"), ("GET", "/v1/videos/{video_id}"),
         ("DELETE", "/v1/videos/{video_id}"), ("GET", "/v1/videos/{video_id}/content"),
         ("POST", "/v1/videos/{video_id}/remix"), ("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"),
+        ("POST", "/v1/responses"), ("GET", "/v1/responses/{response_id}"),
+        ("DELETE", "/v1/responses/{response_id}"), ("GET", "/v1/responses/{response_id}/input_items"),
         # the Admin API
         ("GET", "/api/v1/tokens"), ("POST", "/api/v1/tokens"), ("GET", "/api/v1/tokens/{name}"),
         ("PATCH", "/api/v1/tokens/{name}"), ("DELETE", "/api/v1/tokens/{name}"),

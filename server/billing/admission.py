@@ -43,6 +43,8 @@ log = logging.getLogger("st-ai.billing")
 
 # What a request costs given its model's price (None: no price); may raise Unpriced.
 Charge = Callable[[ModelPrice | None], int]
+# a request's worst case as reserved: its charge, and its tokens for a tokens-per-minute limit
+Reservation = tuple[Charge, int]
 
 
 def not_priced(model: str, what: str) -> GatewayError:
@@ -150,9 +152,11 @@ class Admission:
         else:
             self._writer.submit(settlement)  # the client left, or st-ai failed: nobody waits on it
 
-    async def admit(self, ticket: Ticket, model: str, worst_case: Charge, tokens: int = 0) -> Ticket:
+    async def admit(self, ticket: Ticket, model: str, worst_case: Charge, tokens: int = 0,
+                    exactly: Callable[[], Reservation] | None = None) -> Ticket:
         """Reserve the worst case of a request about to be relayed (`tokens`: its most
-        prompt and output tokens, for a tokens-per-minute limit), or refuse it."""
+        prompt and output tokens, for a tokens-per-minute limit), or refuse it. `exactly`:
+        a tighter worst case, dearer to work out, tried before refusing the first."""
         ticket.model = model
         price = self._catalog.snapshot.prices.get(model)
         if self._deny_unpriced:
@@ -162,14 +166,18 @@ class Admission:
                 call_record.note_error("model_not_priced", 403)
                 raise not_priced(model, exc.what) from None
         amount = self.cost(price, model, worst_case)
-        reserving = asyncio.ensure_future(self._worker.run(limits.reserve, ticket.token, amount, tokens,
-                                                           self._owner, self._clock()))
         try:
-            taken = await asyncio.shield(reserving)
-        except asyncio.CancelledError:
-            # the client left while the reservation was being written: give it back once made
-            reserving.add_done_callback(self._release_unused)
-            raise
+            try:
+                taken = await self._reserve(ticket, amount, tokens)
+            except (InsufficientQuota, RateLimited) as refusal:
+                if exactly is None or (isinstance(refusal, RateLimited) and refusal.kind != "tokens"):
+                    raise
+                worst_case, exact_tokens = exactly()
+                exact_amount = self.cost(price, model, worst_case)
+                if (exact_amount, exact_tokens) == (amount, tokens):
+                    raise
+                amount, tokens = exact_amount, exact_tokens
+                taken = await self._reserve(ticket, amount, tokens)
         except InsufficientQuota:
             call_record.note_error("insufficient_quota", 429)
             raise insufficient_quota() from None
@@ -179,6 +187,16 @@ class Admission:
         ticket.price, ticket.reservation_id, ticket.reserved, ticket.admitted = price, taken.reservation_id, amount, True
         ticket.rate_hold = taken.hold
         return ticket
+
+    async def _reserve(self, ticket: Ticket, amount: int, tokens: int) -> limits.Taken:
+        reserving = asyncio.ensure_future(self._worker.run(limits.reserve, ticket.token, amount, tokens,
+                                                           self._owner, self._clock()))
+        try:
+            return await asyncio.shield(reserving)
+        except asyncio.CancelledError:
+            # the client left while the reservation was being written: give it back once made
+            reserving.add_done_callback(self._release_unused)
+            raise
 
     def _release_unused(self, reserving: asyncio.Future) -> None:
         if reserving.cancelled() or reserving.exception() is not None:

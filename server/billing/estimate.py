@@ -9,6 +9,7 @@ counted here as their JSON, which spells out every key, quote and brace of that 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -67,6 +68,29 @@ def prompt_tokens(body: dict[str, Any], model: str, *, exact_bytes: int = EXACT_
             fixed += RESPONSE_FORMAT_WRAPPER
             _add_json(value, tally)
     return tally.total() + fixed
+
+
+@dataclass
+class Prompt:
+    """A chat request's prompt tokens before it is relayed, known two ways. `bound` takes no
+    tokenizer (every token is at least one byte of text): enough to reserve quota and
+    tokens-per-minute with, as a reservation must only never be below the truth. `exact()`
+    counts with the model's encoding when asked: when the bound was refused (a reservation
+    is never refused for the bound's slack), or when the upstream reported no usage and the
+    prompt is billed at st-ai's count. A gateway whose upstreams report usage then never
+    loads an encoding (tens of MB each) nor spends the time to run it."""
+    body: dict[str, Any]
+    model: str  # the upstream model the request will reach
+    bound: int = field(init=False)
+    _exact: int | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.bound = prompt_tokens(self.body, self.model, exact_bytes=0)
+
+    def exact(self) -> int:
+        if self._exact is None:
+            self._exact = prompt_tokens(self.body, self.model)
+        return self._exact
 
 
 def max_output_tokens(body: dict[str, Any], model: str) -> int:

@@ -3,7 +3,7 @@ else st-ai's own count of what it relayed (marked as an estimate)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from server.billing.tokenizer import TokenTally, encoding_for
 
@@ -108,9 +108,10 @@ class StreamMeter:
             self._counted += counted(0, self._pending, self._model).completion
         self._pending, self._pending_chars = [], 0
 
-    def counts(self, prompt_estimate: int) -> TokenCounts:
+    def counts(self, prompt_estimate: Callable[[], int]) -> TokenCounts:
+        """`prompt_estimate` is asked only when the upstream's usage is missing."""
         usage = from_usage(self.usage)
         if usage is not None:
             return usage
         self._count_pending()
-        return TokenCounts(prompt_estimate, 0, self._counted, True)
+        return TokenCounts(prompt_estimate(), 0, self._counted, True)

@@ -2,7 +2,8 @@
 API's shapes (paths, bearer auth, JSON and SSE bodies, error objects), records every
 request it receives, and can be told to pause mid-stream or fail.
 
-Besides chat it serves the Embeddings API (`POST /v1/embeddings`: float or base64
+Besides chat it serves OpenAI's Responses API (`POST /v1/responses`, plain and streamed,
+tests/fakes/openai_responses.py; `responses_api=False` makes a server without it, a 404), the Embeddings API (`POST /v1/embeddings`: float or base64
 vectors, `dimensions`, usage counted with cl100k as OpenAI counts), the Images API
 (`POST /v1/images/generations`, with the URLs it hands out served at its own
 `/files/...`) and the asynchronous Videos API (create as
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes import openai_responses
 from tests.fakes.faults import Faults
 from tests.fakes.threaded_server import ThreadedServer
 
@@ -167,8 +169,13 @@ def sample_mp4_bytes() -> bytes:
 
 
 class FakeOpenAI:
-    def __init__(self, api_key: str = "sk-upstream-secret") -> None:
+    def __init__(self, api_key: str = "sk-upstream-secret", responses_api: bool = True) -> None:
         self.api_key = api_key
+        # serves OpenAI's Responses API (tests/fakes/openai_responses.py); without it, a 404 as
+        # from a compatible server that has only chat
+        self.responses_api = responses_api
+        self.response_output: list[dict] | None = None  # the Responses API's output items; default from the request
+        self.responses_error_after: int | None = None  # a Responses stream sends this many events, then `error`
         self.received: list[Received] = []
         self.completion: dict | None = None  # the non-streamed answer; default built from request
         self.stream_plan: StreamPlan | None = None
@@ -197,6 +204,8 @@ class FakeOpenAI:
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self.faults.middleware])
         app.router.add_post("/v1/chat/completions", self._chat)
+        if self.responses_api:
+            app.router.add_post("/v1/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/images/generations", self._images)
@@ -298,6 +307,29 @@ class FakeOpenAI:
         except (asyncio.CancelledError, ConnectionResetError):
             self.connection_closed.set()
             raise
+        return response
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body, bad = await self._json_body(request)
+        if bad is not None or (refused := self._refuse(request, body)) is not None:
+            return bad or refused
+        if (wrong := openai_responses.refusal(body)) is not None:
+            status, message, param, code = wrong
+            return _error(status, message, param, code)
+        items = self.response_output or openai_responses.output(body)
+        finished = openai_responses.response(body, items)
+        if not body.get("stream"):
+            return web.json_response(finished)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        for i, event in enumerate(openai_responses.events(finished)):
+            if i == self.responses_error_after:  # OpenAI's in-band failure, which ends the stream
+                event = {"type": "error", "code": "server_error", "param": None, "sequence_number": i,
+                         "message": "The server had an error while processing your request."}
+            await response.write(f"event: {event['type']}\ndata: ".encode() + orjson.dumps(event) + b"\n\n")
+            if event["type"] == "error":
+                break
+        await response.write_eof()
         return response
 
     async def _models(self, request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ the request and judges it itself. What no channel could take (no model, no messa
 max_tokens) is refused at once, on every route."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,7 +17,6 @@ from server.apis.messages import answer as answers
 from server.apis.messages.errors import error_body, missing
 from server.apis.messages.request import chat_request
 from server.apis.messages.stream import PING, Translator
-from server.billing.estimate import prompt_tokens
 from server.errors import GatewayError, invalid_request
 from server.providers.anthropic.answer import usage as chat_usage
 
@@ -56,7 +55,6 @@ class MessagesExchange:
     chat: dict                      # as chat completions (an estimate's stand-in when `refusal` is set)
     refusal: GatewayError | None = None
     api: str = API
-    _estimate: int | None = field(default=None, repr=False)
 
     @property
     def model(self) -> str:
@@ -77,9 +75,10 @@ class MessagesExchange:
                 "usage": chat_usage(answer.get("usage"))}
 
     def translated_events(self) -> "TranslatedEvents":
-        if self._estimate is None:
-            self._estimate = prompt_tokens(self.chat, self.model)
-        return TranslatedEvents(Translator(self.model, self._estimate))
+        # message_start says 0 input tokens: counting them would cost a tokenizer run per
+        # request (the relay reserves by a byte bound, server/billing/estimate.Prompt), and
+        # message_delta carries the real figures, which the SDK keeps
+        return TranslatedEvents(Translator(self.model))
 
     def native_events(self) -> "NativeEvents":
         return NativeEvents(self.model)

@@ -14,3 +14,12 @@ def conversation(previous_input: list[dict], previous_output: list[dict], new_in
     documents: each request's `instructions` stand alone."""
     kept = [item for item in previous_output if item.get("type") in HISTORY_OUTPUTS]
     return [*previous_input, *kept, *new_input]
+
+
+def as_listed(items: list[dict]) -> list[dict]:
+    """Input items as OpenAI keeps and lists them: a message's text content as one text
+    part (`input_text`, or `output_text` for the assistant's)."""
+    return [{**item, "content": [{"type": "output_text" if item.get("role") == "assistant" else "input_text",
+                                  "text": item["content"]}]}
+            if item.get("type") == "message" and isinstance(item.get("content"), str) else item
+            for item in items]

@@ -1,7 +1,9 @@
-"""Chat completions against `POST {base_url}/chat/completions`."""
+"""Chat completions against `POST {base_url}/chat/completions`, and the other client APIs an
+OpenAI-compatible upstream may serve (`POST {base_url}/responses`) passed through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import AsyncIterator
 
 import aiohttp
@@ -33,24 +35,60 @@ class OpenAIChat:
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         """`timeout`: the whole stream's seconds. How soon its first event must come, and
         how long the gaps between events may be, the relay core watches."""
+        async with contextlib.aclosing(self._events(channel, self._url(channel, body), body, timeout)) as events:
+            async for data in events:
+                if isinstance(data, dict):
+                    # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
+                    yield _as_chunk(data)
+                    return
+                if data == b"[DONE]":
+                    return
+                chunk = _object(data)
+                if "error" in chunk and "choices" not in chunk:
+                    raise errors.from_stream_event(chunk["error"], channel)
+                yield chunk
+
+    # NativeApis: an upstream that serves another client API at `{base}/{api}` (OpenAI's
+    # Responses API at /responses), called the way chat is
+
+    async def native(self, channel: Channel, api: str, body: dict, timeout: float | None) -> dict:
+        return await request_object(self._http, "POST", self._native_url(channel, api, body), channel,
+                                    client_timeout(channel, timeout), data=json_body(body), endpoint=True,
+                                    headers=self._wire.headers(channel, json_body=True), wire=self._wire)
+
+    async def native_stream(self, channel: Channel, api: str, body: dict, timeout: float | None
+                            ) -> AsyncIterator[dict]:
+        url = self._native_url(channel, api, body)
+        async with contextlib.aclosing(self._events(channel, url, body, timeout)) as events:
+            async for data in events:
+                if isinstance(data, dict):
+                    raise unreadable("a whole answer where a stream of events was asked for")
+                if data == b"[DONE]":
+                    return
+                event = _object(data)
+                if event.get("type") == "error":  # the API's in-band failure: the stream ends with it
+                    raise errors.from_stream_event(event.get("error", event), channel)
+                yield event
+
+    def _native_url(self, channel: Channel, api: str, body: dict) -> str:
+        return self._wire.url(channel, api, str(body.get("model") or ""))
+
+    async def _events(self, channel: Channel, url: str, body: dict, timeout: float | None
+                      ) -> AsyncIterator[bytes | dict]:
+        """Each server-sent event's data as it arrives; an answer that is not an event
+        stream comes whole, as its JSON object. Upstream failures as GatewayErrors."""
         try:
-            async with self._http.post(self._url(channel, body), data=json_body(body),
+            async with self._http.post(url, data=json_body(body),
                                        headers=self._wire.headers(channel, "text/event-stream", json_body=True),
                                        timeout=client_timeout(channel, timeout)) as resp:
                 if resp.status >= 400:
                     raise self._wire.error(resp.status, await resp.read(), channel, endpoint=True,
                                            headers=resp.headers)
                 if not resp.content_type.startswith("text/event-stream"):
-                    # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
-                    yield _as_chunk(_object(await resp.read()))
+                    yield _object(await resp.read())
                     return
                 async for data in data_events(resp.content):
-                    if data == b"[DONE]":
-                        return
-                    chunk = _object(data)
-                    if "error" in chunk and "choices" not in chunk:
-                        raise errors.from_stream_event(chunk["error"], channel)
-                    yield chunk
+                    yield data
         except GatewayError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
