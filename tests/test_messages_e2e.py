@@ -330,6 +330,30 @@ def test_thinking_passes_through_with_its_signature(gateway, claude, client):
     assert final.content[0].thinking == "Six times seven."
 
 
+def test_an_anthropic_channel_declared_not_to_speak_messages_is_translated(gateway, claude, client):
+    model = unique("claude-translated")
+    db = open_db(gateway.db_path)
+    try:
+        channel_store.add(db, unique("anthropic"), "anthropic", claude.url, claude.key, [model], {model: HAIKU},
+                          native_apis=frozenset())
+    finally:
+        db.close()
+    gateway.wait_for(lambda: model in gateway._models(gateway.token(unique("probe"))), f"model {model}")
+    claude.script(text("Translated twice."))
+    body = {"model": model, "max_tokens": 64, "system": "Be brief.", "metadata": {"user_id": "u-7"},
+            "messages": [{"role": "user", "content": "Hi"}]}
+    message = checked(client.messages.create(**body))
+    # Messages -> chat -> Messages again: the system prompt as blocks, the user as metadata
+    assert claude.last().body == {"model": HAIKU, "max_tokens": 64, "metadata": {"user_id": "u-7"},
+                                  "system": [{"type": "text", "text": "Be brief."}],
+                                  "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
+    assert [b.text for b in message.content] == ["Translated twice."]
+    counted = client.messages.count_tokens(model=model, system="Be brief.", messages=body["messages"])
+    received = claude.last()
+    assert received.path == "/v1/messages/count_tokens" and "max_tokens" not in received.body
+    assert counted.input_tokens == anthropic_fake.input_tokens(received.body)
+
+
 def test_count_tokens_asks_anthropic_with_the_clients_body(gateway, claude, client):
     model = on_claude(gateway, claude)
     body = {"model": model, "system": "Be brief.", "tools": [WEATHER],
