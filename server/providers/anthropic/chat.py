@@ -3,6 +3,7 @@ and `anthropic-version` (the channel's `--api-version`, else the current version
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import AsyncIterator, Callable
 
@@ -52,16 +53,18 @@ class AnthropicChat:
 
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         translator = Translator(int(self._clock()), bool((body.get("stream_options") or {}).get("include_usage")))
-        async for event in self._events(channel, upstream_body(channel, body, stream=True), timeout):
-            try:
-                with failures.reading(errors.WHO):
-                    chunks = translator.feed(event)
-            except StreamError as exc:
-                raise errors.from_stream_event(exc.error, channel) from None
-            for chunk in chunks:
-                yield chunk
-            if translator.done:
-                return
+        async with self._opened(channel, upstream_body(channel, body, stream=True), timeout) as resp:
+            async for data in data_events(resp.content):
+                event = failures.json_object(data, errors.WHO)
+                try:
+                    with failures.reading(errors.WHO):
+                        chunks = translator.feed(event)
+                except StreamError as exc:
+                    raise errors.from_stream_event(exc.error, channel) from None
+                for chunk in chunks:
+                    yield chunk
+                if translator.done:
+                    return
         raise failures.bad_answer(errors.WHO, "a stream that ended before its message_stop")
 
     async def native(self, channel: Channel, api: str, body: dict, timeout: float | None) -> dict:
@@ -73,13 +76,15 @@ class AnthropicChat:
     async def native_stream(self, channel: Channel, api: str, body: dict,
                             timeout: float | None) -> AsyncIterator[dict]:
         _only_messages(api)
-        async for event in self._events(channel, body if body.get("stream") is True else {**body, "stream": True},
-                                        timeout):
-            if event.get("type") == "error":
-                raise errors.from_stream_event(event.get("error"), channel)
-            yield event
-            if event.get("type") == "message_stop":
-                return
+        sent = body if body.get("stream") is True else {**body, "stream": True}
+        async with self._opened(channel, sent, timeout) as resp:
+            async for data in data_events(resp.content):
+                event = failures.json_object(data, errors.WHO)
+                if event.get("type") == "error":
+                    raise errors.from_stream_event(event.get("error"), channel)
+                yield event
+                if event.get("type") == "message_stop":
+                    return
         raise failures.bad_answer(errors.WHO, "a stream that ended before its message_stop")
 
     async def count_tokens(self, channel: Channel, api: str, body: dict, timeout: float | None) -> int:
@@ -107,16 +112,19 @@ class AnthropicChat:
             raise unreachable(exc, errors.WHO) from None
         return failures.json_object(raw, errors.WHO)
 
-    async def _events(self, channel: Channel, sent: dict, timeout: float | None) -> AsyncIterator[dict]:
-        """A streamed call's events, each server-sent event's data as it arrives."""
+    @contextlib.asynccontextmanager
+    async def _opened(self, channel: Channel, sent: dict, timeout: float | None
+                      ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A streamed call's answer once its status is a success; upstream failures, while it
+        opens and while its events are read, as GatewayErrors. (A context, not a generator of
+        events: each event then passes no extra generator on its way.)"""
         try:
             async with self._http.post(messages_url(channel), data=json_body(sent),
                                        headers=headers(channel, "text/event-stream"),
                                        timeout=client_timeout(channel, timeout)) as resp:
                 if resp.status >= 400:
                     raise errors.from_response(resp.status, await resp.read(), channel, resp.headers)
-                async for data in data_events(resp.content):
-                    yield failures.json_object(data, errors.WHO)
+                yield resp
         except GatewayError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
