@@ -35,12 +35,12 @@ class OpenAIChat:
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         """`timeout`: the whole stream's seconds. How soon its first event must come, and
         how long the gaps between events may be, the relay core watches."""
-        async with contextlib.aclosing(self._events(channel, self._url(channel, body), body, timeout)) as events:
-            async for data in events:
-                if isinstance(data, dict):
-                    # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
-                    yield _as_chunk(data)
-                    return
+        async with self._opened(channel, self._url(channel, body), body, timeout) as resp:
+            if not resp.content_type.startswith("text/event-stream"):
+                # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
+                yield _as_chunk(_object(await resp.read()))
+                return
+            async for data in data_events(resp.content):
                 if data == b"[DONE]":
                     return
                 chunk = _object(data)
@@ -58,11 +58,10 @@ class OpenAIChat:
 
     async def native_stream(self, channel: Channel, api: str, body: dict, timeout: float | None
                             ) -> AsyncIterator[dict]:
-        url = self._native_url(channel, api, body)
-        async with contextlib.aclosing(self._events(channel, url, body, timeout)) as events:
-            async for data in events:
-                if isinstance(data, dict):
-                    raise unreadable("a whole answer where a stream of events was asked for")
+        async with self._opened(channel, self._native_url(channel, api, body), body, timeout) as resp:
+            if not resp.content_type.startswith("text/event-stream"):
+                raise unreadable("a whole answer where a stream of events was asked for")
+            async for data in data_events(resp.content):
                 if data == b"[DONE]":
                     return
                 event = _object(data)
@@ -73,10 +72,12 @@ class OpenAIChat:
     def _native_url(self, channel: Channel, api: str, body: dict) -> str:
         return self._wire.url(channel, api, str(body.get("model") or ""))
 
-    async def _events(self, channel: Channel, url: str, body: dict, timeout: float | None
-                      ) -> AsyncIterator[bytes | dict]:
-        """Each server-sent event's data as it arrives; an answer that is not an event
-        stream comes whole, as its JSON object. Upstream failures as GatewayErrors."""
+    @contextlib.asynccontextmanager
+    async def _opened(self, channel: Channel, url: str, body: dict, timeout: float | None
+                      ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A streamed request's answer once its status is known to be a success; upstream
+        failures, while it opens and while its events are read, as GatewayErrors. (A context,
+        not a generator of events: each chunk then passes no extra generator on its way.)"""
         try:
             async with self._http.post(url, data=json_body(body),
                                        headers=self._wire.headers(channel, "text/event-stream", json_body=True),
@@ -84,11 +85,7 @@ class OpenAIChat:
                 if resp.status >= 400:
                     raise self._wire.error(resp.status, await resp.read(), channel, endpoint=True,
                                            headers=resp.headers)
-                if not resp.content_type.startswith("text/event-stream"):
-                    yield _object(await resp.read())
-                    return
-                async for data in data_events(resp.content):
-                    yield data
+                yield resp
         except GatewayError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
