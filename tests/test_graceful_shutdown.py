@@ -207,6 +207,16 @@ def ledger(db_path: str) -> list[dict]:
         db.close()
 
 
+def attempt_statuses(db_path: str) -> list[tuple[int, str | None]]:
+    db = open_db(db_path)
+    try:
+        return [(r["status"], r["error_code"]) for r in db.query(
+            "SELECT a.status, a.error_code FROM attempts a JOIN ledger l ON l.id = a.ledger_id WHERE l.model = ?",
+            [MODEL])]
+    finally:
+        db.close()
+
+
 def reservations(db_path: str) -> int:
     db = open_db(db_path)
     try:
@@ -286,11 +296,45 @@ def test_a_stream_longer_than_the_grace_is_cut_after_it_with_an_error_event_and_
     rows = ledger(gateway.db_path)
     assert len(rows) == 4
     streamed = [r for r in rows if r["stream"]]
-    # billed for the three pieces each client received (counted, as the usage never came)
+    # billed for the three pieces each client received (counted, as the usage never came),
+    # booked as what ended them: the gateway shutting down, not a client that left
     assert len(streamed) == 3
-    assert all(r["status"] != 200 and r["completion_tokens"] > 0 and r["cost"] > 0 for r in streamed)
+    assert all((r["status"], r["error_code"]) == (503, "shutting_down") for r in rows)
+    assert all(r["completion_tokens"] > 0 and r["cost"] > 0 for r in streamed)
     # the plain request got no answer: it costs nothing
-    assert [(r["status"] != 200, r["cost"]) for r in rows if not r["stream"]] == [(True, 0)]
+    assert [r["cost"] for r in rows if not r["stream"]] == [0]
+    assert attempt_statuses(gateway.db_path) == [(503, "shutting_down")] * 4
+    assert reservations(gateway.db_path) == 0
+
+
+@pytest.mark.parametrize("second", ["SIGTERM", "SIGINT"])
+def test_a_second_signal_during_the_drain_cuts_the_streams_at_once_billed_and_exits_0(tmp_path, fake, second):
+    # a grace longer than the test may last: only the second signal can end the drain in time
+    gateway, key = serving(tmp_path, fake, "--shutdown-grace", "600")
+    try:
+        streams, threads = start_streams(gateway, key, rest=2, over_grpc=1)
+        gateway.proc.send_signal(signal.SIGTERM)
+        until(lambda: readiness(gateway) == 503, 5, "/readyz answering 503 after SIGTERM")
+        assert all(stream.ending is None for stream in streams)  # draining: the streams go on
+
+        gateway.proc.send_signal(getattr(signal, second))
+        for thread in threads:
+            thread.join(20)
+        assert all(stream.ending is not None for stream in streams), streams
+        assert gateway.proc.wait(20) == 0
+    finally:
+        if gateway.proc.poll() is None:
+            gateway.proc.kill()
+            gateway.proc.wait(10)
+
+    rest, over_grpc = streams[:2], streams[2]
+    assert [s.ending for s in rest] == ["error:shutting_down"] * 2
+    assert over_grpc.ending.startswith("status:UNAVAILABLE:") and "shut down" in over_grpc.ending
+    assert all("".join(s.contents) == "".join(PIECES[:HELD_AT - 1]) for s in streams)
+    rows = ledger(gateway.db_path)
+    assert len(rows) == 3
+    assert all((r["status"], r["error_code"]) == (503, "shutting_down") for r in rows)
+    assert all(r["completion_tokens"] > 0 and r["cost"] > 0 for r in rows)  # settled and flushed
     assert reservations(gateway.db_path) == 0
 
 

@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, Ty
 
 from server.billing.admission import Ticket
 from server.core.resilience import Resilience
+from server.draining import cancelled_status
 from server import call_record, upstream_errors
 from server.errors import GatewayError, all_resting, upstreams_rate_limited
 from server.store.channels import Channel
@@ -169,7 +170,7 @@ class AttemptLoop:
                     continue
                 raise
             except asyncio.CancelledError:  # the client went away, or the server is stopping
-                ticket.attempted(channel, upstream_model, 499, "client_closed", self.clock() - started)
+                ticket.attempted(channel, upstream_model, *cancelled_status(), self.clock() - started)
                 if self.health is not None:
                     self.health.abandoned(channel)
                 raise
