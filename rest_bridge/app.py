@@ -9,7 +9,8 @@ from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 from google.protobuf.message import Message
 
-from rest_bridge import access_log, client_address, dialects, health, marshal, metrics_route, multipart, server_timing
+from rest_bridge import (access_log, client_address, dialects, draining, health, marshal, metrics_route, multipart,
+                         server_timing)
 from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors, rpc_error_response
 from rest_bridge.forwarded import forward_headers
 from rest_bridge.range_header import RANGE_FIELDS, query_offsets, range_fields
@@ -26,12 +27,13 @@ def _metadata(request: web.Request, dialect: dialects.Dialect = dialects.OPENAI)
     authorization = request.headers.get("Authorization")
     if authorization is None and dialect.key_header is not None and dialect.key_header in request.headers:
         authorization = "Bearer " + request.headers[dialect.key_header]
+    told = (*metadata, *client_address.metadata(request), *draining.metadata(request))
     if authorization is None:
-        return (*metadata, *client_address.metadata(request))
+        return told
     # gRPC metadata carries printable ASCII only; nothing else can be a valid key.
     if not authorization.isascii() or not authorization.isprintable():
         raise invalid_api_key()
-    return (("authorization", authorization), *metadata, *client_address.metadata(request))
+    return (("authorization", authorization), *told)
 
 
 def _idempotency_key(request: web.Request) -> tuple[tuple[str, str], ...]:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import math
+import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from server.errors import GatewayError
 
@@ -57,14 +59,23 @@ def cancelled_status() -> tuple[int, str]:
 
 
 class Drain:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.draining = False
+        self.began_at: float | None = None  # wall clock: another process's times compare with it
+        self._clock = clock
         self._calls: set[Call] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
     def begin(self) -> None:
         self.draining = True
+        self.began_at = self._clock()
+
+    def accepted_before(self, accepted_at: float | None) -> bool:
+        """Whether a request a front accepted at `accepted_at` (wall clock) came before the
+        drain began: it is in flight, not new."""
+        return (accepted_at is not None and math.isfinite(accepted_at)
+                and (self.began_at is None or accepted_at < self.began_at))
 
     @property
     def in_flight(self) -> int:

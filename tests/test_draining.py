@@ -125,3 +125,14 @@ async def test_stop_signals_a_first_asks_to_drain_a_second_to_hurry_a_closing_te
     assert not signals.hurry.is_set()
     signals.received(signal.SIGINT)
     assert signals.hurry.is_set()
+
+
+async def test_a_request_accepted_before_the_drain_began_is_in_flight_one_after_it_is_new():
+    now = [1000.0]
+    drain = Drain(clock=lambda: now[0])
+    assert drain.accepted_before(999.0)  # not draining yet: whatever was accepted came before
+    drain.begin()
+    now[0] = 1010.0
+    assert drain.accepted_before(999.5)
+    assert not drain.accepted_before(1000.0) and not drain.accepted_before(1005.0)
+    assert not drain.accepted_before(None) and not drain.accepted_before(float("nan"))

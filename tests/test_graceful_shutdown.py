@@ -430,3 +430,66 @@ def test_a_bridge_alone_honours_its_shutdown_grace(tmp_path, fake):
         finally:
             if server.poll() is None:
                 server.kill()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted bridge", "untrusted bridge"])
+def test_a_separate_bridges_request_accepted_before_the_grpc_servers_sigterm_is_served(
+        tmp_path, fake, gate, trusted):
+    """`st-ai grpc` drains (a stream held upstream keeps it draining) while a separate
+    `st-ai bridge` goes on: a request the bridge accepted before the signal (its body still
+    arriving) is in flight, not new, when the server trusts that bridge (`--trusted-bridge`);
+    one accepted after is refused."""
+    db_path, key = priced_db(tmp_path)
+    db = open_db(db_path)
+    channel_store.add(db, "upstream", "openai", fake.base_url, fake.api_key, [MODEL])
+    db.close()
+    trust = ["--trusted-bridge", "127.0.0.1/32"] if trusted else []
+    server, server_ready = _start(["grpc", "--db", db_path, "--grpc-port", "0", "--assets-dir",
+                                   str(tmp_path / "assets"), *trust], r"st-ai gRPC ready: (\S+)")
+    bridge = None
+    try:
+        bridge, bridge_ready = _start(["bridge", "--grpc-target", server_ready.group(1), "--http-port", "0"],
+                                      r"st-ai REST bridge ready: (http://\S+)/v1")
+        gateway = Gateway(bridge, db_path, bridge_ready.group(1), server_ready.group(1))
+        streams, threads = start_streams(gateway, key, rest=1, over_grpc=0)
+        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Slowly"}]}).encode()
+        url = urlsplit(gateway.http_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=20)
+        try:
+            conn.putrequest("POST", "/v1/chat/completions")
+            for name, value in (("Authorization", f"Bearer {key}"), ("Content-Type", "application/json"),
+                                ("Content-Length", str(len(body)))):
+                conn.putheader(name, value)
+            conn.endheaders(body[:10])
+            time.sleep(0.3)  # the bridge has the request and waits for the rest of its body
+            server.send_signal(signal.SIGTERM)
+            until(lambda: grpc_health(gateway) == health_pb2.HealthCheckResponse.NOT_SERVING, 5,
+                  "the gRPC server draining")
+            conn.send(body[10:])
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+        finally:
+            conn.close()
+        late_status, late_body, _ = new_rest_request(gateway, key)
+        gate.set()  # the held stream ends, and with it the drain
+        threads[0].join(20)
+        assert server.wait(20) == 0
+    finally:
+        gate.set()
+        for proc in (bridge, server):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+
+    assert streams[0].ending == "[DONE]"
+    if trusted:
+        assert response.status == 200, answer
+        assert answer["choices"][0]["message"]["content"] == "Hello from the fake."
+        assert [r["status"] for r in ledger(db_path)] == [200, 200]
+    else:  # anyone may send the claim: only a trusted bridge is believed
+        assert (response.status, answer["error"]["code"]) == (503, "shutting_down")
+    assert (late_status, late_body["error"]["code"]) == (503, "shutting_down")
