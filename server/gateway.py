@@ -204,12 +204,14 @@ def _bind_grpc(server, host: str, held: socket.socket) -> int:
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
                         timeouts: ClientTimeouts, drain: Drain, trusted_proxies: tuple = (),
-                        in_process=None, scrape: MetricsScrape | None = None) -> web.AppRunner:
+                        in_process=None, scrape: MetricsScrape | None = None,
+                        cuts_itself: bool = False) -> web.AppRunner:
+    """`cuts_itself`: a bridge on its own, with no gRPC side in its process to cut its calls."""
     app = build_app(grpc_target, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies,
                     in_process=in_process)
     if scrape is not None:
         app[metrics_route.SCRAPE] = scrape
-    bridge_draining.install(app, drain)
+    bridge_draining.install(app, drain, cuts_itself)
     # The drain (server/shutdown.py) has waited for requests already: closing cuts what is left.
     runner = BridgeRunner(app, timeouts=timeouts, shutdown_timeout=CLOSE_ALLOWANCE,
                           handler_cancellation=True, **access_log.runner_options())
@@ -324,7 +326,8 @@ async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: i
     signals = _stop_on_signal()
     sock = _listen(host, port)
     drain = Drain()
-    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, drain, trusted_proxies)
+    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, drain, trusted_proxies,
+                                 cuts_itself=True)
     _announce(f"st-ai REST bridge ready: http://{_grpc_host(host)}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
         await signals.stop.wait()

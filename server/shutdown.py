@@ -70,8 +70,7 @@ async def shut_down(fronts: Fronts, grace: float, hurry: asyncio.Event | None = 
     if not await drain.settle(grace, hurry):
         log.warning("shutting down: %d calls still running %s are cut short", drain.cut(),
                     "at a second signal" if hurry is not None and hurry.is_set() else f"after the {grace:g}s grace")
-        # A bridge alone has no call of its own to cut: its runner ends its requests below.
-        if fronts.grpc is not None and not await drain.settle(CUT_ALLOWANCE):
+        if not await drain.settle(CUT_ALLOWANCE):
             log.warning("shutting down: %d calls did not end when cut; closing their connections",
                         drain.in_flight)
     if fronts.bridge is not None:

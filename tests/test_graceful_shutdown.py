@@ -397,8 +397,9 @@ def _start(args: list[str], ready: str) -> tuple[subprocess.Popen, re.Match]:
 
 
 def test_a_bridge_alone_honours_its_shutdown_grace(tmp_path, fake):
-    """`st-ai bridge --shutdown-grace 1`: its stream is ended after 1 s (the connection
-    closes), the gRPC server behind it bills what was sent, the bridge exits 0."""
+    """`st-ai bridge --shutdown-grace 1`: its stream is ended after 1 s with an error event
+    saying it is shutting down, and a plain request waiting for its answer gets the 503;
+    the gRPC server behind it bills what was sent, the bridge exits 0."""
     db_path, key = priced_db(tmp_path)
     db = open_db(db_path)
     channel_store.add(db, "upstream", "openai", fake.base_url, fake.api_key, [MODEL])
@@ -411,18 +412,29 @@ def test_a_bridge_alone_honours_its_shutdown_grace(tmp_path, fake):
         try:
             gateway = Gateway(bridge, db_path, bridge_ready.group(1), server_ready.group(1))
             streams, threads = start_streams(gateway, key, rest=1, over_grpc=0)
+            fake.delay = 60  # and a plain request whose upstream has not answered yet
+            plain: list = []
+            asking = threading.Thread(target=lambda: plain.append(new_rest_request(gateway, key)), daemon=True)
+            asking.start()
+            until(lambda: len(fake.received) == 2, 10, "the plain request reaching the upstream")
             signalled = time.monotonic()
             bridge.send_signal(signal.SIGTERM)
-            threads[0].join(20)
+            for thread in (*threads, asking):
+                thread.join(20)
             assert bridge.wait(20) == 0
         finally:
             if bridge.poll() is None:
                 bridge.kill()
                 bridge.wait(10)
-        assert streams[0].ending == "closed"
+        assert streams[0].ending == "error:shutting_down"
+        assert "".join(streams[0].contents) == "".join(PIECES[:HELD_AT - 1])
         assert 0.9 <= streams[0].ended_at - signalled < 8
-        row = until(lambda: ledger(db_path), 10, "the cut stream's ledger row")[0]
-        assert row["completion_tokens"] > 0 and row["cost"] > 0
+        [(status, body, _)] = plain
+        assert (status, body["error"]["code"]) == (503, "shutting_down")
+        rows = until(lambda: len(rows := ledger(db_path)) == 2 and rows, 10, "both requests' ledger rows")
+        [streamed] = [r for r in rows if r["stream"]]
+        assert streamed["completion_tokens"] > 0 and streamed["cost"] > 0
+        assert [r["cost"] for r in rows if not r["stream"]] == [0]
     finally:
         server.send_signal(signal.SIGTERM)
         try:
