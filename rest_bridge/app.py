@@ -9,13 +9,14 @@ from aiohttp import web
 from google.api.httpbody_pb2 import HttpBody
 from google.protobuf.message import Message
 
-from rest_bridge import access_log, client_address, dialects, health, marshal, metrics_route, multipart, server_timing
+from rest_bridge import (access_log, client_address, dialects, draining, health, marshal, metrics_route, multipart,
+                         server_timing)
 from rest_bridge.errors import expect_continue, from_rpc_error, openai_errors, rpc_error_response
 from rest_bridge.forwarded import forward_headers
 from rest_bridge.range_header import RANGE_FIELDS, query_offsets, range_fields
 from rest_bridge.routes import Binding, Route, discover, proto_modules, services
 from rest_bridge.state import CALLABLES, MAX_BODY_BYTES
-from server.errors import invalid_api_key, invalid_request
+from server.errors import GatewayError, invalid_api_key, invalid_request
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 GRPC_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -26,12 +27,13 @@ def _metadata(request: web.Request, dialect: dialects.Dialect = dialects.OPENAI)
     authorization = request.headers.get("Authorization")
     if authorization is None and dialect.key_header is not None and dialect.key_header in request.headers:
         authorization = "Bearer " + request.headers[dialect.key_header]
+    told = (*metadata, *client_address.metadata(request), *draining.metadata(request))
     if authorization is None:
-        return (*metadata, *client_address.metadata(request))
+        return told
     # gRPC metadata carries printable ASCII only; nothing else can be a valid key.
     if not authorization.isascii() or not authorization.isprintable():
         raise invalid_api_key()
-    return (("authorization", authorization), *metadata, *client_address.metadata(request))
+    return (("authorization", authorization), *told)
 
 
 def _idempotency_key(request: web.Request) -> tuple[tuple[str, str], ...]:
@@ -108,7 +110,9 @@ def _handler(route: Route):
             return await _relay_bytes(request, call)
         if binding.server_streaming:
             return await _relay_stream(request, call, dialect)
-        response = marshal.json_response(await call)
+        with draining.cuttable(request):
+            answer = await call
+        response = marshal.json_response(answer)
         forward_headers(await call.initial_metadata(), response)
         return response
 
@@ -163,11 +167,12 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall,
     message are ordinary JSON errors; after it, the status is sent, so an error
     becomes an in-band event and the stream ends."""
     try:
-        first = await call.read()
+        with draining.cuttable(request):
+            first = await call.read()
         response = web.StreamResponse(headers=marshal.SSE_HEADERS)
         forward_headers(await call.initial_metadata(), response)
         await response.prepare(request)
-        await response.write_eof(await _write_events(response, call, first, dialect))
+        await response.write_eof(await _write_events(request, response, call, first, dialect))
         return response
     finally:
         # The client went away (aiohttp cancels this handler) or we are done: either
@@ -175,8 +180,8 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall,
         call.cancel()
 
 
-async def _write_events(response: web.StreamResponse, call: grpc.aio.UnaryStreamCall, message: object,
-                        dialect: dialects.Dialect) -> bytes:
+async def _write_events(request: web.Request, response: web.StreamResponse, call: grpc.aio.UnaryStreamCall,
+                        message: object, dialect: dialects.Dialect) -> bytes:
     """Write each message as an SSE event as soon as it is read; messages already waiting
     (an in-process call can say so) go out together in one write. Returns the stream's end,
     `[DONE]` (in chat's dialect) or the error event, with the events read just before it,
@@ -192,10 +197,13 @@ async def _write_events(response: web.StreamResponse, call: grpc.aio.UnaryStream
             if message is None:  # nothing more is waiting: what was read goes out now
                 await response.write(b"".join(events))
                 events.clear()
-                message = await call.read()
+                with draining.cuttable(request):
+                    message = await call.read()
         events.append(dialect.end)
     except grpc.aio.AioRpcError as error:
         events.append(dialects.sse_error(from_rpc_error(error), dialect))
+    except GatewayError as error:  # a bridge on its own cut the stream at its shutdown
+        events.append(dialects.sse_error(error, dialect))
     return b"".join(events)
 
 

@@ -6,7 +6,8 @@ whatever still runs then is cut (`cut`): code a front marked `cuttable` is cance
 waits, and the cancellation comes out of that section as a 503 `shutting_down`, which the front
 answers like any other error (a stream: an in-band error event after what it already sent).
 The cancellation runs the request's own cancellation path first, so a stream cut short is
-billed for what its client received, exactly as when a client leaves.
+billed for what its client received, exactly as when a client leaves, but booked as the
+shutdown's 503 (`cancelled_status` tells the two apart).
 
 It knows no transport: the gRPC interceptor (server/services/draining_calls.py) and the
 bridge's middleware (rest_bridge/draining.py) apply it at the edges, server/shutdown.py
@@ -15,8 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import math
+import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from server.errors import GatewayError
 
@@ -39,15 +43,39 @@ class Call:
     cancelled: bool = False  # ... and the cut cancelled its task
 
 
+# The call the running code serves, for `cancelled_status` (the relay books requests
+# without knowing which front, or which drain, serves them).
+_CURRENT: contextvars.ContextVar[Call | None] = contextvars.ContextVar("st_ai_drained_call", default=None)
+
+
+def cancelled_status() -> tuple[int, str]:
+    """The status and code of a request the running code serves that was cancelled (or
+    its stream closed): a shutdown's cut is the gateway's 503 `shutting_down`; anything
+    else is its client leaving, 499 `client_closed`."""
+    call = _CURRENT.get()
+    if call is not None and call.cut:
+        return 503, "shutting_down"
+    return 499, "client_closed"
+
+
 class Drain:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.draining = False
+        self.began_at: float | None = None  # wall clock: another process's times compare with it
+        self._clock = clock
         self._calls: set[Call] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
     def begin(self) -> None:
         self.draining = True
+        self.began_at = self._clock()
+
+    def accepted_before(self, accepted_at: float | None) -> bool:
+        """Whether a request a front accepted at `accepted_at` (wall clock) came before the
+        drain began: it is in flight, not new."""
+        return (accepted_at is not None and math.isfinite(accepted_at)
+                and (self.began_at is None or accepted_at < self.began_at))
 
     @property
     def in_flight(self) -> int:
@@ -59,12 +87,15 @@ class Drain:
         call = Call(asyncio.current_task())
         self._calls.add(call)
         self._idle.clear()
+        current = _CURRENT.set(call)
         try:
             yield call
         finally:
             self._calls.discard(call)
             if not self._calls:
                 self._idle.set()
+            with contextlib.suppress(ValueError):  # a stream's generator closed from another context
+                _CURRENT.reset(current)
 
     @contextlib.contextmanager
     def cuttable(self, call: Call) -> Iterator[None]:
@@ -87,15 +118,20 @@ class Drain:
         finally:
             call.exposed = False
 
-    async def settle(self, timeout: float) -> bool:
-        """Wait until no request is in flight, for `timeout` seconds at most; True if none is."""
+    async def settle(self, timeout: float, hurry: asyncio.Event | None = None) -> bool:
+        """Wait until no request is in flight, for `timeout` seconds at most, or until
+        `hurry` is set (the operator will not wait); True if none is in flight."""
         if self._idle.is_set():
             return True
+        waits = [asyncio.ensure_future(self._idle.wait())]
+        if hurry is not None:
+            waits.append(asyncio.ensure_future(hurry.wait()))
         try:
-            await asyncio.wait_for(self._idle.wait(), max(timeout, 0.0))
-        except TimeoutError:
-            return False
-        return True
+            await asyncio.wait(waits, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return self._idle.is_set()
 
     def cut(self) -> int:
         """End every request still in flight; returns how many there were."""

@@ -45,7 +45,7 @@ from server.providers.registry import Registry
 from server.providers.simulator.media import thumbnail_from_mp4
 from server.relay import ChatRelay
 from server.safe_fetch import FetchLimits, SafeFetch
-from server.shutdown import CLOSE_ALLOWANCE, Fronts, shut_down
+from server.shutdown import CLOSE_ALLOWANCE, Fronts, StopSignals, shut_down
 from server.store import responses as response_store
 from server.store.db import DbWorker
 from server.url_guard import UrlGuard
@@ -163,15 +163,15 @@ async def open_core(config: Config, public_url: str,
         unscrub_logs()
 
 
-def _stop_on_signal() -> asyncio.Event:
+def _stop_on_signal() -> StopSignals:
     """Set on SIGINT, SIGTERM or SIGHUP (its terminal closed). Installed before anything
     starts, so a signal during start-up still stops st-ai through its clean-up, not by
     the default abrupt exit."""
-    stop = asyncio.Event()
+    signals = StopSignals()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+        loop.add_signal_handler(sig, signals.received, sig)
+    return signals
 
 
 def _listen(host: str, port: int, what: str = "REST", option: str = "--http-port",
@@ -204,12 +204,14 @@ def _bind_grpc(server, host: str, held: socket.socket) -> int:
 
 async def _start_bridge(grpc_target: str, sock: socket.socket, max_body_bytes: int,
                         timeouts: ClientTimeouts, drain: Drain, trusted_proxies: tuple = (),
-                        in_process=None, scrape: MetricsScrape | None = None) -> web.AppRunner:
+                        in_process=None, scrape: MetricsScrape | None = None,
+                        cuts_itself: bool = False) -> web.AppRunner:
+    """`cuts_itself`: a bridge on its own, with no gRPC side in its process to cut its calls."""
     app = build_app(grpc_target, max_body_bytes=max_body_bytes, trusted_proxies=trusted_proxies,
                     in_process=in_process)
     if scrape is not None:
         app[metrics_route.SCRAPE] = scrape
-    bridge_draining.install(app, drain)
+    bridge_draining.install(app, drain, cuts_itself)
     # The drain (server/shutdown.py) has waited for requests already: closing cuts what is left.
     runner = BridgeRunner(app, timeouts=timeouts, shutdown_timeout=CLOSE_ALLOWANCE,
                           handler_cancellation=True, **access_log.runner_options())
@@ -239,7 +241,7 @@ async def _announce_admin_key(config: Config) -> None:
 async def serve(config: Config) -> None:
     """gRPC and REST in one process; the bridge calls the services in-process, or with
     `dispatch="grpc"` over a private Unix socket."""
-    stop = _stop_on_signal()
+    signals = _stop_on_signal()
     sock = _listen(config.host, config.http_port, shared=config.shared_ports)
     grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port", shared=config.shared_ports)
     http_port = sock.getsockname()[1]
@@ -261,10 +263,11 @@ async def serve(config: Config) -> None:
         _announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
                   f"  db {config.db_path}")
         try:
-            await stop.wait()
+            await signals.stop.wait()
         finally:
             log.info("shutting down")
-            await shut_down(Fronts(core.drain, server, health, runner), config.resilience.shutdown_grace)
+            await shut_down(Fronts(core.drain, server, health, runner), config.resilience.shutdown_grace,
+                            signals.hurry)
 
 
 @contextlib.asynccontextmanager
@@ -280,7 +283,7 @@ async def _private_socket(wanted: bool = True) -> AsyncIterator[str]:
 
 
 async def serve_grpc(config: Config) -> None:
-    stop = _stop_on_signal()
+    signals = _stop_on_signal()
     grpc_held = _listen(config.host, config.grpc_port, "gRPC", "--grpc-port")
     metrics_held = (_listen(config.host, config.metrics_port, "metrics", "--metrics-port")
                     if config.metrics_port is not None else None)
@@ -295,9 +298,9 @@ async def serve_grpc(config: Config) -> None:
                       if metrics_held is not None else "")
         _announce(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}{metrics_at}")
         try:
-            await stop.wait()
+            await signals.stop.wait()
         finally:
-            await shut_down(Fronts(core.drain, server, health), config.resilience.shutdown_grace)
+            await shut_down(Fronts(core.drain, server, health), config.resilience.shutdown_grace, signals.hurry)
             if scraped is not None:
                 await scraped.cleanup()
 
@@ -320,15 +323,16 @@ async def _start_metrics(sock: socket.socket, scrape: MetricsScrape) -> web.AppR
 async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: int,
                        timeouts: ClientTimeouts = ClientTimeouts(), trusted_proxies: tuple = (),
                        shutdown_grace: float = 30.0) -> None:
-    stop = _stop_on_signal()
+    signals = _stop_on_signal()
     sock = _listen(host, port)
     drain = Drain()
-    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, drain, trusted_proxies)
+    runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, drain, trusted_proxies,
+                                 cuts_itself=True)
     _announce(f"st-ai REST bridge ready: http://{_grpc_host(host)}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
-        await stop.wait()
+        await signals.stop.wait()
     finally:
-        await shut_down(Fronts(drain, bridge=runner), shutdown_grace)
+        await shut_down(Fronts(drain, bridge=runner), shutdown_grace, signals.hurry)
 
 
 def _grpc_host(host: str) -> str:

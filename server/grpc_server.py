@@ -110,7 +110,7 @@ class _MethodSymbols:
 def call_wraps(core, trusted_bridges: tuple = ()) -> list[Wrap]:
     """What runs around every call of st-ai's services, outermost first: the same for
     calls over gRPC (as interceptors) and for the bridge's in-process calls."""
-    return [log_calls, draining_calls(core.drain), refuse_unparsable,
+    return [log_calls, draining_calls(core.drain, trusted_bridges), refuse_unparsable,
             trim_after_large_requests(Trimmer()), client_calls(core.worker, trusted_bridges)]
 
 

@@ -18,6 +18,7 @@ from server.catalog import Catalog
 from server.core.attempts import AttemptLoop, Call, unreadable_answer
 from server.core.exchange import EventStream, Exchange
 from server.core.stream_pace import Pace
+from server.draining import cancelled_status
 from server.shielded_stream import ShieldedStream
 from server.errors import GatewayError
 from server.providers.interface import NativeApis
@@ -209,14 +210,14 @@ class ChatRelay:
                 for event in events.finish(_chat_usage(counts)):
                     yield event
         except (asyncio.CancelledError, GeneratorExit):
-            outcome.status, outcome.error_code = 499, "client_closed"  # the client went away
-            won.finish(499, "client_closed")
+            outcome.status, outcome.error_code = cancelled_status()  # the client went away, or a shutdown's cut
+            won.finish(outcome.status, outcome.error_code)
             if meter.content_sent:
                 handed_over = True
                 see = meter.saw if events is None else _metering(meter, events)
                 self._drain_then_settle(chunks, see, ticket, outcome, meter, prompt)
             else:
-                self.admission.abandon(ticket, 499, "client_closed", outcome)
+                self.admission.abandon(ticket, outcome.status, outcome.error_code, outcome)
             raise
         except Exception as exc:
             if isinstance(exc, GatewayError):

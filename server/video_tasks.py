@@ -26,6 +26,7 @@ from server.billing.video_billing import VideoBilling
 from server.callback_urls import CallbackRules
 from server.catalog import Catalog
 from server.core.attempts import AttemptLoop
+from server.draining import cancelled_status
 from server.errors import GatewayError, invalid_request
 from server.providers.interface import VideoCanceller, VideoRemixer, VideoRequest
 from server.providers.registry import Registry
@@ -326,11 +327,11 @@ class VideoTasks:
 
     async def _drop_inserted(self, inserting: asyncio.Future, task_id: str, ticket: Ticket) -> None:
         if inserting.cancelled() or inserting.exception() is not None:
-            self.billing.abandon(ticket, 499, "client_closed")
+            self.billing.abandon(ticket, *cancelled_status())
             return
         self.billing.handed_over(ticket)  # to the task, or released with the key's holder found
         if inserting.result() is None:
-            await self.billing.discard(task_id, 499, "client_closed", ticket.attempts)
+            await self.billing.discard(task_id, *cancelled_status(), ticket.attempts)
 
     async def _submit(self, ticket: Ticket, task: VideoTask, submission: Submission, body: dict,
                       deadline: float) -> dict:

@@ -7,7 +7,8 @@ the workers as across any processes on one file.
 The parent serves nothing. It reserves the ports, prints what a first start prints (the
 demo token, the admin key) once, starts the workers (server/worker.py) in sessions of
 their own, and prints the ready line once every worker is ready. It forwards SIGTERM,
-SIGINT and SIGHUP to them as SIGTERM (each drains: server/shutdown.py) and exits 0 when
+SIGINT and SIGHUP to them as SIGTERM (each drains: server/shutdown.py; a second SIGTERM or
+SIGINT is passed on too, and cuts their drains short) and exits 0 when
 all of them stopped cleanly. A worker that dies on its own is started again, after a
 pause that doubles while it keeps dying young; after RestartPolicy.limit such deaths in
 a row the parent stops the others and exits 1 rather than loop. A worker not ready within
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 from server import gateway, metrics, shared_ports
 from server.demo import ensure_demo_at
-from server.shutdown import CUT_ALLOWANCE
+from server.shutdown import CUT_ALLOWANCE, StopSignals
 from server.store import quota as quota_store
 from server.store.db import open_db
 
@@ -177,11 +178,25 @@ class Pool:
             new = await self.spawn(slot)
             log.info("%s started in place of pid %d", new.name, worker.proc.pid)
 
-    async def stop_all(self, timeout: float) -> bool:
-        """SIGTERM to every worker; True if all of them exited 0."""
+    async def stop_all(self, timeout: float, hurry: asyncio.Event | None = None) -> bool:
+        """SIGTERM to every worker, and a second one when `hurry` is set (each cuts its
+        drain short then); True if all of them exited 0."""
         self.stopping = True
-        results = await asyncio.gather(*(self._stop(w, timeout) for w in self.workers.values()))
+        hurrying = asyncio.create_task(self._hurry(hurry)) if hurry is not None else None
+        try:
+            results = await asyncio.gather(*(self._stop(w, timeout) for w in self.workers.values()))
+        finally:
+            if hurrying is not None:
+                hurrying.cancel()
         return all(results)
+
+    async def _hurry(self, hurry: asyncio.Event) -> None:
+        await hurry.wait()
+        for worker in self.workers.values():
+            # only a ready worker had its first SIGTERM: one still starting would die of it
+            if worker.proc.returncode is None and worker.ready.done() and worker.ready.result():
+                with contextlib.suppress(ProcessLookupError):
+                    worker.proc.send_signal(signal.SIGTERM)
 
     async def _stop(self, worker: Worker, timeout: float) -> bool:
         if worker.died:
@@ -221,7 +236,7 @@ def _release_held(db_path: str, pid: int) -> int:
 
 async def serve_workers(config: gateway.Config, count: int, log_format: str,
                         start_timeout: float = START_TIMEOUT) -> None:
-    stop = gateway._stop_on_signal()
+    signals = gateway._stop_on_signal()
     metrics.process_ended()  # the parent serves nothing: no live gauges of its own in the sums
     held = [shared_ports.reserve(config.host, config.http_port, "REST", "--http-port"),
             shared_ports.reserve(config.host, config.grpc_port, "gRPC", "--grpc-port")]
@@ -236,7 +251,7 @@ async def serve_workers(config: gateway.Config, count: int, log_format: str,
         worker_config = dataclasses.replace(config, http_port=http_port, grpc_port=grpc_port, demo=False,
                                             shared_ports=True)
         pool = Pool(WorkerStart(worker_config, log_format, os.getpid()), count, start_timeout)
-        clean = await _run(pool, stop, config, http_port, grpc_port)
+        clean = await _run(pool, signals, config, http_port, grpc_port)
     finally:
         for sock in held:
             sock.close()
@@ -244,11 +259,11 @@ async def serve_workers(config: gateway.Config, count: int, log_format: str,
         sys.exit(1)
 
 
-async def _run(pool: Pool, stop: asyncio.Event, config: gateway.Config, http_port: int, grpc_port: int) -> bool:
+async def _run(pool: Pool, signals: StopSignals, config: gateway.Config, http_port: int, grpc_port: int) -> bool:
     """Serve until a signal; True if every worker then stopped cleanly."""
     failure: WorkersFailed | None = None
     keepers: list[asyncio.Task] = []
-    stopped = asyncio.create_task(stop.wait())
+    stopped = asyncio.create_task(signals.stop.wait())
     try:
         starting = asyncio.create_task(pool.start_all())
         await asyncio.wait([starting, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -273,7 +288,7 @@ async def _run(pool: Pool, stop: asyncio.Event, config: gateway.Config, http_por
             task.cancel()
         await asyncio.gather(*keepers, return_exceptions=True)
         log.info("stopping %d workers", len(pool.workers))
-        clean = await pool.stop_all(config.resilience.shutdown_grace + CUT_ALLOWANCE + STOP_MARGIN)
+        clean = await pool.stop_all(config.resilience.shutdown_grace + CUT_ALLOWANCE + STOP_MARGIN, signals.hurry)
     return clean and failure is None
 
 

@@ -171,8 +171,53 @@ def test_every_channel_rate_limited_is_a_503_for_the_client_not_its_own_429():
     call, calls = scripted({1: [upstream_rate_limited(2.0)], 2: [upstream_rate_limited(5.0)]})
     with pytest.raises(GatewayError) as caught:
         run(loop(Health()).first(ticket(), [channel(1), channel(2)], "m", call, deadline=1e12))
-    assert (caught.value.http_status, caught.value.code, caught.value.retry_after) == (503, "upstream_rate_limited", 5.0)
+    assert (caught.value.http_status, caught.value.code) == (503, "upstream_rate_limited")
     assert calls == [1, 2]
+
+
+class Clock:
+    """The loop's clock, moved only by its pauses and by the calls a test scripts."""
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_the_client_may_come_back_when_the_soonest_rate_limited_channel_may_be_asked_again():
+    # channel 1 says 30 s at t=0, channel 2 says 10 s at t=4, channel 3 says 20 s at t=8:
+    # channel 2 is free soonest, at t=14, six seconds after the loop gives up at t=8
+    clock = Clock()
+
+    def limited(seconds: float):
+        async def answer():
+            clock.now += 4.0
+            raise upstream_rate_limited(seconds)
+        return answer
+    call, calls = scripted({1: [limited(30.0)], 2: [limited(10.0)], 3: [limited(20.0)]})
+    looped = AttemptLoop(Resilience(max_attempts=3, backoff=0.0), None, clock=clock, sleep=clock.sleep)
+    with pytest.raises(GatewayError) as caught:
+        run(looped.first(ticket(), [channel(1), channel(2), channel(3)], "m", call, deadline=1e12))
+    assert (caught.value.http_status, caught.value.code, caught.value.retry_after) == (503, "upstream_rate_limited", 6.0)
+    assert calls == [1, 2, 3]
+
+
+def test_a_final_upstream_failure_tells_the_client_when_a_rate_limited_channel_is_free_again():
+    call, _ = scripted({1: [upstream_rate_limited(30.0)], 2: [failing()]})
+    with pytest.raises(GatewayError) as caught:
+        run(loop(max_attempts=2).first(ticket(), [channel(1), channel(2)], "m", call, deadline=1e12))
+    assert (caught.value.http_status, caught.value.code) == (503, "upstream_error")
+    assert 29.0 < caught.value.retry_after <= 30.0
+
+
+def test_no_channel_saying_when_leaves_the_client_without_a_retry_after():
+    call, _ = scripted({1: [failing()], 2: [upstream_rate_limited(None)]})
+    with pytest.raises(GatewayError) as caught:
+        run(loop(max_attempts=2).first(ticket(), [channel(1), channel(2)], "m", call, deadline=1e12))
+    assert (caught.value.code, caught.value.retry_after) == ("upstream_rate_limited", None)
 
 
 def test_a_channel_at_fault_is_not_asked_again_within_the_request():

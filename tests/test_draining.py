@@ -3,10 +3,12 @@ track themselves; what a cut does to each depends on where it waits."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
 from server.draining import Drain
+from server.shutdown import StopSignals
 from server.errors import GatewayError
 
 
@@ -98,3 +100,39 @@ async def test_a_request_with_no_cuttable_section_is_left_to_its_front():
     assert not await drain.settle(0.05)  # its front (the bridge's runner) ends it
     upstream.set()
     assert await asyncio.wait_for(task, 2) == "answered"
+
+
+async def test_a_second_signal_ends_the_wait_for_the_grace_at_once():
+    drain, hurry = Drain(), asyncio.Event()
+    task = asyncio.create_task(request(drain, asyncio.Event()))
+    await wait_until_tracked(drain, 1)
+    drain.begin()
+    waiting = asyncio.create_task(drain.settle(3600, hurry))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    hurry.set()
+    assert await asyncio.wait_for(waiting, 2) is False  # the request still runs: it is for the cut
+    assert drain.cut() == 1
+    with pytest.raises(GatewayError):
+        await asyncio.wait_for(task, 2)
+
+
+async def test_stop_signals_a_first_asks_to_drain_a_second_to_hurry_a_closing_terminal_never_hurries():
+    signals = StopSignals()
+    signals.received(signal.SIGHUP)
+    assert signals.stop.is_set() and not signals.hurry.is_set()
+    signals.received(signal.SIGHUP)
+    assert not signals.hurry.is_set()
+    signals.received(signal.SIGINT)
+    assert signals.hurry.is_set()
+
+
+async def test_a_request_accepted_before_the_drain_began_is_in_flight_one_after_it_is_new():
+    now = [1000.0]
+    drain = Drain(clock=lambda: now[0])
+    assert drain.accepted_before(999.0)  # not draining yet: whatever was accepted came before
+    drain.begin()
+    now[0] = 1010.0
+    assert drain.accepted_before(999.5)
+    assert not drain.accepted_before(1000.0) and not drain.accepted_before(1005.0)
+    assert not drain.accepted_before(None) and not drain.accepted_before(float("nan"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import grpc
+import openai
 import pytest
 from google.rpc import status_pb2
 
@@ -156,6 +158,7 @@ class Reply:
     answer: dict | None = None  # chat or images, whole
     chunks: list[dict] = field(default_factory=list)  # a stream's chunks, in order
     done: bool = False  # a stream's `data: [DONE]` (REST) or clean end (gRPC)
+    retry_after: str | None = None  # an error answer's Retry-After header (REST) or trailer (gRPC)
 
     @property
     def text(self) -> str:
@@ -186,7 +189,8 @@ def _rest(gateway, kind: str, setup: Setup) -> Reply:
         stream = SSEStream(gateway, setup.key, _body(kind, setup.model), timeout=CLIENT_TIMEOUT)
         try:
             if stream.response.status != 200:
-                return Reply(stream.response.status, json.loads(stream.response.read())["error"])
+                return Reply(stream.response.status, json.loads(stream.response.read())["error"],
+                             retry_after=stream.response.getheader("Retry-After"))
             reply = Reply(200)
             for event in stream.rest():
                 if event == b"data: [DONE]\n\n":
@@ -206,7 +210,9 @@ def _rest(gateway, kind: str, setup: Setup) -> Reply:
         data = json.loads(response.read())
     finally:
         conn.close()
-    return Reply(response.status, answer=data) if response.status == 200 else Reply(response.status, data["error"])
+    if response.status == 200:
+        return Reply(response.status, answer=data)
+    return Reply(response.status, data["error"], retry_after=response.getheader("Retry-After"))
 
 
 def _request(kind: str, model: str):
@@ -245,6 +251,7 @@ def _grpc(gateway, kind: str, setup: Setup) -> Reply:
             status, reply.error = _grpc_error(error)
             if not reply.chunks:  # the error is the answer; after chunks, it is the stream's end
                 reply.status = status
+                reply.retry_after = dict(error.trailing_metadata() or ()).get("retry-after")
         return reply
 
 
@@ -345,6 +352,47 @@ def test_every_channel_failing_ends_after_max_attempts_with_one_clear_error(gate
     row = the_row(gateway, setup.model)
     assert (row["status"], row["cost"]) == (reply.status, 0)
     assert len(row["attempts"]) == MAX_ATTEMPTS and all(s >= 500 for _, s in row["attempts"])
+
+
+# -- upstreams rate limiting st-ai ---------------------------------------------------------------
+
+def rate_limited(retry_after: str) -> Fault:
+    return Fault.error(429, "Rate limit reached", retry_after=retry_after, code="rate_limit_exceeded")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_upstreams_rate_limiting_st_ai_tell_the_client_when_the_soonest_channel_is_free_again(
+        gateway, fakes, transport, kind):
+    first, second = Upstream(fakes()), Upstream(fakes())
+    setup = serve(gateway, kind, first, second)
+    first.fake.faults.add(setup.path, rate_limited("30"))
+    second.fake.faults.add(setup.path, rate_limited("10"))
+
+    reply = ask(gateway, transport, kind, setup)
+
+    assert (reply.status, reply.error["code"]) == (503, "upstream_rate_limited"), reply
+    assert reply.retry_after in ("9", "10"), reply  # second's ten seconds, counted from its answer
+    assert first.hits(setup.path) == second.hits(setup.path) == 1  # both rest until then
+    assert the_row(gateway, setup.model)["status"] == 503
+
+
+def test_the_openai_sdk_waits_the_retry_after_and_its_retry_is_answered(gateway, fakes, caplog):
+    first, second = Upstream(fakes()), Upstream(fakes())
+    setup = serve(gateway, "chat", first, second)
+    first.fake.faults.add(CHAT, rate_limited("2"))
+    second.fake.faults.add(CHAT, rate_limited("2"))
+    client = openai.OpenAI(base_url=gateway.base_url, api_key=setup.key, max_retries=1,
+                           timeout=CLIENT_TIMEOUT)
+
+    with caplog.at_level(logging.INFO, logger="openai._base_client"):
+        completion = client.chat.completions.create(model=setup.model, messages=[{"role": "user", "content": "Hi"}])
+
+    # The SDK's own backoff would be under a second, while both channels still rest: it
+    # waited the gateway's Retry-After instead, and by then a channel could answer.
+    assert "Retrying request in 2.000000 seconds" in caplog.text, caplog.text
+    assert completion.choices[0].message.content == "Hello from the fake."
+    assert first.hits(CHAT) + second.hits(CHAT) == 3
 
 
 # -- the client's own fault ---------------------------------------------------------------------

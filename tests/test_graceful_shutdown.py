@@ -207,6 +207,16 @@ def ledger(db_path: str) -> list[dict]:
         db.close()
 
 
+def attempt_statuses(db_path: str) -> list[tuple[int, str | None]]:
+    db = open_db(db_path)
+    try:
+        return [(r["status"], r["error_code"]) for r in db.query(
+            "SELECT a.status, a.error_code FROM attempts a JOIN ledger l ON l.id = a.ledger_id WHERE l.model = ?",
+            [MODEL])]
+    finally:
+        db.close()
+
+
 def reservations(db_path: str) -> int:
     db = open_db(db_path)
     try:
@@ -286,11 +296,45 @@ def test_a_stream_longer_than_the_grace_is_cut_after_it_with_an_error_event_and_
     rows = ledger(gateway.db_path)
     assert len(rows) == 4
     streamed = [r for r in rows if r["stream"]]
-    # billed for the three pieces each client received (counted, as the usage never came)
+    # billed for the three pieces each client received (counted, as the usage never came),
+    # booked as what ended them: the gateway shutting down, not a client that left
     assert len(streamed) == 3
-    assert all(r["status"] != 200 and r["completion_tokens"] > 0 and r["cost"] > 0 for r in streamed)
+    assert all((r["status"], r["error_code"]) == (503, "shutting_down") for r in rows)
+    assert all(r["completion_tokens"] > 0 and r["cost"] > 0 for r in streamed)
     # the plain request got no answer: it costs nothing
-    assert [(r["status"] != 200, r["cost"]) for r in rows if not r["stream"]] == [(True, 0)]
+    assert [r["cost"] for r in rows if not r["stream"]] == [0]
+    assert attempt_statuses(gateway.db_path) == [(503, "shutting_down")] * 4
+    assert reservations(gateway.db_path) == 0
+
+
+@pytest.mark.parametrize("second", ["SIGTERM", "SIGINT"])
+def test_a_second_signal_during_the_drain_cuts_the_streams_at_once_billed_and_exits_0(tmp_path, fake, second):
+    # a grace longer than the test may last: only the second signal can end the drain in time
+    gateway, key = serving(tmp_path, fake, "--shutdown-grace", "600")
+    try:
+        streams, threads = start_streams(gateway, key, rest=2, over_grpc=1)
+        gateway.proc.send_signal(signal.SIGTERM)
+        until(lambda: readiness(gateway) == 503, 5, "/readyz answering 503 after SIGTERM")
+        assert all(stream.ending is None for stream in streams)  # draining: the streams go on
+
+        gateway.proc.send_signal(getattr(signal, second))
+        for thread in threads:
+            thread.join(20)
+        assert all(stream.ending is not None for stream in streams), streams
+        assert gateway.proc.wait(20) == 0
+    finally:
+        if gateway.proc.poll() is None:
+            gateway.proc.kill()
+            gateway.proc.wait(10)
+
+    rest, over_grpc = streams[:2], streams[2]
+    assert [s.ending for s in rest] == ["error:shutting_down"] * 2
+    assert over_grpc.ending.startswith("status:UNAVAILABLE:") and "shut down" in over_grpc.ending
+    assert all("".join(s.contents) == "".join(PIECES[:HELD_AT - 1]) for s in streams)
+    rows = ledger(gateway.db_path)
+    assert len(rows) == 3
+    assert all((r["status"], r["error_code"]) == (503, "shutting_down") for r in rows)
+    assert all(r["completion_tokens"] > 0 and r["cost"] > 0 for r in rows)  # settled and flushed
     assert reservations(gateway.db_path) == 0
 
 
@@ -353,8 +397,9 @@ def _start(args: list[str], ready: str) -> tuple[subprocess.Popen, re.Match]:
 
 
 def test_a_bridge_alone_honours_its_shutdown_grace(tmp_path, fake):
-    """`st-ai bridge --shutdown-grace 1`: its stream is ended after 1 s (the connection
-    closes), the gRPC server behind it bills what was sent, the bridge exits 0."""
+    """`st-ai bridge --shutdown-grace 1`: its stream is ended after 1 s with an error event
+    saying it is shutting down, and a plain request waiting for its answer gets the 503;
+    the gRPC server behind it bills what was sent, the bridge exits 0."""
     db_path, key = priced_db(tmp_path)
     db = open_db(db_path)
     channel_store.add(db, "upstream", "openai", fake.base_url, fake.api_key, [MODEL])
@@ -367,18 +412,29 @@ def test_a_bridge_alone_honours_its_shutdown_grace(tmp_path, fake):
         try:
             gateway = Gateway(bridge, db_path, bridge_ready.group(1), server_ready.group(1))
             streams, threads = start_streams(gateway, key, rest=1, over_grpc=0)
+            fake.delay = 60  # and a plain request whose upstream has not answered yet
+            plain: list = []
+            asking = threading.Thread(target=lambda: plain.append(new_rest_request(gateway, key)), daemon=True)
+            asking.start()
+            until(lambda: len(fake.received) == 2, 10, "the plain request reaching the upstream")
             signalled = time.monotonic()
             bridge.send_signal(signal.SIGTERM)
-            threads[0].join(20)
+            for thread in (*threads, asking):
+                thread.join(20)
             assert bridge.wait(20) == 0
         finally:
             if bridge.poll() is None:
                 bridge.kill()
                 bridge.wait(10)
-        assert streams[0].ending == "closed"
+        assert streams[0].ending == "error:shutting_down"
+        assert "".join(streams[0].contents) == "".join(PIECES[:HELD_AT - 1])
         assert 0.9 <= streams[0].ended_at - signalled < 8
-        row = until(lambda: ledger(db_path), 10, "the cut stream's ledger row")[0]
-        assert row["completion_tokens"] > 0 and row["cost"] > 0
+        [(status, body, _)] = plain
+        assert (status, body["error"]["code"]) == (503, "shutting_down")
+        rows = until(lambda: len(rows := ledger(db_path)) == 2 and rows, 10, "both requests' ledger rows")
+        [streamed] = [r for r in rows if r["stream"]]
+        assert streamed["completion_tokens"] > 0 and streamed["cost"] > 0
+        assert [r["cost"] for r in rows if not r["stream"]] == [0]
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -386,3 +442,66 @@ def test_a_bridge_alone_honours_its_shutdown_grace(tmp_path, fake):
         finally:
             if server.poll() is None:
                 server.kill()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted bridge", "untrusted bridge"])
+def test_a_separate_bridges_request_accepted_before_the_grpc_servers_sigterm_is_served(
+        tmp_path, fake, gate, trusted):
+    """`st-ai grpc` drains (a stream held upstream keeps it draining) while a separate
+    `st-ai bridge` goes on: a request the bridge accepted before the signal (its body still
+    arriving) is in flight, not new, when the server trusts that bridge (`--trusted-bridge`);
+    one accepted after is refused."""
+    db_path, key = priced_db(tmp_path)
+    db = open_db(db_path)
+    channel_store.add(db, "upstream", "openai", fake.base_url, fake.api_key, [MODEL])
+    db.close()
+    trust = ["--trusted-bridge", "127.0.0.1/32"] if trusted else []
+    server, server_ready = _start(["grpc", "--db", db_path, "--grpc-port", "0", "--assets-dir",
+                                   str(tmp_path / "assets"), *trust], r"st-ai gRPC ready: (\S+)")
+    bridge = None
+    try:
+        bridge, bridge_ready = _start(["bridge", "--grpc-target", server_ready.group(1), "--http-port", "0"],
+                                      r"st-ai REST bridge ready: (http://\S+)/v1")
+        gateway = Gateway(bridge, db_path, bridge_ready.group(1), server_ready.group(1))
+        streams, threads = start_streams(gateway, key, rest=1, over_grpc=0)
+        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Slowly"}]}).encode()
+        url = urlsplit(gateway.http_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=20)
+        try:
+            conn.putrequest("POST", "/v1/chat/completions")
+            for name, value in (("Authorization", f"Bearer {key}"), ("Content-Type", "application/json"),
+                                ("Content-Length", str(len(body)))):
+                conn.putheader(name, value)
+            conn.endheaders(body[:10])
+            time.sleep(0.3)  # the bridge has the request and waits for the rest of its body
+            server.send_signal(signal.SIGTERM)
+            until(lambda: grpc_health(gateway) == health_pb2.HealthCheckResponse.NOT_SERVING, 5,
+                  "the gRPC server draining")
+            conn.send(body[10:])
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+        finally:
+            conn.close()
+        late_status, late_body, _ = new_rest_request(gateway, key)
+        gate.set()  # the held stream ends, and with it the drain
+        threads[0].join(20)
+        assert server.wait(20) == 0
+    finally:
+        gate.set()
+        for proc in (bridge, server):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+
+    assert streams[0].ending == "[DONE]"
+    if trusted:
+        assert response.status == 200, answer
+        assert answer["choices"][0]["message"]["content"] == "Hello from the fake."
+        assert [r["status"] for r in ledger(db_path)] == [200, 200]
+    else:  # anyone may send the claim: only a trusted bridge is believed
+        assert (response.status, answer["error"]["code"]) == (503, "shutting_down")
+    assert (late_status, late_body["error"]["code"]) == (503, "shutting_down")

@@ -366,6 +366,41 @@ def test_sigterm_drains_every_worker_books_every_request_and_exits_0(tmp_path, u
             workers.stop()
 
 
+def test_a_second_sigterm_is_passed_on_and_every_worker_cuts_its_drain_at_once(tmp_path, upstream):
+    # a grace longer than the test may last: only the second signal can end the drains in time
+    workers = Workers(tmp_path, 2, "--shutdown-grace", "600")
+    try:
+        upstream.delay = 120  # the upstream never answers within the test
+        model = priced_channel(workers, upstream)
+        name, key = new_token(workers)
+        ready_for(workers, key, model)
+        pids = workers.worker_pids()
+        results: list[tuple[int, dict]] = []
+        threads = [threading.Thread(target=lambda: results.append(
+            post(workers.gw, key, "/v1/chat/completions", {"model": model, "messages": HI}))) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: len([r for r in upstream.received if r.path.endswith("/chat/completions")]) >= 6,
+                   "all six requests to reach the upstream", 15)
+        workers.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: {line["pid"] for line in workers.lines()
+                            if line["message"] == "shutting down"} == pids,
+                   "both workers to drain", 15)
+
+        workers.proc.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(timeout=30)
+        assert workers.proc.wait(30) == 0
+    finally:
+        if workers.proc.poll() is None:
+            workers.stop()
+    assert [(status, body["error"]["code"]) for status, body in results] == [(503, "shutting_down")] * 6
+    assert not any(pid_alive(pid) for pid in pids)
+    rows = ledger(workers.gw, name)
+    assert len(rows) == 6 and {(r["status"], r["error_code"], r["cost"]) for r in rows} == {(503, "shutting_down", 0)}
+    assert used(workers.gw, name) == 0
+
+
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

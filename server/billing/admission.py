@@ -31,6 +31,7 @@ from server.billing.cost import Unpriced
 from server.billing.group_commit import GroupCommit
 from server.billing.prices import ModelPrice
 from server.catalog import Catalog
+from server.draining import cancelled_status
 from server.errors import GatewayError
 from server.store import quota as quota_store
 from server.store.channels import Channel
@@ -266,7 +267,7 @@ def failure_status(exc: BaseException) -> tuple[int, str | None]:
     if isinstance(exc, GatewayError):
         return exc.http_status, exc.code
     if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
-        return 499, "client_closed"
+        return cancelled_status()  # its client left, or a shutdown cut it
     return 500, "internal_error"
 
 

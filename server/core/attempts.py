@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, Ty
 
 from server.billing.admission import Ticket
 from server.core.resilience import Resilience
+from server.draining import cancelled_status
 from server import call_record, upstream_errors
 from server.errors import GatewayError, all_resting, upstreams_rate_limited
 from server.store.channels import Channel
@@ -55,14 +56,16 @@ def out_of_time() -> GatewayError:
     return GatewayError(504, "The request ran out of time before an upstream answered.", "upstream_timeout")
 
 
-def exhausted(last: GatewayError | None, model: str) -> GatewayError:
+def exhausted(last: GatewayError | None, model: str, retry_after: float | None = None) -> GatewayError:
     """What a client gets when no attempt answered: the last failure, except that upstreams
     rate limiting st-ai are a 503 (the gateway cannot serve now), not a 429 that would read
-    as the client's own rate limit."""
+    as the client's own rate limit. `retry_after`: seconds until the soonest moment any
+    tried channel said it may be asked again, told the client (its Retry-After)."""
     if last is None:
         return out_of_time()
     if last.http_status == 429:
-        return upstreams_rate_limited(model, last.retry_after)
+        return upstreams_rate_limited(model, retry_after)
+    last.retry_after = retry_after
     return last
 
 
@@ -120,6 +123,7 @@ class AttemptLoop:
         the request (each upstream error made fit for the client against `request`, the
         client's own body). `open_ended`: the caller records the winner's end (`Won.finish`)."""
         error: GatewayError | None = None
+        soonest: float | None = None  # on the loop's clock: when some tried channel may be asked again
         tried: set[int] = set()
         at_fault: set[int] = set()
         for number in range(self.resilience.max_attempts):
@@ -153,6 +157,9 @@ class AttemptLoop:
                 upstream_errors.for_client(exc, channel, request)
                 ticket.attempted(channel, upstream_model, exc.http_status, exc.code, self.clock() - started)
                 error = exc
+                if exc.retry_after is not None:
+                    again = self.clock() + exc.retry_after
+                    soonest = again if soonest is None else min(soonest, again)
                 if self.health is not None and _counts_against_channel(exc):
                     self.health.failed(channel, exc)
                 elif self.health is not None:
@@ -163,7 +170,7 @@ class AttemptLoop:
                     continue
                 raise
             except asyncio.CancelledError:  # the client went away, or the server is stopping
-                ticket.attempted(channel, upstream_model, 499, "client_closed", self.clock() - started)
+                ticket.attempted(channel, upstream_model, *cancelled_status(), self.clock() - started)
                 if self.health is not None:
                     self.health.abandoned(channel)
                 raise
@@ -173,7 +180,7 @@ class AttemptLoop:
             else:
                 call_record.note_first_byte(channel.name, self.clock() - started)
             return won
-        raise exhausted(error, model)
+        raise exhausted(error, model, None if soonest is None else max(0.0, soonest - self.clock()))
 
     def _next(self, channels: Sequence[Channel], tried: set[int]) -> Channel | None:
         """The first candidate not yet tried; once all were, round again from the best,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 from typing import Any, Callable
 
 import grpc
@@ -16,6 +17,7 @@ from server.services.call_log import trailers
 
 log = logging.getLogger("st_ai.rpc")
 DETAILS_KEY = "grpc-status-details-bin"
+RETRY_AFTER_KEY = "retry-after"  # the bridge makes it the HTTP header (rest_bridge/forwarded.py)
 
 
 async def abort(context: grpc.aio.ServicerContext, error: GatewayError) -> None:
@@ -23,7 +25,15 @@ async def abort(context: grpc.aio.ServicerContext, error: GatewayError) -> None:
     call_record.note_error(error.code, error.http_status)
     await context.abort(error.grpc_code, error.message,
                         trailing_metadata=((DETAILS_KEY, error.to_status().SerializeToString()),
-                                           *trailers(context)))
+                                           *retry_after(error), *trailers(context)))
+
+
+def retry_after(error: GatewayError) -> tuple[tuple[str, str], ...]:
+    """When the client may ask again, if the error knows (e.g. upstreams rate limiting
+    st-ai said so): whole seconds, at least 1, as HTTP's Retry-After and the SDKs read it."""
+    if error.retry_after is None:
+        return ()
+    return ((RETRY_AFTER_KEY, str(max(1, math.ceil(error.retry_after)))),)
 
 
 def _unexpected(method: str) -> GatewayError:
