@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 
-import orjson
 import pydantic
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
