@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from server.apis.messages import count, exchange as exchanges
-from server.apis.messages.request import chat_messages
+from server.apis.messages.request import chat_messages, check_envelope
 from server.billing.admission import Admission
 from server.catalog import Catalog
 from server.codec import codec_for
@@ -52,7 +52,7 @@ class MessagesService(messages_pb2_grpc.MessagesServicer):
     async def CountTokens(self, request: messages_pb2.CreateMessageRequest,
                           context: grpc.aio.ServicerContext) -> messages_pb2.MessageTokenCount:
         token = self._catalog.authenticate(api_key(context))
-        body = exchanges.check_envelope(REQUEST.to_dict(request), max_tokens=False)
+        body = check_envelope(REQUEST.to_dict(request), max_tokens=False)
         counted = await self._counting.count(token, CountRequest(
             api=exchanges.API, model=body["model"], body=body, chat=lambda: chat_messages(body),
             local=lambda upstream_model: count.count_tokens(body, upstream_model)["input_tokens"]),

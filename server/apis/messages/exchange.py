@@ -14,39 +14,15 @@ from typing import Any
 import orjson
 
 from server.apis.messages import answer as answers
-from server.apis.messages.errors import error_body, missing
-from server.apis.messages.request import chat_request
+from server.apis.messages.errors import error_body
+from server.apis.messages.request import chat_request, check_envelope
 from server.apis.messages.stream import PING, Translator
-from server.errors import GatewayError, invalid_request
+from server.errors import GatewayError
 from server.providers.anthropic.answer import usage as chat_usage
 
 API = "messages"
 # block fields whose strings are not text the model reads (base64 data, signatures)
 UNREAD = frozenset({"data", "signature", "media_type", "type", "id", "tool_use_id", "cache_control", "role"})
-
-
-def check_envelope(body: Any, max_tokens: bool = True) -> dict:
-    """What every Messages request needs, whoever serves it: a model, a non-empty list of
-    messages, and (to create a message, not to count its tokens) max_tokens."""
-    if not isinstance(body, dict):
-        raise invalid_request("The request body must be a JSON object.")
-    model = body.get("model")
-    if model is None:
-        raise missing("model")
-    if not isinstance(model, str) or not model:
-        raise invalid_request("model must be a non-empty string.", "model")
-    messages = body.get("messages")
-    if messages is None:
-        raise missing("messages")
-    if not isinstance(messages, list) or not messages:
-        raise invalid_request("messages must be a non-empty list.", "messages")
-    if max_tokens:
-        value = body.get("max_tokens")
-        if value is None:
-            raise missing("max_tokens")
-        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-            raise invalid_request("max_tokens must be a positive integer.", "max_tokens")
-    return body
 
 
 @dataclass

@@ -50,9 +50,9 @@ def chat_request(body: Any) -> dict:
     return chat
 
 
-def chat_messages(body: Any) -> dict:
-    """Model, messages and tools: what a request's input is made of (also what
-    `count_tokens` counts, which takes no `max_tokens`)."""
+def check_envelope(body: Any, max_tokens: bool = True) -> dict:
+    """What every Messages request needs, whoever serves it: a model, a non-empty list of
+    messages, and (to create a message, not to count its tokens) max_tokens."""
     if not isinstance(body, dict):
         raise invalid_request("The request body must be a JSON object.")
     model = body.get("model")
@@ -65,6 +65,16 @@ def chat_messages(body: Any) -> dict:
         raise missing("messages")
     if not isinstance(messages, list) or not messages:
         raise invalid_request("messages must be a non-empty list.", "messages")
+    if max_tokens:
+        _max_tokens(body.get("max_tokens"))
+    return body
+
+
+def chat_messages(body: Any) -> dict:
+    """Model, messages and tools: what a request's input is made of (also what
+    `count_tokens` counts, which takes no `max_tokens`)."""
+    check_envelope(body, max_tokens=False)
+    model, messages = body["model"], body["messages"]
     chat: dict[str, Any] = {"model": model, "messages": _system(body.get("system"))}
     for i, message in enumerate(messages):
         chat["messages"].extend(_message(message, i))
