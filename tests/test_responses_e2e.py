@@ -504,6 +504,19 @@ def test_a_token_whose_quota_is_spent_is_refused_as_for_chat(gw, fakes):
     assert (row["api"], row["status"], row["cost"]) == ("responses", 429, 0)
 
 
+def test_a_body_that_cannot_be_read_or_continued_is_refused_and_booked_at_no_cost(gw, fakes):
+    name, token_key = _priced_token(gw, None)
+    sdk = client(gw, token_key)
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.create(model="gpt-priced", input=[{"type": "message", "role": "robot", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.create(model="gpt-priced", input="hi", previous_response_id="resp_" + "0" * 48, stream=True)
+    refused, missing = _ledger(gw, name)
+    assert (refused["api"], refused["status"], refused["cost"], refused["stream"]) == ("responses", 400, 0, 0)
+    assert (missing["api"], missing["status"], missing["error_code"], missing["stream"]) == (
+        "responses", 404, "previous_response_not_found", 1)
+
+
 # -- gRPC by reflection ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
+from typing import AsyncIterator, Callable, NoReturn
 
 from server import call_record, client_address, metrics, tracing
 from server.billing import limits
@@ -142,6 +142,13 @@ class Admission:
             if not ticket.admitted:
                 await self._reject(ticket, exc)
             raise
+
+    async def refuse(self, token: Token, kind: str, model: object, error: GatewayError,
+                     stream: bool = False, api: str | None = None) -> NoReturn:
+        """A request refused before it could be opened (a body its route cannot read):
+        booked as every refusal is, then raised."""
+        async with self.request(token, kind, model, stream=stream, api=api):
+            raise error
 
     async def _reject(self, ticket: Ticket, exc: BaseException) -> None:
         status, code = failure_status(exc)

@@ -66,8 +66,7 @@ async def _exchange(admission: Admission, token: Token, body: dict, stream: bool
     try:
         return exchanges.exchange(body)
     except GatewayError as error:
-        async with admission.request(token, "chat", body.get("model"), stream=stream, api=exchanges.API):
-            raise error
+        await admission.refuse(token, "chat", body.get("model"), error, stream=stream, api=exchanges.API)
 
 
 def api_key(context: grpc.aio.ServicerContext) -> str | None:

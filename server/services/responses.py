@@ -13,7 +13,7 @@ import time
 import grpc
 
 from server.apis.responses import history
-from server.apis.responses.exchange import TERMINAL, ResponsesExchange
+from server.apis.responses.exchange import API, TERMINAL, ResponsesExchange
 from server.apis.responses.request import ResponsesRequest, read_request
 from server.catalog import Catalog
 from server.codec import codec_for
@@ -89,10 +89,16 @@ class ResponsesService(responses_pb2_grpc.ResponsesServicer):
         return encoder(context, ITEMS)(page.as_dict())
 
     async def _exchange(self, token: Token, body: dict, stream: bool) -> ResponsesExchange:
-        request = read_request(body)
-        earlier: list[dict] = []
-        if request.previous_response_id is not None:
-            earlier = await self._stored(store.conversation, token.id, request.previous_response_id)
+        """The request's exchange; a body that cannot be read, or a conversation that cannot be
+        continued, is refused and booked like every request refused before it was admitted."""
+        try:
+            request = read_request(body)
+            earlier: list[dict] = []
+            if request.previous_response_id is not None:
+                earlier = await self._stored(store.conversation, token.id, request.previous_response_id)
+        except GatewayError as error:
+            await self._relay.admission.refuse(token, "chat", body.get("model"), error, stream=stream,
+                                               api=API)
         return ResponsesExchange(request, body, earlier, store.new_id(), int(time.time()), stream)
 
     async def _keep(self, token: Token, request: ResponsesRequest, response: dict) -> None:

@@ -32,3 +32,6 @@ class ThreadedServer:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            # closed here, not by the garbage collector, which may find its sockets gone first
+            self._loop.close()
