@@ -643,8 +643,15 @@ def test_every_worker_scrapes_the_same_sums_and_video_states_and_its_live_proces
 
         victim = min(workers.worker_pids())
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: len(workers.worker_pids()) == 2 and victim not in workers.worker_pids(), "a new worker", 30)
-        replacement = (workers.worker_pids() - {int(p) for p in pids}).pop()
+        before = {int(p) for p in pids}
+
+        def replaced() -> int | None:
+            # one look at the processes: two looks may see the victim alive, then gone, and no
+            # replacement yet
+            now = workers.worker_pids()
+            started = now - before
+            return started.pop() if len(now) == 2 and victim not in now and started else None
+        replacement = wait_until(replaced, "a new worker", 30)
         wait_until(lambda: ready_line_of(workers, replacement), "the new worker to be ready", 30)
         pids = {str(pid) for pid in workers.worker_pids()}
         for text in scrapes_from_every_worker(workers):  # the dead worker's live series went with it
