@@ -78,6 +78,7 @@ class Worker:
     started: float = field(default_factory=time.monotonic)
     output: asyncio.Task | None = None
     died: bool = False  # it ended on its own, and was reported (a stop before its restart ignores it)
+    hurried: bool = False  # the parent passed a second stop signal on to it
 
     @property
     def name(self) -> str:
@@ -197,6 +198,7 @@ class Pool:
             if worker.proc.returncode is None and worker.ready.done() and worker.ready.result():
                 with contextlib.suppress(ProcessLookupError):
                     worker.proc.send_signal(signal.SIGTERM)
+                    worker.hurried = True
 
     async def _stop(self, worker: Worker, timeout: float) -> bool:
         if worker.died:
@@ -221,6 +223,11 @@ class Pool:
             status = await worker.proc.wait()
         if worker.output is not None:
             await worker.output
+        if status == -signal.SIGTERM and worker.hurried:
+            # A ready worker takes SIGTERM on its loop until its shutdown is over: one it killed
+            # had nothing left to cut (none in flight, say) and was past its loop, exiting.
+            log.info("%s ended at the second signal passed on, its shutdown done", worker.name)
+            status = 0
         if status != 0:
             log.error("%s exited with status %s", worker.name, status)
         return status == 0
