@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 from google.protobuf.message import Message
 
+from rest_bridge import marshal
 from server.apis.messages.errors import error_body as messages_error_body
 from server.errors import GatewayError
 
@@ -47,8 +48,7 @@ def of(request: web.Request) -> Dialect:
 
 
 def error_response(error: GatewayError, dialect: Dialect = OPENAI) -> web.Response:
-    return web.Response(status=error.http_status, body=orjson.dumps(dialect.error_body(error)),
-                        content_type="application/json")
+    return marshal.error_response(error, dialect.error_body(error))
 
 
 def sse_event(data: bytes, message: Message | bytes, dialect: Dialect) -> bytes:

@@ -20,7 +20,6 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # tell reverse proxies not to hold events back
 }
-DONE = b"data: [DONE]\n\n"
 
 
 def parse_body(raw: bytes, charset: str | None = None) -> dict:
@@ -146,9 +145,7 @@ def sse_event(message: Message | bytes) -> bytes:
     return b"data: " + json_text(message) + b"\n\n"
 
 
-def sse_error(error: GatewayError) -> bytes:
-    return b"data: " + orjson.dumps(error.body()) + b"\n\n"
-
-
-def error_response(error: GatewayError) -> web.Response:
-    return web.Response(status=error.http_status, body=orjson.dumps(error.body()), content_type=JSON_TYPE)
+def error_response(error: GatewayError, body: dict | None = None) -> web.Response:
+    """`error` as an answer: OpenAI's error body unless another `body` (another API's shape) is given."""
+    return web.Response(status=error.http_status, body=orjson.dumps(error.body() if body is None else body),
+                        content_type=JSON_TYPE)
