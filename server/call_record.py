@@ -4,9 +4,9 @@ It knows neither HTTP nor gRPC; outside a call (e.g. the video poller) notes are
 from __future__ import annotations
 
 import contextvars
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, fields
 
 # A request id a client may choose: printable, no spaces or quotes (it is echoed into
@@ -19,7 +19,7 @@ def request_id(candidate: str | None) -> str:
     """The client's own id when it is a valid one, else a new one."""
     if candidate and _REQUEST_ID.match(candidate):
         return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unguessable as a uuid4's hex, at a fraction of its cost
 
 
 @dataclass

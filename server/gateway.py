@@ -110,8 +110,11 @@ async def open_core(config: Config, public_url: str,
     await catalog.load()
     assets = await asyncio.to_thread(AssetStore, config.assets_dir)
     # One pooled client for every upstream: connections are reused, never set up per request.
+    # No cookie jar: a cookie one upstream call was given must not ride on another token's
+    # call (nor cost a jar lookup on every request).
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=256,
-                                                                keepalive_timeout=60))
+                                                                keepalive_timeout=60),
+                                 cookie_jar=aiohttp.DummyCookieJar())
     files = SafeFetch(http, UrlGuard(resolver), FetchLimits(max_bytes=config.video.max_video_bytes,
                                                             total=config.video.download_timeout))
     registry = Registry.build(Upstream(http, assets, public_url, files))

@@ -81,27 +81,40 @@ class _ErrorCodes:
 _codes = _ErrorCodes()
 
 
+# Each metric's children by their labels: prometheus_client's labels() checks and locks on
+# every call, several times per request; a child, once made, is the same object for good.
+_children: dict[tuple, object] = {}
+
+
+def _child(metric, *labels: str):
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def attempt(channel: str, status: int, code: str | None, seconds: float) -> None:
     """One upstream call on `channel` ended (server/billing/admission.py Ticket.attempted)."""
-    UPSTREAM_ATTEMPTS.labels(channel, str(status), _codes.label(code)).inc()
-    UPSTREAM_SECONDS.labels(channel).observe(seconds)
+    _child(UPSTREAM_ATTEMPTS, channel, str(status), _codes.label(code)).inc()
+    _child(UPSTREAM_SECONDS, channel).observe(seconds)
 
 
 def request(model: str | None, channel: str | None, status: int, code: str | None) -> None:
     """A client request ended: counted once, where it was answered (the gRPC service, or
     the REST bridge for a request it refused before calling any)."""
-    REQUESTS.labels(model if (model and channel) else UNROUTED, channel or "", str(status),
-                    _codes.label(code)).inc()
+    _child(REQUESTS, model if (model and channel) else UNROUTED, channel or "", str(status),
+           _codes.label(code)).inc()
 
 
 def overhead(front: str, stream: bool, seconds: float, upstream_seconds: float) -> None:
     """A request that came in by `front` ("rest" or "grpc") took `seconds` there, of which
     `upstream_seconds` waiting on upstreams: the rest was st-ai's own."""
-    OVERHEAD_SECONDS.labels(front, "true" if stream else "false").observe(max(0.0, seconds - upstream_seconds))
+    _child(OVERHEAD_SECONDS, front, "true" if stream else "false").observe(max(0.0, seconds - upstream_seconds))
 
 
 def first_token(model: str | None, channel: str | None, seconds: float) -> None:
-    TTFT_SECONDS.labels(model if (model and channel) else UNROUTED, channel or "").observe(seconds)
+    _child(TTFT_SECONDS, model if (model and channel) else UNROUTED, channel or "").observe(seconds)
 
 
 def stream_started() -> None:
@@ -114,7 +127,7 @@ def stream_ended() -> None:
 
 def video_task(state: str) -> None:
     """A video task reached `state` (one of st-ai's own task states)."""
-    VIDEO_TASKS.labels(state).inc()
+    _child(VIDEO_TASKS, state).inc()
 
 
 def ledger_write(seconds: float, rows: int) -> None:

@@ -1,6 +1,7 @@
-"""server/billing/group_commit.py: settlements of concurrent requests share transactions, each
-caller returns only once its own settlement is committed, one bad settlement fails only itself,
-and stopping the writer loses nothing queued."""
+"""server/billing/group_commit.py: reservations and settlements of concurrent requests share
+transactions, each caller returns only once its own write is committed, one bad settlement or
+refused reservation fails only itself (taking back all it wrote), and stopping the writer loses
+nothing queued."""
 from __future__ import annotations
 
 import asyncio
@@ -9,10 +10,12 @@ import time
 import pytest
 
 from server.billing.group_commit import GroupCommit
+from server.billing.limits import Taken
 from server.store import quota as quota_store
 from server.store import tokens as token_store
 from server.store.db import DbWorker, open_db
-from server.store.quota import LedgerRow, Settlement
+from server.store.quota import InsufficientQuota, LedgerRow, Settlement
+from server.store.rate_limits import Limits, RateLimited
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -42,13 +45,13 @@ def used_and_rows(path: str, token_id: int) -> tuple[int, int]:
 def test_concurrent_settlements_share_transactions_and_each_returns_committed(token_db, monkeypatch):
     path, token_id = token_db
     batches: list[int] = []
-    real = quota_store.settle_many
+    real = quota_store.write_each
 
-    def counting(db, items):
-        batches.append(len(items))
-        return real(db, items)
+    def counting(db, ops):
+        batches.append(len(ops))
+        return real(db, ops)
 
-    monkeypatch.setattr(quota_store, "settle_many", counting)
+    monkeypatch.setattr(quota_store, "write_each", counting)
 
     async def scenario() -> None:
         worker = DbWorker(path)
@@ -103,3 +106,86 @@ def test_stopping_the_writer_commits_what_was_queued(token_db):
 
     asyncio.run(scenario())
     assert used_and_rows(path, token_id) == (303, 3)
+
+
+def limited_token(path: str, quota: int, limits: Limits):
+    db = open_db(path)
+    try:
+        token, _ = token_store.create(db, "limited", quota=quota, limits=limits)
+        return token
+    finally:
+        db.close()
+
+
+def counted(path: str, token_id: int) -> tuple[int, int, int]:
+    """(reservations, requests counted per minute, slots in flight) the token holds."""
+    db = open_db(path)
+    try:
+        return (db["reservations"].count_where("token_id = ?", [token_id]),
+                db.execute("SELECT COALESCE(SUM(requests), 0) FROM rate_buckets WHERE token_id = ?",
+                           [token_id]).fetchone()[0],
+                db["inflight"].count_where("token_id = ?", [token_id]))
+    finally:
+        db.close()
+
+
+def test_reservations_and_settlements_share_one_commit_and_a_refusal_takes_back_what_it_counted(token_db, monkeypatch):
+    path, token_id = token_db
+    token = limited_token(path, 110, Limits(rpm=3, max_concurrency=10))
+    batches: list[int] = []
+    real = quota_store.write_each
+
+    def counting(db, ops):
+        batches.append(len(ops))
+        return real(db, ops)
+
+    monkeypatch.setattr(quota_store, "write_each", counting)
+
+    async def scenario() -> list:
+        worker = DbWorker(path)
+        writer = GroupCommit(worker)
+        runner = asyncio.create_task(writer.run())
+        try:
+            now = time.time()
+            # queued before the writer runs once: one group, in this order
+            ops = [writer.reserve(token, 60, 0, "me", now),  # fits
+                   writer.reserve(token, 60, 0, "me", now),  # over the quota: its count and slot go back
+                   writer.submit(settlement(token_id, 1)),
+                   writer.reserve(token, 40, 0, "me", now),  # fits, 10 left
+                   writer.reserve(token, 0, 0, "me", now),   # the rpm limit's third
+                   writer.reserve(token, 0, 0, "me", now)]   # the fourth: refused
+            return await asyncio.wait_for(asyncio.gather(*ops, return_exceptions=True), 10)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            worker.close()
+
+    results = asyncio.run(scenario())
+    assert batches == [6]
+    assert isinstance(results[0], Taken) and results[0].reservation_id is not None
+    assert isinstance(results[1], InsufficientQuota)
+    assert results[2] is None
+    assert isinstance(results[3], Taken) and isinstance(results[4], Taken)
+    assert isinstance(results[5], RateLimited) and results[5].kind == "requests"
+    assert counted(path, token.id) == (3, 3, 3)  # the refused two hold nothing
+    assert used_and_rows(path, token_id) == (1, 1)
+
+
+def test_a_reservation_after_the_writer_stopped_is_still_written(token_db):
+    path, _ = token_db
+    token = limited_token(path, 100, Limits())
+
+    async def scenario() -> object:
+        worker = DbWorker(path)
+        writer = GroupCommit(worker)
+        runner = asyncio.create_task(writer.run())
+        await asyncio.sleep(0)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        try:
+            return await asyncio.wait_for(writer.reserve(token, 10, 0, "me", time.time()), 10)
+        finally:
+            worker.close()
+
+    assert isinstance(asyncio.run(scenario()), Taken)
+    assert counted(path, token.id)[0] == 1

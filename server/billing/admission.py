@@ -197,8 +197,7 @@ class Admission:
         return ticket
 
     async def _reserve(self, ticket: Ticket, amount: int, tokens: int) -> limits.Taken:
-        reserving = asyncio.ensure_future(self._worker.run(limits.reserve, ticket.token, amount, tokens,
-                                                           self._owner, self._clock()))
+        reserving = self._writer.reserve(ticket.token, amount, tokens, self._owner, self._clock())
         try:
             return await asyncio.shield(reserving)
         except asyncio.CancelledError:

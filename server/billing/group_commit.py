@@ -1,40 +1,69 @@
-"""Settlements written in groups: one transaction for every settlement that arrived while the
-previous one was being written, each caller awaiting its own commit.
+"""The quota's writes in groups: every reservation and settlement that arrived while the
+previous group was being written goes into one transaction, each in a savepoint of its own,
+each caller awaiting its own result.
 
 A request's answer is released only after its settlement is durable, so a SIGKILL never
-loses a request a client saw answered; grouping keeps that to one commit per batch instead
-of one per request.
+loses a request a client saw answered; a reservation is made before the request goes
+upstream. Grouping keeps both to one commit and one hop to the database thread per group
+instead of one per request: under load that hop and that commit were most of the database
+thread's work. An op that fails (a refused reservation, a bad settlement) fails alone.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import sqlite3
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from server import metrics
+from server.billing import limits
 from server.store import quota as quota_store
 from server.store.db import DbWorker
 from server.store.quota import Settlement
+from server.store.tokens import Token
 
 log = logging.getLogger("st-ai.billing")
+
+
+@dataclass(frozen=True)
+class _Op:
+    run: Callable[[sqlite3.Connection], object]
+    done: asyncio.Future
+    settlement: Settlement | None = None  # for the ledger's metrics and the failure log
 
 
 class GroupCommit:
     def __init__(self, worker: DbWorker) -> None:
         self._worker = worker
-        self._pending: list[tuple[Settlement, asyncio.Future]] = []
+        self._pending: list[_Op] = []
         self._wake = asyncio.Event()
+        self._stopped = False
 
     def submit(self, settlement: Settlement) -> asyncio.Future:
         """Queue a settlement; the future resolves once it is committed (or fails)."""
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append((settlement, done))
-        self._wake.set()
-        return done
+        return self._queue(_Op(functools.partial(quota_store.settle_in, settlements=[settlement]),
+                               asyncio.get_running_loop().create_future(), settlement))
 
     async def commit(self, settlement: Settlement) -> None:
         # shield: a caller cancelled while waiting does not un-queue its settlement
         await asyncio.shield(self.submit(settlement))
+
+    def reserve(self, token: Token, amount: int, tokens: int, owner: str, now: float) -> asyncio.Future:
+        """Queue a reservation (limits.reserve_in); the future resolves to what it took once
+        that is committed, or to its refusal."""
+        run = functools.partial(limits.reserve_in, token=token, amount=amount, tokens=tokens, owner=owner, now=now)
+        return self._queue(_Op(run, asyncio.get_running_loop().create_future()))
+
+    def _queue(self, op: _Op) -> asyncio.Future:
+        self._pending.append(op)
+        if self._stopped:  # past the server's shutdown (or a writer never run): written at once
+            _keep(asyncio.ensure_future(self._write()))
+        else:
+            self._wake.set()
+        return op.done
 
     async def run(self) -> None:
         try:
@@ -43,6 +72,7 @@ class GroupCommit:
                 self._wake.clear()
                 await asyncio.shield(self._write())
         finally:
+            self._stopped = True
             await asyncio.shield(self._write())  # shutdown: nothing queued is lost
 
     async def _write(self) -> None:
@@ -51,29 +81,39 @@ class GroupCommit:
             return
         started = time.monotonic()
         try:
-            await self._worker.run(quota_store.settle_many, [s for s, _ in batch])
-            metrics.ledger_write(time.monotonic() - started, len(batch))
+            results = await self._worker.run(quota_store.write_each, [op.run for op in batch])
         except Exception:
-            # One bad settlement must not fail the others: write them one by one.
-            log.exception("a group of %d settlements failed; writing them one at a time", len(batch))
-            for settlement, done in batch:
+            # The transaction itself failed: each op gets its own, so one cause fails only its op.
+            log.exception("a group of %d database writes failed; writing them one at a time", len(batch))
+            results = []
+            for op in batch:
                 try:
-                    await self._worker.run(quota_store.settle_many, [settlement])
+                    results.append((await self._worker.run(quota_store.write_each, [op.run]))[0])
                 except Exception as exc:
-                    log.exception("settlement of request %s failed", settlement.row.request_id)
-                    _resolve(done, exc)
-                else:
-                    _resolve(done, None)
-            return
-        for _, done in batch:
-            _resolve(done, None)
+                    results.append(exc)
+        settled = sum(1 for op, result in zip(batch, results)
+                      if op.settlement is not None and not isinstance(result, Exception))
+        if settled:
+            metrics.ledger_write(time.monotonic() - started, settled)
+        for op, result in zip(batch, results):
+            if isinstance(result, Exception) and op.settlement is not None:
+                log.error("settlement of request %s failed: %r", op.settlement.row.request_id, result)
+            _resolve(op.done, result)
 
 
-def _resolve(done: asyncio.Future, error: BaseException | None) -> None:
+_writing: set[asyncio.Future] = set()
+
+
+def _keep(task: asyncio.Future) -> None:
+    _writing.add(task)
+    task.add_done_callback(_writing.discard)
+
+
+def _resolve(done: asyncio.Future, result: object) -> None:
     if done.done():
         return
-    if error is None:
-        done.set_result(None)
+    if not isinstance(result, Exception):
+        done.set_result(result)
     else:
-        done.set_exception(error)
+        done.set_exception(result)
         done.exception()  # a caller that stopped waiting must not leave "never retrieved" noise

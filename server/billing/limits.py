@@ -5,7 +5,7 @@ admit (server/billing/admission.py) calls `reserve`: for a token with limits, th
 are checked and taken (server/store/rate_limits.py) in the SAME `BEGIN IMMEDIATE`
 transaction as the quota reservation, so a refused request holds nothing, and a request
 the quota refuses does not count against the limits. A token without limits takes
-exactly the quota's path: no extra round trip. settle corrects the request's tokens to the
+exactly the quota's path: no extra statement. settle corrects the request's tokens to the
 real ones and frees its slot, inside the settlement's own transaction.
 
 Transport-free: figures travel on the call's CallRecord (`record.rate`), and the gRPC edge
@@ -14,6 +14,7 @@ Transport-free: figures travel on the call's CallRecord (`record.rate`), and the
 from __future__ import annotations
 
 import math
+import sqlite3
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -67,11 +68,17 @@ def reserve(db: sqlite_utils.Database, token: Token, amount: int, tokens: int, o
     """Reserve `amount` of the token's quota and, for a limited token, count the request
     and its `tokens` against its limits, in one transaction. Raises RateLimited or
     quota.InsufficientQuota, having taken nothing."""
-    if not token.limits.any:
-        return Taken(quota_store.reserve(db, token.id, amount, owner))
     with quota_store.write(db) as conn:
-        hold, figures = rate_store.take(conn, token.id, token.limits, tokens, owner, now)
-        return Taken(quota_store.reserve_in(conn, token.id, amount, owner), hold, figures)
+        return reserve_in(conn, token, amount, tokens, owner, now)
+
+
+def reserve_in(conn: sqlite3.Connection, token: Token, amount: int, tokens: int, owner: str, now: float) -> Taken:
+    """`reserve`, inside a write transaction the caller holds (server/billing/group_commit.py
+    runs many in one)."""
+    if not token.limits.any:
+        return Taken(quota_store.reserve_in(conn, token.id, amount, owner))
+    hold, figures = rate_store.take(conn, token.id, token.limits, tokens, owner, now)
+    return Taken(quota_store.reserve_in(conn, token.id, amount, owner), hold, figures)
 
 
 def release(db: sqlite_utils.Database, taken: Taken) -> None:

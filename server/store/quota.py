@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import astuple, dataclass, fields
+import operator
+from dataclasses import dataclass, fields
+from typing import Callable, TypeVar
 
 import sqlite_utils
 
 from server.billing import money
 from server.store import rate_limits
 from server.store import tokens as token_store
+
+T = TypeVar("T")
 
 
 class InsufficientQuota(Exception):
@@ -102,6 +106,10 @@ class Settlement:
 _LEDGER_COLUMNS = [f.name for f in fields(LedgerRow)]
 _INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) "
                   f"VALUES ({', '.join('?' * len(_LEDGER_COLUMNS))})")
+# a row's values, field by field: dataclasses.astuple deep-copies each one, a cost on
+# every request
+_ledger_values = operator.attrgetter(*_LEDGER_COLUMNS)
+_attempt_values = operator.attrgetter(*(f.name for f in fields(Attempt)))
 _ATTEMPT_COLUMNS = ["ledger_id", *(f.name for f in fields(Attempt))]
 _INSERT_ATTEMPT = (f"INSERT INTO attempts ({', '.join(_ATTEMPT_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(_ATTEMPT_COLUMNS))})")
@@ -173,9 +181,26 @@ def settle_in(conn: sqlite3.Connection, settlements: list[Settlement]) -> None:
             conn.execute("UPDATE tokens SET used = used + ? WHERE id = ?", [item.row.cost, item.row.token_id])
         if item.rate_hold is not None:
             rate_limits.settle(conn, item.rate_hold, item.row.prompt_tokens + item.row.completion_tokens)
-        ledger_id = conn.execute(_INSERT_LEDGER, astuple(item.row)).lastrowid
-        attempts.extend((ledger_id, *astuple(attempt)) for attempt in item.attempts)
+        ledger_id = conn.execute(_INSERT_LEDGER, _ledger_values(item.row)).lastrowid
+        attempts.extend((ledger_id, *_attempt_values(attempt)) for attempt in item.attempts)
     conn.executemany(_INSERT_ATTEMPT, attempts)
+
+
+def write_each(db: sqlite_utils.Database, ops: list[Callable[[sqlite3.Connection], T]]) -> list[T | Exception]:
+    """Run every op in one write transaction (one commit for all), each in a savepoint of
+    its own: an op that raises takes back only what it wrote, and its exception is its
+    result. A failure of the transaction itself (the database locked too long) raises."""
+    results: list[T | Exception] = []
+    with _write(db) as conn:
+        for op in ops:
+            conn.execute("SAVEPOINT op")
+            try:
+                results.append(op(conn))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                results.append(exc)
+            conn.execute("RELEASE op")
+    return results
 
 
 def release(db: sqlite_utils.Database, reservation_id: int) -> None:
