@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Iterator
 
 from aiohttp import web
 
@@ -60,16 +59,14 @@ async def _drain_aware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
 
 
-@contextlib.contextmanager
-def cuttable(request: web.Request) -> Iterator[None]:
+_NOT_CUT = contextlib.nullcontext()
+
+
+def cuttable(request: web.Request) -> contextlib.AbstractContextManager:
     """A wait for the gRPC server that the shutdown of a bridge on its own may cut: it
     raises the 503 `shutting_down` then (server/draining.py `Drain.cuttable`)."""
     call = request.get(CALL)
-    if call is None:
-        yield
-        return
-    with request.app[DRAIN].cuttable(call):
-        yield
+    return _NOT_CUT if call is None else request.app[DRAIN].cuttable(call)
 
 
 def metadata(request: web.Request) -> tuple[tuple[str, str], ...]:

@@ -97,26 +97,11 @@ class Drain:
             with contextlib.suppress(ValueError):  # a stream's generator closed from another context
                 _CURRENT.reset(current)
 
-    @contextlib.contextmanager
-    def cuttable(self, call: Call) -> Iterator[None]:
+    def cuttable(self, call: Call) -> "_Cuttable":
         """Code a cut may cancel: it must take a cancellation as its client leaving (the
         relay does). Raises `cut_short()` when the cut ended it, or when the call was cut
         before it entered (it was busy elsewhere, say writing to its client)."""
-        if call.cut:
-            raise cut_short()
-        call.exposed = True
-        try:
-            yield
-        except asyncio.CancelledError:
-            # Only the cut's own cancellation becomes an answer; a client that left at the
-            # same moment still cancels the call.
-            if call.cancelled:
-                call.cancelled = False
-                if call.task.uncancel() == 0:
-                    raise cut_short() from None
-            raise
-        finally:
-            call.exposed = False
+        return _Cuttable(call)
 
     async def settle(self, timeout: float, hurry: asyncio.Event | None = None) -> bool:
         """Wait until no request is in flight, for `timeout` seconds at most, or until
@@ -143,3 +128,27 @@ class Drain:
                 call.cancelled = True
                 call.task.cancel()
         return len(self._calls)
+
+
+class _Cuttable:
+    """`Drain.cuttable`'s section. A class, not a generator: a stream enters one around
+    every read of its next event."""
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    def __enter__(self) -> None:
+        if self._call.cut:
+            raise cut_short()
+        self._call.exposed = True
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        call = self._call
+        call.exposed = False
+        # Only the cut's own cancellation becomes an answer; a client that left at the
+        # same moment still cancels the call.
+        if kind is not None and issubclass(kind, asyncio.CancelledError) and call.cancelled:
+            call.cancelled = False
+            if call.task.uncancel() == 0:
+                raise cut_short() from None

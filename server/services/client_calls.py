@@ -33,7 +33,7 @@ class _Told:
     def __init__(self, context: grpc.aio.ServicerContext, worker: DbWorker, clock: Callable[[], float],
                  streaming: bool = False) -> None:
         self._context, self._worker, self._clock = context, worker, clock
-        self._sent = False
+        self.sent = False
         # a stream's timing so far goes before its first message; a unary call's whole
         # timing is in its trailers, and sending initial metadata of its own would cost
         self._timing = _timing if streaming else tuple
@@ -43,14 +43,14 @@ class _Told:
 
     async def send_initial_metadata(self, metadata) -> None:
         figures = await self._figures()
-        self._sent = True
+        self.sent = True
         await self._context.send_initial_metadata((*metadata, *figures, *self._timing()))
 
     async def flush(self) -> None:
         """Before the answer: the figures and the timing so far go out now, unless initial
         metadata already did."""
-        if not self._sent:
-            self._sent = True
+        if not self.sent:
+            self.sent = True
             if told := (*await self._figures(), *self._timing()):
                 await self._context.send_initial_metadata(told)
 
@@ -98,7 +98,8 @@ def client_calls(worker: DbWorker, trusted_bridges: tuple[Network, ...] = (),
                 context = _Told(context, worker, clock, streaming=True)
                 try:
                     async for item in inner(request, context):
-                        await context.flush()
+                        if not context.sent:  # a coroutine per event would cost for nothing
+                            await context.flush()
                         yield item
                 finally:
                     await free_held_slot(worker)
