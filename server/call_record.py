@@ -41,18 +41,19 @@ class CallRecord:
     span: object | None = None  # the request's trace span (server/tracing.py), when tracing
 
     def facts(self) -> dict:
-        facts = ((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in _NOT_FACTS)
+        facts = ((name, getattr(self, name)) for name in _FACTS)
         return {k: v for k, v in facts if v is not None and v is not False}
 
     def take(self, facts: dict) -> None:
         """Adopt facts another process (or socket) reported for this call."""
-        names = {f.name for f in fields(self)} - set(_NOT_FACTS)
         for key, value in facts.items():
-            if key in names and isinstance(value, (str, int, bool)):
+            if key in _FACT_SET and isinstance(value, (str, int, bool)):
                 setattr(self, key, value)
 
 
 _NOT_FACTS = ("request_id", "rate", "started", "upstream_seconds", "open_upstream_seconds", "span")
+_FACTS = tuple(f.name for f in fields(CallRecord) if f.name not in _NOT_FACTS)
+_FACT_SET = frozenset(_FACTS)
 _current: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("st_ai_call", default=None)
 
 

@@ -8,6 +8,7 @@ peer address the operator named with `st-ai grpc --trusted-bridge`. Anyone else 
 is ignored (their own peer address is used), so a client cannot choose its address."""
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from server import ip_forms
@@ -17,6 +18,9 @@ from server.store.tokens import Network, Token
 METADATA_KEY = "st-ai-client-address"
 
 
+# Parsing an address costs more than the rest of a request's address handling; the same
+# few clients call again and again.
+@functools.lru_cache(maxsize=4096)
 def parse(text: str | None) -> ip_forms.Address | None:
     """An address in its usual form (IPv4-mapped IPv6 reduced to IPv4), or None."""
     if not text:

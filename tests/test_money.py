@@ -5,8 +5,8 @@ from fractions import Fraction
 
 import pytest
 
-from server.billing.money import (MAX_UNITS, MoneyError, exact_quantity, format_amount, parse_amount,
-                                  round_half_up)
+from server.billing.money import (MAX_UNITS, MoneyError, divide_half_up, exact_quantity, format_amount,
+                                  parse_amount, round_half_up)
 
 
 @pytest.mark.parametrize("text, micros", [
@@ -82,6 +82,19 @@ def test_formatting_refuses_anything_but_integers(value):
 ])
 def test_round_half_up(exact, rounded):
     assert round_half_up(exact) == rounded
+    # the integer division token costs use rounds exactly the same
+    assert divide_half_up(exact.numerator, exact.denominator) == rounded
+
+
+def test_integer_division_rounds_as_the_fraction_does_everywhere():
+    import random
+    draw = random.Random(11)
+    for _ in range(20_000):
+        numerator = draw.randint(-10**15, 10**15)
+        denominator = draw.choice([1, 2, 3, 7, 1_000_000, 1_000_001, draw.randint(1, 10**9)])
+        assert divide_half_up(numerator, denominator) == round_half_up(Fraction(numerator, denominator))
+    with pytest.raises(ValueError):
+        divide_half_up(1, 0)
 
 
 @pytest.mark.parametrize("value, exact", [

@@ -12,9 +12,8 @@ is free (with a warning) or refused.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 
-from server.billing.money import exact_quantity, round_half_up
+from server.billing.money import divide_half_up, exact_quantity, round_half_up
 from server.billing.prices import DEFAULT_RESOLUTION, SHORT_SIDE, ModelPrice, PriceError, image_key, parse_size
 
 TOKENS_PER_PRICE = 1_000_000
@@ -58,7 +57,7 @@ def chat_cost(price: ModelPrice | None, model: str, *, prompt_tokens: int, compl
     uncached = prompt_tokens - cached_tokens - cache_write_tokens
     token_micros = (uncached * input_price + cached_tokens * cached_price
                     + cache_write_tokens * write_price + completion_tokens * (price.output or 0))
-    return round_half_up(Fraction(token_micros, TOKENS_PER_PRICE)) + _per_request(price)
+    return divide_half_up(token_micros, TOKENS_PER_PRICE) + _per_request(price)
 
 
 def image_price(price: ModelPrice | None, model: str, size: str | None, quality: str | None) -> int:
@@ -131,7 +130,7 @@ def video_token_cost(price: ModelPrice | None, model: str, *, completion_tokens:
     _count(completion_tokens, "completion_tokens")
     if price is None or price.output is None or price.per_second:
         raise Unpriced(model, "video tokens")
-    return round_half_up(Fraction(completion_tokens * price.output, TOKENS_PER_PRICE)) + _per_request(price)
+    return divide_half_up(completion_tokens * price.output, TOKENS_PER_PRICE) + _per_request(price)
 
 
 def request_cost(price: ModelPrice | None, model: str) -> int:

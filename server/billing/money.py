@@ -79,6 +79,16 @@ def round_half_up(micros: Fraction) -> int:
     return int(micros + Fraction(1, 2))  # int() truncates; costs here are >= 0
 
 
+def divide_half_up(numerator: int, denominator: int) -> int:
+    """round_half_up(Fraction(numerator, denominator)) for integers, without building a
+    Fraction (a token cost is worked out for every request)."""
+    if denominator <= 0:
+        raise ValueError("the denominator is a positive integer")
+    if numerator < 0:
+        return -divide_half_up(-numerator, denominator)
+    return (2 * numerator + denominator) // (2 * denominator)
+
+
 def exact_quantity(value: float | int | str, what: str) -> Fraction:
     """A non-negative quantity (e.g. 5.0 seconds of video) as an exact fraction.
 

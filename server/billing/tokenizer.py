@@ -6,6 +6,8 @@ tiktoken itself downloads its encoding files on first use.
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 
 import toktok
@@ -52,6 +54,7 @@ def is_other_family(model: str) -> bool:
     return any(family in name for family in OTHER_FAMILIES)
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every request; a gateway serves a few models
 def encoding_for(model: str) -> Encoding:
     """gpt-4o, gpt-4.1, gpt-4.5, gpt-5, the o-series and unknown names: o200k; gpt-3.5 and
     gpt-4 (8k/32k/turbo): cl100k; other vendors' families: o200k scaled by OTHER_SCALE."""
