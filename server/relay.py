@@ -45,11 +45,10 @@ class ChatRelay:
     # settlements of streams whose client left, still reading the upstream's usage
     _draining: set[asyncio.Task] = field(default_factory=set)
 
-    def _plan(self, token: Token, body: dict) -> list[Channel]:
-        validate_chat(body)
-        return routing.candidates(self.catalog.snapshot, token, body["model"], self.registry.chat_types)
-
-    def _exchange_plan(self, token: Token, exchange: Exchange) -> list[Channel]:
+    def _plan(self, token: Token, body: dict, exchange: Exchange | None) -> list[Channel]:
+        if exchange is None:
+            validate_chat(body)  # another API's request was checked as it was read
+            return routing.candidates(self.catalog.snapshot, token, body["model"], self.registry.chat_types)
         channels = routing.candidates(self.catalog.snapshot, token, exchange.model, self.registry.chat_types)
         if exchange.refusal is None:
             return channels
@@ -57,6 +56,17 @@ class ChatRelay:
         # skipped, not tried and refused; with none, the first one gives the refusal.
         providers = self.registry.chat
         return [c for c in channels if _speaks(providers[c.type], c, exchange.api)] or channels[:1]
+
+    def _passes_through(self, channel: Channel, exchange: Exchange) -> bool:
+        """The one choice, per channel, for a request in another API: True when the channel's
+        upstream speaks it (the body goes as the client sent it), False when it is
+        translated to chat completions. Raises the exchange's refusal where only a
+        pass-through could serve it."""
+        if _speaks(self.registry.chat[channel.type], channel, exchange.api):
+            return True
+        if exchange.refusal is not None:
+            raise exchange.refusal
+        return False
 
     async def _admit(self, ticket: Ticket, body: dict, channels: list[Channel]) -> estimate.Prompt:
         """Reserve the request's worst case: its prompt bounded for the first channel's
@@ -77,18 +87,51 @@ class ChatRelay:
         async with self.admission.request(token, "chat", body.get("model")) as ticket:
             return await self._complete(ticket, body, timeout)
 
-    async def _complete(self, ticket: Ticket, body: dict, timeout: float | None) -> dict:
+    async def complete_exchange(self, token: Token, exchange: Exchange, timeout: float | None = None) -> dict:
+        """A request in another client API (server/core/exchange.py), answered whole in it."""
+        async with self.admission.request(token, "chat", exchange.model, api=exchange.api) as ticket:
+            return await self._complete(ticket, exchange.chat, timeout, exchange)
+
+    async def _complete(self, ticket: Ticket, body: dict, timeout: float | None,
+                        exchange: Exchange | None = None) -> dict:
         body = _unstreamed(body)  # the unary call answers whole, whatever the body says
-        channels = self._plan(ticket.token, body)
+        channels = self._plan(ticket.token, body, exchange)
         deadline = self.attempts.deadline(timeout)
         prompt = await self._admit(ticket, body, channels)
+        call = self._caller(body) if exchange is None else self._exchange_caller(body, exchange)
         try:
-            answer, channel = await self._complete_on(channels, ticket, body, deadline)
+            won = await self.attempts.first(ticket, channels, body["model"], call, deadline, request=body)
         except BaseException as exc:
             self.admission.abandon(ticket, *failure_status(exc))
             raise
-        await self._settle_answer(ticket, channel, body, answer, prompt)
+        answer, metered = won.value
+        await self._settle_answer(ticket, won.channel, body, metered, prompt)
         return answer
+
+    def _caller(self, body: dict) -> Call[tuple[dict, dict]]:
+        """The attempt loop's call for a chat completion: the answer, and what it is billed
+        by (itself)."""
+        providers = self.registry.chat
+
+        async def call(channel: Channel, budget: float) -> tuple[dict, dict]:
+            completion = await providers[channel.type].complete(channel, _for_channel(body, channel), budget)
+            return completion, completion
+        return call
+
+    def _exchange_caller(self, body: dict, exchange: Exchange) -> Call[tuple[dict, dict]]:
+        """`_caller` for another client API: the answer in that API, and the chat-shaped
+        answer it is billed by."""
+        providers = self.registry.chat
+
+        async def call(channel: Channel, budget: float) -> tuple[dict, dict]:
+            provider = providers[channel.type]
+            if self._passes_through(channel, exchange):
+                native = await provider.native(channel, exchange.api,
+                                               exchange.native_body(channel.upstream_model(exchange.model)), budget)
+                return exchange.native_answer(native), exchange.metered(native)
+            completion = await provider.complete(channel, _for_channel(body, channel), budget)
+            return exchange.answer(completion), completion
+        return call
 
     async def _settle_answer(self, ticket: Ticket, channel: Channel, body: dict, answer: dict,
                              prompt: estimate.Prompt) -> None:
@@ -100,43 +143,6 @@ class ChatRelay:
                             estimate=counts.estimate, cache_write_tokens=counts.cache_write),
             lambda price: chat_cost(price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
                                     cached_tokens=counts.cached, cache_write_tokens=counts.cache_write))
-
-    async def complete_exchange(self, token: Token, exchange: Exchange, timeout: float | None = None) -> dict:
-        """A request in another client API (server/core/exchange.py), answered whole in it."""
-        async with self.admission.request(token, "chat", exchange.model, api=exchange.api) as ticket:
-            channels = self._exchange_plan(token, exchange)
-            deadline = self.attempts.deadline(timeout)
-            body = _unstreamed(exchange.chat)
-            prompt = await self._admit(ticket, body, channels)
-            providers = self.registry.chat
-
-            async def call(channel: Channel, budget: float) -> tuple[dict, dict]:
-                provider = providers[channel.type]
-                if _speaks(provider, channel, exchange.api):
-                    native = await provider.native(channel, exchange.api,
-                                                   exchange.native_body(channel.upstream_model(exchange.model)), budget)
-                    return exchange.native_answer(native), exchange.metered(native)
-                if exchange.refusal is not None:
-                    raise exchange.refusal
-                completion = await provider.complete(channel, _for_channel(body, channel), budget)
-                return exchange.answer(completion), completion
-            try:
-                won = await self.attempts.first(ticket, channels, exchange.model, call, deadline, request=body)
-            except BaseException as exc:
-                self.admission.abandon(ticket, *failure_status(exc))
-                raise
-            answer, metered = won.value
-            await self._settle_answer(ticket, won.channel, body, metered, prompt)
-            return answer
-
-    async def _complete_on(self, channels: list[Channel], ticket: Ticket, body: dict,
-                           deadline: float) -> tuple[dict, Channel]:
-        provider = self.registry.chat
-
-        def call(channel: Channel, budget: float):
-            return provider[channel.type].complete(channel, _for_channel(body, channel), budget)
-        won = await self.attempts.first(ticket, channels, body["model"], call, deadline, request=body)
-        return won.value, won.channel
 
     async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[dict]:
         async with self.admission.request(token, "chat", body.get("model"), stream=True) as ticket:
@@ -158,10 +164,7 @@ class ChatRelay:
     async def _stream(self, ticket: Ticket, body: dict, timeout: float | None,
                       exchange: Exchange | None = None) -> AsyncIterator[dict]:
         call_record.note_stream()
-        if exchange is None:
-            channels = self._plan(ticket.token, body)
-        else:
-            channels = self._exchange_plan(ticket.token, exchange)
+        channels = self._plan(ticket.token, body, exchange)
         deadline = self.attempts.deadline(timeout)
         started = self.clock()
         prompt = await self._admit(ticket, body, channels)
@@ -272,12 +275,10 @@ class ChatRelay:
         async def open_stream(channel: Channel, budget: float) -> _Opened:
             provider, seconds = providers[channel.type], self._stream_seconds(channel, deadline)
             upstream_model = channel.upstream_model(exchange.model)
-            if _speaks(provider, channel, exchange.api):
+            if self._passes_through(channel, exchange):
                 source = provider.native_stream(channel, exchange.api, exchange.native_body(upstream_model), seconds)
                 events = exchange.native_events()
             else:
-                if exchange.refusal is not None:
-                    raise exchange.refusal
                 source = provider.stream(channel, _for_channel(body, channel), seconds)
                 events = exchange.translated_events()
             chunks = ShieldedStream(source)
