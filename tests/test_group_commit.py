@@ -34,6 +34,20 @@ def token_db(tmp_path):
     return path, token.id
 
 
+@pytest.fixture
+def batches(monkeypatch) -> list[int]:
+    """The size of every group the writer commits, in order."""
+    sizes: list[int] = []
+    real = quota_store.write_each
+
+    def counting(db, ops):
+        sizes.append(len(ops))
+        return real(db, ops)
+
+    monkeypatch.setattr(quota_store, "write_each", counting)
+    return sizes
+
+
 def used_and_rows(path: str, token_id: int) -> tuple[int, int]:
     db = open_db(path)
     try:
@@ -42,16 +56,8 @@ def used_and_rows(path: str, token_id: int) -> tuple[int, int]:
         db.close()
 
 
-def test_concurrent_settlements_share_transactions_and_each_returns_committed(token_db, monkeypatch):
+def test_concurrent_settlements_share_transactions_and_each_returns_committed(token_db, batches):
     path, token_id = token_db
-    batches: list[int] = []
-    real = quota_store.write_each
-
-    def counting(db, ops):
-        batches.append(len(ops))
-        return real(db, ops)
-
-    monkeypatch.setattr(quota_store, "write_each", counting)
 
     async def scenario() -> None:
         worker = DbWorker(path)
@@ -129,17 +135,9 @@ def counted(path: str, token_id: int) -> tuple[int, int, int]:
         db.close()
 
 
-def test_reservations_and_settlements_share_one_commit_and_a_refusal_takes_back_what_it_counted(token_db, monkeypatch):
+def test_reservations_and_settlements_share_one_commit_and_a_refusal_takes_back_what_it_counted(token_db, batches):
     path, token_id = token_db
     token = limited_token(path, 110, Limits(rpm=3, max_concurrency=10))
-    batches: list[int] = []
-    real = quota_store.write_each
-
-    def counting(db, ops):
-        batches.append(len(ops))
-        return real(db, ops)
-
-    monkeypatch.setattr(quota_store, "write_each", counting)
 
     async def scenario() -> list:
         worker = DbWorker(path)
