@@ -17,7 +17,7 @@ from server.services.client_calls import client_calls
 from server.services.draining_calls import draining_calls
 from server.services.chat import ChatService
 from server.services.health import DatabaseHealth
-from server.services.interceptors import PerMethod, Wrap
+from server.services.interceptors import PerMethod, Wrap, compose
 from server.services.in_process import HandlerTable, InProcessChannel
 from server.services.embeddings import EmbeddingsService
 from server.services.images import ImagesService
@@ -142,9 +142,10 @@ async def build_server(core, addresses: list[str], trusted_bridges: tuple = (), 
     peer in `trusted_bridges` (or the private Unix socket) may say its client's address.
     `reuse_port`: the workers of `serve --workers` share the port (else a port some other
     process holds is refused, never shared)."""
-    outermost, *inner = call_wraps(core, trusted_bridges)
+    wraps = call_wraps(core, trusted_bridges)
+    # One interceptor applying every wrap: grpc.aio runs each interceptor for every call
     server = grpc.aio.server(interceptors=[
-        PerMethod(outermost, missing=log_unknown(unknown_method)), *(PerMethod(wrap) for wrap in inner),
+        PerMethod(compose(wraps), missing=log_unknown(unknown_method)),
     ], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

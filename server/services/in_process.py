@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 import grpc
 
-from server.services.interceptors import Wrap, behaviour
+from server.services.interceptors import Wrap, behaviour, compose
 
 # Named like the private socket's peers ("unix:..."): the same process's own bridge, which
 # the edge trusts the same way (it may name its HTTP client's address, it is not refused
@@ -307,7 +307,7 @@ class InProcessChannel:
     wrapped once per method by `wraps` (outermost first, as grpc applies interceptors)."""
 
     def __init__(self, table: HandlerTable, wraps: Sequence[Wrap]) -> None:
-        self._table, self._wraps = table, tuple(wraps)
+        self._table, self._wrap = table, compose(tuple(wraps))
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
         # asyncio keeps only weak references to tasks: a call whose request is gone (its
         # client left) must still run to its end, settlement included
@@ -330,9 +330,7 @@ class InProcessChannel:
             handler = self._table.handler(method)
             if handler is None:
                 raise ValueError(f"no service has the method {method}")
-            for wrap in reversed(self._wraps):
-                handler = wrap(handler, method)
-            self._handlers[method] = handler
+            handler = self._handlers[method] = self._wrap(handler, method)
         return handler
 
     def unary_unary(self, method: str, request_serializer: Callable | None = None,

@@ -2,12 +2,21 @@
 the method's first call, and the wrapped handler serves every later call."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import grpc
 
 KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 Wrap = Callable[[grpc.RpcMethodHandler, str], grpc.RpcMethodHandler]
+
+
+def compose(wraps: Sequence[Wrap]) -> Wrap:
+    """The wraps applied as one, outermost first (the order grpc applies interceptors in)."""
+    def wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        for each in reversed(wraps):
+            handler = each(handler, method)
+        return handler
+    return wrap
 
 
 class PerMethod(grpc.aio.ServerInterceptor):
