@@ -6,7 +6,7 @@ chat unpriced on an unlimited token, and both against a direct call to the upstr
 
 Every request st-ai answers is booked durably before its last byte is sent (its ledger
 row, group-committed with the others in flight). A priced request on a token with a quota
-also reserves its worst case before going upstream (one write transaction) and its
+also reserves its worst case before going upstream (group-committed too) and its
 settlement moves the token's `used`. The ledger cannot be turned off, so the unpriced,
 unlimited gateway is the baseline: it still commits every request's ledger row, but
 reserves nothing and moves no money.
@@ -96,7 +96,11 @@ async def _booking(db_path: Path, quota: int | None, grouped: bool, sequential: 
     running = asyncio.create_task(writer.run())
 
     async def one() -> None:
-        reservation = await worker.run(quota_store.reserve, token.id, 1_000, "bench")
+        # grouped, the reservation shares the group's transaction as it does in the gateway
+        if grouped:
+            reservation = (await writer.reserve(token, 1_000, 0, "bench", time.time())).reservation_id
+        else:
+            reservation = await worker.run(quota_store.reserve, token.id, 1_000, "bench")
         settlement = Settlement(reservation, LedgerRow(time.time(), None, token.id, bench.MODEL, bench.MODEL, None,
                                                        "chat", 200, cost=20 if quota else 0, prompt_tokens=11,
                                                        completion_tokens=9))

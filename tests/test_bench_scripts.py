@@ -6,6 +6,7 @@ are only required to be printed."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,23 @@ def test_the_bench_spreads_its_load_over_two_workers():
         split = rows[(path, "unary")][-3]  # 'worker split': each worker's share of the gateway's CPU
         shares = [int(s) for s in split.split("/")]
         assert len(shares) == 2 and all(share >= 5 for share in shares), (path, split, out)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed (apt-get install valgrind)")
+def test_instruction_counts_are_printed_for_every_path_beside_the_floor_relay():
+    result = run("bench_instructions.py", "--requests", "6", "--concurrency", "2", timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {}
+    for line in result.stdout.splitlines():
+        if re.match(r"(floor relay|st-ai REST|st-ai gRPC) (unary|stream) ", line):
+            rows[line[:22].strip()] = line[22:].split()
+    assert set(rows) == {"floor relay unary", "st-ai REST unary", "floor relay stream", "st-ai REST stream",
+                         "st-ai gRPC unary"}, result.stdout
+    for name, (total, loop, other, ratio, failed) in rows.items():
+        assert float(total) > 0 and float(loop) > 0 and failed == "0", (name, result.stdout)
+        assert abs(float(total) - float(loop) - float(other)) < 0.002, (name, result.stdout)
+        if name.startswith("st-ai"):
+            assert float(ratio) > 1, (name, result.stdout)  # more work than a bare relay: counted for real
 
 
 def test_a_short_soak_samples_the_gateway_and_judges_it():
