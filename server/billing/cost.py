@@ -12,7 +12,6 @@ is free (with a warning) or refused.
 """
 from __future__ import annotations
 
-
 from server.billing.money import divide_half_up, exact_quantity, round_half_up
 from server.billing.prices import DEFAULT_RESOLUTION, SHORT_SIDE, ModelPrice, PriceError, image_key, parse_size
 

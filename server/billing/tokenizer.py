@@ -7,7 +7,6 @@ tiktoken itself downloads its encoding files on first use.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 
 import toktok
