@@ -17,6 +17,7 @@ import pytest
 from server.store import channels as channel_store
 from server.store import tokens as token_store
 from server.store.db import open_db
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,5 +161,12 @@ def gateway(tmp_path_factory) -> Gateway:
 @pytest.fixture(scope="module")
 def fake_openai() -> FakeOpenAI:
     fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_anthropic() -> FakeAnthropic:
+    fake = FakeAnthropic().start()
     yield fake
     fake.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from tests.fakes.anthropic import FakeAnthropic, Reply, text
+from tests.fakes.anthropic import Reply, text
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -14,17 +14,10 @@ MODEL = "claude-haiku-4-5"
 HI = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture(scope="module")
-def server():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
-def fake(server):
-    server.reset()
-    return server
+def fake(fake_anthropic):
+    fake_anthropic.reset()
+    return fake_anthropic
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.fakes.anthropic import FakeAnthropic
 from tests.test_fuzz import (FORBIDDEN, POOL, Session, _check_error, _deep_text, _encode, _get, _json_kind, _path_text,
                              _paths, _replaced)
 
@@ -181,16 +180,9 @@ def check_message(content_type: str, raw: bytes, stream: bool, what: str) -> Non
 
 
 @pytest.fixture(scope="module")
-def claude():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def apis(gateway, claude):
+def apis(gateway, fake_anthropic):
     gateway.channel("fuzz-apis-sim", "simulator", [SIMULATED])
-    gateway.channel("fuzz-apis-claude", "anthropic", [PASSED], base_url=claude.url, key=claude.key,
+    gateway.channel("fuzz-apis-claude", "anthropic", [PASSED], base_url=fake_anthropic.url, key=fake_anthropic.key,
                     model_map={PASSED: "claude-haiku-4-5"})
     key = gateway.token("fuzz-apis")
     session = Session(gateway.http_url)

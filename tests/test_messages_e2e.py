@@ -52,13 +52,6 @@ TOOL_INPUT = {"city": "Paris", "days": 3, "threshold": 0.25, "offset": -7, "nest
 # -- fixtures and helpers ------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def claude_upstream():
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def gemini_upstream():
     server = FakeGemini().start()
     yield server
@@ -66,9 +59,9 @@ def gemini_upstream():
 
 
 @pytest.fixture
-def claude(claude_upstream) -> FakeAnthropic:
-    claude_upstream.reset()
-    return claude_upstream
+def claude(fake_anthropic) -> FakeAnthropic:
+    fake_anthropic.reset()
+    return fake_anthropic
 
 
 @pytest.fixture

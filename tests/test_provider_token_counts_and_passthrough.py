@@ -14,7 +14,7 @@ from server.providers.gemini.chat import GeminiChat
 from server.providers.interface import NativeApis, TokenCounter, Upstream
 from server.store.channels import Channel
 from tests.fakes import anthropic as anthropic_fake
-from tests.fakes.anthropic import FakeAnthropic, Reply
+from tests.fakes.anthropic import Reply
 from tests.fakes.faults import Fault
 from tests.fakes.gemini import FakeGemini, tokens_in
 
@@ -22,13 +22,6 @@ pytestmark = pytest.mark.timeout(60)
 
 SECONDS = 20
 HI = [{"role": "user", "content": "Hello there, Claude"}]
-
-
-@pytest.fixture(scope="module")
-def claude():
-    fake = FakeAnthropic().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope="module")
@@ -57,36 +50,38 @@ def test_only_the_providers_with_the_endpoints_claim_the_capabilities():
     assert issubclass(GeminiChat, TokenCounter) and not issubclass(GeminiChat, NativeApis)
 
 
-async def test_a_passed_through_stream_is_anthropics_events_as_they_arrive(claude, http):
-    claude.reset()
-    claude.script(Reply([{"type": "text", "text": "Streamed."}]))
+async def test_a_passed_through_stream_is_anthropics_events_as_they_arrive(fake_anthropic, http):
+    fake_anthropic.reset()
+    fake_anthropic.script(Reply([{"type": "text", "text": "Streamed."}]))
     provider = AnthropicChat(Upstream(http))
     body = {"model": "claude-haiku-4-5", "max_tokens": 40, "stream": True, "messages": HI}
-    events = await collect(provider.native_stream(channel("anthropic", claude.url, claude.key), "messages", body,
-                                                  SECONDS))
+    at = channel("anthropic", fake_anthropic.url, fake_anthropic.key)
+    events = await collect(provider.native_stream(at, "messages", body, SECONDS))
     assert events == [data for _, data in anthropic_fake._events(body, Reply([{"type": "text", "text": "Streamed."}]),
                                                                   events[0]["message"]["id"])]
-    assert claude.last().body == body
+    assert fake_anthropic.last().body == body
 
 
-async def test_a_passed_through_stream_gets_stream_true_and_a_plain_call_never_streams(claude, http):
-    claude.reset()
+async def test_a_passed_through_stream_gets_stream_true_and_a_plain_call_never_streams(fake_anthropic, http):
+    fake_anthropic.reset()
     provider = AnthropicChat(Upstream(http))
-    at = channel("anthropic", claude.url, claude.key)
+    at = channel("anthropic", fake_anthropic.url, fake_anthropic.key)
     body = {"model": "claude-haiku-4-5", "max_tokens": 40, "messages": HI}
     await collect(provider.native_stream(at, "messages", body, SECONDS))
-    assert claude.last().body == {**body, "stream": True}
+    assert fake_anthropic.last().body == {**body, "stream": True}
     answer = await provider.native(at, "messages", {**body, "stream": True}, SECONDS)
-    assert answer["type"] == "message" and claude.last().body == body
+    assert answer["type"] == "message" and fake_anthropic.last().body == body
 
 
-async def test_an_error_event_in_a_passed_through_stream_is_a_gateway_error_after_what_came_before(claude, http):
-    claude.reset()
-    claude.script(Reply([{"type": "text", "text": "Partly"}], error_after=3, error_type="overloaded_error"))
+async def test_an_error_event_in_a_passed_through_stream_is_a_gateway_error_after_what_came_before(fake_anthropic,
+                                                                                                  http):
+    fake_anthropic.reset()
+    fake_anthropic.script(Reply([{"type": "text", "text": "Partly"}], error_after=3, error_type="overloaded_error"))
     provider = AnthropicChat(Upstream(http))
     seen = []
+    at = channel("anthropic", fake_anthropic.url, fake_anthropic.key)
     with pytest.raises(GatewayError) as caught:
-        async for event in provider.native_stream(channel("anthropic", claude.url, claude.key), "messages",
+        async for event in provider.native_stream(at, "messages",
                                                   {"model": "claude-haiku-4-5", "max_tokens": 40, "messages": HI},
                                                   SECONDS):
             seen.append(event["type"])
@@ -94,27 +89,27 @@ async def test_an_error_event_in_a_passed_through_stream_is_a_gateway_error_afte
     assert caught.value.retryable
 
 
-async def test_a_passed_through_stream_cut_short_is_a_gateway_error(claude, http):
-    claude.reset()
-    claude.faults.add("/v1/messages", Fault.malformed_sse())
+async def test_a_passed_through_stream_cut_short_is_a_gateway_error(fake_anthropic, http):
+    fake_anthropic.reset()
+    fake_anthropic.faults.add("/v1/messages", Fault.malformed_sse())
     provider = AnthropicChat(Upstream(http))
     with pytest.raises(GatewayError) as caught:
-        await collect(provider.native_stream(channel("anthropic", claude.url, claude.key), "messages",
+        await collect(provider.native_stream(channel("anthropic", fake_anthropic.url, fake_anthropic.key), "messages",
                                              {"model": "claude-haiku-4-5", "max_tokens": 40, "messages": HI}, SECONDS))
     assert caught.value.http_status == 502
 
 
-async def test_anthropic_counts_a_messages_body_as_it_is_and_a_chat_body_translated(claude, http):
-    claude.reset()
+async def test_anthropic_counts_a_messages_body_as_it_is_and_a_chat_body_translated(fake_anthropic, http):
+    fake_anthropic.reset()
     provider = AnthropicChat(Upstream(http))
-    at = channel("anthropic", claude.url, claude.key)
+    at = channel("anthropic", fake_anthropic.url, fake_anthropic.key)
     body = {"model": "claude-haiku-4-5", "system": "Be brief.", "messages": HI}
     assert await provider.count_tokens(at, "messages", body, SECONDS) == anthropic_fake.input_tokens(body)
-    assert claude.last().body == body
+    assert fake_anthropic.last().body == body
     chat = {"model": "claude-haiku-4-5", "max_tokens": 50, "temperature": 0.2,
             "messages": [{"role": "system", "content": "Be brief."}, *HI]}
     counted = await provider.count_tokens(at, "chat", chat, SECONDS)
-    sent = claude.last().body
+    sent = fake_anthropic.last().body
     assert sent == {"model": "claude-haiku-4-5", "system": [{"type": "text", "text": "Be brief."}],
                     "messages": [{"role": "user", "content": [{"type": "text", "text": "Hello there, Claude"}]}]}
     assert counted == anthropic_fake.input_tokens(sent)
