@@ -131,22 +131,28 @@ def _encode(doc: Any) -> bytes:
     return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8", "surrogatepass")
 
 
+def wrong_types(base: dict, rng: random.Random, stream_share: float) -> Iterator[tuple[str, dict, tuple, bool]]:
+    """Two values of the other JSON types at every path of `base`, about `stream_share` of
+    them asked as streams: (label, document, path, streamed)."""
+    for path in _paths(base):
+        original = _get(base, path)
+        others = [v for v in POOL if _json_kind(v) != _json_kind(original)]
+        for value in rng.sample(others, 2):
+            doc = _replaced(base, path, value)
+            stream = rng.random() < stream_share and path != ("stream",)
+            if stream:
+                doc["stream"] = True
+            yield f"type:{_path_text(path)}={json.dumps(value)}{'+stream' if stream else ''}", doc, path, stream
+
+
 def _generate() -> list[FuzzCase]:
     rng = random.Random(SEED)
     cases: list[FuzzCase] = []
     valid = _encode(BASE)
 
     # 1. wrong types at every field: a few values of the other JSON types at each path
-    for path in _paths(BASE):
-        original = _get(BASE, path)
-        others = [v for v in POOL if _json_kind(v) != _json_kind(original)]
-        for value in rng.sample(others, 2):
-            doc = _replaced(BASE, path, value)
-            stream = rng.random() < 0.25 and path != ("stream",)
-            if stream:
-                doc["stream"] = True
-            cases.append(FuzzCase(f"type:{_path_text(path)}={json.dumps(value)}{'+stream' if stream else ''}",
-                                  _encode(doc), False, _path_text(path), stream))
+    for label, doc, path, stream in wrong_types(BASE, rng, 0.25):
+        cases.append(FuzzCase(label, _encode(doc), False, _path_text(path), stream))
 
     # 2. null everywhere: each field on its own, then the whole tree's leaves at once
     for path in rng.sample(list(_paths(BASE)), 25):

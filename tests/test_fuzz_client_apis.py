@@ -19,8 +19,8 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.test_fuzz import (FORBIDDEN, POOL, Session, _check_error, _deep_text, _encode, _get, _json_kind, _path_text,
-                             _paths, _replaced)
+from tests.test_fuzz import (FORBIDDEN, Session, _check_error, _deep_text, _encode, _get, _json_kind, _path_text,
+                             _paths, _replaced, wrong_types)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -96,16 +96,8 @@ def cases(base: dict, rng: random.Random, model: str | None = None) -> list[Case
         _get(doc, path[:-1])[path[-1]] = marker
         return _encode(doc).replace(f'"{marker}"'.encode(), text.encode())
 
-    for path in _paths(base):  # wrong types, everywhere
-        original = _get(base, path)
-        others = [v for v in POOL if _json_kind(v) != _json_kind(original)]
-        for value in rng.sample(others, 2):
-            doc = _replaced(base, path, value)
-            stream = rng.random() < 0.3 and path != ("stream",)
-            if stream:
-                doc["stream"] = True
-            made.append(Case(f"type:{_path_text(path)}={json.dumps(value)}{'+stream' if stream else ''}",
-                             _encode(doc), False, stream))
+    for label, doc, _, stream in wrong_types(base, rng, 0.3):  # wrong types, everywhere
+        made.append(Case(label, _encode(doc), False, stream))
     for path in rng.sample(list(_paths(base)), 15):
         made.append(Case(f"null:{_path_text(path)}", _encode(_replaced(base, path, None)), False))
     made.append(Case("null:every-field", _encode({k: None for k in base}), True))
