@@ -310,14 +310,19 @@ def fuzz(gateway):
     session.conn.close()
 
 
-def _check_error(status: int, content_type: str, raw: bytes, what: str) -> dict:
-    what = what[:120]
+def error_json(status: int, content_type: str, raw: bytes, what: str) -> Any:
+    """A refusal as every API's must be: a 4xx JSON body that leaks nothing; returns it parsed."""
     assert 400 <= status < 500, f"{what}: HTTP {status}: {raw[:500]!r}"
     assert content_type.startswith("application/json"), f"{what}: {content_type}"
     text = raw.decode("utf-8")
     for word in FORBIDDEN:
         assert word not in text, f"{what}: {word!r} in {text[:500]}"
-    body = json.loads(text)
+    return json.loads(text)
+
+
+def _check_error(status: int, content_type: str, raw: bytes, what: str) -> dict:
+    what = what[:120]
+    body = error_json(status, content_type, raw, what)
     assert set(body) == {"error"}, f"{what}: {body}"
     error = body["error"]
     assert set(error) == {"message", "type", "code", "param"}, f"{what}: {error}"
