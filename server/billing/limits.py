@@ -1,9 +1,10 @@
 """A token's rate limits in the one admit step and the one settle step, and the figures a
 client is told about them (OpenAI's `x-ratelimit-*` headers and `Retry-After`).
 
-admit (server/billing/admission.py) calls `reserve`: for a token with limits, the limits
-are checked and taken (server/store/rate_limits.py) in the SAME `BEGIN IMMEDIATE`
-transaction as the quota reservation, so a refused request holds nothing, and a request
+admit (server/billing/admission.py) has `reserve_in` run in the group commit's transaction
+(server/billing/group_commit.py; `reserve` is the same in a transaction of its own): for a
+token with limits, the limits are checked and taken (server/store/rate_limits.py) in the SAME
+savepoint as the quota reservation, so a refused request holds nothing, and a request
 the quota refuses does not count against the limits. A token without limits takes
 exactly the quota's path: no extra statement. settle corrects the request's tokens to the
 real ones and frees its slot, inside the settlement's own transaction.

@@ -164,8 +164,9 @@ def reserve_in(conn: sqlite3.Connection, token_id: int, amount: int, owner: str)
 
 
 def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> None:
-    """Book every request in one transaction (group commit): each closes its reservation,
-    adds its cost to its token's `used` and writes its ledger row and its attempts."""
+    """Book every request in one transaction: each closes its reservation, adds its cost to
+    its token's `used` and writes its ledger row and its attempts. (The gateway's group
+    commit runs `settle_in` per settlement through `write_each` instead.)"""
     with _write(db) as conn:
         settle_in(conn, settlements)
 
