@@ -5,10 +5,12 @@ nothing queued."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 import pytest
 
+from server.billing import limits
 from server.billing.group_commit import GroupCommit
 from server.billing.limits import Taken
 from server.store import quota as quota_store
@@ -187,3 +189,26 @@ def test_a_reservation_after_the_writer_stopped_is_still_written(token_db):
 
     assert isinstance(asyncio.run(scenario()), Taken)
     assert counted(path, token.id)[0] == 1
+
+
+def test_a_group_of_one_refused_reservation_takes_back_what_it_counted_and_the_next_group_commits(token_db):
+    """A group of one runs in its own transaction without a savepoint: its refusal must
+    still take back all it wrote, alone or joined to a caller's transaction."""
+    path, token_id = token_db
+    token = limited_token(path, 50, Limits(rpm=5, max_concurrency=5))
+    db = open_db(path)
+    try:
+        reserve = lambda amount: functools.partial(limits.reserve_in, token=token, amount=amount,  # noqa: E731
+                                                   tokens=0, owner="me", now=time.time())
+        [refused] = quota_store.write_each(db, [reserve(60)])
+        assert isinstance(refused, InsufficientQuota) and not db.conn.in_transaction
+        assert counted(path, token.id) == (0, 0, 0)
+        [taken] = quota_store.write_each(db, [reserve(50)])
+        assert isinstance(taken, Taken) and counted(path, token.id) == (1, 1, 1)
+        with quota_store.write(db) as conn:  # joined to a caller's transaction: a savepoint again
+            conn.execute("UPDATE tokens SET used = 7 WHERE id = ?", [token_id])
+            [refused] = quota_store.write_each(db, [reserve(1)])
+        assert isinstance(refused, InsufficientQuota)
+        assert counted(path, token.id) == (1, 1, 1) and used_and_rows(path, token_id)[0] == 7
+    finally:
+        db.close()

@@ -130,6 +130,21 @@ def test_a_request_larger_than_tpm_is_refused_as_too_large(db):
 
 # -- requests in flight ----------------------------------------------------------------------
 
+def test_a_tokens_buckets_out_of_the_minute_are_deleted_when_a_new_second_begins(db):
+    token, other = limited(db, rpm=1000), limited(db, rpm=1000)
+    for at in (T0, T0 + 0.5, T0 + 1, T0 + 30):
+        take(db, token, at=at)
+    take(db, other, at=T0)
+    buckets = "SELECT second FROM rate_buckets WHERE token_id = ? ORDER BY second"
+    assert [s for (s,) in db.execute(buckets, [token.id])] == [T0, T0 + 1, T0 + 30]
+    take(db, token, at=T0 + 61.2)  # a new second: T0's and T0+1's buckets have left the minute
+    assert [s for (s,) in db.execute(buckets, [token.id])] == [T0 + 30, T0 + 61]
+    take(db, token, at=T0 + 61.7)  # the same second again: nothing more to delete, nothing lost
+    assert db.execute("SELECT requests FROM rate_buckets WHERE token_id = ? AND second = ?",
+                      [token.id, T0 + 61]).fetchone() == (2,)
+    assert [s for (s,) in db.execute(buckets, [other.id])] == [T0]  # another token's are its own
+
+
 def test_concurrency_slots_are_freed_at_settlement(db):
     token = limited(db, max_concurrency=2)
     first, _second = take(db, token), take(db, token)

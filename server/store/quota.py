@@ -115,20 +115,25 @@ _INSERT_ATTEMPT = (f"INSERT INTO attempts ({', '.join(_ATTEMPT_COLUMNS)}) "
                    f"VALUES ({', '.join('?' * len(_ATTEMPT_COLUMNS))})")
 
 
-def _write(db: sqlite_utils.Database):
+class _Write:
     """A write transaction that holds SQLite's write lock from its first statement."""
-    class _Tx:
-        def __enter__(self) -> sqlite3.Connection:
-            if not db.conn.in_transaction:  # else it joins the caller's (an audited admin change)
-                db.conn.execute("BEGIN IMMEDIATE")
-            return db.conn
 
-        def __exit__(self, kind, exc, tb) -> None:
-            if kind is None:
-                db.conn.commit()
-            else:
-                db.conn.rollback()
-    return _Tx()
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self._conn = db.conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self._conn.in_transaction:  # else it joins the caller's (an audited admin change)
+            self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self._conn.commit()
+        else:
+            self._conn.rollback()
+
+
+_write = _Write
 
 
 write = _write  # for a store that changes its rows in the same transaction as a reservation
@@ -191,6 +196,23 @@ def write_each(db: sqlite_utils.Database, ops: list[Callable[[sqlite3.Connection
     """Run every op in one write transaction (one commit for all), each in a savepoint of
     its own: an op that raises takes back only what it wrote, and its exception is its
     result. A failure of the transaction itself (the database locked too long) raises."""
+    conn = db.conn
+    if len(ops) == 1 and not conn.in_transaction:  # its own transaction is its savepoint
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = ops[0](conn)
+        except Exception as exc:
+            conn.rollback()
+            return [exc]
+        except BaseException:
+            conn.rollback()
+            raise
+        try:
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return [result]
     results: list[T | Exception] = []
     with _write(db) as conn:
         for op in ops:
