@@ -15,12 +15,11 @@ puts the steps in order."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 from server.errors import GatewayError
 
@@ -81,21 +80,15 @@ class Drain:
     def in_flight(self) -> int:
         return len(self._calls)
 
-    @contextlib.contextmanager
-    def track(self) -> Iterator[Call]:
-        """The current task serves one request until the block ends."""
-        call = Call(asyncio.current_task())
-        self._calls.add(call)
-        self._idle.clear()
-        current = _CURRENT.set(call)
-        try:
-            yield call
-        finally:
-            self._calls.discard(call)
-            if not self._calls:
-                self._idle.set()
-            with contextlib.suppress(ValueError):  # a stream's generator closed from another context
-                _CURRENT.reset(current)
+    def track(self) -> "_Tracked":
+        """The current task serves one request until the block ends (`with drain.track() as
+        call`)."""
+        return _Tracked(self)
+
+    def _ended(self, call: Call) -> None:
+        self._calls.discard(call)
+        if not self._calls:
+            self._idle.set()
 
     def cuttable(self, call: Call) -> "_Cuttable":
         """Code a cut may cancel: it must take a cancellation as its client leaving (the
@@ -128,6 +121,29 @@ class Drain:
                 call.cancelled = True
                 call.task.cancel()
         return len(self._calls)
+
+
+class _Tracked:
+    """`Drain.track`'s block. A class, not a generator: every request enters one."""
+    __slots__ = ("_drain", "_call", "_token")
+
+    def __init__(self, drain: Drain) -> None:
+        self._drain = drain
+
+    def __enter__(self) -> Call:
+        call = self._call = Call(asyncio.current_task())
+        drain = self._drain
+        drain._calls.add(call)
+        drain._idle.clear()
+        self._token = _CURRENT.set(call)
+        return call
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._drain._ended(self._call)
+        try:
+            _CURRENT.reset(self._token)
+        except ValueError:  # a stream's generator closed from another context
+            pass
 
 
 class _Cuttable:

@@ -19,11 +19,10 @@ without a price is served at zero cost, with one warning per model, or refused w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, NoReturn
+from typing import Callable, NoReturn
 
 from server import call_record, client_address, metrics, tracing
 from server.billing import limits
@@ -106,6 +105,26 @@ class Outcome:
     cache_write_tokens: int = 0  # of prompt_tokens: written to the upstream's prompt cache
 
 
+class _Opened:
+    """`Admission.request`'s block. A class, not a generator: every request opens one."""
+    __slots__ = ("_admission", "_ticket")
+
+    def __init__(self, admission: "Admission", ticket: Ticket) -> None:
+        self._admission, self._ticket = admission, ticket
+
+    async def __aenter__(self) -> Ticket:
+        try:
+            client_address.check(self._ticket.token, self._ticket.client_address)
+        except BaseException as exc:
+            await self._admission._reject(self._ticket, exc)
+            raise
+        return self._ticket
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and not self._ticket.admitted:
+            await self._admission._reject(self._ticket, exc)
+
+
 def _asked_model(model: object) -> str | None:
     # a client-chosen name can be anything: the ledger keeps a bounded part of a string
     return model[:call_record.MAX_NOTED_CHARS] if isinstance(model, str) and model else None
@@ -123,25 +142,18 @@ class Admission:
         self._warned: set[str] = set()
         self._releasing: set[asyncio.Future] = set()
 
-    @contextlib.asynccontextmanager
-    async def request(self, token: Token, kind: str, model: object = None,
-                      stream: bool = False, api: str | None = None) -> AsyncIterator[Ticket]:
-        """The one way a request that uses a model is opened: whatever ends it before it
-        was admitted is booked here, so no endpoint books its own refusals. `api`: the
-        client API it came in by, when it is not its kind's own ("responses", "messages")."""
+    def request(self, token: Token, kind: str, model: object = None,
+                stream: bool = False, api: str | None = None) -> "_Opened":
+        """The one way a request that uses a model is opened (`async with
+        admission.request(...) as ticket`): whatever ends it before it was admitted is
+        booked here, so no endpoint books its own refusals. `api`: the client API it came
+        in by, when it is not its kind's own ("responses", "messages")."""
         if api is not None and api not in quota_store.APIS:  # a route's typo, caught by its first test
             raise ValueError(f"unknown client API {api!r}; one of {', '.join(quota_store.APIS)}")
         record = call_record.current()
-        ticket = Ticket(token, kind, stream, _asked_model(model),
-                        request_id=record.request_id if record else None,
-                        client_address=record.client_address if record else None, api=api)
-        try:
-            client_address.check(token, ticket.client_address)
-            yield ticket
-        except BaseException as exc:
-            if not ticket.admitted:
-                await self._reject(ticket, exc)
-            raise
+        return _Opened(self, Ticket(token, kind, stream, _asked_model(model),
+                                    request_id=record.request_id if record else None,
+                                    client_address=record.client_address if record else None, api=api))
 
     async def refuse(self, token: Token, kind: str, model: object, error: GatewayError,
                      stream: bool = False, api: str | None = None) -> NoReturn:

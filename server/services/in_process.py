@@ -72,7 +72,7 @@ class InProcessContext:
         self._metadata = tuple(metadata)
         self._deadline = time.monotonic() + timeout if timeout is not None else None
         self.initial: Metadata | None = None
-        self.initial_sent = asyncio.Event()
+        self._initial_sent: asyncio.Event | None = None  # made only for a caller that waits
         self.trailing: Metadata = ()
         self._code: grpc.StatusCode | None = None
         self._details: str | None = None
@@ -86,11 +86,20 @@ class InProcessContext:
     def time_remaining(self) -> float | None:
         return max(self._deadline - time.monotonic(), 0.0) if self._deadline is not None else None
 
+    @property
+    def initial_sent(self) -> asyncio.Event:
+        if self._initial_sent is None:
+            self._initial_sent = asyncio.Event()
+            if self.initial is not None:
+                self._initial_sent.set()
+        return self._initial_sent
+
     async def send_initial_metadata(self, metadata: Metadata) -> None:
         if self.initial is not None:
             raise RuntimeError("initial metadata was already sent")
         self.initial = tuple(metadata)
-        self.initial_sent.set()
+        if self._initial_sent is not None:
+            self._initial_sent.set()
 
     def set_trailing_metadata(self, metadata: Metadata) -> None:
         self.trailing = tuple(metadata)
