@@ -22,7 +22,8 @@ from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.errors import openai_errors
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import event_loop, logs, memory, metrics, redact, responses_retention, shared_ports, socket_folders, tracing
+from server import (collector, event_loop, logs, memory, metrics, redact, responses_retention, shared_ports,
+                    socket_folders, tracing)
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.assets import AssetStore
@@ -234,6 +235,12 @@ def _announce(line: str) -> None:
     print(line, flush=True)
 
 
+def _ready(line: str) -> None:
+    """The server has started: its collector is set for serving, then it says so."""
+    collector.settle_after_start()
+    _announce(line)
+
+
 async def _announce_admin_key(config: Config) -> None:
     """Print the admin key once, when this start created it (ST_AI_ADMIN_KEY unset)."""
     if config.admin_key is None:
@@ -263,7 +270,7 @@ async def serve(config: Config) -> None:
                                      None if over_grpc else in_process_channel(core, health),
                                      _metrics_scrape(config, core))
         host = _grpc_host(config.host)  # an IPv6 address in brackets, as URLs write it
-        _announce(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
+        _ready(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
                   f"  db {config.db_path}")
         try:
             await signals.stop.wait()
@@ -299,7 +306,7 @@ async def serve_grpc(config: Config) -> None:
                    if metrics_held is not None else None)
         metrics_at = (f"  metrics http://{_grpc_host(config.host)}:{metrics_held.getsockname()[1]}/metrics"
                       if metrics_held is not None else "")
-        _announce(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}{metrics_at}")
+        _ready(f"st-ai gRPC ready: {_grpc_host(config.host)}:{port}  db {config.db_path}{metrics_at}")
         try:
             await signals.stop.wait()
         finally:
@@ -331,7 +338,7 @@ async def serve_bridge(grpc_target: str, host: str, port: int, max_body_bytes: i
     drain = Drain()
     runner = await _start_bridge(grpc_target, sock, max_body_bytes, timeouts, drain, trusted_proxies,
                                  cuts_itself=True)
-    _announce(f"st-ai REST bridge ready: http://{_grpc_host(host)}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
+    _ready(f"st-ai REST bridge ready: http://{_grpc_host(host)}:{sock.getsockname()[1]}/v1 -> gRPC {grpc_target}")
     try:
         await signals.stop.wait()
     finally:
