@@ -14,6 +14,10 @@ It starts, each in its own process and all on 127.0.0.1:
     every request is admitted against the limits, reserves, is settled at its cost and
     booked in the ledger; metrics are on (scraped at the end) and Server-Timing is checked
     on every answer (scripts/bench_checks.py);
+  * scripts/bench_grpc_floor.py, on the gateway's core after st-ai has run: a bare grpc.aio
+    server of st-ai's Chat service answering fixed messages, with nothing in between, the
+    floor under st-ai's gRPC rows (its CPU per call is the most one core lets any grpc.aio
+    server of this API serve);
   * scripts/bench_loadgen.py, the load generator. REST and direct throughput phases run
     through wrk (HTTP/1.1 keep-alive, as issue 11 measured) when it is installed
     (`--loadgen auto`, the default); latency, time to first token and gRPC through Python
@@ -62,7 +66,7 @@ import bench_upstream
 import bench_wrk
 from bench_loadgen import _ms  # noqa: F401  (scripts/bench_settlement.py prints with it)
 from bench_proc import (ROOT, SCRIPTS, Processes, child_setup, cpu_seconds,  # noqa: F401
-                        family_memory_mb, logged_problems, memory_mb, start_gateway, start_upstream)
+                        family_memory_mb, logged_problems, memory_mb, start_gateway, start_upstream, wait_for)
 from bench_upstream import MODEL
 
 for _path in (str(ROOT), str(ROOT / "generated")):
@@ -72,6 +76,7 @@ for _path in (str(ROOT), str(ROOT / "generated")):
 MODEL_BARE = "bench-model-bare"  # unpriced, for --bare
 UPSTREAM_KEY = "sk-bench-upstream-key"
 EE_OFF = "-event_engine_client,-event_engine_listener"
+FLOOR = "grpc.aio floor"  # the rows of the bare gRPC server (scripts/bench_grpc_floor.py)
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,8 @@ def main() -> None:
             peaks[variant.name] = reading
             checks.extend(variant_checks)
 
+        rows.extend(run_grpc_floor(procs, tmp, gw_core, lg_core, base_config, args))
+
         order = {"direct": 0}
         rows.sort(key=lambda r: (r["stream"], order.get(r["path"], 1), r["path"].replace("REST", "A")))
         print()
@@ -253,6 +260,26 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     if exit_code:
         sys.exit(exit_code)
+
+
+def run_grpc_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: dict, args) -> list[dict]:
+    """The bare grpc.aio server of st-ai's Chat service (scripts/bench_grpc_floor.py) on the
+    gateway's core, loaded as st-ai's gRPC rows are: the floor under them."""
+    port_file = tmp / "grpc-floor.port"
+    log = tmp / "grpc-floor.log"
+    core = min(gw_core) if isinstance(gw_core, set) else gw_core  # one process: one core
+    floor = procs.start([sys.executable, str(SCRIPTS / "bench_grpc_floor.py"), "--chunks", str(args.chunks),
+                         "--port-file", str(port_file)], log, core)
+    port = wait_for("the gRPC floor", lambda: port_file.exists() and port_file.read_text(), floor, log)
+    scenarios = [{"label": f"{FLOOR} {'stream' if stream else 'unary'}", "path": FLOOR, "transport": "grpc",
+                  "target": f"127.0.0.1:{port}", "auth": "-", "model": MODEL, "stream": stream}
+                 for stream in (False, True)]
+    config = base_config | {"gateway_pid": floor.pid, "scenarios": scenarios, "grpc_channels": 1}
+    print(f"running against {FLOOR} (pid {floor.pid}):", file=sys.stderr)
+    try:
+        return run_loadgen(procs, tmp, lg_core, config, len(scenarios) * (args.phase_cap * 3 + 15) + 30)
+    finally:
+        procs.stop(floor)
 
 
 def run_variant(procs: Processes, tmp: Path, db_path: Path, index: int, variant: Variant, args, gw_core, lg_core,

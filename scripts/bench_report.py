@@ -13,6 +13,7 @@ TARGET_GRPC_RPS = 2000
 TARGET_GRPC_STREAMS = 600
 TARGET_RSS_MB = 100  # per worker
 SATURATED = 0.90  # the client side's core this busy: it, not the gateway, may have set the pace
+FLOOR = "grpc.aio floor"  # scripts/bench.py's rows of a bare gRPC server of the same API
 
 
 def _ms(seconds: float | None) -> str:
@@ -90,6 +91,10 @@ def print_targets(rows: list[dict], peaks: dict[str, float], variant_paths: dict
             unit = "streams/s" if stream else "req/s"
             cpu = f", {r['gw_cpu_ms']:.2f} ms CPU" if r["gw_cpu_ms"] else ""
             print(_line(label, f"{r['rps']:,.0f} {unit}{cpu}", f">= {target:,}", r["rps"] >= target))
+            floor = by_key.get((FLOOR, stream))
+            if path == grpc_path and floor is not None:
+                cap = f", at most {1000 / floor['gw_cpu_ms']:,.0f}/s" if floor["gw_cpu_ms"] else ""
+                print(_line("  bare grpc.aio server (floor)", f"{floor['gw_cpu_ms'] or 0:.2f} ms CPU{cap}", "", None))
             if path == rest_path:
                 key, what, limit = (("ttft50", "added time to first token", TARGET_ADDED_TTFT_MS) if stream
                                     else ("p50", "added p50 at concurrency 1", TARGET_ADDED_P50_MS))

@@ -49,10 +49,13 @@ def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_book
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     rows = table_rows(out)
-    for path in ("direct", "st-ai REST", "st-ai gRPC"):
+    for path in ("direct", "st-ai REST", "st-ai gRPC", "grpc.aio floor"):
         for mode in ("unary", "stream"):
             assert (path, mode) in rows, (path, mode, out)
             assert rows[(path, mode)][-1] == "python" and rows[(path, mode)][-2] == "0"  # errors
+    # the bare gRPC server's CPU per call is measured and shown under st-ai's gRPC targets
+    assert float(rows[("grpc.aio floor", "unary")][10]) > 0 and float(rows[("grpc.aio floor", "stream")][10]) > 0
+    assert len(re.findall(r"^    bare grpc\.aio server \(floor\) +\d+\.\d\d ms CPU, at most [\d,]+/s", out, re.M)) == 2
     assert_checks_passed(out, ["st-ai"])
     for target in ("REST whole answers", "REST streams (20 chunks)", "gRPC whole answers", "gRPC streams",
                    "REST added p50 at concurrency 1", "REST added time to first token", "RSS after load, per worker"):
