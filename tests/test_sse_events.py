@@ -39,6 +39,9 @@ async def test_events_come_whole_whatever_the_network_reads_bring():
 async def test_a_stream_that_ends_without_its_blank_line_still_gives_its_last_event():
     assert await events(b"data: one\n\ndata: two") == [b"one", b"two"]
     assert await events(b"data: one\n\ndata: two\n") == [b"one", b"two"]
+    # its blank line cut short to the carriage return: the event ends there, once
+    assert await events(b"data: one\n\ndata: two\n\r") == [b"one", b"two"]
+    assert await events(b"data: one\n\ndata: two\n", b"\r") == [b"one", b"two"]
 
 
 async def test_an_event_larger_than_st_ai_reads_is_refused_whether_in_one_line_or_many():

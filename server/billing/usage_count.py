@@ -75,6 +75,9 @@ def message_texts(message: Any) -> list[str]:
     return texts
 
 
+# a delta with no other keys than these has only its content to count (message_texts)
+_CONTENT_ONLY = frozenset({"role", "content"})
+
 # Relayed text is counted in batches of this many characters, so a long stream holds no
 # more than this much text for its count.
 COUNT_BATCH_CHARS = 64 * 1024
@@ -93,13 +96,19 @@ class StreamMeter:
         self.content_sent = False
 
     def saw(self, chunk: dict) -> None:
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
+        if usage := chunk.get("usage"):
+            self.usage = usage
         for choice in _items(chunk.get("choices")):
-            if isinstance(choice, dict):
-                for text in message_texts(choice.get("delta")):
-                    self._pending.append(text)
-                    self._pending_chars += len(text)
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            content = delta.get("content")
+            # most chunks hold a piece of content and nothing else to count: no list made
+            texts = ((content,) if type(content) is str else ()) if delta.keys() <= _CONTENT_ONLY \
+                else message_texts(delta)
+            for text in texts:
+                self._pending.append(text)
+                self._pending_chars += len(text)
         if self._pending_chars >= COUNT_BATCH_CHARS:
             self._count_pending()
 

@@ -8,30 +8,8 @@ import aiohttp
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
-class _Event:
-    """The event being read: its data lines so far."""
-
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-        self.size = 0
-
-    def line(self, line: bytes) -> bytes | None:
-        """Take one line (its newline gone); the event's data when the line ends it."""
-        line = line.rstrip(b"\r")
-        if not line:
-            if not self.data:
-                return None
-            data, self.data, self.size = b"\n".join(self.data), [], 0
-            return data
-        if line.startswith(b"data:"):
-            value = line[5:]
-            if value.startswith(b" "):
-                value = value[1:]
-            self.size += len(value)
-            if self.size > MAX_EVENT_BYTES:
-                raise ValueError("upstream event too large")
-            self.data.append(value)
-        return None
+def _too_large() -> ValueError:
+    return ValueError("upstream event too large")
 
 
 async def data_events(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
@@ -39,8 +17,10 @@ async def data_events(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     Multi-line data is joined with newlines, as the SSE spec says; comments and
     other fields (event:, id:, retry:) are skipped. What arrived together is split
     into lines at once, not read line by line: a stream's events often come several
-    to a network read."""
-    event = _Event()
+    to a network read. Each line is read in this loop, not by a call per line: a stream
+    has two lines per event."""
+    data: list[bytes] = []  # the event's data lines so far
+    size = 0
     partial: list[bytes] = []  # a line whose newline has not arrived yet
     partial_size = 0
     while block := await body.readany():
@@ -50,21 +30,38 @@ async def data_events(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
             partial_size += len(head)
             if not newline:
                 if partial_size > MAX_EVENT_BYTES:
-                    raise ValueError("upstream event too large")
+                    raise _too_large()
                 continue
-            line, partial, partial_size = b"".join(partial), [], 0
-            if (data := event.line(line)) is not None:
-                yield data
-        lines = block.split(b"\n")
+            lines = [b"".join(partial), *block.split(b"\n")]
+            partial, partial_size = [], 0
+        else:
+            lines = block.split(b"\n")
         last = lines.pop()
         for line in lines:
-            if (data := event.line(line)) is not None:
-                yield data
+            line = line.rstrip(b"\r")
+            if not line:  # the blank line: the event is whole
+                if data:
+                    yield data[0] if len(data) == 1 else b"\n".join(data)
+                    data, size = [], 0
+            elif line.startswith(b"data:"):
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                size += len(value)
+                if size > MAX_EVENT_BYTES:
+                    raise _too_large()
+                data.append(value)
         if last:
             partial, partial_size = [last], len(last)
             if partial_size > MAX_EVENT_BYTES:
-                raise ValueError("upstream event too large")
+                raise _too_large()
     if partial:  # the last line, without its newline
-        event.line(b"".join(partial))
-    if event.data:  # a stream that ends without the final blank line
-        yield b"\n".join(event.data)
+        line = b"".join(partial).rstrip(b"\r")
+        if not line and data:
+            yield b"\n".join(data)
+            data = []
+        elif line.startswith(b"data:"):
+            value = line[6:] if line[5:6] == b" " else line[5:]
+            if size + len(value) > MAX_EVENT_BYTES:
+                raise _too_large()
+            data.append(value)
+    if data:  # a stream that ends without the final blank line
+        yield b"\n".join(data)
