@@ -189,6 +189,7 @@ async def _write_events(request: web.Request, response: web.StreamResponse, call
     take = getattr(call, "read_nowait", None)
     events: list[bytes] = []
     named = dialect.named_events
+    cuttable = draining.cuttable(request)  # one section object, entered around every read
     try:
         while message is not grpc.aio.EOF:
             events.append(dialects.sse_event(marshal.json_text(message), message, dialect) if named
@@ -197,7 +198,7 @@ async def _write_events(request: web.Request, response: web.StreamResponse, call
             if message is None:  # nothing more is waiting: what was read goes out now
                 await response.write(b"".join(events))
                 events.clear()
-                with draining.cuttable(request):
+                with cuttable:
                     message = await call.read()
         events.append(dialect.end)
     except grpc.aio.AioRpcError as error:

@@ -67,10 +67,11 @@ def draining_calls(drain: Drain, trusted_bridges: tuple[Network, ...] = ()) -> W
                 if _refused(drain, context, trusted_bridges):
                     await abort(context, draining.refused())
                 with drain.track() as call:
+                    cuttable = drain.cuttable(call)  # one section object, entered around every read
                     try:
                         async with contextlib.aclosing(inner(request, context)) as messages:
                             while True:
-                                with drain.cuttable(call):
+                                with cuttable:
                                     try:
                                         message = await anext(messages)
                                     except StopAsyncIteration:
