@@ -142,7 +142,10 @@ class _Call:
     def __init__(self, context: InProcessContext, task: asyncio.Task) -> None:
         self._context, self._task = context, task
 
-    async def initial_metadata(self) -> grpc.aio.Metadata:
+    # Metadata comes as a tuple of (key, value) pairs, not a grpc.aio.Metadata: the bridge
+    # only iterates it, as it iterates grpc.aio's, and a Metadata costs a dict per call.
+
+    async def initial_metadata(self) -> Metadata:
         if self._context.initial is None and not self._task.done():
             # sent with the first message or the answer; an error sends none
             waiter = asyncio.ensure_future(self._context.initial_sent.wait())
@@ -150,12 +153,12 @@ class _Call:
                 await asyncio.wait((waiter, self._task), return_when=asyncio.FIRST_COMPLETED)
             finally:
                 waiter.cancel()
-        return grpc.aio.Metadata(*(self._context.initial or ()))
+        return self._context.initial or ()
 
-    async def trailing_metadata(self) -> grpc.aio.Metadata:
+    async def trailing_metadata(self) -> Metadata:
         if not self._task.done():  # a finished call answers at once: its request may end meanwhile
             await asyncio.wait((self._task,))
-        return grpc.aio.Metadata(*self._context.trailing)
+        return self._context.trailing
 
     def cancel(self) -> bool:
         return self._task.cancel()
