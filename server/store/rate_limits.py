@@ -160,12 +160,14 @@ def take(conn: sqlite3.Connection, token_id: int, limits: Limits, tokens: int, o
             raise RateLimited("tokens", limits.tpm, _free_in(buckets, limits.tpm, tokens, now), before)
     slot_id = None
     if limits.max_concurrency is not None:
-        in_flight = conn.execute("SELECT COUNT(*) FROM inflight WHERE token_id = ?", [token_id]).fetchone()[0]
-        if in_flight >= limits.max_concurrency:
+        # the count and the slot in one statement: a slot is taken only while one is free
+        taken = conn.execute("INSERT INTO inflight (token_id, owner, created_at) SELECT ?, ?, ? "
+                             "WHERE (SELECT COUNT(*) FROM inflight WHERE token_id = ?) < ?",
+                             [token_id, owner, now, token_id, limits.max_concurrency])
+        if taken.rowcount == 0:
             # no clock says when a request in flight ends; a second is a fair first retry
             raise RateLimited("concurrency", limits.max_concurrency, 1.0, before)
-        slot_id = conn.execute("INSERT INTO inflight (token_id, owner, created_at) VALUES (?, ?, ?)",
-                               [token_id, owner, now]).lastrowid
+        slot_id = taken.lastrowid
     counted = None
     if counting:
         second = math.floor(now)
