@@ -271,7 +271,7 @@ async def serve(config: Config) -> None:
                                      _metrics_scrape(config, core))
         host = _grpc_host(config.host)  # an IPv6 address in brackets, as URLs write it
         _ready(f"st-ai ready: REST http://{host}:{http_port}/v1  gRPC {host}:{grpc_port}"
-                  f"  db {config.db_path}")
+               f"  db {config.db_path}")
         try:
             await signals.stop.wait()
         finally:

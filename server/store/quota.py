@@ -133,10 +133,7 @@ class _Write:
             self._conn.rollback()
 
 
-_write = _Write
-
-
-write = _write  # for a store that changes its rows in the same transaction as a reservation
+write = _Write  # for a store that changes its rows in the same transaction as a reservation
 
 
 def _status(conn: sqlite3.Connection, token_id: int) -> tuple[int | None, int, int]:
@@ -150,7 +147,7 @@ def _status(conn: sqlite3.Connection, token_id: int) -> tuple[int | None, int, i
 def reserve(db: sqlite_utils.Database, token_id: int, amount: int, owner: str) -> int | None:
     """Hold `amount` of the token's quota for a request; returns the reservation's id, or
     None for an unlimited token (nothing to hold). Raises InsufficientQuota."""
-    with _write(db) as conn:
+    with _Write(db) as conn:
         return reserve_in(conn, token_id, amount, owner)
 
 
@@ -172,7 +169,7 @@ def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> Non
     """Book every request in one transaction: each closes its reservation, adds its cost to
     its token's `used` and writes its ledger row and its attempts. (The gateway's group
     commit runs `settle_in` per settlement through `write_each` instead.)"""
-    with _write(db) as conn:
+    with _Write(db) as conn:
         settle_in(conn, settlements)
 
 
@@ -194,8 +191,9 @@ def settle_in(conn: sqlite3.Connection, settlements: list[Settlement]) -> None:
 
 def write_each(db: sqlite_utils.Database, ops: list[Callable[[sqlite3.Connection], T]]) -> list[T | Exception]:
     """Run every op in one write transaction (one commit for all), each in a savepoint of
-    its own: an op that raises takes back only what it wrote, and its exception is its
-    result. A failure of the transaction itself (the database locked too long) raises."""
+    its own (a lone op's own transaction is its savepoint): an op that raises takes back
+    only what it wrote, and its exception is its result. A failure of the transaction
+    itself (the database locked too long) raises."""
     conn = db.conn
     if len(ops) == 1 and not conn.in_transaction:  # its own transaction is its savepoint
         conn.execute("BEGIN IMMEDIATE")
@@ -214,7 +212,7 @@ def write_each(db: sqlite_utils.Database, ops: list[Callable[[sqlite3.Connection
             raise
         return [result]
     results: list[T | Exception] = []
-    with _write(db) as conn:
+    with _Write(db) as conn:
         for op in ops:
             conn.execute("SAVEPOINT op")
             try:
@@ -228,7 +226,7 @@ def write_each(db: sqlite_utils.Database, ops: list[Callable[[sqlite3.Connection
 
 def release(db: sqlite_utils.Database, reservation_id: int) -> None:
     """Give a reservation back without booking anything."""
-    with _write(db) as conn:
+    with _Write(db) as conn:
         conn.execute("DELETE FROM reservations WHERE id = ?", [reservation_id])
 
 
@@ -237,7 +235,7 @@ def release_stale(db: sqlite_utils.Database, older_than: float, keep_owner: str 
     `keep_owner`: a process that was killed never settles them, and no request of a live
     one lasts that long. Returns how many were released. A video task's reservation is
     never one of them: it lives as long as its task (server/billing/video_billing.py)."""
-    with _write(db) as conn:
+    with _Write(db) as conn:
         rate_limits.release_stale(conn, older_than, keep_owner)  # their slots in flight too
         return conn.execute("DELETE FROM reservations WHERE created_at < ? AND owner IS NOT ? "
                             "AND video_id IS NULL", [older_than, keep_owner]).rowcount
@@ -247,7 +245,7 @@ def release_owner(db: sqlite_utils.Database, owner_prefix: str) -> int:
     """Give back at once what a process that died held: its reservations and its slots in
     flight (`owner_prefix`: "host:pid:", a worker of `serve --workers` its parent saw
     die). A video task's reservation stays with its task. Returns the reservations freed."""
-    with _write(db) as conn:
+    with _Write(db) as conn:
         conn.execute("DELETE FROM inflight WHERE substr(owner, 1, ?) = ?", [len(owner_prefix), owner_prefix])
         return conn.execute("DELETE FROM reservations WHERE substr(owner, 1, ?) = ? AND video_id IS NULL",
                             [len(owner_prefix), owner_prefix]).rowcount
@@ -263,7 +261,7 @@ def set_quota(db: sqlite_utils.Database, name: str, quota: int | None = None, *,
               add: int | None = None) -> QuotaStatus:
     """Set a token's quota (or make it unlimited) and/or add to it, in one transaction."""
     token = token_store.get(db, name)
-    with _write(db) as conn:
+    with _Write(db) as conn:
         if unlimited:
             conn.execute("UPDATE tokens SET quota = NULL WHERE id = ?", [token.id])
         elif quota is not None:
