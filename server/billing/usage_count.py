@@ -59,6 +59,10 @@ def answer_texts(answer: dict) -> list[str]:
     return texts
 
 
+# a message with no other keys than these has only its content to count
+_CONTENT_ONLY = frozenset({"role", "content"})
+
+
 def _items(value: Any) -> list:
     """A list an upstream's answer should hold; anything else (a broken answer) holds nothing."""
     return value if isinstance(value, list) else []
@@ -67,6 +71,9 @@ def _items(value: Any) -> list:
 def message_texts(message: Any) -> list[str]:
     if not isinstance(message, dict):
         return []
+    if message.keys() <= _CONTENT_ONLY:  # most stream deltas: only their content can count
+        content = message.get("content")
+        return [content] if isinstance(content, str) else []
     texts = [message[k] for k in ("content", "refusal", "reasoning_content") if isinstance(message.get(k), str)]
     for call in _items(message.get("tool_calls")):
         function = call.get("function") if isinstance(call, dict) else None
@@ -74,9 +81,6 @@ def message_texts(message: Any) -> list[str]:
             texts.extend(v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str))
     return texts
 
-
-# a delta with no other keys than these has only its content to count (message_texts)
-_CONTENT_ONLY = frozenset({"role", "content"})
 
 # Relayed text is counted in batches of this many characters, so a long stream holds no
 # more than this much text for its count.
@@ -99,16 +103,10 @@ class StreamMeter:
         if usage := chunk.get("usage"):
             self.usage = usage
         for choice in _items(chunk.get("choices")):
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if not isinstance(delta, dict):
-                continue
-            content = delta.get("content")
-            # most chunks hold a piece of content and nothing else to count: no list made
-            texts = ((content,) if type(content) is str else ()) if delta.keys() <= _CONTENT_ONLY \
-                else message_texts(delta)
-            for text in texts:
-                self._pending.append(text)
-                self._pending_chars += len(text)
+            if isinstance(choice, dict):
+                for text in message_texts(choice.get("delta")):
+                    self._pending.append(text)
+                    self._pending_chars += len(text)
         if self._pending_chars >= COUNT_BATCH_CHARS:
             self._count_pending()
 
