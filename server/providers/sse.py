@@ -23,7 +23,13 @@ async def data_events(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     size = 0
     partial: list[bytes] = []  # a line whose newline has not arrived yet
     partial_size = 0
-    while block := await body.readany():
+    ended = False
+    while not ended:
+        block = await body.readany()
+        if not block:
+            if not partial:
+                break
+            block, ended = b"\n", True  # the last line came without its newline: end it here
         if partial:
             head, newline, block = block.partition(b"\n")
             partial.append(head)
@@ -53,15 +59,5 @@ async def data_events(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
             partial, partial_size = [last], len(last)
             if partial_size > MAX_EVENT_BYTES:
                 raise _too_large()
-    if partial:  # the last line, without its newline
-        line = b"".join(partial).rstrip(b"\r")
-        if not line and data:
-            yield b"\n".join(data)
-            data = []
-        elif line.startswith(b"data:"):
-            value = line[6:] if line[5:6] == b" " else line[5:]
-            if size + len(value) > MAX_EVENT_BYTES:
-                raise _too_large()
-            data.append(value)
     if data:  # a stream that ends without the final blank line
         yield b"\n".join(data)
