@@ -76,7 +76,6 @@ for _path in (str(ROOT), str(ROOT / "generated")):
 MODEL_BARE = "bench-model-bare"  # unpriced, for --bare
 UPSTREAM_KEY = "sk-bench-upstream-key"
 EE_OFF = "-event_engine_client,-event_engine_listener"
-FLOOR = "grpc.aio floor"  # the rows of the bare gRPC server (scripts/bench_grpc_floor.py)
 
 
 @dataclass(frozen=True)
@@ -271,11 +270,12 @@ def run_grpc_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: d
     floor = procs.start([sys.executable, str(SCRIPTS / "bench_grpc_floor.py"), "--chunks", str(args.chunks),
                          "--port-file", str(port_file)], log, core)
     port = wait_for("the gRPC floor", lambda: port_file.exists() and port_file.read_text(), floor, log)
-    scenarios = [{"label": f"{FLOOR} {'stream' if stream else 'unary'}", "path": FLOOR, "transport": "grpc",
+    path = bench_report.FLOOR
+    scenarios = [{"label": f"{path} {'stream' if stream else 'unary'}", "path": path, "transport": "grpc",
                   "target": f"127.0.0.1:{port}", "auth": "-", "model": MODEL, "stream": stream}
                  for stream in (False, True)]
     config = base_config | {"gateway_pid": floor.pid, "scenarios": scenarios, "grpc_channels": 1}
-    print(f"running against {FLOOR} (pid {floor.pid}):", file=sys.stderr)
+    print(f"running against {path} (pid {floor.pid}):", file=sys.stderr)
     try:
         return run_loadgen(procs, tmp, lg_core, config, len(scenarios) * (args.phase_cap * 3 + 15) + 30)
     finally:

@@ -13,7 +13,7 @@ TARGET_GRPC_RPS = 2000
 TARGET_GRPC_STREAMS = 600
 TARGET_RSS_MB = 100  # per worker
 SATURATED = 0.90  # the client side's core this busy: it, not the gateway, may have set the pace
-FLOOR = "grpc.aio floor"  # scripts/bench.py's rows of a bare gRPC server of the same API
+FLOOR = "grpc.aio floor"  # the rows of scripts/bench.py's bare gRPC server (scripts/bench_grpc_floor.py)
 
 
 def _ms(seconds: float | None) -> str:
