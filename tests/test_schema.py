@@ -283,6 +283,20 @@ def test_a_step_that_rewrites_data_is_preceded_by_a_copy_at_the_old_version(rele
     assert user_version(release_db) == RELEASED + 2
 
 
+def test_a_fresh_database_is_built_without_copies_but_an_old_one_is_copied_before_a_rewrite(tmp_path, release_db):
+    fresh = str(tmp_path / "fresh.db")
+    open_db(fresh).close()
+    assert user_version(fresh) == schema.LATEST
+    # nothing was there to keep: no `.bak` beside a file this start created
+    assert sorted(p.name for p in tmp_path.iterdir() if ".bak" in p.name) == []
+    # the release's database (tables, no version) is migrated, and copied before each step that rewrites
+    open_db(release_db).close()
+    rewriting = [i for i, step in enumerate(schema.MIGRATIONS) if step.backup and i > 0]
+    assert rewriting
+    for old_version in rewriting:
+        assert os.path.exists(schema.backup_path(release_db, old_version)), old_version
+
+
 # -- two processes ----------------------------------------------------------------------
 
 RACER = textwrap.dedent("""

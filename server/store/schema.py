@@ -483,17 +483,21 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIO
     latest = len(migrations)
     current = version(conn)
     _refuse_newer(current, latest)
+    # A file with no tables is being built, not migrated: it holds nothing a copy would keep.
+    fresh = current == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
     applied = []
     while current < latest:
-        current, step = _apply_next(conn, migrations)
+        current, step = _apply_next(conn, migrations, copies=not fresh)
         if step:
             applied.append(step)
             log.info("database schema migrated to version %d: %s", current, step.name)
     return applied
 
 
-def _apply_next(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> tuple[int, Migration | None]:
-    """Apply the one step after the database's version, under the write lock."""
+def _apply_next(conn: sqlite3.Connection, migrations: Sequence[Migration],
+                copies: bool = True) -> tuple[int, Migration | None]:
+    """Apply the one step after the database's version, under the write lock (`copies`:
+    a step that rewrites data is preceded by a copy of the database)."""
     # IMMEDIATE takes the write lock now; the version is read again under it, so of two
     # processes opening an old database at once, the second waits and then finds it done.
     conn.execute("BEGIN IMMEDIATE")
@@ -504,7 +508,7 @@ def _apply_next(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> tu
             conn.rollback()
             return current, None
         step = migrations[current]
-        if step.backup and current > 0:
+        if step.backup and copies and current > 0:
             _backup(conn, current)
         try:
             step.apply(conn)
