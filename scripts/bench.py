@@ -3,7 +3,8 @@
 
     python scripts/bench.py [--seconds S] [--requests N] [--concurrency C] [--workers 1|2]
                             [--loadgen auto|wrk|python] [--bare] [--compare-dispatch]
-                            [--grpc-experiments] [--no-pin-core] [--keep]
+                            [--grpc-experiments] [--portkey DIR [--node PATH]] [--litellm PATH]
+                            [--no-pin-core] [--keep]
 
 It starts, each in its own process and all on 127.0.0.1:
   * scripts/bench_upstream.py: POST /v1/chat/completions answering a fixed completion with
@@ -18,6 +19,11 @@ It starts, each in its own process and all on 127.0.0.1:
     server of st-ai's Chat service answering fixed messages, with nothing in between, the
     floor under st-ai's gRPC rows (its CPU per call is the most one core lets any grpc.aio
     server of this API serve);
+  * with --portkey DIR and --litellm PATH, the gateways issue 11 measures st-ai against
+    (scripts/bench_peers.py: Portkey's gateway installed by npm in DIR, LiteLLM's proxy
+    from its own virtualenv), each in turn on the gateway's core, pointed at the same
+    upstream and loaded as st-ai's REST rows are: their rows, and st-ai's ratios to
+    them, come from the same run;
   * scripts/bench_loadgen.py, the load generator. REST and direct throughput phases run
     through wrk (HTTP/1.1 keep-alive, as issue 11 measured) when it is installed
     (`--loadgen auto`, the default); latency, time to first token and gRPC through Python
@@ -47,6 +53,7 @@ it starts is stopped at exit and its temporary files removed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -61,6 +68,7 @@ from urllib.error import URLError
 
 import bench_checks
 import bench_loadgen
+import bench_peers
 import bench_report
 import bench_upstream
 import bench_wrk
@@ -173,8 +181,23 @@ def main() -> None:
                              "Unix socket) beside the default in-process dispatch")
     parser.add_argument("--workers", type=int, choices=(1, 2), default=1,
                         help="st-ai serve --workers N: worker processes sharing the ports (default 1)")
+    parser.add_argument("--portkey", type=Path, metavar="DIR",
+                        help="also measure Portkey's gateway, installed by `npm install @portkey-ai/gateway` in DIR "
+                             "(see scripts/bench_peers.py)")
+    parser.add_argument("--node", default="node", metavar="PATH",
+                        help="the node that runs Portkey's gateway (default: node on PATH)")
+    parser.add_argument("--litellm", type=Path, metavar="PATH",
+                        help="also measure LiteLLM's proxy: its `litellm` executable, or the virtualenv holding it")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, db)")
     args = parser.parse_args()
+    try:
+        if args.portkey is not None:
+            bench_peers.portkey_entry(args.portkey)
+            bench_peers.node_version(args.node)
+        if args.litellm is not None:
+            bench_peers.litellm_entry(args.litellm)
+    except ValueError as exc:
+        parser.error(str(exc))
     stream_requests = args.stream_requests or max(args.concurrency * 4, args.requests // 4)
     if args.loadgen == "wrk" and not bench_wrk.available():
         parser.error("--loadgen wrk: wrk is not installed (apt-get install wrk)")
@@ -227,6 +250,7 @@ def main() -> None:
                                     ("--dispatch", "grpc")))
 
         rows: list[dict] = []
+        problems: list[str] = []  # a gateway of another project that could not be measured
         peaks: dict[str, tuple[float, float]] = {}
         checks: list[tuple[str, str, bench_checks.Check]] = []
         for index, variant in enumerate(variants):
@@ -236,6 +260,21 @@ def main() -> None:
             peaks[variant.name] = reading
             checks.extend(variant_checks)
 
+        peers: list[str] = []
+        starts = []  # the other projects' gateways asked for
+        if args.portkey is not None:
+            starts.append(functools.partial(bench_peers.start_portkey, folder=args.portkey, node=args.node))
+        if args.litellm is not None:
+            starts.append(functools.partial(bench_peers.start_litellm, path=args.litellm))
+        for start in starts:
+            try:
+                peer_rows = run_peer(procs, tmp, start, gw_core, lg_core, base_config, args, upstream_url)
+            except RuntimeError as exc:
+                problems.append(str(exc))
+                continue
+            rows.extend(peer_rows)
+            peers.append(peer_rows[0]["path"])
+
         rows.extend(run_grpc_floor(procs, tmp, gw_core, lg_core, base_config, args))
 
         order = {"direct": 0}
@@ -244,8 +283,12 @@ def main() -> None:
         bench_report.print_table(rows, args.concurrency)
         bench_report.print_targets(rows, peaks, {v.name: (f"st-ai REST{v.suffix}", f"st-ai gRPC{v.suffix}")
                                                  for v in variants})
+        if peers:
+            bench_report.print_peers(rows, peers, "st-ai REST", args.concurrency)
         bench_report.print_notes(rows, gw_core is not None)
-        if not bench_report.print_checks(checks):
+        for problem in problems:
+            print(f"  NOT MEASURED: {problem}")
+        if not bench_report.print_checks(checks) or problems:
             exit_code = 1
         print(f"\n(total {time.monotonic() - started:.0f} s)")
     except KeyboardInterrupt:
@@ -280,6 +323,25 @@ def run_grpc_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: d
         return run_loadgen(procs, tmp, lg_core, config, len(scenarios) * (args.phase_cap * 3 + 15) + 30)
     finally:
         procs.stop(floor)
+
+
+def run_peer(procs: Processes, tmp: Path, start, gw_core, lg_core, base_config: dict, args,
+             upstream_url: str) -> list[dict]:
+    """Another project's gateway (scripts/bench_peers.py) on the gateway's core, loaded as
+    st-ai's REST rows are. RuntimeError when it does not start or relay."""
+    core = min(gw_core) if isinstance(gw_core, set) else gw_core
+    peer = start(procs, tmp, core, upstream_url, bench_peers.free_port())
+    # a stream's finish reason may come as an event of its own: at least the upstream's events
+    scenarios = [{"label": f"{peer.name} {'stream' if stream else 'unary'}", "path": peer.name,
+                  "transport": "rest", "target": peer.base_url, "auth": peer.auth, "model": MODEL,
+                  "stream": stream, "headers": peer.headers, "idle": [peer.idle_path, peer.idle_body],
+                  "at_least": True} for stream in (False, True)]
+    config = base_config | {"gateway_pid": peer.proc.pid, "scenarios": scenarios}
+    print(f"running against {peer.name} (pid {peer.proc.pid}):", file=sys.stderr)
+    try:
+        return run_loadgen(procs, tmp, lg_core, config, len(scenarios) * (args.phase_cap * 3 + args.seconds + 15) + 30)
+    finally:
+        procs.stop(peer.proc)
 
 
 def run_variant(procs: Processes, tmp: Path, db_path: Path, index: int, variant: Variant, args, gw_core, lg_core,

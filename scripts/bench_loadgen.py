@@ -80,9 +80,12 @@ class Calls:
             self.channels[(target, index)] = self.grpc.aio.insecure_channel(target, options=options)
         return self.chat_pb2_grpc.ChatStub(self.channels[(target, index)])
 
-    def rest(self, base_url: str, auth: str, model: str, stream: bool):
+    def rest(self, base_url: str, auth: str, model: str, stream: bool, extra_headers: dict | None = None,
+             at_least: bool = False):
+        """`at_least`: a stream may have more events than the upstream sent (a gateway that
+        splits the finish reason into a chunk of its own), never fewer."""
         url = f"{base_url}/chat/completions"
-        headers = {"Authorization": f"Bearer {auth}", "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {auth}", "Content-Type": "application/json", **(extra_headers or {})}
         payload = rest_body(model, stream)
         expected_events = self.chunks + 1  # the content chunks and [DONE]; no usage chunk was asked for
         session = self.session
@@ -104,7 +107,9 @@ class Calls:
                         ttft = perf() - t0
                     parts.append(part)
             data = b"".join(parts)
-            ok = resp.status == 200 and data.count(b"data: ") == expected_events and b'"error"' not in data
+            events = data.count(b"data: ")
+            ok = (resp.status == 200 and (events == expected_events or (at_least and events > expected_events))
+                  and b"data: [DONE]" in data and b'"error"' not in data)
             return perf() - t0, ttft, ok, "Server-Timing" in resp.headers
 
         return streamed if stream else plain
@@ -209,7 +214,8 @@ async def run(config: dict, workdir: Path) -> list[dict]:
             if scenario["transport"] == "grpc":
                 call = calls.grpc_call(scenario["target"], scenario["auth"], model, stream)
             else:
-                call = calls.rest(scenario["target"], scenario["auth"], model, stream)
+                call = calls.rest(scenario["target"], scenario["auth"], model, stream, scenario.get("headers"),
+                                  scenario.get("at_least", False))
             n = config["stream_requests"] if stream else config["requests"]
             n1 = config["latency_stream_requests"] if stream else config["latency_requests"]
             cap = config["phase_cap"]
@@ -269,7 +275,9 @@ async def _wrk_phase(config: dict, scenario: dict, model: str, stream: bool, wor
     result = await bench_wrk.run(
         scenario["target"], scenario["auth"], rest_body(model, stream), config["chunks"] + 1 if stream else 0,
         config["concurrency"], config["wrk_seconds"], workdir, config["request_timeout"],
-        on_deadline=lambda: at_deadline.append(Readings(gateway_pid if measure_gw else None, upstream_pid)))
+        on_deadline=lambda: at_deadline.append(Readings(gateway_pid if measure_gw else None, upstream_pid)),
+        headers=scenario.get("headers"), idle=tuple(scenario.get("idle", bench_wrk.IDLE)),
+        at_least=scenario.get("at_least", False))
     after = at_deadline[0].since(before, children_cpu=result["cpu"])
     span = result["last_answered"] - result["first_sent"]
     answered = result["answered"] - result["bad"]

@@ -12,6 +12,9 @@ TARGET_ADDED_TTFT_MS = 0.5
 TARGET_GRPC_RPS = 2000
 TARGET_GRPC_STREAMS = 600
 TARGET_RSS_MB = 100  # per worker
+# ... and against Portkey's gateway measured in the same run (scripts/bench_peers.py)
+TARGET_X_PORTKEY_RPS = 2.0
+TARGET_X_PORTKEY_STREAMS = 1.5
 SATURATED = 0.90  # the client side's core this busy: it, not the gateway, may have set the pace
 FLOOR = "grpc.aio floor"  # the rows of scripts/bench.py's bare gRPC server (scripts/bench_grpc_floor.py)
 
@@ -107,6 +110,44 @@ def print_targets(rows: list[dict], peaks: dict[str, float], variant_paths: dict
             rss, hwm = peaks[name]
             print(_line("RSS after load, per worker", f"{rss:.1f} MB (peak {hwm:.1f})", f"<= {TARGET_RSS_MB} MB",
                         rss <= TARGET_RSS_MB))
+
+
+def print_peers(rows: list[dict], peers: list[str], ours: str, concurrency: int) -> None:
+    """Issue 11's table, measured in this run: each other gateway and st-ai's REST path
+    (the same load, each on the gateway's core), then st-ai's ratios to Portkey's."""
+    by_key = {(r["path"], r["stream"]): r for r in rows}
+    print("\nbeside the other gateways (issue 11's table, this run: the same upstream and load, one core each):")
+    header = ["gateway", f"c={concurrency} req/s", "CPU ms/req", "c=1 p50 ms", "streams/s", "CPU ms/stream",
+              "TTFT50 ms", "RSS MB"]
+
+    def rate(r: dict | None) -> str:
+        return f"{r['rps']:,.0f}" if r else "-"
+
+    def cpu(r: dict | None) -> str:
+        return f"{r['gw_cpu_ms']:.2f}" if r and r["gw_cpu_ms"] else "-"
+    table = []
+    for name in [*peers, ours]:
+        plain, stream = by_key.get((name, False)), by_key.get((name, True))
+        rss = [r["rss"] for r in (plain, stream) if r is not None and r["rss"] is not None]
+        table.append([name if name != ours else f"{name} (every feature on)",
+                      rate(plain), cpu(plain), _ms(plain["p50"]) if plain else "-",
+                      rate(stream), cpu(stream), _ms(stream["ttft50"]) if stream else "-",
+                      f"{max(rss):.0f}" if rss else "-"])
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    print("  " + "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    for row in table:
+        print("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    portkey = next((name for name in peers if name.startswith("Portkey")), None)
+    if portkey is None:
+        return
+    for stream, label, factor in ((False, "REST whole answers", TARGET_X_PORTKEY_RPS),
+                                  (True, "REST streams", TARGET_X_PORTKEY_STREAMS)):
+        mine, theirs = by_key.get((ours, stream)), by_key.get((portkey, stream))
+        if mine is None or theirs is None or not theirs["rps"]:
+            continue
+        ratio = mine["rps"] / theirs["rps"]
+        print(_line(f"{label}, x Portkey's", f"{ratio:.2f}x ({mine['rps']:,.0f} / {theirs['rps']:,.0f})",
+                    f">= {factor:g}x", ratio >= factor))
 
 
 def print_notes(rows: list[dict], pinned: bool) -> None:

@@ -5,7 +5,8 @@ wrk runs for a wall-clock time and, stopped, drops the requests it has in flight
 request cut that way may or may not reach st-ai's ledger, which would make the bench's
 "one ledger row per request sent" check a guess. So the Lua script sends the booked
 request (a chat completion) only until a deadline, then `GET /healthz` (never booked or
-counted) until every booked answer is in; it then writes a marker file and the load
+counted; another gateway's own cheap path for the peers of scripts/bench_peers.py) until
+every booked answer is in; it then writes a marker file and the load
 generator stops wrk. Each booked answer is checked (status 200, a `Server-Timing`
 header, a whole body: the choices, or every SSE event up to `[DONE]`) and the figures are
 the script's own: booked requests sent, answered well, and the time from the first sent
@@ -26,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 RESULT_PREFIX = "ST_AI_WRK "
+IDLE = ("/healthz", '{"status":"ok"}')  # st-ai's and the bench upstream's: never booked or counted
 
 _SCRIPT = r"""
 local ffi = require("ffi")
@@ -41,6 +43,8 @@ end
 
 local deadline = %(deadline)s
 local events = %(events)d  -- SSE events a whole stream has (0: not a stream)
+local at_least = %(at_least)s  -- a gateway that splits events: `events` or more
+local idle_body = %(idle_body)s
 local marker = %(marker)s
 local booked, idle
 local threads = {}
@@ -54,9 +58,8 @@ function setup(thread)
 end
 
 function init(args)  -- once wrk has set the Host header
-  booked = wrk.format("POST", %(path)s, {["Authorization"] = %(auth)s, ["Content-Type"] = "application/json"},
-                      %(body)s)
-  idle = wrk.format("GET", "/healthz", {})
+  booked = wrk.format("POST", %(path)s, {%(headers)s}, %(body)s)
+  idle = wrk.format("GET", %(idle_path)s, {})
 end
 
 function request()
@@ -78,12 +81,13 @@ local function whole(body)
     return body:find('"choices"', 1, true) ~= nil
   end
   local _, count = body:gsub("data: ", "")
-  return count == events and body:find("data: [DONE]", 1, true) ~= nil and body:find('"error"', 1, true) == nil
+  return (count == events or (at_least and count > events)) and body:find("data: [DONE]", 1, true) ~= nil
+    and body:find('"error"', 1, true) == nil
 end
 
 function response(status, headers, body)
-  -- /healthz answers exactly this (st-ai and the bench's upstream); a booked answer never does
-  if status ~= 200 or body ~= '{"status":"ok"}' then
+  -- the idle path answers exactly this; a booked answer never does
+  if status ~= 200 or body ~= idle_body then
     answered = answered + 1
     last_answered = now()
     if status ~= 200 or not whole(body) then bad = bad + 1 end
@@ -122,15 +126,20 @@ def _lua_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def script(base_url: str, auth: str, body: bytes, deadline: float, events: int, marker: Path) -> str:
+def script(base_url: str, auth: str, body: bytes, deadline: float, events: int, marker: Path,
+           headers: dict | None = None, idle: tuple[str, str] = IDLE, at_least: bool = False) -> str:
     path = urlsplit(base_url).path.rstrip("/") + "/chat/completions"
+    sent = {"Authorization": f"Bearer {auth}", "Content-Type": "application/json", **(headers or {})}
     return _SCRIPT % {"deadline": repr(deadline), "events": events, "marker": _lua_string(str(marker)),
-                      "path": _lua_string(path), "auth": _lua_string(f"Bearer {auth}"),
-                      "body": _lua_string(body.decode()), "prefix": RESULT_PREFIX}
+                      "path": _lua_string(path), "body": _lua_string(body.decode()), "prefix": RESULT_PREFIX,
+                      "headers": ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in sent.items()),
+                      "idle_path": _lua_string(idle[0]), "idle_body": _lua_string(idle[1]),
+                      "at_least": "true" if at_least else "false"}
 
 
 async def run(base_url: str, auth: str, body: bytes, events: int, connections: int, seconds: float,
-              workdir: Path, timeout: float, on_deadline=None) -> dict:
+              workdir: Path, timeout: float, on_deadline=None, headers: dict | None = None,
+              idle: tuple[str, str] = IDLE, at_least: bool = False) -> dict:
     """One throughput phase of `seconds` through wrk. `on_deadline()` is called at the
     deadline (the caller reads the gateway's CPU time there). Returns wrk's figures and
     its CPU seconds."""
@@ -140,7 +149,7 @@ async def run(base_url: str, auth: str, body: bytes, events: int, connections: i
     origin = urlsplit(base_url)
     started = time.monotonic()
     deadline = started + 0.2 + seconds  # wrk connects in the first few milliseconds
-    script_path.write_text(script(base_url, auth, body, deadline, events, marker))
+    script_path.write_text(script(base_url, auth, body, deadline, events, marker, headers, idle, at_least))
     children_cpu0 = _children_cpu()
     # -d only bounds wrk should the marker never come (a stalled gateway): it is stopped
     # with SIGINT once every booked answer is in

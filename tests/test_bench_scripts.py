@@ -5,6 +5,7 @@ counted by the metrics, answered with Server-Timing). No speed is asserted; the 
 are only required to be printed."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -110,6 +111,62 @@ def test_instruction_counts_are_printed_for_every_path_beside_the_floor_relay():
         assert abs(float(total) - float(loop) - float(other)) < 0.002, (name, result.stdout)
         if name.startswith("st-ai"):
             assert float(ratio) > 1, (name, result.stdout)  # more work than a bare relay: counted for real
+
+
+# The other projects' gateways are installed outside st-ai (scripts/bench_peers.py says how);
+# these paths name them: a folder where `npm install @portkey-ai/gateway` ran, and a
+# virtualenv with `litellm[proxy]`.
+PORTKEY = os.environ.get("ST_AI_BENCH_PORTKEY")
+LITELLM = os.environ.get("ST_AI_BENCH_LITELLM")
+
+
+@pytest.mark.skipif(not (PORTKEY and LITELLM and bench_wrk.available()),
+                    reason="set ST_AI_BENCH_PORTKEY and ST_AI_BENCH_LITELLM to installed gateways (and install wrk)")
+def test_the_bench_loads_portkey_and_litellm_as_it_loads_st_ai_and_prints_the_ratios():
+    result = run("bench.py", *SMALL, "--portkey", PORTKEY, "--litellm", LITELLM,
+                 *(("--node", os.environ["ST_AI_BENCH_NODE"]) if os.environ.get("ST_AI_BENCH_NODE") else ()),
+                 timeout=400)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    rows = table_rows(out)
+    for prefix in ("Portkey ", "LiteLLM "):
+        for mode in ("unary", "stream"):
+            found = [cells for (path, m), cells in rows.items() if path.startswith(prefix) and m == mode]
+            assert len(found) == 1, (prefix, mode, out)
+            cells = found[0]
+            # loaded through wrk, every answer whole, its own CPU and memory read
+            assert cells[-1] == "wrk" and cells[-2] == "0" and float(cells[10]) > 0 and float(cells[15]) > 0, cells
+    table = out[out.index("beside the other gateways"):]
+    assert re.search(r"^  Portkey \S+ \(node [\d.]+\) +[\d,]+ +\d+\.\d\d ", table, re.M), table
+    assert re.search(r"^  st-ai REST \(every feature on\) +[\d,]+ ", table, re.M), table
+    for label in ("REST whole answers, x Portkey's", "REST streams, x Portkey's"):
+        assert re.search(rf"^  {re.escape(label)} +\d+\.\d\dx \([\d,]+ / [\d,]+\) +target >= ", table, re.M), table
+    assert_checks_passed(out, ["st-ai"])
+
+
+def test_the_bench_refuses_a_portkey_folder_without_portkey_before_starting_anything(tmp_path):
+    result = run("bench.py", "--portkey", str(tmp_path), timeout=30)
+    assert result.returncode == 2
+    assert f"no Portkey gateway in {tmp_path}" in result.stderr and "npm install @portkey-ai/gateway" in result.stderr
+    result = run("bench.py", "--litellm", str(tmp_path / "nowhere"), timeout=30)
+    assert result.returncode == 2 and "no litellm executable" in result.stderr
+
+
+def test_the_peer_table_puts_st_ai_beside_each_gateway_and_judges_the_ratios_to_portkey(capsys):
+    import bench_report
+
+    def row(path, stream, rps, cpu, p50, ttft, rss):
+        return {"path": path, "stream": stream, "rps": rps, "gw_cpu_ms": cpu, "p50": p50, "ttft50": ttft, "rss": rss}
+    rows = [row("Portkey 1.15.2 (node 22.1.0)", False, 1000.0, 1.0, 0.0010, None, 150.0),
+            row("Portkey 1.15.2 (node 22.1.0)", True, 500.0, 2.0, 0.0300, 0.0290, 160.0),
+            row("st-ai REST", False, 2100.0, 0.48, 0.0020, None, 75.0),
+            row("st-ai REST", True, 700.0, 1.4, 0.0030, 0.0025, 79.0)]
+    bench_report.print_peers(rows, ["Portkey 1.15.2 (node 22.1.0)"], "st-ai REST", 32)
+    out = capsys.readouterr().out
+    assert re.search(r"^  Portkey 1\.15\.2 \(node 22\.1\.0\) +1,000 +1\.00 +1\.00 +500 +2\.00 +29\.00 +160$", out, re.M), out
+    assert re.search(r"^  st-ai REST \(every feature on\) +2,100 +0\.48 +2\.00 +700 +1\.40 +2\.50 +79$", out, re.M), out
+    assert re.search(r"REST whole answers, x Portkey's +2\.10x \(2,100 / 1,000\) +target >= 2x +met$", out, re.M), out
+    assert re.search(r"REST streams, x Portkey's +1\.40x \(700 / 500\) +target >= 1\.5x +NOT MET$", out, re.M), out
 
 
 def test_a_short_soak_samples_the_gateway_and_judges_it():
