@@ -197,7 +197,9 @@ class ChatRelay:
                 while chunk is not None:
                     meter.content_sent = True
                     yield chunk
-                    chunk = await _next_shown(chunks, meter, pace, shows_usage)
+                    chunk = _ready_shown(chunks, meter, pace, shows_usage)
+                    if chunk is None:
+                        chunk = await _next_shown(chunks, meter, pace, shows_usage)
             else:
                 batch = opened.first
                 while batch:
@@ -361,6 +363,17 @@ class _Opened:
 def _shown(chunk: dict, shows_usage: bool) -> bool:
     """Whether the client sees `chunk`: the usage chunk st-ai asked for itself is kept back."""
     return shows_usage or not (chunk.get("usage") and not chunk.get("choices"))
+
+
+def _ready_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, shows_usage: bool) -> dict | None:
+    """The client's next chunk among those read ahead, without waiting (None: none is
+    ready). Chunks often come several to a network read: these skip the idle timer."""
+    while (chunk := chunks.ready()) is not None:
+        pace.check()
+        meter.saw(chunk)
+        if _shown(chunk, shows_usage):
+            return chunk
+    return None
 
 
 async def _next_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, shows_usage: bool) -> dict | None:

@@ -65,6 +65,16 @@ class ShieldedStream(Generic[T]):
             self._room.set_result(None)
         return entry
 
+    def ready(self) -> T | None:
+        """The next chunk if the pump has read it already, taken without waiting; None when
+        none is (the stream's end too: `__anext__` tells that, and raises its failure)."""
+        queue = self._queue
+        if not queue or type(queue[0]) is _End:
+            return None
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+        return queue.popleft()
+
     async def _run(self) -> None:
         queue, chunks = self._queue, self._chunks
         try:
@@ -72,7 +82,10 @@ class ShieldedStream(Generic[T]):
                 while len(queue) >= self._read_ahead:
                     self._room = asyncio.get_running_loop().create_future()
                     await self._room
-                self._put(await chunks.__anext__())
+                queue.append(await chunks.__anext__())  # _put's work, inline: once per chunk
+                reader = self._reader
+                if reader is not None and not reader.done():
+                    reader.set_result(None)
         except StopAsyncIteration:
             self._put(_End())
         except BaseException as exc:  # a cancelled pump (the stream closed) too: its reader must not wait on

@@ -113,3 +113,24 @@ async def test_a_stream_never_read_closes_without_reading_the_upstream():
     stream = ShieldedStream(upstream.chunks())
     await stream.aclose()
     assert upstream.read == 0
+
+
+async def test_chunks_read_ahead_are_taken_without_waiting_and_the_end_still_comes_through_anext():
+    upstream = Upstream(fail_after=3)
+    stream = ShieldedStream(upstream.chunks(), read_ahead=2)
+    assert stream.ready() is None  # nothing read yet: the pump starts with the first read
+    for chunk in ("a", "b", "c"):
+        upstream.released.put_nowait(chunk)
+    assert await anext(stream) == "a"
+    await settle()
+    assert stream.ready() == "b"  # read ahead while "a" was being taken
+    await settle()
+    assert stream.ready() == "c"  # taking "b" made room: the pump read on
+    await settle()
+    assert stream.ready() is None  # the upstream's failure is next: ready() never swallows it
+    with pytest.raises(GatewayError):
+        await anext(stream)
+    assert stream.ready() is None
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    await stream.aclose()

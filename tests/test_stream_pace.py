@@ -105,3 +105,13 @@ def test_after_a_cut_the_reading_task_carries_no_leftover_cancel():
         await asyncio.sleep(0.01)  # a leftover cancel would land here
         return code, asyncio.current_task().cancelling()
     assert run(scenario()) == ("upstream_timeout", 0)
+
+
+def test_an_event_read_ahead_is_taken_only_until_the_deadline():
+    now = [100.0]
+    pace = Pace(idle=0.1, ends=105.0, clock=lambda: now[0])
+    pace.check()  # taken without waiting: the idle limit has nothing to time
+    now[0] = 105.0
+    with pytest.raises(GatewayError) as caught:
+        pace.check()
+    assert caught.value.code == "upstream_timeout" and "ran out of time" in caught.value.message

@@ -308,7 +308,10 @@ class Codec:
         `data`: a lenient codec of string, integer, bool and message fields keeps every
         value as it is, except a whole float in an integer field (made an integer) and
         extras nested too deep (a 400). Text that may hold either takes the round trip."""
-        if not self._json_as_is:
+        as_is = self._as_is
+        if as_is is None:
+            as_is = self._as_is = not self.strict and _values_kept(self.descriptor, set())
+        if not as_is:
             return orjson.dumps(self.to_dict(self.to_message(data)))
         try:
             text = orjson.dumps(data)
@@ -317,12 +320,6 @@ class Codec:
         if text.count(b"{") + text.count(b"[") > MAX_EXTRA_DEPTH or _may_hold_float(text):
             return orjson.dumps(self.to_dict(self.to_message(data)))
         return text
-
-    @property
-    def _json_as_is(self) -> bool:
-        if self._as_is is None:
-            self._as_is = not self.strict and _values_kept(self.descriptor, set())
-        return self._as_is
 
     # message -> dict ------------------------------------------------------------
 

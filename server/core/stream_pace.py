@@ -65,6 +65,11 @@ class Pace:
         self._spend_cut(task)  # the read swallowed the cut and ended on its own
         return chunk
 
+    def check(self) -> None:
+        """For an event read ahead, taken without waiting: only the stream's deadline holds."""
+        if self.ends <= self.clock():
+            raise overran()
+
     def _spend_cut(self, task: asyncio.Task) -> bool:
         """Whether the timer cut the read and nothing else cancelled it."""
         if not self._fired:

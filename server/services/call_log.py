@@ -143,8 +143,10 @@ def log_calls(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHand
             call = _Call(method, context, None if handler.request_streaming else request)
             first = True
             try:
+                logged = call.logged
                 async for item in inner(request, context):
-                    call.sent(item)
+                    if logged:  # inline, not call.sent(item): a stream has many items
+                        call.bytes_out += _size(item)
                     if first:
                         first = False
                         call.sent_first()

@@ -205,6 +205,14 @@ class _Pipe:
         self._reader: asyncio.Future | None = None  # the reader waiting for an item
         self._writer: asyncio.Future | None = None  # the producer waiting for room
 
+    def put_nowait(self, item: Any) -> bool:
+        """Take `item` if there is room for it now; False when the producer must wait (`put`)."""
+        if len(self._items) >= self._limit:
+            return False
+        self._items.append(item)
+        _wake(self._reader)
+        return True
+
     async def put(self, item: Any) -> None:
         while len(self._items) >= self._limit:
             self._writer = asyncio.get_running_loop().create_future()
@@ -311,7 +319,8 @@ async def _stream(handler: grpc.RpcMethodHandler, serve: Callable, request: Any,
     async for message in serve(_parsed(handler, request), context):
         if context.initial is None:  # headers go with the first message, as grpc sends them
             await context.send_initial_metadata(())
-        await pipe.put(message)
+        if not pipe.put_nowait(message):  # a coroutine only for a reader that fell behind
+            await pipe.put(message)
 
 
 class InProcessChannel:

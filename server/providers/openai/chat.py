@@ -43,7 +43,12 @@ class OpenAIChat:
             async for data in data_events(resp.content):
                 if data == b"[DONE]":
                     return
-                chunk = _object(data)
+                try:  # _object's work, inline: once per chunk
+                    chunk = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    raise unreadable() from None
+                if type(chunk) is not dict:
+                    raise unreadable()
                 if "error" in chunk and "choices" not in chunk:
                     raise errors.from_stream_event(chunk["error"], channel)
                 yield chunk
