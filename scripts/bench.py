@@ -4,6 +4,7 @@
     python scripts/bench.py [--seconds S] [--requests N] [--concurrency C] [--workers 1|2]
                             [--loadgen auto|wrk|python] [--bare] [--compare-dispatch]
                             [--grpc-experiments] [--portkey DIR [--node PATH]] [--litellm PATH]
+                            [--rounds N]
                             [--no-pin-core] [--keep]
 
 It starts, each in its own process and all on 127.0.0.1:
@@ -21,9 +22,11 @@ It starts, each in its own process and all on 127.0.0.1:
     server of this API serve);
   * with --portkey DIR and --litellm PATH, the gateways issue 11 measures st-ai against
     (scripts/bench_peers.py: Portkey's gateway installed by npm in DIR, LiteLLM's proxy
-    from its own virtualenv), each in turn on the gateway's core, pointed at the same
-    upstream and loaded as st-ai's REST rows are: their rows, and st-ai's ratios to
-    them, come from the same run;
+    from its own virtualenv), pointed at the same upstream, up together with a second
+    `st-ai serve` (every feature on, its own token, checked like the first), all on the
+    gateway's core; their REST phases, loaded as st-ai's REST rows are, are taken in turn
+    for --rounds rounds (default 3), so that a host whose speed drifts during the run
+    weighs on all of them alike, and the medians are compared;
   * scripts/bench_loadgen.py, the load generator. REST and direct throughput phases run
     through wrk (HTTP/1.1 keep-alive, as issue 11 measured) when it is installed
     (`--loadgen auto`, the default); latency, time to first token and gRPC through Python
@@ -84,6 +87,7 @@ for _path in (str(ROOT), str(ROOT / "generated")):
 MODEL_BARE = "bench-model-bare"  # unpriced, for --bare
 UPSTREAM_KEY = "sk-bench-upstream-key"
 EE_OFF = "-event_engine_client,-event_engine_listener"
+COMPARED = "st-ai (compared)"  # the gateway run beside the other projects' (--portkey, --litellm)
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,13 @@ def main() -> None:
                         help="the node that runs Portkey's gateway (default: node on PATH)")
     parser.add_argument("--litellm", type=Path, metavar="PATH",
                         help="also measure LiteLLM's proxy: its `litellm` executable, or the virtualenv holding it")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --portkey or --litellm: rounds of REST phases taken in turn by st-ai and each "
+                             "other gateway; medians are shown (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, db)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds is at least 1")
     try:
         if args.portkey is not None:
             bench_peers.portkey_entry(args.portkey)
@@ -260,20 +269,18 @@ def main() -> None:
             peaks[variant.name] = reading
             checks.extend(variant_checks)
 
-        peers: list[str] = []
         starts = []  # the other projects' gateways asked for
         if args.portkey is not None:
             starts.append(functools.partial(bench_peers.start_portkey, folder=args.portkey, node=args.node))
         if args.litellm is not None:
             starts.append(functools.partial(bench_peers.start_litellm, path=args.litellm))
-        for start in starts:
-            try:
-                peer_rows = run_peer(procs, tmp, start, gw_core, lg_core, base_config, args, upstream_url)
-            except RuntimeError as exc:
-                problems.append(str(exc))
-                continue
-            rows.extend(peer_rows)
-            peers.append(peer_rows[0]["path"])
+        compared: list[dict] = []
+        if starts:
+            compared, compare_checks, peer_problems = run_comparison(procs, tmp, db_path, starts, gw_core, lg_core,
+                                                                     base_config, args, upstream_url)
+            checks.extend(compare_checks)
+            problems.extend(peer_problems)
+            rows.extend(r for r in compared if r["path"] != bench_report.OURS)
 
         rows.extend(run_grpc_floor(procs, tmp, gw_core, lg_core, base_config, args))
 
@@ -283,8 +290,8 @@ def main() -> None:
         bench_report.print_table(rows, args.concurrency)
         bench_report.print_targets(rows, peaks, {v.name: (f"st-ai REST{v.suffix}", f"st-ai gRPC{v.suffix}")
                                                  for v in variants})
-        if peers:
-            bench_report.print_peers(rows, peers, "st-ai REST", args.concurrency)
+        if len({r["path"] for r in compared}) > 1:
+            bench_report.print_peers(compared, args.concurrency, args.rounds)
         bench_report.print_notes(rows, gw_core is not None)
         for problem in problems:
             print(f"  NOT MEASURED: {problem}")
@@ -325,23 +332,56 @@ def run_grpc_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: d
         procs.stop(floor)
 
 
-def run_peer(procs: Processes, tmp: Path, start, gw_core, lg_core, base_config: dict, args,
-             upstream_url: str) -> list[dict]:
-    """Another project's gateway (scripts/bench_peers.py) on the gateway's core, loaded as
-    st-ai's REST rows are. RuntimeError when it does not start or relay."""
+def run_comparison(procs: Processes, tmp: Path, db_path: Path, starts: list, gw_core, lg_core, base_config: dict,
+                   args, upstream_url: str) -> tuple[list[dict], list, list[str]]:
+    """st-ai and the other projects' gateways (scripts/bench_peers.py) up together, each on
+    the gateway's core, their REST phases taken in turn for `args.rounds` rounds so that a
+    host that slows down or speeds up during the run weighs on all of them alike. Returns
+    each gateway's median rows (st-ai's as bench_report.OURS), st-ai's checks for this
+    part, and the gateways that could not be measured."""
     core = min(gw_core) if isinstance(gw_core, set) else gw_core
-    peer = start(procs, tmp, core, upstream_url, bench_peers.free_port())
-    # a stream's finish reason may come as an event of its own: at least the upstream's events
-    scenarios = [{"label": f"{peer.name} {'stream' if stream else 'unary'}", "path": peer.name,
-                  "transport": "rest", "target": peer.base_url, "auth": peer.auth, "model": MODEL,
-                  "stream": stream, "headers": peer.headers, "idle": [peer.idle_path, peer.idle_body],
-                  "at_least": True} for stream in (False, True)]
-    config = base_config | {"gateway_pid": peer.proc.pid, "scenarios": scenarios}
-    print(f"running against {peer.name} (pid {peer.proc.pid}):", file=sys.stderr)
+    token = "bench-compare"
+    key = bench_checks.add_token(db_path, token, bare=False)
+    gateway, base_url, _, _ = start_gateway(procs, tmp, db_path, core, "compare", {"GRPC_EXPERIMENTS": EE_OFF})
+    # (name, target, auth, process, extra scenario fields)
+    gateways = [(bench_report.OURS, base_url, key, gateway, {})]
+    problems = []
+    for start in starts:
+        try:
+            peer = start(procs, tmp, core, upstream_url, bench_peers.free_port())
+        except RuntimeError as exc:
+            problems.append(str(exc))
+            continue
+        # a stream's finish reason may come as an event of its own: at least the upstream's events
+        gateways.append((peer.name, peer.base_url, peer.auth, peer.proc,
+                         {"headers": peer.headers, "idle": [peer.idle_path, peer.idle_body], "at_least": True}))
+    rows: list[dict] = []
     try:
-        return run_loadgen(procs, tmp, lg_core, config, len(scenarios) * (args.phase_cap * 3 + args.seconds + 15) + 30)
+        for round_number in range(1, args.rounds + 1):
+            for name, target, auth, proc, extra in gateways:
+                scenarios = [{"label": f"{name} {'stream' if stream else 'unary'} ({round_number}/{args.rounds})",
+                              "path": name, "transport": "rest", "target": target, "auth": auth, "model": MODEL,
+                              "stream": stream, **extra} for stream in (False, True)]
+                print(f"comparing {name} (pid {proc.pid}), round {round_number} of {args.rounds}:", file=sys.stderr)
+                config = base_config | {"gateway_pid": proc.pid, "scenarios": scenarios}
+                rows.extend(run_loadgen(procs, tmp, lg_core, config,
+                                        len(scenarios) * (args.phase_cap * 3 + args.seconds + 15) + 30))
+        mine = [r for r in rows if r["path"] == bench_report.OURS]
+        sent, answered = sum(r["sent"] for r in mine), sum(r["answered"] for r in mine)
+        streams = sum(r["answered"] for r in mine if r["stream"])
+        try:
+            metrics = bench_checks.metrics_check(base_url.removesuffix("/v1"), sent, answered, streams)
+        except (OSError, URLError, ValueError) as exc:
+            metrics = bench_checks.Check(False, f"GET /metrics failed: {exc}")
     finally:
-        procs.stop(peer.proc)
+        for _, _, _, proc, _ in reversed(gateways):
+            procs.stop(proc)  # st-ai last: SIGTERM, it drains, every settlement is in the ledger
+    ledger = bench_checks.ledger_check(db_path, token, sent, answered, args.chunks, priced=True)
+    no_timing = sum(r["no_timing"] for r in mine)
+    timing = bench_checks.Check(no_timing == 0, f"missing on {no_timing} of {sent} answers" if no_timing else
+                                f"on every answer (REST header) of {sent} requests")
+    checks = [(COMPARED, "metrics", metrics), (COMPARED, "ledger", ledger), (COMPARED, "Server-Timing", timing)]
+    return bench_report.medians(rows), checks, problems
 
 
 def run_variant(procs: Processes, tmp: Path, db_path: Path, index: int, variant: Variant, args, gw_core, lg_core,

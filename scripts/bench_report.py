@@ -2,6 +2,8 @@
 issue 11 targets beside each figure, and the checks that every feature was on."""
 from __future__ import annotations
 
+import statistics
+
 from bench_checks import Check
 
 # Issue 11's targets: one core, every feature on. Printed beside the figures, never asserted.
@@ -17,6 +19,7 @@ TARGET_X_PORTKEY_RPS = 2.0
 TARGET_X_PORTKEY_STREAMS = 1.5
 SATURATED = 0.90  # the client side's core this busy: it, not the gateway, may have set the pace
 FLOOR = "grpc.aio floor"  # the rows of scripts/bench.py's bare gRPC server (scripts/bench_grpc_floor.py)
+OURS = "st-ai REST"  # st-ai's rows in the comparison with the other projects' gateways
 
 
 def _ms(seconds: float | None) -> str:
@@ -112,11 +115,42 @@ def print_targets(rows: list[dict], peaks: dict[str, float], variant_paths: dict
                         rss <= TARGET_RSS_MB))
 
 
-def print_peers(rows: list[dict], peers: list[str], ours: str, concurrency: int) -> None:
-    """Issue 11's table, measured in this run: each other gateway and st-ai's REST path
-    (the same load, each on the gateway's core), then st-ai's ratios to Portkey's."""
+_MEDIAN_FIELDS = ("rps", "p50", "p99", "ttft50", "ttft50_c", "p50_c", "gw_cpu_ms", "gw_util", "core1_util",
+                  "other_util")
+
+
+def medians(rows: list[dict]) -> list[dict]:
+    """One row per (path, mode) of rows measured over several rounds: the median of each
+    figure, errors and counts added up, the largest memory; `rounds` keeps each round's
+    rate in order."""
+    groups: dict[tuple[str, bool], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["path"], r["stream"]), []).append(r)
+    out = []
+    for group in groups.values():
+        row = dict(group[0])
+        for key in _MEDIAN_FIELDS:
+            values = [r[key] for r in group if r.get(key) is not None]
+            row[key] = statistics.median(values) if values else None
+        for key in ("errors", "sent", "answered", "no_timing"):
+            row[key] = sum(r[key] for r in group)
+        for key in ("rss", "hwm"):
+            values = [r[key] for r in group if r.get(key) is not None]
+            row[key] = max(values) if values else None
+        row["capped"] = any(r["capped"] for r in group)
+        row["error_sample"] = [e for r in group for e in r["error_sample"]][:3]
+        row["rounds"] = [r["rps"] for r in group]
+        out.append(row)
+    return out
+
+
+def print_peers(rows: list[dict], concurrency: int, rounds: int) -> None:
+    """Issue 11's table, measured in this run: the other gateways and st-ai's REST path
+    (medians over the rounds they were loaded in turn), then st-ai's ratios to Portkey's."""
     by_key = {(r["path"], r["stream"]): r for r in rows}
-    print("\nbeside the other gateways (issue 11's table, this run: the same upstream and load, one core each):")
+    peers = list(dict.fromkeys(r["path"] for r in rows if r["path"] != OURS))
+    print(f"\nbeside the other gateways (issue 11's table; this run, each on the gateway's core, the same upstream"
+          f" and load, REST phases taken in turn, median of {rounds} round{'s' if rounds > 1 else ''}):")
     header = ["gateway", f"c={concurrency} req/s", "CPU ms/req", "c=1 p50 ms", "streams/s", "CPU ms/stream",
               "TTFT50 ms", "RSS MB"]
 
@@ -126,10 +160,10 @@ def print_peers(rows: list[dict], peers: list[str], ours: str, concurrency: int)
     def cpu(r: dict | None) -> str:
         return f"{r['gw_cpu_ms']:.2f}" if r and r["gw_cpu_ms"] else "-"
     table = []
-    for name in [*peers, ours]:
+    for name in [*peers, OURS]:
         plain, stream = by_key.get((name, False)), by_key.get((name, True))
         rss = [r["rss"] for r in (plain, stream) if r is not None and r["rss"] is not None]
-        table.append([name if name != ours else f"{name} (every feature on)",
+        table.append([name if name != OURS else "st-ai (every feature on)",
                       rate(plain), cpu(plain), _ms(plain["p50"]) if plain else "-",
                       rate(stream), cpu(stream), _ms(stream["ttft50"]) if stream else "-",
                       f"{max(rss):.0f}" if rss else "-"])
@@ -142,11 +176,13 @@ def print_peers(rows: list[dict], peers: list[str], ours: str, concurrency: int)
         return
     for stream, label, factor in ((False, "REST whole answers", TARGET_X_PORTKEY_RPS),
                                   (True, "REST streams", TARGET_X_PORTKEY_STREAMS)):
-        mine, theirs = by_key.get((ours, stream)), by_key.get((portkey, stream))
+        mine, theirs = by_key.get((OURS, stream)), by_key.get((portkey, stream))
         if mine is None or theirs is None or not theirs["rps"]:
             continue
         ratio = mine["rps"] / theirs["rps"]
-        print(_line(f"{label}, x Portkey's", f"{ratio:.2f}x ({mine['rps']:,.0f} / {theirs['rps']:,.0f})",
+        each = [a / b for a, b in zip(mine.get("rounds", []), theirs.get("rounds", [])) if b]
+        spread = f", rounds {min(each):.2f}-{max(each):.2f}x" if len(each) > 1 else ""
+        print(_line(f"{label}, x Portkey's", f"{ratio:.2f}x ({mine['rps']:,.0f} / {theirs['rps']:,.0f}{spread})",
                     f">= {factor:g}x", ratio >= factor))
 
 

@@ -122,10 +122,10 @@ LITELLM = os.environ.get("ST_AI_BENCH_LITELLM")
 
 @pytest.mark.skipif(not (PORTKEY and LITELLM and bench_wrk.available()),
                     reason="set ST_AI_BENCH_PORTKEY and ST_AI_BENCH_LITELLM to installed gateways (and install wrk)")
-def test_the_bench_loads_portkey_and_litellm_as_it_loads_st_ai_and_prints_the_ratios():
-    result = run("bench.py", *SMALL, "--portkey", PORTKEY, "--litellm", LITELLM,
+def test_the_bench_loads_portkey_and_litellm_in_turn_with_st_ai_and_prints_the_ratios():
+    result = run("bench.py", *SMALL, "--portkey", PORTKEY, "--litellm", LITELLM, "--rounds", "2",
                  *(("--node", os.environ["ST_AI_BENCH_NODE"]) if os.environ.get("ST_AI_BENCH_NODE") else ()),
-                 timeout=400)
+                 timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     rows = table_rows(out)
@@ -137,11 +137,15 @@ def test_the_bench_loads_portkey_and_litellm_as_it_loads_st_ai_and_prints_the_ra
             # loaded through wrk, every answer whole, its own CPU and memory read
             assert cells[-1] == "wrk" and cells[-2] == "0" and float(cells[10]) > 0 and float(cells[15]) > 0, cells
     table = out[out.index("beside the other gateways"):]
+    assert "median of 2 rounds" in table
     assert re.search(r"^  Portkey \S+ \(node [\d.]+\) +[\d,]+ +\d+\.\d\d ", table, re.M), table
-    assert re.search(r"^  st-ai REST \(every feature on\) +[\d,]+ ", table, re.M), table
+    assert re.search(r"^  LiteLLM \S+ +[\d,]+ +\d+\.\d\d ", table, re.M), table
+    assert re.search(r"^  st-ai \(every feature on\) +[\d,]+ +\d+\.\d\d ", table, re.M), table
     for label in ("REST whole answers, x Portkey's", "REST streams, x Portkey's"):
-        assert re.search(rf"^  {re.escape(label)} +\d+\.\d\dx \([\d,]+ / [\d,]+\) +target >= ", table, re.M), table
-    assert_checks_passed(out, ["st-ai"])
+        assert re.search(rf"^  {re.escape(label)} +\d+\.\d\dx \([\d,]+ / [\d,]+, rounds [\d.]+-[\d.]+x\) +target >= ",
+                         table, re.M), table
+    # the st-ai beside them had every feature on and booked every request too
+    assert_checks_passed(out, ["st-ai", "st-ai (compared)"])
 
 
 def test_the_bench_refuses_a_portkey_folder_without_portkey_before_starting_anything(tmp_path):
@@ -152,21 +156,32 @@ def test_the_bench_refuses_a_portkey_folder_without_portkey_before_starting_anyt
     assert result.returncode == 2 and "no litellm executable" in result.stderr
 
 
-def test_the_peer_table_puts_st_ai_beside_each_gateway_and_judges_the_ratios_to_portkey(capsys):
+def test_the_peer_table_shows_each_gateways_medians_and_judges_the_ratios_to_portkey(capsys):
     import bench_report
 
     def row(path, stream, rps, cpu, p50, ttft, rss):
-        return {"path": path, "stream": stream, "rps": rps, "gw_cpu_ms": cpu, "p50": p50, "ttft50": ttft, "rss": rss}
-    rows = [row("Portkey 1.15.2 (node 22.1.0)", False, 1000.0, 1.0, 0.0010, None, 150.0),
-            row("Portkey 1.15.2 (node 22.1.0)", True, 500.0, 2.0, 0.0300, 0.0290, 160.0),
-            row("st-ai REST", False, 2100.0, 0.48, 0.0020, None, 75.0),
-            row("st-ai REST", True, 700.0, 1.4, 0.0030, 0.0025, 79.0)]
-    bench_report.print_peers(rows, ["Portkey 1.15.2 (node 22.1.0)"], "st-ai REST", 32)
+        return {"path": path, "stream": stream, "rps": rps, "gw_cpu_ms": cpu, "p50": p50, "ttft50": ttft, "rss": rss,
+                "hwm": rss, "p99": p50, "errors": 0, "sent": 10, "answered": 10, "no_timing": 0, "capped": False,
+                "error_sample": []}
+    portkey = "Portkey 1.15.2 (node 22.1.0)"
+    rounds = [  # three rounds; the host slowed down in the second
+        row(bench_report.OURS, False, 2100.0, 0.48, 0.0020, None, 75.0), row(bench_report.OURS, True, 700.0, 1.4, 0.003, 0.0025, 79.0),
+        row(portkey, False, 1000.0, 1.0, 0.0010, None, 150.0), row(portkey, True, 500.0, 2.0, 0.030, 0.029, 160.0),
+        row(bench_report.OURS, False, 1500.0, 0.66, 0.0030, None, 76.0), row(bench_report.OURS, True, 480.0, 2.0, 0.004, 0.0030, 80.0),
+        row(portkey, False, 700.0, 1.4, 0.0012, None, 151.0), row(portkey, True, 400.0, 2.5, 0.031, 0.030, 161.0),
+        row(bench_report.OURS, False, 2200.0, 0.45, 0.0020, None, 75.0), row(bench_report.OURS, True, 720.0, 1.3, 0.003, 0.0025, 79.0),
+        row(portkey, False, 1050.0, 0.95, 0.0010, None, 150.0), row(portkey, True, 520.0, 1.9, 0.030, 0.029, 160.0)]
+    medians = bench_report.medians(rounds)
+    assert len(medians) == 4 and all(r["sent"] == 30 for r in medians)
+    bench_report.print_peers(medians, 32, 3)
     out = capsys.readouterr().out
-    assert re.search(r"^  Portkey 1\.15\.2 \(node 22\.1\.0\) +1,000 +1\.00 +1\.00 +500 +2\.00 +29\.00 +160$", out, re.M), out
-    assert re.search(r"^  st-ai REST \(every feature on\) +2,100 +0\.48 +2\.00 +700 +1\.40 +2\.50 +79$", out, re.M), out
-    assert re.search(r"REST whole answers, x Portkey's +2\.10x \(2,100 / 1,000\) +target >= 2x +met$", out, re.M), out
-    assert re.search(r"REST streams, x Portkey's +1\.40x \(700 / 500\) +target >= 1\.5x +NOT MET$", out, re.M), out
+    assert "median of 3 rounds" in out
+    assert re.search(r"^  Portkey 1\.15\.2 \(node 22\.1\.0\) +1,000 +1\.00 +1\.00 +500 +2\.00 +29\.00 +161$", out, re.M), out
+    assert re.search(r"^  st-ai \(every feature on\) +2,100 +0\.48 +2\.00 +700 +1\.40 +2\.50 +80$", out, re.M), out
+    assert re.search(r"REST whole answers, x Portkey's +2\.10x \(2,100 / 1,000, rounds 2\.10-2\.14x\) +target >= 2x +met$",
+                     out, re.M), out
+    assert re.search(r"REST streams, x Portkey's +1\.40x \(700 / 500, rounds 1\.20-1\.40x\) +target >= 1\.5x +NOT MET$",
+                     out, re.M), out
 
 
 def test_a_short_soak_samples_the_gateway_and_judges_it():
