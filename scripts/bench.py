@@ -335,8 +335,9 @@ def run_grpc_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: d
 def run_comparison(procs: Processes, tmp: Path, db_path: Path, starts: list, gw_core, lg_core, base_config: dict,
                    args, upstream_url: str) -> tuple[list[dict], list, list[str]]:
     """st-ai and the other projects' gateways (scripts/bench_peers.py) up together, each on
-    the gateway's core, their REST phases taken in turn for `args.rounds` rounds so that a
-    host that slows down or speeds up during the run weighs on all of them alike. Returns
+    the gateway's core, their REST phases taken in turn (whole answers through each, then
+    streams through each) for `args.rounds` rounds, so that a host that slows down or
+    speeds up during the run weighs on all of them alike. Returns
     each gateway's median rows (st-ai's as bench_report.OURS), st-ai's checks for this
     part, and the gateways that could not be measured."""
     core = min(gw_core) if isinstance(gw_core, set) else gw_core
@@ -358,14 +359,15 @@ def run_comparison(procs: Processes, tmp: Path, db_path: Path, starts: list, gw_
     rows: list[dict] = []
     try:
         for round_number in range(1, args.rounds + 1):
-            for name, target, auth, proc, extra in gateways:
-                scenarios = [{"label": f"{name} {'stream' if stream else 'unary'} ({round_number}/{args.rounds})",
-                              "path": name, "transport": "rest", "target": target, "auth": auth, "model": MODEL,
-                              "stream": stream, **extra} for stream in (False, True)]
-                print(f"comparing {name} (pid {proc.pid}), round {round_number} of {args.rounds}:", file=sys.stderr)
-                config = base_config | {"gateway_pid": proc.pid, "scenarios": scenarios}
-                rows.extend(run_loadgen(procs, tmp, lg_core, config,
-                                        len(scenarios) * (args.phase_cap * 3 + args.seconds + 15) + 30))
+            print(f"comparing, round {round_number} of {args.rounds}:", file=sys.stderr)
+            # one kind of request through every gateway, then the other: what is compared runs minutes apart at most
+            for stream in (False, True):
+                for name, target, auth, proc, extra in gateways:
+                    scenario = {"label": f"{name} {'stream' if stream else 'unary'} ({round_number}/{args.rounds})",
+                                "path": name, "transport": "rest", "target": target, "auth": auth, "model": MODEL,
+                                "stream": stream, **extra}
+                    config = base_config | {"gateway_pid": proc.pid, "scenarios": [scenario]}
+                    rows.extend(run_loadgen(procs, tmp, lg_core, config, args.phase_cap * 3 + args.seconds + 45))
         mine = [r for r in rows if r["path"] == bench_report.OURS]
         sent, answered = sum(r["sent"] for r in mine), sum(r["answered"] for r in mine)
         streams = sum(r["answered"] for r in mine if r["stream"])
