@@ -2,6 +2,7 @@
 """Instructions per request: a measure of st-ai's cost that a busy or shared host does not move.
 
     python scripts/bench_instructions.py [--requests N] [--concurrency C] [--paths rest,stream,grpc]
+                                         [--chunks N]
 
 CPU milliseconds per request (scripts/bench.py) move by 20-30% between runs on a shared
 machine; instruction counts move by well under 1%, so they tell a change's effect apart from
@@ -200,7 +201,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="requests counted per path (default 300)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight (default 8)")
     parser.add_argument("--paths", default="rest,stream,grpc",
-                        help="comma-separated: rest (whole answers), stream (20-chunk streams), grpc (whole answers)")
+                        help="comma-separated: rest (whole answers), stream (streams of --chunks chunks), grpc "
+                             "(whole answers)")
+    parser.add_argument("--chunks", type=int, default=20,
+                        help="SSE chunks per stream (default 20); two runs with different counts give the cost per chunk")
     parser.add_argument("--floor", nargs=2, metavar=("UPSTREAM", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor:
@@ -209,8 +213,8 @@ def main() -> int:
     paths = [p for p in args.paths.split(",") if p]
     if not paths or any(p not in ("rest", "stream", "grpc") for p in paths):
         parser.error("--paths takes rest, stream and grpc")
-    if args.requests < 1 or args.concurrency < 1:
-        parser.error("--requests and --concurrency are at least 1")
+    if args.requests < 1 or args.concurrency < 1 or args.chunks < 1:
+        parser.error("--requests, --concurrency and --chunks are at least 1")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("bench_instructions: valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
@@ -220,7 +224,7 @@ def main() -> int:
     rows: list[tuple[str, dict[int, int], int]] = []
     failures = 0
     try:
-        _, upstream = start_upstream(procs, tmp, None, 20)
+        _, upstream = start_upstream(procs, tmp, None, args.chunks)
         db = tmp / "st-ai.db"
         bench_checks.add_channel(db, upstream, UPSTREAM_KEY, [MODEL])
         bench_checks.price_model(db, MODEL)
