@@ -192,12 +192,8 @@ async def _write_events(request: web.Request, response: web.StreamResponse, call
     cuttable = draining.cuttable(request)  # one section object, entered around every read
     try:
         while message is not grpc.aio.EOF:
-            if named:
-                events.append(dialects.sse_event(marshal.json_text(message), message, dialect))
-            elif type(message) is bytes:  # the service's JSON already: marshal.sse_event, inline
-                events.append(b"data: " + message + b"\n\n")
-            else:
-                events.append(marshal.sse_event(message))
+            events.append(dialects.sse_event(marshal.json_text(message), message, dialect) if named
+                          else marshal.sse_event(message))
             message = take() if take is not None else None
             if message is None:  # nothing more is waiting: what was read goes out now
                 await response.write(b"".join(events))

@@ -82,10 +82,7 @@ class ShieldedStream(Generic[T]):
                 while len(queue) >= self._read_ahead:
                     self._room = asyncio.get_running_loop().create_future()
                     await self._room
-                queue.append(await chunks.__anext__())  # _put's work, inline: once per chunk
-                reader = self._reader
-                if reader is not None and not reader.done():
-                    reader.set_result(None)
+                self._put(await chunks.__anext__())
         except StopAsyncIteration:
             self._put(_End())
         except BaseException as exc:  # a cancelled pump (the stream closed) too: its reader must not wait on

@@ -102,10 +102,7 @@ class StreamMeter:
     def saw(self, chunk: dict) -> None:
         if usage := chunk.get("usage"):
             self.usage = usage
-        choices = chunk.get("choices")
-        if type(choices) is not list:  # _items, inline: once per chunk
-            return
-        for choice in choices:
+        for choice in _items(chunk.get("choices")):
             if isinstance(choice, dict):
                 for text in message_texts(choice.get("delta")):
                     self._pending.append(text)

@@ -143,10 +143,8 @@ def log_calls(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHand
             call = _Call(method, context, None if handler.request_streaming else request)
             first = True
             try:
-                logged = call.logged
                 async for item in inner(request, context):
-                    if logged:  # inline, not call.sent(item): a stream has many items
-                        call.bytes_out += _size(item)
+                    call.sent(item)
                     if first:
                         first = False
                         call.sent_first()

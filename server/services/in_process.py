@@ -265,9 +265,7 @@ class _StreamCall(_Call):
         """A message already waiting (or the end), else None; grpc.aio's calls have no such
         read. The bridge writes the messages that came together in one write."""
         item = self._pipe.get_nowait()
-        if item is _NOTHING:
-            return None
-        return item if item is not _END else self._message(item)
+        return None if item is _NOTHING else self._message(item)
 
     def _message(self, item: Any) -> Any:
         if item is _END:

@@ -43,12 +43,7 @@ class OpenAIChat:
             async for data in data_events(resp.content):
                 if data == b"[DONE]":
                     return
-                try:  # _object's work, inline: once per chunk
-                    chunk = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    raise unreadable() from None
-                if type(chunk) is not dict:
-                    raise unreadable()
+                chunk = _object(data)
                 if "error" in chunk and "choices" not in chunk:
                     raise errors.from_stream_event(chunk["error"], channel)
                 yield chunk
