@@ -77,15 +77,15 @@ import bench_upstream
 import bench_wrk
 from bench_loadgen import _ms  # noqa: F401  (scripts/bench_settlement.py prints with it)
 from bench_proc import (ROOT, SCRIPTS, Processes, child_setup, cpu_seconds,  # noqa: F401
-                        family_memory_mb, logged_problems, memory_mb, start_gateway, start_upstream, wait_for)
-from bench_upstream import MODEL
+                        family_memory_mb, free_port, logged_problems, memory_mb, start_gateway, start_upstream,
+                        wait_for)
+from bench_upstream import MODEL, UPSTREAM_KEY
 
 for _path in (str(ROOT), str(ROOT / "generated")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
 MODEL_BARE = "bench-model-bare"  # unpriced, for --bare
-UPSTREAM_KEY = "sk-bench-upstream-key"
 EE_OFF = "-event_engine_client,-event_engine_listener"
 COMPARED = "st-ai (compared)"  # the gateway run beside the other projects' (--portkey, --litellm)
 
@@ -316,7 +316,7 @@ def run_grpc_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: d
     gateway's core, loaded as st-ai's gRPC rows are: the floor under them."""
     port_file = tmp / "grpc-floor.port"
     log = tmp / "grpc-floor.log"
-    core = min(gw_core) if isinstance(gw_core, set) else gw_core  # one process: one core
+    core = _one_core(gw_core)
     floor = procs.start([sys.executable, str(SCRIPTS / "bench_grpc_floor.py"), "--chunks", str(args.chunks),
                          "--port-file", str(port_file)], log, core)
     port = wait_for("the gRPC floor", lambda: port_file.exists() and port_file.read_text(), floor, log)
@@ -340,16 +340,16 @@ def run_comparison(procs: Processes, tmp: Path, db_path: Path, starts: list, gw_
     speeds up during the run weighs on all of them alike. Returns
     each gateway's median rows (st-ai's as bench_report.OURS), st-ai's checks for this
     part, and the gateways that could not be measured."""
-    core = min(gw_core) if isinstance(gw_core, set) else gw_core
+    core = _one_core(gw_core)
     token = "bench-compare"
     key = bench_checks.add_token(db_path, token, bare=False)
-    gateway, base_url, _, _ = start_gateway(procs, tmp, db_path, core, "compare", {"GRPC_EXPERIMENTS": EE_OFF})
+    gateway, base_url, _, log = start_gateway(procs, tmp, db_path, core, "compare", {"GRPC_EXPERIMENTS": EE_OFF})
     # (name, target, auth, process, extra scenario fields)
     gateways = [(bench_report.OURS, base_url, key, gateway, {})]
     problems = []
     for start in starts:
         try:
-            peer = start(procs, tmp, core, upstream_url, bench_peers.free_port())
+            peer = start(procs, tmp, core, upstream_url, free_port())
         except RuntimeError as exc:
             problems.append(str(exc))
             continue
@@ -369,20 +369,11 @@ def run_comparison(procs: Processes, tmp: Path, db_path: Path, starts: list, gw_
                     config = base_config | {"gateway_pid": proc.pid, "scenarios": [scenario]}
                     rows.extend(run_loadgen(procs, tmp, lg_core, config, args.phase_cap * 3 + args.seconds + 45))
         mine = [r for r in rows if r["path"] == bench_report.OURS]
-        sent, answered = sum(r["sent"] for r in mine), sum(r["answered"] for r in mine)
-        streams = sum(r["answered"] for r in mine if r["stream"])
-        try:
-            metrics = bench_checks.metrics_check(base_url.removesuffix("/v1"), sent, answered, streams)
-        except (OSError, URLError, ValueError) as exc:
-            metrics = bench_checks.Check(False, f"GET /metrics failed: {exc}")
+        checks = [_metrics(COMPARED, base_url, mine)]
     finally:
         for _, _, _, proc, _ in reversed(gateways):
             procs.stop(proc)  # st-ai last: SIGTERM, it drains, every settlement is in the ledger
-    ledger = bench_checks.ledger_check(db_path, token, sent, answered, args.chunks, priced=True)
-    no_timing = sum(r["no_timing"] for r in mine)
-    timing = bench_checks.Check(no_timing == 0, f"missing on {no_timing} of {sent} answers" if no_timing else
-                                f"on every answer (REST header) of {sent} requests")
-    checks = [(COMPARED, "metrics", metrics), (COMPARED, "ledger", ledger), (COMPARED, "Server-Timing", timing)]
+    checks += _books(COMPARED, mine, db_path, token, args.chunks, True, log)
     return bench_report.medians(rows), checks, problems
 
 
@@ -417,27 +408,42 @@ def run_variant(procs: Processes, tmp: Path, db_path: Path, index: int, variant:
           file=sys.stderr)
     rows = run_loadgen(procs, tmp, lg_core, config, cap)
     mine = [r for r in rows if r["path"] != "direct"]
-    sent = sum(r["sent"] for r in mine)
-    answered = sum(r["answered"] for r in mine)
-    streams = sum(r["answered"] for r in mine if r["stream"])
-    no_timing = sum(r["no_timing"] for r in mine)
-    checks = []
-    try:
-        checks.append((variant.name, "metrics", bench_checks.metrics_check(base_url.removesuffix("/v1"), sent,
-                                                                           answered, streams)))
-    except (OSError, URLError, ValueError) as exc:
-        checks.append((variant.name, "metrics", bench_checks.Check(False, f"GET /metrics failed: {exc}")))
+    checks = [_metrics(variant.name, base_url, mine)]
     reading = family_memory_mb(gateway.pid)
     procs.stop(gateway)  # SIGTERM: it drains, and every settlement is in the ledger
-    checks.append((variant.name, "ledger", bench_checks.ledger_check(db_path, token, sent, answered, args.chunks,
-                                                                     priced=not variant.bare)))
-    checks.append((variant.name, "Server-Timing", bench_checks.Check(
-        no_timing == 0, f"missing on {no_timing} of {sent} answers" if no_timing else
-        f"on every answer (REST header, gRPC metadata) of {sent} requests")))
+    checks += _books(variant.name, mine, db_path, token, args.chunks, not variant.bare, log)
+    return rows, reading, checks
+
+
+def _metrics(name: str, base_url: str, rows: list[dict]) -> tuple[str, str, bench_checks.Check]:
+    """A running st-ai's GET /metrics against what its `rows` sent it."""
+    sent, answered = sum(r["sent"] for r in rows), sum(r["answered"] for r in rows)
+    streams = sum(r["answered"] for r in rows if r["stream"])
+    try:
+        return name, "metrics", bench_checks.metrics_check(base_url.removesuffix("/v1"), sent, answered, streams)
+    except (OSError, URLError, ValueError) as exc:
+        return name, "metrics", bench_checks.Check(False, f"GET /metrics failed: {exc}")
+
+
+def _books(name: str, rows: list[dict], db_path: Path, token: str, chunks: int, priced: bool,
+           log: Path) -> list[tuple[str, str, bench_checks.Check]]:
+    """A stopped st-ai's ledger for `token` and its Server-Timing against what its `rows`
+    sent it; what it logged as a warning or error is told on stderr."""
+    sent, answered = sum(r["sent"] for r in rows), sum(r["answered"] for r in rows)
+    no_timing = sum(r["no_timing"] for r in rows)
+    where = "REST header, gRPC metadata" if any(r["transport"] == "grpc" for r in rows) else "REST header"
     notes = logged_problems(log)
     if notes:
-        print(f"  {variant.name} logged {len(notes)} warning(s) or error(s), e.g.: {notes[0][:300]}", file=sys.stderr)
-    return rows, reading, checks
+        print(f"  {name} logged {len(notes)} warning(s) or error(s), e.g.: {notes[0][:300]}", file=sys.stderr)
+    return [(name, "ledger", bench_checks.ledger_check(db_path, token, sent, answered, chunks, priced=priced)),
+            (name, "Server-Timing", bench_checks.Check(
+                no_timing == 0, f"missing on {no_timing} of {sent} answers" if no_timing else
+                f"on every answer ({where}) of {sent} requests"))]
+
+
+def _one_core(gw_core: int | set[int] | None) -> int | None:
+    """The gateway's first core: a process of one event loop uses one."""
+    return min(gw_core) if isinstance(gw_core, set) else gw_core
 
 
 if __name__ == "__main__":

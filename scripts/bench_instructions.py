@@ -31,7 +31,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,19 +40,12 @@ from pathlib import Path
 import aiohttp
 
 import bench_checks
-from bench_proc import ROOT, Processes, start_upstream
-from bench_upstream import MODEL
+from bench_proc import ROOT, Processes, free_port, start_upstream
+from bench_upstream import MODEL, UPSTREAM_KEY
 
-UPSTREAM_KEY = "sk-bench-upstream-key"
 PROMPT = "Say hello"
 CALL_TIMEOUT = 120.0  # seconds: one request under valgrind, at worst
 START_TIMEOUT = 120.0  # seconds: a process starting under valgrind
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _callgrind(out: Path, argv: list[str]) -> list[str]:
@@ -230,14 +222,14 @@ def main() -> int:
         bench_checks.price_model(db, MODEL)
         key = bench_checks.add_token(db, "bench", bare=False)
 
-        floor_port = _free_port()
+        floor_port = free_port()
         floor_out = tmp / "floor.cg"
         floor = procs.start(_callgrind(floor_out, [sys.executable, str(Path(__file__).resolve()), "--floor",
                                                    upstream, str(floor_port)]), tmp / "floor.log", None)
         floor_base = f"http://127.0.0.1:{floor_port}"
         _wait_healthy(floor_base + "/healthz", floor)
 
-        http_port, grpc_port = _free_port(), _free_port()
+        http_port, grpc_port = free_port(), free_port()
         gateway_out = tmp / "serve.cg"
         gateway = procs.start(_callgrind(gateway_out, [
             sys.executable, "-m", "server.cli", "serve", "--db", str(db), "--host", "127.0.0.1",

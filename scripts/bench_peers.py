@@ -8,8 +8,9 @@ the host's mood, which moves everything by 20-30% between runs, cancels out of t
     `@portkey-ai/gateway`, and `@hono/node-server` held at 1.13.8 through `overrides`: later
     versions make every streamed answer fail with `TypeError: immutable` (Portkey issue
     1389). It runs on the `node` on PATH, or the one --node names (Node 22 serves it about
-    a quarter faster than Node 20 on this kind of machine). Requests name the upstream per request, as Portkey's clients do
-    (`x-portkey-provider: openai`, `x-portkey-custom-host`); it keeps no books.
+    a quarter faster than Node 20 on this kind of machine). Requests name the upstream per
+    request, as Portkey's clients do (`x-portkey-provider: openai`,
+    `x-portkey-custom-host`); it keeps no books.
   * LiteLLM's proxy: its own virtualenv with `pip install 'litellm[proxy]'`. One model
     routed to the upstream by a config file, one worker, a master key (it refuses to start
     without one) and no database, so it checks the key and keeps no books either.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import urllib.request
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.error import HTTPError, URLError
 
 from bench_proc import Processes, wait_for
-from bench_upstream import MODEL
+from bench_upstream import MODEL, UPSTREAM_KEY
 
 START_TIMEOUT = 120.0  # seconds: LiteLLM's proxy takes 10-30 s to start on this kind of machine
 CALL_TIMEOUT = 10.0
@@ -46,12 +46,6 @@ class Peer:
     headers: dict = field(default_factory=dict)  # sent with every request
     idle_path: str = "/"  # a cheap GET, and what it answers: the wrk phases idle on it
     idle_body: str = ""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def portkey_entry(folder: Path) -> Path:
@@ -89,7 +83,7 @@ def start_portkey(procs: Processes, tmp: Path, core: int | None, upstream_url: s
     version = json.loads((entry.parent.parent / "package.json").read_text()).get("version", "?")
     log = tmp / "portkey.log"
     proc = procs.start([shutil.which(node) or node, str(entry), f"--port={port}", "--headless"], log, core)
-    peer = Peer(f"Portkey {version} (node {runtime})", proc, f"http://127.0.0.1:{port}/v1", "sk-bench-upstream-key",
+    peer = Peer(f"Portkey {version} (node {runtime})", proc, f"http://127.0.0.1:{port}/v1", UPSTREAM_KEY,
                 {"x-portkey-provider": "openai", "x-portkey-custom-host": upstream_url},
                 "/", "AI Gateway says hey!")
     return _ready(peer, log)
@@ -102,7 +96,7 @@ def start_litellm(procs: Processes, tmp: Path, core: int | None, upstream_url: s
     # JSON is YAML: no YAML writer needed
     config.write_text(json.dumps({
         "model_list": [{"model_name": MODEL, "litellm_params": {
-            "model": f"openai/{MODEL}", "api_base": upstream_url, "api_key": "sk-bench-upstream-key"}}],
+            "model": f"openai/{MODEL}", "api_base": upstream_url, "api_key": UPSTREAM_KEY}}],
         "general_settings": {"master_key": LITELLM_KEY},
     }, indent=2))
     log = tmp / "litellm.log"

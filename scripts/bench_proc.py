@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -145,6 +146,13 @@ class Processes:
     def stop_all(self) -> None:
         for proc in reversed(list(self.procs)):
             self.stop(proc)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a process that takes its port as an argument."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_for(what: str, check, proc: subprocess.Popen, log: Path, timeout: float = 30.0):

@@ -18,6 +18,7 @@ import os
 import signal
 
 MODEL = "bench-model"
+UPSTREAM_KEY = "sk-bench-upstream-key"  # what the gateways under test are given as the key to it
 PROMPT_TOKENS = 11      # the usage every answer reports
 COMPLETION_TOKENS = 9   # a whole answer's; a stream's is one per chunk
 HEALTHZ = b'{"status":"ok"}'
