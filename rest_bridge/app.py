@@ -192,8 +192,9 @@ async def _write_events(request: web.Request, response: web.StreamResponse, call
     cuttable = draining.cuttable(request)  # one section object, entered around every read
     try:
         while message is not grpc.aio.EOF:
-            events.append(dialects.sse_event(marshal.json_text(message), message, dialect) if named
-                          else marshal.sse_event(message))
+            # an in-process call may hand over a batch: a list of messages that were ready together
+            for each in message if type(message) is list else (message,):
+                events.append(_sse(each, dialect) if named else marshal.sse_event(each))
             message = take() if take is not None else None
             if message is None:  # nothing more is waiting: what was read goes out now
                 await response.write(b"".join(events))
@@ -206,6 +207,10 @@ async def _write_events(request: web.Request, response: web.StreamResponse, call
     except GatewayError as error:  # a bridge on its own cut the stream at its shutdown
         events.append(dialects.sse_error(error, dialect))
     return b"".join(events)
+
+
+def _sse(message: object, dialect: dialects.Dialect) -> bytes:
+    return dialects.sse_event(marshal.json_text(message), message, dialect)
 
 
 def _multi_callable(channel: grpc.aio.Channel, binding: Binding):

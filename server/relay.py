@@ -144,12 +144,15 @@ class ChatRelay:
             lambda price: chat_cost(price, model, prompt_tokens=counts.prompt, completion_tokens=counts.completion,
                                     cached_tokens=counts.cached, cache_write_tokens=counts.cache_write))
 
-    async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[dict]:
+    async def stream(self, token: Token, body: dict, timeout: float | None = None) -> AsyncIterator[list[dict]]:
+        """The client's chunks, in batches: each holds those that were ready together (one
+        network read often brings several), at least one. A batch is never held back for
+        more: what passes on per item then passes once per batch."""
         async with self.admission.request(token, "chat", body.get("model"), stream=True) as ticket:
             # closed here, not by the garbage collector: a client that leaves ends it at once
-            async with contextlib.aclosing(self._stream(ticket, body, timeout)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
+            async with contextlib.aclosing(self._stream(ticket, body, timeout)) as batches:
+                async for batch in batches:
+                    yield batch
 
     async def stream_exchange(self, token: Token, exchange: Exchange,
                               timeout: float | None = None) -> AsyncIterator[dict]:
@@ -157,12 +160,13 @@ class ChatRelay:
         its events. A failure after the first event ends the stream with the API's own error
         events instead of raising."""
         async with self.admission.request(token, "chat", exchange.model, stream=True, api=exchange.api) as ticket:
-            async with contextlib.aclosing(self._stream(ticket, exchange.chat, timeout, exchange)) as events:
-                async for event in events:
-                    yield event
+            async with contextlib.aclosing(self._stream(ticket, exchange.chat, timeout, exchange)) as batches:
+                async for batch in batches:
+                    for event in batch:
+                        yield event
 
     async def _stream(self, ticket: Ticket, body: dict, timeout: float | None,
-                      exchange: Exchange | None = None) -> AsyncIterator[dict]:
+                      exchange: Exchange | None = None) -> AsyncIterator[list[dict]]:
         call_record.note_stream()
         channels = self._plan(ticket.token, body, exchange)
         deadline = self.attempts.deadline(timeout)
@@ -193,27 +197,24 @@ class ChatRelay:
         handed_over = False  # the drain task owns `chunks` now
         try:
             if events is None:
-                chunk = opened.first[0] if opened.first else None
-                while chunk is not None:
+                batch = opened.first and opened.first + _ready_shown(chunks, meter, pace, shows_usage)
+                while batch:
                     meter.content_sent = True
-                    yield chunk
-                    chunk = _ready_shown(chunks, meter, pace, shows_usage)
-                    if chunk is None:
-                        chunk = await _next_shown(chunks, meter, pace, shows_usage)
+                    yield batch
+                    batch = (_ready_shown(chunks, meter, pace, shows_usage)
+                             or await _next_shown(chunks, meter, pace, shows_usage))
             else:
                 batch = opened.first
                 while batch:
                     meter.content_sent = True
-                    for event in batch:
-                        yield event
+                    yield batch
                     batch = await _next_events(chunks, meter, pace, events)
             won.finish()  # before the request is settled: its row carries its attempts
             # Settled before the stream ends, so before the client's `data: [DONE]` (or
             # another API's closing events).
             counts = await self._settle_stream(ticket, outcome, meter, prompt)
             if events is not None:
-                for event in events.finish(_chat_usage(counts)):
-                    yield event
+                yield events.finish(_chat_usage(counts))
         except (asyncio.CancelledError, GeneratorExit):
             outcome.status, outcome.error_code = cancelled_status()  # the client went away, or a shutdown's cut
             won.finish(outcome.status, outcome.error_code)
@@ -236,8 +237,7 @@ class ChatRelay:
             won.finish(error.http_status, error.code, error)
             await self._end_stream(ticket, outcome, meter, prompt)
             if events is not None:
-                for event in events.fail(error):
-                    yield event
+                yield events.fail(error)
                 return
             if error is exc:
                 raise
@@ -365,23 +365,29 @@ def _shown(chunk: dict, shows_usage: bool) -> bool:
     return shows_usage or not (chunk.get("usage") and not chunk.get("choices"))
 
 
-def _ready_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, shows_usage: bool) -> dict | None:
-    """The client's next chunk among those read ahead, without waiting (None: none is
+def _ready_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, shows_usage: bool) -> list[dict]:
+    """The client's chunks among those read ahead, taken without waiting (empty: none is
     ready). Chunks often come several to a network read: these skip the idle timer."""
-    while (chunk := chunks.ready()) is not None:
-        pace.check()
+    batch = []
+    if (chunk := chunks.ready()) is None:
+        return batch
+    pace.check()  # once: the batch goes out together
+    while chunk is not None:
         meter.saw(chunk)
         if _shown(chunk, shows_usage):
-            return chunk
-    return None
+            batch.append(chunk)
+        chunk = chunks.ready()
+    return batch
 
 
-async def _next_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, shows_usage: bool) -> dict | None:
+async def _next_shown(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, shows_usage: bool) -> list[dict]:
+    """The client's next chunk once it comes, with those that came with it (empty at the
+    stream's end)."""
     while (chunk := await pace.next(chunks)) is not None:
         meter.saw(chunk)
         if _shown(chunk, shows_usage):
-            return chunk
-    return None
+            return [chunk, *_ready_shown(chunks, meter, pace, shows_usage)]
+    return []
 
 
 async def _next_events(chunks: ShieldedStream, meter: StreamMeter, pace: Pace, events: EventStream) -> list[dict]:

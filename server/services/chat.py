@@ -6,7 +6,7 @@ import grpc
 from server.catalog import Catalog
 from server.codec import codec_for
 from server.relay import ChatRelay
-from server.services.answers import encoder
+from server.services.answers import batch_items, encoder
 from server.services.status import bearer, rpc_errors
 from st_ai.v1 import chat_pb2, chat_pb2_grpc
 
@@ -31,11 +31,12 @@ class ChatService(chat_pb2_grpc.ChatServicer):
     async def StreamChatCompletion(self, request: chat_pb2.ChatCompletionRequest,
                                    context: grpc.aio.ServicerContext):
         token = self._catalog.authenticate(bearer(context), check_address=False)
-        chunks = self._relay.stream(token, REQUEST.to_dict(request), context.time_remaining())
-        encode = encoder(context, CHUNK)
+        batches = self._relay.stream(token, REQUEST.to_dict(request), context.time_remaining())
+        items = batch_items(context, CHUNK)
         try:
-            async for chunk in chunks:
-                yield encode(chunk)
+            async for batch in batches:
+                for item in items(batch):
+                    yield item
         finally:
             # A cancelled RPC lands here: closing the relay closes the upstream request.
-            await chunks.aclose()
+            await batches.aclose()
