@@ -155,15 +155,14 @@ class ChatRelay:
                     yield batch
 
     async def stream_exchange(self, token: Token, exchange: Exchange,
-                              timeout: float | None = None) -> AsyncIterator[dict]:
+                              timeout: float | None = None) -> AsyncIterator[list[dict]]:
         """A request in another client API (server/core/exchange.py), answered as a stream of
-        its events. A failure after the first event ends the stream with the API's own error
-        events instead of raising."""
+        its events, in batches as `stream`'s chunks are. A failure after the first event
+        ends the stream with the API's own error events instead of raising."""
         async with self.admission.request(token, "chat", exchange.model, stream=True, api=exchange.api) as ticket:
             async with contextlib.aclosing(self._stream(ticket, exchange.chat, timeout, exchange)) as batches:
                 async for batch in batches:
-                    for event in batch:
-                        yield event
+                    yield batch
 
     async def _stream(self, ticket: Ticket, body: dict, timeout: float | None,
                       exchange: Exchange | None = None) -> AsyncIterator[list[dict]]:

@@ -83,6 +83,14 @@ class ToyExchange:
         raise AssertionError("no channel here speaks the toy API")
 
 
+async def events_of(batches):
+    """The stream's events one by one (the relay hands them on in batches)."""
+    async for batch in batches:
+        assert batch, "a batch holds at least one event"
+        for event in batch:
+            yield event
+
+
 @pytest.fixture
 def upstream():
     fake = FakeOpenAI().start()
@@ -146,7 +154,7 @@ async def test_a_request_that_cannot_be_translated_is_refused_without_asking_the
         with pytest.raises(GatewayError) as raised:
             await core.relay.complete_exchange(token, ToyExchange("hello", refusal=refusal))
         with pytest.raises(GatewayError) as streamed:
-            async for _ in core.relay.stream_exchange(token, ToyExchange("hello", refusal=refusal)):
+            async for _ in events_of(core.relay.stream_exchange(token, ToyExchange("hello", refusal=refusal))):
                 pass
     assert raised.value.http_status == streamed.value.http_status == 400
     assert raised.value.param == "tools"
@@ -159,7 +167,7 @@ async def test_a_translated_stream_ends_with_the_usage_it_was_booked_at(tmp_path
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
         token = core.catalog.authenticate(f"Bearer {s.key}")
         events, rows_at_done = [], None
-        async for event in core.relay.stream_exchange(token, ToyExchange("hello")):
+        async for event in events_of(core.relay.stream_exchange(token, ToyExchange("hello"))):
             events.append(event)
             if event["type"] == "toy.done":
                 rows_at_done = s.ledger()
@@ -181,7 +189,7 @@ async def test_a_stream_that_fails_before_its_first_event_falls_over_and_leaves_
     exchange = ToyExchange("hello")
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
         token = core.catalog.authenticate(f"Bearer {s.key}")
-        events = [event async for event in core.relay.stream_exchange(token, exchange)]
+        events = [event async for event in events_of(core.relay.stream_exchange(token, exchange))]
     assert [e["type"] for e in events].count("toy.start") == 1
     assert events[-1]["type"] == "toy.done"
     assert upstream.faults.hits("/v1/chat/completions") == 1 and len(second.received) == 1
@@ -196,7 +204,7 @@ async def test_a_stream_that_stalls_after_its_first_events_ends_with_the_exchang
     s = setup(tmp_path, upstream, idle=0.5)
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
         token = core.catalog.authenticate(f"Bearer {s.key}")
-        events = [event async for event in core.relay.stream_exchange(token, ToyExchange("hello"))]
+        events = [event async for event in events_of(core.relay.stream_exchange(token, ToyExchange("hello")))]
     assert [e["type"] for e in events] == ["toy.start", "toy.text", "toy.text", "toy.failed"]
     assert events[-1]["code"] == "upstream_timeout"
     [row] = s.ledger()

@@ -12,7 +12,7 @@ from server.codec import codec_for
 from server.core.token_count import CountRequest, TokenCounting
 from server.errors import GatewayError
 from server.relay import ChatRelay
-from server.services.answers import encoder
+from server.services.answers import batch_items, encoder
 from server.services.status import rpc_errors
 from server.store.tokens import Token
 from st_ai.v1 import messages_pb2, messages_pb2_grpc
@@ -39,14 +39,15 @@ class MessagesService(messages_pb2_grpc.MessagesServicer):
     async def StreamMessage(self, request: messages_pb2.CreateMessageRequest, context: grpc.aio.ServicerContext):
         token = self._catalog.authenticate(api_key(context), check_address=False)
         exchange = await _exchange(self._relay.admission, token, REQUEST.to_dict(request), stream=True)
-        events = self._relay.stream_exchange(token, exchange, context.time_remaining())
-        encode = encoder(context, EVENT)
+        batches = self._relay.stream_exchange(token, exchange, context.time_remaining())
+        items = batch_items(context, EVENT)
         try:
-            async for event in events:
-                yield encode(event)
+            async for batch in batches:
+                for item in items(batch):
+                    yield item
         finally:
             # A cancelled RPC lands here: closing the relay closes the upstream request.
-            await events.aclose()
+            await batches.aclose()
 
     @rpc_errors
     async def CountTokens(self, request: messages_pb2.CreateMessageRequest,

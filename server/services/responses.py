@@ -19,7 +19,7 @@ from server.catalog import Catalog
 from server.codec import codec_for
 from server.errors import GatewayError, invalid_request
 from server.relay import ChatRelay
-from server.services.answers import encoder
+from server.services.answers import batch_items, encoder
 from server.services.status import bearer, rpc_errors
 from server.store import responses as store
 from server.store.db import DbWorker
@@ -51,17 +51,19 @@ class ResponsesService(responses_pb2_grpc.ResponsesServicer):
                              context: grpc.aio.ServicerContext):
         token = self._catalog.authenticate(bearer(context), check_address=False)
         exchange = await self._exchange(token, REQUEST.to_dict(request), stream=True)
-        events = self._relay.stream_exchange(token, exchange, context.time_remaining())
-        encode = encoder(context, EVENT)
+        batches = self._relay.stream_exchange(token, exchange, context.time_remaining())
+        items = batch_items(context, EVENT)
         try:
-            async for event in events:
-                if event.get("type") in TERMINAL and isinstance(event.get("response"), dict):
-                    # stored before the client sees the end, so a retrieve right after finds it
-                    await self._keep(token, exchange.request, event["response"])
-                yield encode(event)
+            async for batch in batches:
+                for event in batch:
+                    if event.get("type") in TERMINAL and isinstance(event.get("response"), dict):
+                        # stored before the client sees the end, so a retrieve right after finds it
+                        await self._keep(token, exchange.request, event["response"])
+                for item in items(batch):
+                    yield item
         finally:
             # A cancelled RPC lands here: closing the relay closes the upstream request.
-            await events.aclose()
+            await batches.aclose()
 
     @rpc_errors
     async def GetResponse(self, request: responses_pb2.GetResponseRequest,
