@@ -55,9 +55,23 @@ def sse_event(data: bytes, message: Message | bytes, dialect: Dialect) -> bytes:
     """One event: `data` is the message's JSON text."""
     if not dialect.named_events:
         return b"data: " + data + b"\n\n"
-    kind = message.type if isinstance(message, Message) else orjson.loads(data).get("type")
+    kind = message.type if isinstance(message, Message) else _json_type(data)
     name = kind.encode() if isinstance(kind, str) and kind.isprintable() else b"message"
     return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+
+_TYPE_FIRST = b'{"type":"'
+
+
+def _json_type(data: bytes) -> object:
+    """The `type` of an event the service gave as JSON text (orjson's: compact, no key twice).
+    The services put it first; read there, the event (a whole response, at the end of a
+    Responses stream) is not parsed only for its name."""
+    if data.startswith(_TYPE_FIRST):
+        end = data.find(b'"', len(_TYPE_FIRST))
+        if end != -1 and data.find(b"\\", len(_TYPE_FIRST), end) == -1:
+            return data[len(_TYPE_FIRST):end].decode()
+    return orjson.loads(data).get("type")
 
 
 def sse_error(error: GatewayError, dialect: Dialect) -> bytes:
