@@ -381,8 +381,10 @@ _WHOLE_FLOAT = re.compile(rb"[:,\[]-?\d+(?:\.0|(?:\.\d+)?[eE][+-]?\d+)[,\]}]")
 
 
 def _may_hold_float(text: bytes) -> bool:
-    # the substring tests first: the pattern alone costs several times the encoding
-    return (b".0" in text or b"e+" in text or b"e-" in text) and _WHOLE_FLOAT.search(text) is not None
+    # the substring tests first: the pattern alone costs several times the encoding; `find`,
+    # not `in`, which on bytes first tries its operand as an integer (a third of the time)
+    return ((text.find(b".0") != -1 or text.find(b"e+") != -1 or text.find(b"e-") != -1)
+            and _WHOLE_FLOAT.search(text) is not None)
 
 
 _KEPT_TYPES = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BOOL, FieldDescriptor.TYPE_INT32,
