@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf import wrappers_pb2
 
-from server.services.in_process import PEER, HandlerTable, InProcessChannel
+from server.services.in_process import PEER, STREAM_BUFFER, HandlerTable, InProcessChannel
 
 SERVICE = "test.Echo"
 StringValue = wrappers_pb2.StringValue
@@ -165,3 +165,26 @@ async def test_the_channel_applies_each_wrap_once_per_method_outermost_first():
     await asyncio.wait_for(say(StringValue(value="x")), 5)
     await asyncio.wait_for(say(StringValue(value="y")), 5)
     assert order == ["outer", "inner", "outer", "inner"]
+
+
+async def test_a_stream_runs_ahead_of_its_reader_by_at_most_the_buffer_counting_each_message_of_a_batch():
+    produced: list[int] = []
+
+    async def batches(request, context):
+        for i in range(20):
+            produced.append(i)
+            yield [StringValue(value=f"{i}.{j}") for j in range(3)]  # three messages that came together
+
+    table = HandlerTable()
+    table.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {
+        "Batches": grpc.unary_stream_rpc_method_handler(batches, request_deserializer=StringValue.FromString),
+    }),))
+    call = InProcessChannel(table, ()).unary_stream(f"/{SERVICE}/Batches")(StringValue())
+    await asyncio.sleep(0.1)  # nobody reads
+    # 3 batches of 3 fill a buffer of 8; the producer waits with the fourth in hand
+    assert STREAM_BUFFER == 8 and produced == [0, 1, 2, 3]
+    first = await asyncio.wait_for(call.read(), 5)
+    assert [m.value for m in first] == ["0.0", "0.1", "0.2"]
+    read = [first] + [await asyncio.wait_for(call.read(), 5) for _ in range(19)]
+    assert [batch[0].value for batch in read] == [f"{i}.0" for i in range(20)]
+    assert await asyncio.wait_for(call.read(), 5) is grpc.aio.EOF

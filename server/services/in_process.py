@@ -197,30 +197,35 @@ async def _propagating(task: asyncio.Task) -> None:
 
 class _Pipe:
     """The messages a stream has produced and its reader not yet taken; the producer waits
-    while `limit` are waiting, the end is always accepted."""
+    while `limit` are waiting, the end is always accepted. A batch (a list: messages that
+    were ready together, server/services/answers.py) is one item and counts its messages."""
 
     def __init__(self, limit: int) -> None:
         self._items: collections.deque = collections.deque()
         self._limit = limit
+        self._held = 0  # messages waiting, a batch's each counted
         self._reader: asyncio.Future | None = None  # the reader waiting for an item
         self._writer: asyncio.Future | None = None  # the producer waiting for room
 
     def put_nowait(self, item: Any) -> bool:
         """Take `item` if there is room for it now; False when the producer must wait (`put`)."""
-        if len(self._items) >= self._limit:
+        if self._held >= self._limit:
             return False
-        self._items.append(item)
-        _wake(self._reader)
+        self._append(item)
         return True
 
     async def put(self, item: Any) -> None:
-        while len(self._items) >= self._limit:
+        while self._held >= self._limit:
             self._writer = asyncio.get_running_loop().create_future()
             try:
                 await self._writer
             finally:
                 self._writer = None
+        self._append(item)
+
+    def _append(self, item: Any) -> None:
         self._items.append(item)
+        self._held += len(item) if type(item) is list else 1
         _wake(self._reader)
 
     def end(self) -> None:
@@ -240,8 +245,11 @@ class _Pipe:
         """The next item if one is waiting, else _NOTHING."""
         if not self._items:
             return _NOTHING
+        item = self._items.popleft()
+        if item is not _END:
+            self._held -= len(item) if type(item) is list else 1
         _wake(self._writer)
-        return self._items.popleft()
+        return item
 
 
 def _wake(waiter: asyncio.Future | None) -> None:
