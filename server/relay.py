@@ -212,8 +212,8 @@ class ChatRelay:
             # Settled before the stream ends, so before the client's `data: [DONE]` (or
             # another API's closing events).
             counts = await self._settle_stream(ticket, outcome, meter, prompt)
-            if events is not None:
-                yield events.finish(_chat_usage(counts))
+            if events is not None and (closing := events.finish(_chat_usage(counts))):
+                yield closing
         except (asyncio.CancelledError, GeneratorExit):
             outcome.status, outcome.error_code = cancelled_status()  # the client went away, or a shutdown's cut
             won.finish(outcome.status, outcome.error_code)
@@ -236,7 +236,8 @@ class ChatRelay:
             won.finish(error.http_status, error.code, error)
             await self._end_stream(ticket, outcome, meter, prompt)
             if events is not None:
-                yield events.fail(error)
+                if failing := events.fail(error):
+                    yield failing
                 return
             if error is exc:
                 raise

@@ -211,3 +211,25 @@ async def test_a_stream_that_stalls_after_its_first_events_ends_with_the_exchang
     # billed for what was sent: counted by st-ai, as the usage never came
     assert (row["status"], row["error_code"], row["estimate"]) == (504, "upstream_timeout", 1)
     assert row["completion_tokens"] > 0
+
+
+class QuietEvents(Events):
+    def finish(self, usage: dict) -> list[dict]:
+        return []  # an API whose stream just stops: no closing events
+
+
+@dataclass
+class QuietExchange(ToyExchange):
+    def translated_events(self) -> Events:
+        self.streams.append(QuietEvents())
+        return self.streams[-1]
+
+
+async def test_an_api_with_no_closing_events_ends_its_stream_without_an_empty_batch(tmp_path, upstream):
+    s = setup(tmp_path, upstream)
+    async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
+        token = core.catalog.authenticate(f"Bearer {s.key}")
+        events = [event async for event in events_of(core.relay.stream_exchange(token, QuietExchange("hello")))]
+    assert [e["type"] for e in events] == ["toy.start", "toy.text", "toy.text", "toy.text"]
+    [row] = s.ledger()
+    assert (row["status"], row["completion_tokens"]) == (200, 3)
