@@ -225,7 +225,7 @@ class _Pipe:
 
     def _append(self, item: Any) -> None:
         self._items.append(item)
-        self._held += len(item) if type(item) is list else 1
+        self._held += _messages(item)
         _wake(self._reader)
 
     def end(self) -> None:
@@ -247,9 +247,13 @@ class _Pipe:
             return _NOTHING
         item = self._items.popleft()
         if item is not _END:
-            self._held -= len(item) if type(item) is list else 1
+            self._held -= _messages(item)
         _wake(self._writer)
         return item
+
+
+def _messages(item: Any) -> int:
+    return len(item) if type(item) is list else 1
 
 
 def _wake(waiter: asyncio.Future | None) -> None:
