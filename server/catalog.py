@@ -1,5 +1,6 @@
 """The hot path's view of tokens, channels and prices: an in-memory snapshot, reloaded
-within a second of any change another process (the CLI) commits to the database.
+within a second of any change another process (the CLI, another worker) commits to them;
+what other tables change (the ledger, a token's spending) reloads nothing.
 Prices load in the same snapshot as channels, so a model is never seen without the
 price that was set before it."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ from server.store import tokens as token_store
 from server.core.resilience import DEFAULT_TIMEOUTS
 from server.store.channel_health import HealthState
 from server.store.channels import Channel, Timeouts
-from server.store.db import DbWorker, data_version
+from server.store.db import DbWorker, catalog_version
 from server.store.tokens import Token, hash_key
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Snapshot:
 
 def load_snapshot(db: sqlite_utils.Database, timeouts: Timeouts = DEFAULT_TIMEOUTS) -> tuple[int, Snapshot]:
     """`timeouts`: the gateway's defaults, filled into each channel's own."""
-    version = data_version(db)
+    version = catalog_version(db)  # first: a change made while the rest is read reloads again
     tokens = {t.key_hash: t for t in token_store.all_tokens(db)}
     by_model: dict[str, list[Channel]] = {}
     channels = [replace(c, timeouts=c.timeouts.filled(timeouts)) for c in channel_store.all_channels(db)]
@@ -65,27 +66,40 @@ class Catalog:
         self._interval = refresh_interval
         self._timeouts = timeouts
         self._version = -1
+        self._reloading: asyncio.Future | None = None
         self.snapshot = Snapshot()
 
     async def load(self) -> None:
         self._version, self.snapshot = await self._worker.run(load_snapshot, self._timeouts)
 
+    async def refresh(self) -> None:
+        """Catch up with the database now: reload if any process changed the catalog since
+        the snapshot was read. Callers at the same time share one reload."""
+        wanted = await self._worker.run(catalog_version)
+        for _ in range(2):  # a reload already under way may have read the catalog before `wanted`
+            if self._version >= wanted:  # the counter only grows
+                return
+            if self._reloading is None or self._reloading.done():
+                self._reloading = asyncio.ensure_future(self.load())
+            await asyncio.shield(self._reloading)
+
     async def watch(self) -> None:
-        """Reload whenever the database changed; runs until cancelled."""
+        """Reload whenever the catalog changed; runs until cancelled."""
         while True:
             await asyncio.sleep(self._interval)
             try:
-                version = await self._worker.run(data_version)
-                if version != self._version:
-                    await self.load()
+                await self.refresh()
             except Exception:  # a locked or briefly unreadable file: try again next tick
                 log.exception("reloading tokens and channels failed")
 
-    def authenticate(self, authorization: str | None, check_address: bool = True) -> Token:
+    async def authenticate(self, authorization: str | None, check_address: bool = True) -> Token:
         """The token behind an `Authorization: Bearer ...` value, or a 401; a 403 when the
         client's address is outside the token's rules. A request that uses a model passes
         `check_address=False`: its admission (server/billing/admission.py `request`) checks
-        the address instead, so the refusal is booked in the ledger like any other."""
+        the address instead, so the refusal is booked in the ledger like any other. A key
+        the snapshot lacks is looked for again once the snapshot has caught up with the
+        database: a token made a moment ago (`st-ai token create`, another worker's Admin
+        API) works at once, not after the next reload."""
         if not authorization:
             raise invalid_api_key("You didn't provide an API key. Send it as 'Authorization: Bearer <token>'.")
         scheme, _, key = authorization.strip().partition(" ")
@@ -93,6 +107,12 @@ class Catalog:
             raise invalid_api_key("Send the API key as 'Authorization: Bearer <token>'.")
         digest = hash_key(key.strip())
         token = self.snapshot.tokens_by_hash.get(digest)
+        if token is None:
+            try:
+                await self.refresh()
+            except Exception:  # the database is briefly unreadable: the key is unknown as far as st-ai can tell
+                log.exception("looking for a new token failed")
+            token = self.snapshot.tokens_by_hash.get(digest)
         # The dict lookup is keyed by a hash of the secret; compare again in constant time
         # so that no code path compares secret-derived bytes early-exit style.
         if token is None or not hmac.compare_digest(token.key_hash, digest):

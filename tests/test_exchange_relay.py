@@ -136,7 +136,7 @@ def config(tmp_path: Path, s: Setup) -> Config:
 async def test_a_translated_answer_is_the_exchanges_and_is_booked_under_its_api(tmp_path, upstream):
     s = setup(tmp_path, upstream)
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
-        token = core.catalog.authenticate(f"Bearer {s.key}")
+        token = await core.catalog.authenticate(f"Bearer {s.key}")
         answer = await core.relay.complete_exchange(token, ToyExchange("hello"))
     assert answer == {"type": "toy.answer", "text": "Hello from the fake."}
     sent = upstream.received[-1].body
@@ -150,7 +150,7 @@ async def test_a_request_that_cannot_be_translated_is_refused_without_asking_the
     s = setup(tmp_path, upstream)
     refusal = invalid_request("Built-in tools are not available here.", param="tools")
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
-        token = core.catalog.authenticate(f"Bearer {s.key}")
+        token = await core.catalog.authenticate(f"Bearer {s.key}")
         with pytest.raises(GatewayError) as raised:
             await core.relay.complete_exchange(token, ToyExchange("hello", refusal=refusal))
         with pytest.raises(GatewayError) as streamed:
@@ -165,7 +165,7 @@ async def test_a_request_that_cannot_be_translated_is_refused_without_asking_the
 async def test_a_translated_stream_ends_with_the_usage_it_was_booked_at(tmp_path, upstream):
     s = setup(tmp_path, upstream)
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
-        token = core.catalog.authenticate(f"Bearer {s.key}")
+        token = await core.catalog.authenticate(f"Bearer {s.key}")
         events, rows_at_done = [], None
         async for event in events_of(core.relay.stream_exchange(token, ToyExchange("hello"))):
             events.append(event)
@@ -188,7 +188,7 @@ async def test_a_stream_that_fails_before_its_first_event_falls_over_and_leaves_
     s = setup(tmp_path, upstream, second)
     exchange = ToyExchange("hello")
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
-        token = core.catalog.authenticate(f"Bearer {s.key}")
+        token = await core.catalog.authenticate(f"Bearer {s.key}")
         events = [event async for event in events_of(core.relay.stream_exchange(token, exchange))]
     assert [e["type"] for e in events].count("toy.start") == 1
     assert events[-1]["type"] == "toy.done"
@@ -203,7 +203,7 @@ async def test_a_stream_that_stalls_after_its_first_events_ends_with_the_exchang
     upstream.stream_plan = StreamPlan(chunks, gates={3: never})  # "Hel", "lo", then silence
     s = setup(tmp_path, upstream, idle=0.5)
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
-        token = core.catalog.authenticate(f"Bearer {s.key}")
+        token = await core.catalog.authenticate(f"Bearer {s.key}")
         events = [event async for event in events_of(core.relay.stream_exchange(token, ToyExchange("hello")))]
     assert [e["type"] for e in events] == ["toy.start", "toy.text", "toy.text", "toy.failed"]
     assert events[-1]["code"] == "upstream_timeout"
@@ -228,7 +228,7 @@ class QuietExchange(ToyExchange):
 async def test_an_api_with_no_closing_events_ends_its_stream_without_an_empty_batch(tmp_path, upstream):
     s = setup(tmp_path, upstream)
     async with open_core(config(tmp_path, s), "http://127.0.0.1:1") as core:
-        token = core.catalog.authenticate(f"Bearer {s.key}")
+        token = await core.catalog.authenticate(f"Bearer {s.key}")
         events = [event async for event in events_of(core.relay.stream_exchange(token, QuietExchange("hello")))]
     assert [e["type"] for e in events] == ["toy.start", "toy.text", "toy.text", "toy.text"]
     [row] = s.ledger()

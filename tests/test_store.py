@@ -158,23 +158,23 @@ async def test_authenticate_valid_unknown_disabled_expired_and_malformed(catalog
     db.close()
     await catalog.load()
 
-    assert catalog.authenticate(f"Bearer {good}").name == "good"
-    assert catalog.authenticate(f"bearer {good}").name == "good"
-    assert catalog.authenticate(f"  Bearer   {good}  ").name == "good"
+    assert (await catalog.authenticate(f"Bearer {good}")).name == "good"
+    assert (await catalog.authenticate(f"bearer {good}")).name == "good"
+    assert (await catalog.authenticate(f"  Bearer   {good}  ")).name == "good"
 
-    def refused(header: str | None) -> GatewayError:
+    async def refused(header: str | None) -> GatewayError:
         with pytest.raises(GatewayError) as caught:
-            catalog.authenticate(header)
+            await catalog.authenticate(header)
         assert caught.value.http_status == 401
         assert caught.value.code == "invalid_api_key"
         return caught.value
 
-    assert "Incorrect API key" in refused("Bearer sk-" + "x" * 48).message
-    assert "Incorrect API key" in refused(f"Bearer {good}x").message
-    assert "disabled" in refused(f"Bearer {off}").message
-    assert "expired" in refused(f"Bearer {old}").message
+    assert "Incorrect API key" in (await refused("Bearer sk-" + "x" * 48)).message
+    assert "Incorrect API key" in (await refused(f"Bearer {good}x")).message
+    assert "disabled" in (await refused(f"Bearer {off}")).message
+    assert "expired" in (await refused(f"Bearer {old}")).message
     for header in (None, "", "Bearer", "Bearer ", good, f"Basic {good}", f"Token {good}"):
-        error = refused(header)
+        error = await refused(header)
         assert good not in error.message
 
 
@@ -210,12 +210,12 @@ async def test_catalog_reloads_after_another_connection_changes_the_db(db_path):
     try:
         _, key = token_store.create(other, "late")
         await wait_until(lambda: any(t.name == "late" for t in catalog.snapshot.tokens_by_hash.values()))
-        assert catalog.authenticate(f"Bearer {key}").name == "late"
+        assert (await catalog.authenticate(f"Bearer {key}")).name == "late"
 
         token_store.set_enabled(other, "late", False)
         await wait_until(lambda: not next(iter(catalog.snapshot.tokens_by_hash.values())).enabled)
         with pytest.raises(GatewayError, match="disabled"):
-            catalog.authenticate(f"Bearer {key}")
+            await catalog.authenticate(f"Bearer {key}")
 
         channel_store.add(other, "sim", "simulator", "", "", ["sim-model"])
         await wait_until(lambda: "sim-model" in catalog.snapshot.channels_by_model)
@@ -223,7 +223,7 @@ async def test_catalog_reloads_after_another_connection_changes_the_db(db_path):
         token_store.delete(other, "late")
         await wait_until(lambda: not catalog.snapshot.tokens_by_hash)
         with pytest.raises(GatewayError, match="Incorrect"):
-            catalog.authenticate(f"Bearer {key}")
+            await catalog.authenticate(f"Bearer {key}")
     finally:
         watcher.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -48,7 +48,7 @@ def texts(batch: list[dict]) -> list[str]:
 async def test_chunks_that_waited_together_leave_the_relay_as_one_batch(tmp_path, upstream):
     opened, key = core_for(tmp_path, upstream)
     async with opened as core:
-        token = core.catalog.authenticate(f"Bearer {key}")
+        token = await core.catalog.authenticate(f"Bearer {key}")
         batches = core.relay.stream(token, HI)
         first = await anext(batches)
         await asyncio.sleep(0.5)  # the upstream's other chunks arrive and are read ahead meanwhile
@@ -66,7 +66,7 @@ async def test_a_chunk_is_not_held_back_for_the_next_one(tmp_path, upstream):
     opened, key = core_for(tmp_path, upstream)
     seen: list[str] = []
     async with opened as core:
-        token = core.catalog.authenticate(f"Bearer {key}")
+        token = await core.catalog.authenticate(f"Bearer {key}")
         async for batch in core.relay.stream(token, HI):
             assert batch, "a batch holds at least one chunk"
             seen += texts(batch)

@@ -66,7 +66,7 @@ async def make_video(tmp_path: Path, fake, type_: str, model: str, resolver: Stu
     config = Config(db_path=db_path, assets_dir=str(tmp_path / "assets"),
                     video=VideoConfig(poll_interval=0.1, max_video_bytes=max_video_bytes))
     async with open_core(config, "http://127.0.0.1:1", resolver=resolver or StubResolver(NAMES)) as core:
-        token = core.catalog.authenticate(f"Bearer {key}")
+        token = await core.catalog.authenticate(f"Bearer {key}")
         video = await core.videos.create(token, {"model": model, "prompt": PROMPT, "duration": 5})
         deadline = time.monotonic() + 20
         while video["status"] not in ("completed", "failed"):

@@ -81,7 +81,7 @@ async def core_for(tmp_path, db_path: str, **webhooks):
 
 
 async def make(core, key: str, model: str = SIM_MODEL, **fields) -> str:
-    token = core.catalog.authenticate(f"Bearer {key}")
+    token = await core.catalog.authenticate(f"Bearer {key}")
     created = await core.videos.create(token, {"model": model, "prompt": PROMPT, "duration": 1,
                                                "width": 160, "height": 96, **fields})
     return created["id"]
@@ -141,7 +141,7 @@ async def test_a_token_without_a_webhook_sends_nothing_and_keeps_no_event(tmp_pa
     db_path, key, _ = setup_db(tmp_path)
     async with core_for(tmp_path, db_path) as core:
         video_id = await make(core, key)
-        token = core.catalog.authenticate(f"Bearer {key}")
+        token = await core.catalog.authenticate(f"Bearer {key}")
         deadline = time.monotonic() + 20
         while (await core.videos.get(token, video_id))["status"] != "completed":
             assert time.monotonic() < deadline, "the task never completed"
@@ -225,7 +225,7 @@ async def test_a_callback_url_gets_the_tasks_event_instead_of_the_tokens_url(tmp
 async def test_a_callback_url_to_a_refused_address_is_a_400_before_anything_is_sent(tmp_path, receiver, url, words):
     db_path, key, _ = setup_db(tmp_path, webhook_url=receiver.url())
     async with core_for(tmp_path, db_path) as core:
-        token = core.catalog.authenticate(f"Bearer {key}")
+        token = await core.catalog.authenticate(f"Bearer {key}")
         with pytest.raises(GatewayError) as refused:
             await core.videos.create(token, {"model": SIM_MODEL, "prompt": PROMPT, "callback_url": url})
         assert (refused.value.http_status, refused.value.param) == (400, "callback_url")
@@ -236,7 +236,7 @@ async def test_a_callback_url_to_a_refused_address_is_a_400_before_anything_is_s
 async def test_a_callback_url_needs_the_tokens_webhook_secret(tmp_path, receiver):
     db_path, key, _ = setup_db(tmp_path)
     async with core_for(tmp_path, db_path, allow_callback_hosts=("127.0.0.1",)) as core:
-        token = core.catalog.authenticate(f"Bearer {key}")
+        token = await core.catalog.authenticate(f"Bearer {key}")
         with pytest.raises(GatewayError) as refused:
             await core.videos.create(token, {"model": SIM_MODEL, "prompt": PROMPT, "callback_url": receiver.url()})
         assert refused.value.code == "webhook_secret_missing" and refused.value.param == "callback_url"

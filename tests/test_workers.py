@@ -242,6 +242,15 @@ def test_two_workers_share_the_rest_and_grpc_ports_and_both_serve(two, upstream)
     assert sum(1 for line in two.stdout if READY.search(line)) == 1  # one ready line, from the parent
 
 
+def test_a_token_made_a_moment_ago_works_at_once_on_every_worker(two):
+    """Not after each worker's next look at the database: its first requests, on fresh
+    connections the kernel spreads over both workers, are all served."""
+    _, key = new_token(two)
+    ids = {f"fresh-{i}-{uuid.uuid4().hex[:6]}" for i in range(16)}
+    assert at_once([lambda rid=rid: post(two.gw, key, "/v1/models", None, rid)[0] for rid in ids]) == [200] * 16
+    wait_until(lambda: len(two.pids_serving(ids)) == 2, "both workers to have answered", 5)
+
+
 def test_a_quota_is_never_overspent_across_workers_under_concurrent_load(two, upstream):
     upstream.delay = 0.05  # requests overlap in flight
     model = priced_channel(two, upstream)

@@ -1,7 +1,6 @@
 """st_ai.v1.Admin over gRPC: the admin key checked on every call, then the shared
 operations of server/admin/ run on the database thread. Changes reload the catalog at
-once (the server's own writes do not move SQLite's data_version, which the catalog
-watches for other processes' changes)."""
+once, not at its next look for changes (server/catalog.py), so the next call sees them."""
 from __future__ import annotations
 
 import functools

@@ -23,14 +23,14 @@ class ChatService(chat_pb2_grpc.ChatServicer):
     @rpc_errors
     async def CreateChatCompletion(self, request: chat_pb2.ChatCompletionRequest,
                                    context: grpc.aio.ServicerContext) -> chat_pb2.ChatCompletion:
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         answer = await self._relay.complete(token, REQUEST.to_dict(request), context.time_remaining())
         return encoder(context, COMPLETION)(answer)
 
     @rpc_errors
     async def StreamChatCompletion(self, request: chat_pb2.ChatCompletionRequest,
                                    context: grpc.aio.ServicerContext):
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         batches = self._relay.stream(token, REQUEST.to_dict(request), context.time_remaining())
         items = batch_items(context, CHUNK)
         try:

@@ -20,6 +20,6 @@ class EmbeddingsService(embeddings_pb2_grpc.EmbeddingsServicer):
     @rpc_errors
     async def CreateEmbedding(self, request: embeddings_pb2.EmbeddingRequest,
                               context: grpc.aio.ServicerContext) -> embeddings_pb2.EmbeddingList:
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         answer = await self._relay.embed(token, REQUEST.to_dict(request), context.time_remaining())
         return RESPONSE.to_message(answer)

@@ -23,7 +23,7 @@ class ImagesService(images_pb2_grpc.ImagesServicer):
     @rpc_errors
     async def CreateImage(self, request: images_pb2.CreateImageRequest,
                           context: grpc.aio.ServicerContext) -> images_pb2.ImagesResponse:
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         answer = await self._relay.generate(token, REQUEST.to_dict(request), context.time_remaining())
         return RESPONSE.to_message(answer)
 

@@ -30,14 +30,14 @@ class MessagesService(messages_pb2_grpc.MessagesServicer):
     @rpc_errors
     async def CreateMessage(self, request: messages_pb2.CreateMessageRequest,
                             context: grpc.aio.ServicerContext) -> messages_pb2.AssistantMessage:
-        token = self._catalog.authenticate(api_key(context), check_address=False)
+        token = await self._catalog.authenticate(api_key(context), check_address=False)
         exchange = await _exchange(self._relay.admission, token, REQUEST.to_dict(request), stream=False)
         answer = await self._relay.complete_exchange(token, exchange, context.time_remaining())
         return encoder(context, MESSAGE)(answer)
 
     @rpc_errors
     async def StreamMessage(self, request: messages_pb2.CreateMessageRequest, context: grpc.aio.ServicerContext):
-        token = self._catalog.authenticate(api_key(context), check_address=False)
+        token = await self._catalog.authenticate(api_key(context), check_address=False)
         exchange = await _exchange(self._relay.admission, token, REQUEST.to_dict(request), stream=True)
         batches = self._relay.stream_exchange(token, exchange, context.time_remaining())
         items = batch_items(context, EVENT)
@@ -52,7 +52,7 @@ class MessagesService(messages_pb2_grpc.MessagesServicer):
     @rpc_errors
     async def CountTokens(self, request: messages_pb2.CreateMessageRequest,
                           context: grpc.aio.ServicerContext) -> messages_pb2.MessageTokenCount:
-        token = self._catalog.authenticate(api_key(context))
+        token = await self._catalog.authenticate(api_key(context))
         body = check_envelope(REQUEST.to_dict(request), max_tokens=False)
         counted = await self._counting.count(token, CountRequest(
             api=exchanges.API, model=body["model"], body=body, chat=lambda: chat_messages(body),

@@ -34,7 +34,7 @@ class ModelsService(models_pb2_grpc.ModelsServicer):
     @rpc_errors
     async def ListModels(self, request: models_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext) -> models_pb2.ModelList:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         names = routing.visible_models(self._catalog.snapshot, token)
         if not names:  # OpenAI clients expect "data": [], which a repeated field cannot say
             return models_pb2.ModelList(object="list", extra_json='{"data":[]}')
@@ -43,7 +43,7 @@ class ModelsService(models_pb2_grpc.ModelsServicer):
     @rpc_errors
     async def GetModel(self, request: models_pb2.GetModelRequest,
                        context: grpc.aio.ServicerContext) -> models_pb2.Model:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         if request.model not in routing.visible_models(self._catalog.snapshot, token):
             raise model_not_found(request.model)
         return self._model(request.model)

@@ -40,7 +40,7 @@ class ResponsesService(responses_pb2_grpc.ResponsesServicer):
     @rpc_errors
     async def CreateResponse(self, request: responses_pb2.CreateResponseRequest,
                              context: grpc.aio.ServicerContext) -> responses_pb2.Response:
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         exchange = await self._exchange(token, REQUEST.to_dict(request), stream=False)
         answer = await self._relay.complete_exchange(token, exchange, context.time_remaining())
         await self._keep(token, exchange.request, answer)
@@ -49,7 +49,7 @@ class ResponsesService(responses_pb2_grpc.ResponsesServicer):
     @rpc_errors
     async def StreamResponse(self, request: responses_pb2.CreateResponseRequest,
                              context: grpc.aio.ServicerContext):
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         exchange = await self._exchange(token, REQUEST.to_dict(request), stream=True)
         batches = self._relay.stream_exchange(token, exchange, context.time_remaining())
         items = batch_items(context, EVENT)
@@ -68,21 +68,21 @@ class ResponsesService(responses_pb2_grpc.ResponsesServicer):
     @rpc_errors
     async def GetResponse(self, request: responses_pb2.GetResponseRequest,
                           context: grpc.aio.ServicerContext) -> responses_pb2.Response:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         stored = await self._stored(store.get, token.id, request.response_id)
         return encoder(context, RESPONSE)(stored.output)
 
     @rpc_errors
     async def DeleteResponse(self, request: responses_pb2.DeleteResponseRequest,
                              context: grpc.aio.ServicerContext) -> responses_pb2.DeletedResponse:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         await self._stored(store.delete, token.id, request.response_id)
         return responses_pb2.DeletedResponse(id=request.response_id, object="response", deleted=True)
 
     @rpc_errors
     async def ListInputItems(self, request: responses_pb2.ListInputItemsRequest,
                              context: grpc.aio.ServicerContext) -> responses_pb2.InputItemList:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         # an explicit 0 is a 400, not the default
         limit = request.limit if request.HasField("limit") else store.LIST_LIMIT_DEFAULT
         page = await self._stored(store.input_items, token.id, request.response_id,

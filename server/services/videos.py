@@ -29,7 +29,7 @@ class VideosService(videos_pb2_grpc.VideosServicer):
     @rpc_errors
     async def CreateVideo(self, request: videos_pb2.CreateVideoRequest,
                           context: grpc.aio.ServicerContext) -> videos_pb2.Video:
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         key = idempotency_key(context)
         # answered once a channel accepted the task (within the call's deadline, if shorter)
         video = await self._tasks.create(token, CREATE.to_dict(request), key, context.time_remaining())
@@ -37,7 +37,7 @@ class VideosService(videos_pb2_grpc.VideosServicer):
 
     @rpc_errors
     async def GetVideo(self, request: videos_pb2.GetVideoRequest, context: grpc.aio.ServicerContext) -> videos_pb2.Video:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         video = await self._tasks.get(token, request.video_id)
         if video["status"] in ("queued", "in_progress"):
             await context.send_initial_metadata((("openai-poll-after-ms", self._poll_after_ms),))
@@ -46,7 +46,7 @@ class VideosService(videos_pb2_grpc.VideosServicer):
     @rpc_errors
     async def ListVideos(self, request: videos_pb2.ListVideosRequest,
                          context: grpc.aio.ServicerContext) -> videos_pb2.VideoList:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         limit = request.limit if request.HasField("limit") else None  # an explicit 0 is a 400, not the default
         page = await self._tasks.list(token, request.after, limit, request.order)
         return LIST.to_message(page)
@@ -54,20 +54,20 @@ class VideosService(videos_pb2_grpc.VideosServicer):
     @rpc_errors
     async def DeleteVideo(self, request: videos_pb2.DeleteVideoRequest,
                           context: grpc.aio.ServicerContext) -> videos_pb2.DeletedVideo:
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         return videos_pb2.DeletedVideo(**await self._tasks.delete(token, request.video_id))
 
     @rpc_errors
     async def RemixVideo(self, request: videos_pb2.RemixVideoRequest,
                          context: grpc.aio.ServicerContext) -> videos_pb2.Video:
-        token = self._catalog.authenticate(bearer(context), check_address=False)
+        token = await self._catalog.authenticate(bearer(context), check_address=False)
         key = idempotency_key(context)
         video = await self._tasks.remix(token, request.video_id, REMIX.to_dict(request), key, context.time_remaining())
         return VIDEO.to_message(video)
 
     @rpc_errors
     async def GetVideoContent(self, request: videos_pb2.GetVideoContentRequest, context: grpc.aio.ServicerContext):
-        token = self._catalog.authenticate(bearer(context))
+        token = await self._catalog.authenticate(bearer(context))
         asked = ByteRange(*(getattr(request, f) if request.HasField(f) else None
                             for f in ("range_start", "range_end", "suffix_length")))
         try:

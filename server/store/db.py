@@ -40,9 +40,10 @@ def open_db(path: str) -> sqlite_utils.Database:
     return db
 
 
-def data_version(db: sqlite_utils.Database) -> int:
-    """Changes whenever another connection commits to the database."""
-    return db.execute("PRAGMA data_version").fetchone()[0]
+def catalog_version(db: sqlite_utils.Database) -> int:
+    """Moves whenever any process changes what the gateway's catalog holds (server/store/
+    schema.py `CATALOG_TABLES`), and only then."""
+    return db.execute('SELECT "n" FROM "catalog_changes" WHERE "id" = 1').fetchone()[0]
 
 
 class DbWorker:

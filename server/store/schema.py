@@ -23,6 +23,9 @@ How to change the schema (the only way a table changes):
      indexes needs no copy.
   3. Update the store module that reads the table (e.g. `videos.COLUMNS`) and add a test
      that opens tests/fixtures/release_db.sql and checks the step kept its data.
+  A step that adds a column to one of `CATALOG_TABLES` ends with `_catalog_triggers(conn)`,
+  so that a change to the new column reaches every process's catalog too
+  (tests/test_catalog_changes.py checks that every column is watched).
   Never edit a step that has been released: databases out there are past it.
 """
 from __future__ import annotations
@@ -452,6 +455,37 @@ def _v13_responses_and_apis(conn: sqlite3.Connection) -> None:
     conn.execute('ALTER TABLE "channels" ADD COLUMN "native_apis" TEXT')
 
 
+# What server/catalog.py's snapshot is made of. A change to one of them (by any process)
+# moves `catalog_changes.n`, which every gateway process polls instead of SQLite's
+# data_version: that moves with every commit of another process, so each worker of
+# `serve --workers N` reloaded the whole catalog four times a second under load, the
+# others' ledger rows being commits too. A settlement's `UPDATE tokens SET used = ...`
+# names no column the catalog holds, so it moves nothing.
+CATALOG_TABLES = ("tokens", "channels", "prices", "channel_health")
+TOKENS_NOT_IN_CATALOG = ("used",)
+
+
+def _catalog_triggers(conn: sqlite3.Connection) -> None:
+    """(Re)create the triggers that count changes to the catalog's tables: a step that adds
+    a column to one of them calls this again, so that the new column counts too."""
+    bump = 'UPDATE "catalog_changes" SET "n" = "n" + 1 WHERE "id" = 1'
+    for table in CATALOG_TABLES:
+        columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
+        watched = [c for c in columns if table != "tokens" or c not in TOKENS_NOT_IN_CATALOG]
+        of = ", ".join(f'"{c}"' for c in watched)
+        for event in ("INSERT", "DELETE", f"UPDATE OF {of}"):
+            name = f"{table}_{event.split()[0].lower()}_moves_catalog"
+            conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+            conn.execute(f'CREATE TRIGGER "{name}" AFTER {event} ON "{table}" BEGIN {bump}; END')
+
+
+def _v14_catalog_changes(conn: sqlite3.Connection) -> None:
+    conn.execute('CREATE TABLE "catalog_changes" ("id" INTEGER PRIMARY KEY CHECK ("id" = 1), '
+                 '"n" INTEGER NOT NULL)')
+    conn.execute('INSERT INTO "catalog_changes" ("id", "n") VALUES (1, 0)')
+    _catalog_triggers(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("tokens, channels, usage and videos (the schema before versions)", _v1_tables),
     Migration("the operator's model prices", _v2_prices),
@@ -469,6 +503,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("rate-limit counters per token and second instead of one row per request", _v12_rate_buckets),
     Migration("stored responses; the client API in the ledger; the APIs a channel speaks natively",
               _v13_responses_and_apis),
+    Migration("a counter of changes to what the gateway's catalog holds (tokens, channels, prices, "
+              "channel health)", _v14_catalog_changes),
 )
 LATEST = len(MIGRATIONS)
 
