@@ -1,6 +1,7 @@
 """The hot path's view of tokens, channels and prices: an in-memory snapshot, reloaded
 within a second of any change another process (the CLI, another worker) commits to them;
-what other tables change (the ledger, a token's spending) reloads nothing.
+what other tables change (the ledger, a token's spending) reloads nothing. A key or model
+the snapshot lacks makes it catch up first (`refresh`), so what was made a moment ago serves.
 Prices load in the same snapshot as channels, so a model is never seen without the
 price that was set before it."""
 from __future__ import annotations

@@ -6,8 +6,11 @@ again at once, so a token made a moment ago works on its first request."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -150,3 +153,41 @@ async def test_an_unknown_key_is_still_a_401_when_the_database_cannot_be_read(ca
     with pytest.raises(GatewayError) as caught:
         await catalog.authenticate("Bearer sk-nobody")
     assert caught.value.http_status == 401 and caught.value.code == "invalid_api_key"
+
+
+# -- through the gateway ------------------------------------------------------------------------
+
+def chat(gateway, key: str, model: str, stream: bool = False) -> int:
+    body = json.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    request = urllib.request.Request(gateway.base_url + "/chat/completions", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def models(gateway, key: str) -> int:
+    request = urllib.request.Request(gateway.base_url + "/models", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.status
+
+
+def test_a_token_and_a_channel_made_a_moment_ago_serve_their_first_requests(gateway):
+    db = open_db(gateway.db_path)
+    try:
+        _, key = token_store.create(db, "just-made")
+    finally:
+        db.close()
+    assert models(gateway, key) == 200
+
+    db = open_db(gateway.db_path)  # the token is known now: only the model is new
+    try:
+        channel_store.add(db, "just-added", "simulator", "", "", ["gpt-4o-mini"])
+    finally:
+        db.close()
+    assert chat(gateway, key, "gpt-4o-mini") == 200
+    assert chat(gateway, key, "gpt-4o-mini", stream=True) == 200
+    assert chat(gateway, key, "no-such-model") == 404
