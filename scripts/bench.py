@@ -385,10 +385,6 @@ def run_variant(procs: Processes, tmp: Path, db_path: Path, index: int, variant:
     key = bench_checks.add_token(db_path, token, bare=variant.bare)
     model = MODEL_BARE if variant.bare else MODEL
     env = dict(variant.env)
-    if args.workers > 1:  # every worker's numbers in one scrape (prometheus-client's multiprocess mode)
-        metrics_dir = tmp / f"metrics-v{index}"
-        metrics_dir.mkdir()
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     gateway, base_url, grpc_target, log = start_gateway(procs, tmp, db_path, gw_core, f"v{index}", env,
                                                         variant.extra, args.workers)
     scenarios = []

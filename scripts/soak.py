@@ -257,9 +257,6 @@ def main() -> None:
         bench_checks.price_model(db_path, MODEL)
         key = bench_checks.add_token(db_path, "soak", bare=False)
         env = {"GRPC_EXPERIMENTS": "-event_engine_client,-event_engine_listener"}
-        if args.workers > 1:
-            (tmp / "metrics").mkdir()
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "metrics")
         gateway, base_url, grpc_target, log = start_gateway(procs, tmp, db_path, None, "soak", env,
                                                             workers=args.workers)
         print(f"st-ai soak: {args.minutes:g} min at {args.rate:g} requests/s "

@@ -7,7 +7,8 @@ is `-`), so the number of series stays bounded. Nothing here knows HTTP or proto
 
 Several processes sharing one port (`st-ai serve --workers N`) each write their numbers
 to files in `PROMETHEUS_MULTIPROC_DIR` (prometheus-client's multiprocess mode, chosen by
-that variable before this module is imported); any process's /metrics then adds them up.
+that variable before this module is imported; the parent sets it for its workers,
+server/metrics_folder.py); any process's /metrics then adds them up.
 What is counted in the database at scrape time (server/metrics_scrape.py) is handed to
 `exposition` instead: the scraping process's count is already everyone's.
 """

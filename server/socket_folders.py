@@ -66,8 +66,8 @@ def _abandoned(folder: Path) -> bool:
         return False
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or not names <= {PID, SOCKET}:
         return False  # not a folder st-ai made for this user: none of our business
-    pid = _recorded_pid(folder / PID) if PID in names else None
-    if pid is not None and _running(pid):
+    pid = recorded_pid(folder / PID) if PID in names else None
+    if pid is not None and running(pid):
         return False
     if SOCKET in names and _listening(folder / SOCKET):
         return False  # an owner in another pid namespace, or an older release without a pid file
@@ -76,7 +76,8 @@ def _abandoned(folder: Path) -> bool:
     return True
 
 
-def _recorded_pid(path: Path) -> int | None:
+def recorded_pid(path: Path) -> int | None:
+    """The pid a folder's `pid` file names, if it names one."""
     try:
         text = path.read_text().strip()
     except OSError:
@@ -84,7 +85,8 @@ def _recorded_pid(path: Path) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
 
 
-def _running(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """Whether a process with this pid exists (as any user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from server import gateway, metrics, shared_ports
+from server import gateway, metrics, metrics_folder, shared_ports
 from server.demo import ensure_demo_at
 from server.shutdown import CUT_ALLOWANCE, StopSignals
 from server.store import quota as quota_store
@@ -258,7 +258,9 @@ async def serve_workers(config: gateway.Config, count: int, log_format: str,
         worker_config = dataclasses.replace(config, http_port=http_port, grpc_port=grpc_port, demo=False,
                                             shared_ports=True)
         pool = Pool(WorkerStart(worker_config, log_format, os.getpid()), count, start_timeout)
-        clean = await _run(pool, signals, config, http_port, grpc_port)
+        await asyncio.to_thread(metrics_folder.sweep_stale)  # folders of an st-ai killed outright
+        with metrics_folder.for_workers():  # one /metrics for all of them, whichever answers
+            clean = await _run(pool, signals, config, http_port, grpc_port)
     finally:
         for sock in held:
             sock.close()

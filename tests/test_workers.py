@@ -672,6 +672,29 @@ def test_every_worker_scrapes_the_same_sums_and_video_states_and_its_live_proces
             workers.stop()
 
 
+
+def test_without_a_folder_named_every_worker_scrapes_the_sums_in_one_serve_made_and_removes(
+        tmp_path, upstream, monkeypatch):
+    """The operator set no PROMETHEUS_MULTIPROC_DIR: each worker's /metrics still tells all of them."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    workers = Workers(tmp_path, 2, env={"TMPDIR": str(tmp_path)})
+    try:
+        shared = [p for p in tmp_path.glob("st-ai-metrics-*") if (p / "pid").read_text() == str(workers.proc.pid)]
+        assert len(shared) == 1, "serve made one folder of its own"
+        model = priced_channel(workers, upstream)
+        _, key = new_token(workers)
+        ready_for(workers, key, model)
+        ids = {f"sum-{i}-{uuid.uuid4().hex[:6]}" for i in range(20)}
+        assert at_once([lambda rid=rid: chat(workers.gw, key, model, rid) for rid in ids]) == [200] * 20
+        wait_until(lambda: len(workers.pids_serving(ids)) == 2, "both workers to have answered", 5)
+        for text in scrapes_from_every_worker(workers):
+            assert sum(v for labels, v in series(text, "st_ai_requests_total") if labels["model"] == model) == 20
+        assert workers.stop() == 0
+        assert not shared[0].exists(), "removed when serve stopped"
+    finally:
+        if workers.proc.poll() is None:
+            workers.stop()
+
 # -- the restart policy ---------------------------------------------------------------------
 
 def test_a_worker_dying_young_is_restarted_ever_later_then_given_up():
