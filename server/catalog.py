@@ -11,6 +11,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import Awaitable, Callable
 
 import sqlite_utils
 
@@ -60,6 +61,38 @@ def load_snapshot(db: sqlite_utils.Database, timeouts: Timeouts = DEFAULT_TIMEOU
                              channel_health.load_all(db), resting)
 
 
+class _SharedReads:
+    """A value read on the database thread, for callers that need it as of a read begun
+    after they asked: callers at the same time share reads (one under way, and one more
+    that begins once it is done for those who came meanwhile), so a flood of them (keys
+    nobody made) costs a read at a time, not one each."""
+
+    def __init__(self, read: Callable[[], Awaitable[int]]) -> None:
+        self._read = read
+        self._current: asyncio.Future | None = None
+        self._next: asyncio.Future | None = None
+
+    async def get(self) -> int:
+        if self._current is None:
+            self._current = shared = asyncio.ensure_future(self._first())
+        elif self._next is None:
+            self._next = shared = asyncio.ensure_future(self._after(self._current))
+        else:
+            shared = self._next
+        return await asyncio.shield(shared)
+
+    async def _first(self) -> int:
+        try:
+            return await self._read()
+        finally:
+            self._current = None
+
+    async def _after(self, current: asyncio.Future) -> int:
+        await asyncio.wait([current])
+        self._next = None  # who comes from now on needs a read that begins later than this one
+        return await self._read()
+
+
 class Catalog:
     def __init__(self, worker: DbWorker, refresh_interval: float = 0.25,
                  timeouts: Timeouts = DEFAULT_TIMEOUTS) -> None:
@@ -67,6 +100,7 @@ class Catalog:
         self._interval = refresh_interval
         self._timeouts = timeouts
         self._version = -1
+        self._versions = _SharedReads(lambda: worker.run(catalog_version))
         self._reloading: asyncio.Future | None = None
         self.snapshot = Snapshot()
 
@@ -76,7 +110,7 @@ class Catalog:
     async def refresh(self) -> None:
         """Catch up with the database now: reload if any process changed the catalog since
         the snapshot was read. Callers at the same time share one reload."""
-        wanted = await self._worker.run(catalog_version)
+        wanted = await self._versions.get()
         for _ in range(2):  # a reload already under way may have read the catalog before `wanted`
             if self._version >= wanted:  # the counter only grows
                 return

@@ -43,12 +43,17 @@ def other(db_path):
 
 
 @pytest.fixture
-async def catalog(db_path, other):
+def worker(db_path, other):
     worker = DbWorker(db_path)
+    yield worker
+    worker.close()
+
+
+@pytest.fixture
+async def catalog(worker):
     catalog = Catalog(worker, refresh_interval=0.02)
     await catalog.load()
-    yield catalog
-    worker.close()
+    return catalog
 
 
 def spend(db, token_id: int, cost: int) -> None:
@@ -144,6 +149,27 @@ async def test_many_unknown_keys_at_once_share_one_reload(catalog, other, monkey
                                    return_exceptions=True)
     assert all(isinstance(r, GatewayError) and r.code == "invalid_api_key" for r in results)
     assert loads == 1, "keys no process made reload nothing"
+
+
+async def test_a_flood_of_unknown_keys_looks_at_the_database_a_few_times_not_once_each(catalog, worker, other):
+    looks: list[str] = []
+
+    def record(sql: str) -> None:
+        if "catalog_changes" in sql:
+            looks.append(sql)
+    await worker.run(lambda db: db.conn.set_trace_callback(record))
+    results = await asyncio.gather(*(catalog.authenticate(f"Bearer sk-nobody-{i}") for i in range(50)),
+                                   return_exceptions=True)
+    assert all(isinstance(r, GatewayError) and r.http_status == 401 for r in results)
+    assert 1 <= len(looks) <= 2, looks
+
+    # a token made while others' looks are under way is still found by a request after it
+    first = asyncio.ensure_future(catalog.authenticate("Bearer sk-nobody"))
+    await asyncio.sleep(0)  # its look is asked for
+    _, key = token_store.create(other, "amid")
+    assert (await catalog.authenticate(f"Bearer {key}")).name == "amid"
+    with pytest.raises(GatewayError):
+        await first
 
 
 async def test_an_unknown_key_is_still_a_401_when_the_database_cannot_be_read(catalog, other, monkeypatch):
