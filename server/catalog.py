@@ -112,7 +112,7 @@ class Catalog:
         the snapshot was read. Callers at the same time share one reload."""
         wanted = await self._versions.get()
         for _ in range(2):  # a reload already under way may have read the catalog before `wanted`
-            if self._version >= wanted:  # the counter only grows
+            if self._version == wanted:
                 return
             if self._reloading is None or self._reloading.done():
                 self._reloading = asyncio.ensure_future(self.load())
