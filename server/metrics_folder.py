@@ -12,7 +12,6 @@ sockets)."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import stat
@@ -20,9 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from server.socket_folders import PID, recorded_pid, running
-
-log = logging.getLogger(__name__)
+from server.socket_folders import PID, recorded_pid, running, sweep
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "st-ai-metrics-"
@@ -48,19 +45,7 @@ def for_workers(temp_dir: str | None = None) -> Iterator[str]:
 
 def sweep_stale(temp_dir: str | None = None) -> list[str]:
     """Remove the `st-ai-metrics-*` folders in `temp_dir` whose owner is gone; the removed paths."""
-    temp_dir = temp_dir or tempfile.gettempdir()
-    removed = []
-    try:
-        entries = list(os.scandir(temp_dir))
-    except OSError:
-        return removed
-    for entry in entries:
-        if entry.name.startswith(PREFIX) and _abandoned(Path(entry.path)):
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.path)
-    if removed:
-        log.info("removed %d metrics folder(s) left by st-ai processes that were killed", len(removed))
-    return removed
+    return sweep(temp_dir, PREFIX, _abandoned, "metrics")
 
 
 def _abandoned(folder: Path) -> bool:

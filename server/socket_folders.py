@@ -15,7 +15,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,12 @@ def private_socket_folder(temp_dir: str | None = None) -> Iterator[str]:
 def sweep_stale(temp_dir: str | None = None) -> list[str]:
     """Remove the `st-ai-*` folders in `temp_dir` left by processes that are gone; the
     removed paths."""
+    return sweep(temp_dir, PREFIX, _abandoned, "socket")
+
+
+def sweep(temp_dir: str | None, prefix: str, abandoned: Callable[[Path], bool], what: str) -> list[str]:
+    """Remove the folders named `prefix*` in `temp_dir` (the temp directory by default) that
+    `abandoned` says no live process owns; the removed paths."""
     temp_dir = temp_dir or tempfile.gettempdir()
     removed = []
     try:
@@ -50,11 +56,11 @@ def sweep_stale(temp_dir: str | None = None) -> list[str]:
     except OSError:
         return removed
     for entry in entries:
-        if entry.name.startswith(PREFIX) and _abandoned(Path(entry.path)):
+        if entry.name.startswith(prefix) and abandoned(Path(entry.path)):
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.path)
     if removed:
-        log.info("removed %d socket folder(s) left by st-ai processes that were killed", len(removed))
+        log.info("removed %d %s folder(s) left by st-ai processes that were killed", len(removed), what)
     return removed
 
 
