@@ -118,6 +118,14 @@ class Catalog:
                 self._reloading = asyncio.ensure_future(self.load())
             await asyncio.shield(self._reloading)
 
+    async def catch_up(self) -> None:
+        """`refresh` for a lookup that missed (a key, a model): if the database cannot be
+        read now, the snapshot stays as it is and the lookup answers from it."""
+        try:
+            await self.refresh()
+        except Exception:
+            log.exception("catching up with the database's tokens and channels failed")
+
     async def watch(self) -> None:
         """Reload whenever the catalog changed; runs until cancelled."""
         while True:
@@ -143,10 +151,7 @@ class Catalog:
         digest = hash_key(key.strip())
         token = self.snapshot.tokens_by_hash.get(digest)
         if token is None:
-            try:
-                await self.refresh()
-            except Exception:  # the database is briefly unreadable: the key is unknown as far as st-ai can tell
-                log.exception("looking for a new token failed")
+            await self.catch_up()
             token = self.snapshot.tokens_by_hash.get(digest)
         # The dict lookup is keyed by a hash of the secret; compare again in constant time
         # so that no code path compares secret-derived bytes early-exit style.

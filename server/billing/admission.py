@@ -115,7 +115,7 @@ class _Opened:
     async def __aenter__(self) -> Ticket:
         model = self._ticket.model
         if model is not None and model not in self._admission._catalog.snapshot.channels_by_model:
-            await self._admission.catch_up()  # a channel added a moment ago serves its first request
+            await self._admission._catalog.catch_up()  # a channel added a moment ago serves its first request
         try:
             client_address.check(self._ticket.token, self._ticket.client_address)
         except BaseException as exc:
@@ -144,14 +144,6 @@ class Admission:
         self._owner = owner
         self._warned: set[str] = set()
         self._releasing: set[asyncio.Future] = set()
-
-    async def catch_up(self) -> None:
-        """The catalog caught up with the database (server/catalog.py `refresh`), or as it
-        was if the database cannot be read now."""
-        try:
-            await self._catalog.refresh()
-        except Exception:
-            log.exception("looking for new channels failed")
 
     def request(self, token: Token, kind: str, model: object = None,
                 stream: bool = False, api: str | None = None) -> "_Opened":
