@@ -169,7 +169,7 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall,
     try:
         with draining.cuttable(request):
             first = await call.read()
-        response = web.StreamResponse(headers=marshal.SSE_HEADERS)
+        response = _EventStream(headers=marshal.SSE_HEADERS)
         forward_headers(await call.initial_metadata(), response)
         await response.prepare(request)
         await response.write_eof(await _write_events(request, response, call, first, dialect))
@@ -178,6 +178,14 @@ async def _relay_stream(request: web.Request, call: grpc.aio.UnaryStreamCall,
         # The client went away (aiohttp cancels this handler) or we are done: either
         # way the RPC, and with it the upstream request, must not outlive the response.
         call.cancel()
+
+
+class _EventStream(web.StreamResponse):
+    """An SSE response whose status line and headers leave with its first events, in one
+    write (as aiohttp's own `Response` sends them with its body): the first event is already
+    read when the response is prepared, so nothing waits for that, and a stream whose events
+    all came together leaves in a single write."""
+    _send_headers_immediately = False
 
 
 async def _write_events(request: web.Request, response: web.StreamResponse, call: grpc.aio.UnaryStreamCall,

@@ -20,9 +20,10 @@ from typing import AsyncIterator, Generic, TypeVar
 
 T = TypeVar("T")
 
-# chunks read but not yet taken: enough for what a network read brings at once, small enough
-# that a reader that stopped holds little of the upstream's answer in memory
-READ_AHEAD = 8
+# chunks read but not yet taken: enough for what a network read brings at once (an upstream
+# that flushes a few dozen events together is handed on as one batch, one write to the
+# client), small enough that a reader that stopped holds little of the answer in memory
+READ_AHEAD = 32
 
 
 class _End:

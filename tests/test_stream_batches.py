@@ -59,6 +59,26 @@ async def test_chunks_that_waited_together_leave_the_relay_as_one_batch(tmp_path
     assert texts(first + [c for batch in rest for c in batch]) == ["", "Hel", "lo", "!", None]
 
 
+async def test_a_burst_of_two_dozen_chunks_read_while_the_client_was_busy_leaves_as_one_batch(tmp_path, upstream):
+    # some upstreams flush many events at once (a batch of tokens per network write)
+    [role, *_, finish, usage] = upstream.default_chunks(MODEL, include_usage=True)
+    pieces = [{**role, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "logprobs": None,
+                                    "finish_reason": None}]} for i in range(24)]
+    gate = threading.Event()
+    upstream.stream_plan = StreamPlan([role, *pieces, finish, usage], gates={1: gate})
+    opened, key = core_for(tmp_path, upstream)
+    async with opened as core:
+        token = await core.catalog.authenticate(f"Bearer {key}")
+        batches = core.relay.stream(token, HI)
+        first = await anext(batches)
+        gate.set()
+        await asyncio.sleep(0.5)  # the 24 words arrive and are read ahead meanwhile
+        rest = [batch async for batch in batches]
+    assert texts(first) == [""]
+    assert len(rest) == 1  # not one batch per few chunks read ahead
+    assert texts(rest[0]) == [f"w{i} " for i in range(24)] + [None]
+
+
 async def test_a_chunk_is_not_held_back_for_the_next_one(tmp_path, upstream):
     chunks = upstream.default_chunks(MODEL, include_usage=True)
     gate = threading.Event()
