@@ -18,7 +18,9 @@ async def data_events(body: aiohttp.StreamReader) -> AsyncIterator[bytes]:
     other fields (event:, id:, retry:) are skipped. What arrived together is split
     into lines at once, not read line by line: a stream's events often come several
     to a network read. Each line is read in this loop, not by a call per line: a stream
-    has two lines per event."""
+    has two lines per event. Callers that may stop before the body's end (at `[DONE]`, on
+    an error event) close it with `contextlib.aclosing`: an async generator left to the
+    garbage collector is closed later by the event loop, in a task of its own."""
     data: list[bytes] = []  # the event's data lines so far
     size = 0
     partial: list[bytes] = []  # a line whose newline has not arrived yet

@@ -54,17 +54,18 @@ class AnthropicChat:
     async def stream(self, channel: Channel, body: dict, timeout: float | None) -> AsyncIterator[dict]:
         translator = Translator(int(self._clock()), bool((body.get("stream_options") or {}).get("include_usage")))
         async with self._opened(channel, upstream_body(channel, body, stream=True), timeout) as resp:
-            async for data in data_events(resp.content):
-                event = failures.json_object(data, errors.WHO)
-                try:
-                    with failures.reading(errors.WHO):
-                        chunks = translator.feed(event)
-                except StreamError as exc:
-                    raise errors.from_stream_event(exc.error, channel) from None
-                for chunk in chunks:
-                    yield chunk
-                if translator.done:
-                    return
+            async with contextlib.aclosing(data_events(resp.content)) as events:
+                async for data in events:
+                    event = failures.json_object(data, errors.WHO)
+                    try:
+                        with failures.reading(errors.WHO):
+                            chunks = translator.feed(event)
+                    except StreamError as exc:
+                        raise errors.from_stream_event(exc.error, channel) from None
+                    for chunk in chunks:
+                        yield chunk
+                    if translator.done:
+                        return
         raise failures.bad_answer(errors.WHO, "a stream that ended before its message_stop")
 
     async def native(self, channel: Channel, api: str, body: dict, timeout: float | None) -> dict:
@@ -78,13 +79,14 @@ class AnthropicChat:
         _only_messages(api)
         sent = body if body.get("stream") is True else {**body, "stream": True}
         async with self._opened(channel, sent, timeout) as resp:
-            async for data in data_events(resp.content):
-                event = failures.json_object(data, errors.WHO)
-                if event.get("type") == "error":
-                    raise errors.from_stream_event(event.get("error"), channel)
-                yield event
-                if event.get("type") == "message_stop":
-                    return
+            async with contextlib.aclosing(data_events(resp.content)) as events:
+                async for data in events:
+                    event = failures.json_object(data, errors.WHO)
+                    if event.get("type") == "error":
+                        raise errors.from_stream_event(event.get("error"), channel)
+                    yield event
+                    if event.get("type") == "message_stop":
+                        return
         raise failures.bad_answer(errors.WHO, "a stream that ended before its message_stop")
 
     async def count_tokens(self, channel: Channel, api: str, body: dict, timeout: float | None) -> int:

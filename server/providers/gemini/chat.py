@@ -4,6 +4,7 @@ inline (media.py), the answer translated back (response.py, stream.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from typing import AsyncIterator, Callable
@@ -69,14 +70,15 @@ class GeminiChat:
                                        timeout=client_timeout(channel, timeout)) as resp:
                 if resp.status >= 400:
                     raise errors.from_response(resp.status, await resp.read(), channel, resp.headers)
-                async for data in data_events(resp.content):
-                    event = _object(data)
-                    if "error" in event and "candidates" not in event:
-                        raise errors.from_stream_event(event["error"], channel)
-                    with failures.reading(errors.WHO):
-                        chunks = translator.event(event)
-                    for chunk in chunks:
-                        yield chunk
+                async with contextlib.aclosing(data_events(resp.content)) as events:
+                    async for data in events:
+                        event = _object(data)
+                        if "error" in event and "candidates" not in event:
+                            raise errors.from_stream_event(event["error"], channel)
+                        with failures.reading(errors.WHO):
+                            chunks = translator.event(event)
+                        for chunk in chunks:
+                            yield chunk
                 for chunk in translator.end():
                     yield chunk
         except GatewayError:

@@ -40,13 +40,14 @@ class OpenAIChat:
                 # Some compatible servers ignore `stream`; relay their whole answer as one chunk.
                 yield _as_chunk(_object(await resp.read()))
                 return
-            async for data in data_events(resp.content):
-                if data == b"[DONE]":
-                    return
-                chunk = _object(data)
-                if "error" in chunk and "choices" not in chunk:
-                    raise errors.from_stream_event(chunk["error"], channel)
-                yield chunk
+            async with contextlib.aclosing(data_events(resp.content)) as events:
+                async for data in events:
+                    if data == b"[DONE]":
+                        return
+                    chunk = _object(data)
+                    if "error" in chunk and "choices" not in chunk:
+                        raise errors.from_stream_event(chunk["error"], channel)
+                    yield chunk
 
     # NativeApis: an upstream that serves another client API at `{base}/{api}` (OpenAI's
     # Responses API at /responses), called the way chat is
@@ -61,13 +62,14 @@ class OpenAIChat:
         async with self._opened(channel, self._native_url(channel, api, body), body, timeout) as resp:
             if not resp.content_type.startswith("text/event-stream"):
                 raise unreadable("a whole answer where a stream of events was asked for")
-            async for data in data_events(resp.content):
-                if data == b"[DONE]":
-                    return
-                event = _object(data)
-                if event.get("type") == "error":  # the API's in-band failure: the stream ends with it
-                    raise errors.from_stream_event(event.get("error", event), channel)
-                yield event
+            async with contextlib.aclosing(data_events(resp.content)) as events:
+                async for data in events:
+                    if data == b"[DONE]":
+                        return
+                    event = _object(data)
+                    if event.get("type") == "error":  # the API's in-band failure: the stream ends with it
+                        raise errors.from_stream_event(event.get("error", event), channel)
+                    yield event
 
     def _native_url(self, channel: Channel, api: str, body: dict) -> str:
         return self._wire.url(channel, api, str(body.get("model") or ""))
