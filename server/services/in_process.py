@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
@@ -33,6 +34,7 @@ CLOSE_GRACE = 5.0  # seconds a call may take to end once the bridge closes
 # messages a stream may run ahead of its reader, as flow control would allow: what the
 # service produced at once is then read, and written, at once
 STREAM_BUFFER = 8
+_NO_DEADLINE = contextlib.nullcontext()
 
 Metadata = Sequence[tuple[str, str | bytes]]
 
@@ -307,9 +309,11 @@ def _parsed(handler: grpc.RpcMethodHandler, request: Any) -> Any:
 
 
 async def _run(serve: Callable[[], Awaitable[Any]], context: InProcessContext, timeout: float | None) -> Any:
-    """Run the call; how it fails is an AioRpcError, as on grpc's client side."""
+    """Run the call; how it fails is an AioRpcError, as on grpc's client side. A call
+    without a deadline (every call of the bridge's) sets no timer."""
+    limit = asyncio.timeout(timeout) if timeout is not None else _NO_DEADLINE
     try:
-        async with asyncio.timeout(timeout) as limit:
+        async with limit:
             try:
                 return await serve()
             except asyncio.CancelledError:
@@ -317,7 +321,7 @@ async def _run(serve: Callable[[], Awaitable[Any]], context: InProcessContext, t
             except Exception as exc:
                 raise context.error(exc) from None
     except TimeoutError:
-        if limit.expired():
+        if limit is not _NO_DEADLINE and limit.expired():
             raise context.error(TimeoutError()) from None
         raise
 
