@@ -185,6 +185,8 @@ class _EventStream(web.StreamResponse):
     write (as aiohttp's own `Response` sends them with its body): the first event is already
     read when the response is prepared, so nothing waits for that, and a stream whose events
     all came together leaves in a single write."""
+    # aiohttp's own switch (its `Response` sets it so); should a release drop it, the head
+    # goes out alone again and tests/test_sse_writes.py says so
     _send_headers_immediately = False
 
 
