@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from server.socket_folders import PID, recorded_pid, running, sweep
+from server.socket_folders import PID, owned_folder, recorded_pid, running, sweep
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "st-ai-metrics-"
@@ -33,14 +31,12 @@ def for_workers(temp_dir: str | None = None) -> Iterator[str]:
     if os.environ.get(ENV):
         yield os.environ[ENV]
         return
-    folder = tempfile.mkdtemp(prefix=PREFIX, dir=temp_dir or tempfile.gettempdir())
-    try:
-        Path(folder, PID).write_text(str(os.getpid()))
+    with owned_folder(PREFIX, temp_dir) as folder:
         os.environ[ENV] = folder
-        yield folder
-    finally:
-        os.environ.pop(ENV, None)
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            yield folder
+        finally:
+            os.environ.pop(ENV, None)
 
 
 def sweep_stale(temp_dir: str | None = None) -> list[str]:

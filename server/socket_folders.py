@@ -28,11 +28,17 @@ PID = "pid"
 SETTLE_SECONDS = 600
 
 
+def private_socket_folder(temp_dir: str | None = None) -> contextlib.AbstractContextManager[str]:
+    """A fresh folder of our own for the private socket. (Call sweep_stale first, off the
+    event loop: it probes sockets.)"""
+    return owned_folder(PREFIX, temp_dir)
+
+
 @contextlib.contextmanager
-def private_socket_folder(temp_dir: str | None = None) -> Iterator[str]:
-    """A fresh folder of our own (its `pid` names this process), removed on every way
-    out. (Call sweep_stale first, off the event loop: it probes sockets.)"""
-    folder = tempfile.mkdtemp(prefix=PREFIX, dir=temp_dir or tempfile.gettempdir())
+def owned_folder(prefix: str, temp_dir: str | None = None) -> Iterator[str]:
+    """A fresh folder `prefix*` in `temp_dir` (the temp directory by default) whose `pid`
+    names this process, removed on every way out."""
+    folder = tempfile.mkdtemp(prefix=prefix, dir=temp_dir or tempfile.gettempdir())
     try:
         Path(folder, PID).write_text(str(os.getpid()))
         yield folder
