@@ -26,6 +26,7 @@ from server import (collector, event_loop, logs, memory, metrics, redact, respon
                     socket_folders, tracing)
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
+from server.api_client import ApiClient
 from server.assets import AssetStore
 from server.billing.admission import Admission, release_stale_reservations, sweep_stale_reservations
 from server.billing.group_commit import GroupCommit
@@ -118,7 +119,8 @@ async def open_core(config: Config, public_url: str,
                                  cookie_jar=aiohttp.DummyCookieJar())
     files = SafeFetch(http, UrlGuard(resolver), FetchLimits(max_bytes=config.video.max_video_bytes,
                                                             total=config.video.download_timeout))
-    registry = Registry.build(Upstream(http, assets, public_url, files))
+    calls = ApiClient()  # the model calls' own pooled client (server/api_client/client.py)
+    registry = Registry.build(Upstream(http, assets, public_url, files, calls))
     owner = process_owner()
     settlements = GroupCommit(worker)
     admission = Admission(worker, settlements, owner, catalog, deny_unpriced=config.unpriced == "deny")
@@ -161,6 +163,7 @@ async def open_core(config: Config, public_url: str,
         settler.cancel()  # last: it writes whatever the others queued, then stops
         await asyncio.gather(settler, return_exceptions=True)
         await http.close()
+        await calls.close()
         await asyncio.to_thread(worker.close)
         await asyncio.to_thread(tracing.stop)  # sends the spans still queued
         metrics.process_ended()

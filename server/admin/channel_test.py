@@ -19,6 +19,7 @@ import sqlite_utils
 from server import upstream_errors
 from server.admin import audit
 from server.admin.errors import AdminError
+from server.api_client import ApiClient
 from server.errors import GatewayError
 from server.providers.interface import ChannelProbe, Upstream
 from server.providers.registry import Registry
@@ -91,8 +92,12 @@ async def _embed_one(registry: Registry, channel: Channel, model: str, timeout: 
 
 async def run_alone(channel: Channel, model: str | None = None, timeout: float = TIMEOUT) -> TestResult:
     """`run` outside a server (the CLI): with a pooled client of its own for this one call."""
-    async with aiohttp.ClientSession() as http:
-        return await run(Registry.build(Upstream(http)), channel, model, timeout)
+    calls = ApiClient()
+    try:
+        async with aiohttp.ClientSession() as http:
+            return await run(Registry.build(Upstream(http, calls=calls)), channel, model, timeout)
+    finally:
+        await calls.close()
 
 
 def record(db: sqlite_utils.Database, actor: audit.Actor, channel: Channel, result: TestResult) -> TestResult:

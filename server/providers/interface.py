@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Callable, Protocol, runtime_che
 
 import aiohttp
 
+from server.api_client import ApiClient
 from server.store.channels import Channel
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Upstream:
-    """What providers share: one pooled HTTP client for every upstream call, and for
+    """What providers share: the pooled HTTP clients of their upstream calls, and for
     providers that produce files themselves (the simulator) the asset store and the
     public base URL (e.g. http://127.0.0.1:8080) under which st-ai serves them. URLs a
     provider returns (finished files) are fetched only through `files`, which checks
@@ -28,6 +29,9 @@ class Upstream:
     assets: "AssetStore | None" = None
     public_url: str = ""
     files: "SafeFetch | None" = None
+    # the calls that carry a model request (chat, embeddings, images, a client API passed
+    # through), the hot path, go through this leaner pooled client; everything else through `http`
+    calls: ApiClient = field(default_factory=ApiClient)
 
 
 class ChatProvider(Protocol):

@@ -9,6 +9,7 @@ from typing import AsyncIterator, Callable
 
 import aiohttp
 
+from server.api_client import Answer
 from server.errors import GatewayError, unreachable
 from server.providers import failures
 from server.providers.anthropic import answer, errors, request
@@ -43,7 +44,7 @@ class AnthropicChat:
     and Anthropic's token counting (TokenCounter)."""
 
     def __init__(self, upstream: Upstream, clock: Callable[[], float] = time.time) -> None:
-        self._http = upstream.http
+        self._http = upstream.calls
         self._clock = clock
 
     async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
@@ -116,7 +117,7 @@ class AnthropicChat:
 
     @contextlib.asynccontextmanager
     async def _opened(self, channel: Channel, sent: dict, timeout: float | None
-                      ) -> AsyncIterator[aiohttp.ClientResponse]:
+                      ) -> AsyncIterator[Answer]:
         """A streamed call's answer once its status is a success; upstream failures, while it
         opens and while its events are read, as GatewayErrors. (A context, not a generator of
         events: each event then passes no extra generator on its way.)"""

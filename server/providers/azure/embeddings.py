@@ -15,7 +15,7 @@ from server.store.channels import Channel
 
 class AzureEmbeddings:
     def __init__(self, upstream: Upstream) -> None:
-        self._http = upstream.http
+        self._http = upstream.calls
 
     async def embed(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         url = AZURE.url(channel, "embeddings", str(body.get("model") or ""))

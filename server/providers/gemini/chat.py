@@ -29,7 +29,7 @@ from server.store.channels import Channel
 
 class GeminiChat:
     def __init__(self, upstream: Upstream, clock: Callable[[], float] = time.time) -> None:
-        self._http = upstream.http
+        self._http = upstream.calls
         self._files = fetcher_for(upstream)
         self._clock = clock
 

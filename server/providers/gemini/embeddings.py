@@ -40,7 +40,7 @@ def vectors(answer: dict, expected: int) -> list[list[float]]:
 
 class GeminiEmbeddings:
     def __init__(self, upstream: Upstream) -> None:
-        self._http = upstream.http
+        self._http = upstream.calls
 
     async def embed(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         model, inputs = body["model"], texts(body.get("input"))

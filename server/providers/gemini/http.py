@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from server.api_client import ApiClient
 from server.providers import failures
 from server.providers.gemini import errors
 from server.providers.json_body import json_body
@@ -32,7 +33,7 @@ def headers(channel: Channel, accept: str = "application/json") -> dict[str, str
     return {"x-goog-api-key": channel.key, "Content-Type": "application/json", "Accept": accept}
 
 
-async def post_json(http: aiohttp.ClientSession, channel: Channel, url: str, request: dict,
+async def post_json(http: ApiClient, channel: Channel, url: str, request: dict,
                     timeout: float | None) -> dict:
     """One call whose answer is a JSON object; Google's errors come out as GatewayErrors."""
     try:

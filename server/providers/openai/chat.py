@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import aiohttp
 import orjson
 
+from server.api_client import Answer
 from server.errors import GatewayError, upstream_failed
 from server.providers.interface import Upstream
 from server.providers.json_body import json_body
@@ -21,7 +22,7 @@ from server.store.channels import Channel
 
 class OpenAIChat:
     def __init__(self, upstream: Upstream, wire: Wire = OPENAI) -> None:
-        self._http = upstream.http
+        self._http = upstream.calls
         self._wire = wire
 
     async def complete(self, channel: Channel, body: dict, timeout: float | None) -> dict:
@@ -76,7 +77,7 @@ class OpenAIChat:
 
     @contextlib.asynccontextmanager
     async def _opened(self, channel: Channel, url: str, body: dict, timeout: float | None
-                      ) -> AsyncIterator[aiohttp.ClientResponse]:
+                      ) -> AsyncIterator[Answer]:
         """A streamed request's answer once its status is known to be a success; upstream
         failures, while it opens and while its events are read, as GatewayErrors. (A context,
         not a generator of events: each chunk then passes no extra generator on its way.)"""

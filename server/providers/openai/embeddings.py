@@ -10,7 +10,7 @@ from server.store.channels import Channel
 
 class OpenAIEmbeddings:
     def __init__(self, upstream: Upstream) -> None:
-        self._http = upstream.http
+        self._http = upstream.calls
 
     async def embed(self, channel: Channel, body: dict, timeout: float | None) -> dict:
         """The body goes through as the client gave it, `encoding_format` included: a

@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 
 import aiohttp
 
+from server.api_client import ApiClient
 from server.errors import GatewayError, unreachable
 from server.providers import failures
 from server.providers.failures import Headers
@@ -53,7 +54,7 @@ def network_error(exc: BaseException) -> GatewayError:
     return unreachable(exc)
 
 
-async def request_object(http: aiohttp.ClientSession, method: str, url: str, channel: Channel,
+async def request_object(http: ApiClient | aiohttp.ClientSession, method: str, url: str, channel: Channel,
                          timeout: aiohttp.ClientTimeout, final_on_bad_key: bool = False,
                          endpoint: bool = False, wire: Wire = OPENAI, **kwargs) -> dict:
     """One request whose answer is a JSON object. Upstream errors come out through the

@@ -12,7 +12,7 @@ from server.store.channels import Channel
 
 class OpenAIImages:
     def __init__(self, upstream: Upstream, wire: Wire = OPENAI) -> None:
-        self._http = upstream.http
+        self._http = upstream.calls
         self._upstream = upstream
         self._wire = wire
 
