@@ -212,3 +212,25 @@ def test_a_group_of_one_refused_reservation_takes_back_what_it_counted_and_the_n
         assert counted(path, token.id) == (1, 1, 1) and used_and_rows(path, token_id)[0] == 7
     finally:
         db.close()
+
+
+def test_a_group_whose_refusals_wrote_nothing_runs_without_savepoints(token_db):
+    """The usual group (reservations, settlements, refusals that raise before writing) is
+    its ops' statements, one BEGIN and one COMMIT: no savepoint per op."""
+    path, token_id = token_db
+    token = limited_token(path, 100, Limits(rpm=2))
+    db = open_db(path)
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    try:
+        reserve = lambda amount: functools.partial(limits.reserve_in, token=token, amount=amount,  # noqa: E731
+                                                   tokens=0, owner="me", now=time.time())
+        settle = functools.partial(quota_store.settle_in, settlements=[settlement(token_id, 3)])
+        results = quota_store.write_each(db, [reserve(10), settle, reserve(10), reserve(10), settle])
+    finally:
+        db.conn.set_trace_callback(None)
+        db.close()
+    assert [type(r).__name__ for r in results] == ["Taken", "NoneType", "Taken", "RateLimited", "NoneType"]
+    assert not [s for s in statements if "SAVEPOINT" in s or "ROLLBACK" in s]
+    assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert counted(path, token.id)[0] == 2 and used_and_rows(path, token_id) == (6, 2)

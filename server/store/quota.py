@@ -136,6 +136,12 @@ class _Write:
 write = _Write  # for a store that changes its rows in the same transaction as a reservation
 
 
+# a limited token's hold, when what is left of its quota (more than nothing) covers `amount`
+_RESERVE = ("INSERT INTO reservations (token_id, amount, owner, created_at) SELECT ?, ?, ?, ? FROM tokens "
+            "WHERE id = ? AND quota IS NOT NULL AND quota - used - (SELECT COALESCE(SUM(amount), 0) "
+            "FROM reservations WHERE token_id = ?) >= MAX(?, 1)")
+
+
 def _status(conn: sqlite3.Connection, token_id: int) -> tuple[int | None, int, int]:
     row = conn.execute("SELECT quota, used, (SELECT COALESCE(SUM(amount), 0) FROM reservations "
                        "WHERE token_id = ?) FROM tokens WHERE id = ?", [token_id, token_id]).fetchone()
@@ -155,14 +161,14 @@ def reserve_in(conn: sqlite3.Connection, token_id: int, amount: int, owner: str)
     """`reserve`, inside a write transaction the caller holds."""
     if amount < 0:
         raise ValueError("a reservation is 0 or more micro-units")
+    # the check and the hold in one statement; only a token it did not hold for is looked at again
+    held = conn.execute(_RESERVE, [token_id, amount, owner, time.time(), token_id, token_id, amount])
+    if held.rowcount:
+        return held.lastrowid
     quota, used, reserved = _status(conn, token_id)
     if quota is None:
         return None
-    remaining = quota - used - reserved
-    if amount > remaining or remaining <= 0:
-        raise InsufficientQuota(remaining, amount)
-    return conn.execute("INSERT INTO reservations (token_id, amount, owner, created_at) "
-                        "VALUES (?, ?, ?, ?)", [token_id, amount, owner, time.time()]).lastrowid
+    raise InsufficientQuota(quota - used - reserved, amount)
 
 
 def settle_many(db: sqlite_utils.Database, settlements: list[Settlement]) -> None:
@@ -193,27 +199,39 @@ def settle_in(conn: sqlite3.Connection, settlements: list[Settlement]) -> None:
 
 
 def write_each(db: sqlite_utils.Database, ops: list[Callable[[sqlite3.Connection], T]]) -> list[T | Exception]:
-    """Run every op in one write transaction (one commit for all), each in a savepoint of
-    its own (a lone op's own transaction is its savepoint): an op that raises takes back
-    only what it wrote, and its exception is its result. A failure of the transaction
-    itself (the database locked too long) raises."""
+    """Run every op in one write transaction (one commit for all): an op that raises takes
+    back only what it wrote, and its exception is its result. A failure of the transaction
+    itself (the database locked too long) raises.
+
+    Ops run one after the other with no savepoint between them: a savepoint and its release
+    are two statements an op, a third of a request's, and the usual failure (a refused
+    reservation) writes nothing before it raises. An op that raises having written something
+    (SQLite's change count moved) needs its own undone alone: the transaction is rolled
+    back and the group run again, each op in a savepoint (`_each_in_savepoints`)."""
     conn = db.conn
-    if len(ops) == 1 and not conn.in_transaction:  # its own transaction is its savepoint
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = ops[0](conn)
-        except Exception as exc:
-            conn.rollback()
-            return [exc]
-        except BaseException:
-            conn.rollback()
-            raise
-        try:
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        return [result]
+    if conn.in_transaction:  # a caller's transaction cannot be rolled back and run again
+        return _each_in_savepoints(db, ops)
+    conn.execute("BEGIN IMMEDIATE")
+    results: list[T | Exception] = []
+    try:
+        for op in ops:
+            changes = conn.total_changes
+            try:
+                results.append(op(conn))
+            except Exception as exc:
+                if conn.total_changes != changes:
+                    conn.rollback()
+                    return [exc] if len(ops) == 1 else _each_in_savepoints(db, ops)
+                results.append(exc)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return results
+
+
+def _each_in_savepoints(db: sqlite_utils.Database, ops: list[Callable[[sqlite3.Connection], T]]
+                        ) -> list[T | Exception]:
     results: list[T | Exception] = []
     with _Write(db) as conn:
         for op in ops:
