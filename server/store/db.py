@@ -7,10 +7,13 @@ event loop. The CLI calls the same store functions directly: it has no loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import os
+import queue
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import sqlite_utils
@@ -47,21 +50,95 @@ def catalog_version(db: sqlite_utils.Database) -> int:
 
 
 class DbWorker:
-    """Runs blocking database calls on one dedicated thread."""
+    """Runs blocking database calls on one dedicated thread, in the order they were asked for.
+
+    A call goes over a SimpleQueue and its result comes back through the loop's
+    `call_soon_threadsafe`: no executor, no concurrent.futures.Future (whose lock and
+    condition cost every call several futex system calls between the two threads), one hop
+    each way. As with an executor, a call whose caller was cancelled before the thread
+    reached it is not run at all. The thread is a daemon: `close` ends it (the gateway always
+    closes its worker); one never closed does not hold the interpreter at exit, and SQLite
+    takes back a transaction cut short."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="st-ai-db")
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, name="st-ai-db", daemon=True)
+        self._thread.start()
+        opened: concurrent.futures.Future[sqlite_utils.Database] = concurrent.futures.Future()
+        self._calls.put(_Call(functools.partial(open_db, path), None, opened))
         try:
-            self.db: sqlite_utils.Database = self._pool.submit(open_db, path).result()
+            self.db: sqlite_utils.Database = opened.result()
         except BaseException:
-            self._pool.shutdown(wait=True)  # e.g. a database from a newer st-ai
+            self._stop()  # e.g. a database from a newer st-ai
             raise
 
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        call = functools.partial(fn, self.db, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        if self._stopped:
+            raise RuntimeError("the database worker is closed")
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        self._calls.put(_Call(functools.partial(fn, self.db, *args, **kwargs), loop, done))
+        return await done
 
     def close(self) -> None:
-        self._pool.submit(self.db.close).result()
-        self._pool.shutdown(wait=True)
+        if self._stopped:
+            return
+        closed: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._calls.put(_Call(lambda: self.db.close(), None, closed))
+        try:
+            closed.result()
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._calls.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (call := self._calls.get()) is not None:
+            _run(call)
+
+
+def _run(call: "_Call") -> None:
+    if call.loop is None:  # from a thread without a loop (opening, closing)
+        if call.done.set_running_or_notify_cancel():  # type: ignore[union-attr]
+            try:
+                call.done.set_result(call.fn())  # type: ignore[union-attr]
+            except BaseException as exc:
+                call.done.set_exception(exc)  # type: ignore[union-attr]
+        return
+    if call.done.cancelled():  # its caller left before its turn: nothing to do
+        return
+    try:
+        result = call.fn()
+    except BaseException as exc:
+        _tell(call.loop, _failed, call.done, exc)
+    else:
+        _tell(call.loop, _succeeded, call.done, result)
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[[], object]
+    loop: asyncio.AbstractEventLoop | None
+    done: "asyncio.Future | concurrent.futures.Future"
+
+
+def _tell(loop: asyncio.AbstractEventLoop, how: Callable[..., None], done: asyncio.Future, value: object) -> None:
+    try:
+        loop.call_soon_threadsafe(how, done, value)
+    except RuntimeError:  # the loop closed meanwhile: nobody is waiting any more
+        pass
+
+
+def _succeeded(done: asyncio.Future, result: object) -> None:
+    if not done.done():
+        done.set_result(result)
+
+
+def _failed(done: asyncio.Future, exc: BaseException) -> None:
+    if not done.done():
+        done.set_exception(exc)
