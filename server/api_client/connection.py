@@ -99,28 +99,20 @@ class Answer:
     # -- what the connection tells it --
 
     def _got_head(self, status: int, raw: list[tuple[bytes, bytes]]) -> None:
-        headers: CIMultiDict[str] = CIMultiDict()
-        chunked = sized = False
-        for name, value in raw:
-            key, text = name.decode("latin-1"), value.decode("latin-1")
-            headers.add(key, text)
-            lowered = key.lower()
-            if lowered == "content-encoding":
-                coding = text.strip().lower()
-                if coding in ("gzip", "x-gzip"):
-                    self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                elif coding == "deflate":
-                    self._decoder = _Deflate()
-                elif coding not in ("", "identity"):
-                    self._fail(BadAnswer(f"an answer in an encoding st-ai does not read ({coding[:40]})"))
-                    return
-            elif lowered == "transfer-encoding":
-                chunked = chunked or "chunked" in text.lower()
-            elif lowered == "content-length":
-                sized = True
+        headers = CIMultiDict([(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw])
+        if (coding := headers.get("Content-Encoding")) is not None:
+            coding = coding.strip().lower()
+            if coding in ("gzip", "x-gzip"):
+                self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            elif coding == "deflate":
+                self._decoder = _Deflate()
+            elif coding not in ("", "identity"):
+                self._fail(BadAnswer(f"an answer in an encoding st-ai does not read ({coding[:40]})"))
+                return
         self.status = status
         self.headers = CIMultiDictProxy(headers)
-        self._close_delimited = not chunked and not sized and status not in (204, 304)
+        self._close_delimited = (status not in (204, 304) and "Content-Length" not in headers
+                                 and "chunked" not in ",".join(headers.getall("Transfer-Encoding", ())).lower())
         if not self.head.done():
             self.head.set_result(None)
 

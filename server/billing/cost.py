@@ -43,9 +43,12 @@ def _per_request(price: ModelPrice) -> int:
 def chat_cost(price: ModelPrice | None, model: str, *, prompt_tokens: int, completion_tokens: int,
               cached_tokens: int = 0, cache_write_tokens: int = 0) -> int:
     """The cost of a chat (or any token-priced) request from its usage."""
-    for value, what in ((prompt_tokens, "prompt_tokens"), (completion_tokens, "completion_tokens"),
-                        (cached_tokens, "cached_tokens"), (cache_write_tokens, "cache_write_tokens")):
-        _count(value, what)
+    if not (type(prompt_tokens) is type(completion_tokens) is type(cached_tokens) is type(cache_write_tokens) is int
+            and min(prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens) >= 0):
+        # which one, said only when one is wrong: this runs twice on every request
+        for value, what in ((prompt_tokens, "prompt_tokens"), (completion_tokens, "completion_tokens"),
+                            (cached_tokens, "cached_tokens"), (cache_write_tokens, "cache_write_tokens")):
+            _count(value, what)
     if cached_tokens + cache_write_tokens > prompt_tokens:
         raise ValueError("cached and cache-write tokens are part of prompt_tokens and cannot exceed it")
     if price is None or not (price.prices_tokens or price.per_request is not None):

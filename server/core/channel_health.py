@@ -33,6 +33,7 @@ from server.store.db import DbWorker
 from server.store.channel_health import HealthState
 
 log = logging.getLogger("st_ai.channel_health")
+_NEVER_FAILED = HealthState()  # frozen: one for every channel without a record, not one per request
 
 
 class CatalogView(Protocol):
@@ -124,7 +125,7 @@ class ChannelHealth:
         mine = self._mine.get(channel_id)
         theirs = self._catalog.snapshot.health.get(channel_id)
         if theirs is None or (mine is not None and mine.updated_at >= theirs.updated_at):
-            return mine or HealthState()
+            return mine or _NEVER_FAILED
         return theirs
 
     def forget(self, channel_id: int) -> None:
