@@ -111,9 +111,10 @@ async def open_core(config: Config, public_url: str,
     catalog = Catalog(worker, config.catalog_refresh, config.resilience.timeouts)
     await catalog.load()
     assets = await asyncio.to_thread(AssetStore, config.assets_dir)
-    # One pooled client for every upstream: connections are reused, never set up per request.
-    # No cookie jar: a cookie one upstream call was given must not ride on another token's
-    # call (nor cost a jar lookup on every request).
+    # One pooled client for the upstream calls that are not model calls (files, video tasks,
+    # webhooks): connections are reused, never set up per request. No cookie jar: a cookie
+    # one upstream call was given must not ride on another token's call (nor cost a jar
+    # lookup on every request).
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=256,
                                                                 keepalive_timeout=60),
                                  cookie_jar=aiohttp.DummyCookieJar())

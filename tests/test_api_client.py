@@ -185,6 +185,8 @@ async def test_a_compressed_body_comes_out_decoded(serve, coding, encode):
     (answer(b"not gzip at all", headers="Content-Encoding: gzip\r\n"), BadAnswer),
     (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", BadAnswer),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{\"cut\":", ConnectionDropped),
+    (b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * 70_000, BadAnswer),  # a head that does not end
+    (b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n", BadAnswer),
     (b"", ConnectionDropped),
 ])
 async def test_an_answer_that_cannot_be_read_is_a_client_error(serve, reply, expected):

@@ -20,7 +20,8 @@ from server.api_client.errors import BadAnswer, ConnectionDropped
 
 BUFFER_HIGH = 256 * 1024  # bytes of body buffered before the socket stops being read
 BUFFER_LOW = 64 * 1024  # and resumed once the caller has taken it down to this
-MAX_HEADERS = 128  # as aiohttp's parser; a status line and headers over ~64 KB are refused by llhttp
+MAX_HEADERS = 128  # as aiohttp's parser
+MAX_HEAD_BYTES = 64 * 1024  # a status line and headers longer than this are refused (llhttp sets no bound)
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
@@ -216,6 +217,7 @@ class Connection(asyncio.Protocol):
         self._raw: list[tuple[bytes, bytes]] = []
         self._interim = False
         self._keep_alive = False  # read while the answer's last callback runs: llhttp resets after it
+        self._head_bytes = 0  # of the answer before its head was whole
         self._drain: asyncio.Future[None] | None = None
         self._writing_paused = False
 
@@ -224,6 +226,7 @@ class Connection(asyncio.Protocol):
         self.answer = Answer(self, self.loop)
         self._raw = []
         self._keep_alive = False
+        self._head_bytes = 0
         return self.answer
 
     @property
@@ -269,12 +272,18 @@ class Connection(asyncio.Protocol):
         if self.answer is None or self.answer.complete:
             self.close()  # bytes nobody asked for: the connection cannot be trusted with another call
             return
+        answer = self.answer
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self.answer._fail(BadAnswer("a protocol switch st-ai did not ask for"))
+            answer._fail(BadAnswer("a protocol switch st-ai did not ask for"))
         except httptools.HttpParserError as exc:
-            self.answer._fail(BadAnswer(f"an answer that is not HTTP/1.1 ({str(exc)[:80]})"))
+            answer._fail(BadAnswer(f"an answer that is not HTTP/1.1 ({str(exc)[:80]})"))
+        else:
+            if not answer.head.done():
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    answer._fail(BadAnswer(f"a status line and headers longer than {MAX_HEAD_BYTES} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
