@@ -444,3 +444,42 @@ async def test_https_is_verified_against_the_trusted_certificates(serve, tmp_pat
     with pytest.raises(CannotConnect):
         await call(system_cas, server.url)
     await system_cas.close()
+
+
+async def test_an_error_answer_read_to_its_end_keeps_its_connection_though_its_reader_raised(serve):
+    async def busy(reader, writer, server):
+        while await server.read_request(reader) is not None:
+            writer.write(answer(b'{"error": {"message": "slow down"}}', status="429 Too Many Requests",
+                                headers="Content-Type: application/json\r\nRetry-After: 1\r\n"))
+            await writer.drain()
+
+    server = await serve(busy)
+    client = ApiClient()
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            async with client.post(server.url, data=b"{}") as got:
+                assert got.status == 429 and await got.read()
+                raise RuntimeError("what a provider raises for an upstream error")
+    assert server.connections == 1
+    await client.close()
+
+
+async def test_a_stream_whose_reader_failed_midway_is_not_read_on(serve):
+    async def endless_events(reader, writer, server):
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while True:
+            event = b'data: {"x":1}\n\n'
+            writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    server = await serve(endless_events)
+    client = ApiClient()
+    with pytest.raises(RuntimeError):
+        async with client.post(server.url, data=b"{}") as got:
+            await got.content.readany()
+            raise RuntimeError("the relay failed")
+    await asyncio.sleep(0.1)
+    assert server.open_now == 0  # closed at once, not drained for DISCARD_SECONDS
+    await client.close()

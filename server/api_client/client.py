@@ -153,13 +153,14 @@ class ApiClient:
             raise CannotConnect(f"cannot connect ({type(exc).__name__})") from None
         return conn
 
-    def _release(self, conn: Connection, reuse: bool) -> None:
+    def _release(self, conn: Connection, reuse: bool, wait_rest: bool = False) -> None:
         """A call is done with `conn`: it goes back to the pool, or to the next caller waiting,
         when its answer was read to the end and it may carry another; else it is closed. An
         answer whose reader left early (a stream stopped at its last event) is read to its
-        end first, for at most DISCARD_SECONDS, so its connection is not lost for it."""
+        end first, for at most DISCARD_SECONDS, so its connection is not lost for it
+        (`wait_rest`: only when its reader simply stopped, not when it failed or was cancelled)."""
         answer = conn.answer
-        if (reuse and not self._closed and answer is not None and answer.on_end is None and not answer.complete
+        if (wait_rest and not self._closed and answer is not None and answer.on_end is None and not answer.complete
                 and answer._error is None and not conn.closed):
             timer = asyncio.get_running_loop().call_later(DISCARD_SECONDS, conn.close)
             answer.discard_rest(lambda: (timer.cancel(), self._release(conn, reuse=True)))
@@ -307,15 +308,17 @@ class _Call:
             raise
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self._end(reuse=exc is None)
+        # an answer read to its end (an error's body too) leaves its connection for the next
+        # call; one left early is read to its end only when its reader simply stopped
+        self._end(reuse=True, wait_rest=exc is None)
 
-    def _end(self, reuse: bool) -> None:
+    def _end(self, reuse: bool, wait_rest: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._client._release(conn, reuse)
+            self._client._release(conn, reuse, wait_rest)
 
 
 def _seconds(timeout: aiohttp.ClientTimeout | None) -> tuple[float | None, float | None]:

@@ -231,8 +231,11 @@ class Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return (not self.closed and self.answer is not None and self.answer.complete
-                and self._keep_alive and not self.sending)
+        """Whether it can carry another call: its answer read to the end (or none asked for
+        yet: handed to a caller who left at once), and kept alive."""
+        if self.closed or self.sending:
+            return False
+        return self.answer is None or (self.answer.complete and self._keep_alive)
 
     def close(self) -> None:
         if not self.closed:
