@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.billing.limits import HEADER_NAMES as RATE_LIMIT_HEADERS
 
-FORWARDED_HEADERS = ("openai-poll-after-ms", *RATE_LIMIT_HEADERS)
+FORWARDED_HEADERS = frozenset(("openai-poll-after-ms", *RATE_LIMIT_HEADERS))
 
 
 def forward_headers(metadata, response: web.StreamResponse) -> web.StreamResponse:

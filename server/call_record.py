@@ -61,8 +61,7 @@ class CallRecord:
     span: object | None = None  # the request's trace span (server/tracing.py), when tracing
 
     def facts(self) -> dict:
-        facts = ((name, getattr(self, name)) for name in _FACTS)
-        return {k: v for k, v in facts if v is not None and v is not False}
+        return {name: value for name in _FACTS if (value := getattr(self, name)) is not None and value is not False}
 
     def take(self, facts: dict) -> None:
         """Adopt facts another process (or socket) reported for this call."""

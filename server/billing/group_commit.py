@@ -48,8 +48,9 @@ class GroupCommit:
                                asyncio.get_running_loop().create_future(), settlement))
 
     async def commit(self, settlement: Settlement) -> None:
-        # shield: a caller cancelled while waiting does not un-queue its settlement
-        await asyncio.shield(self.submit(settlement))
+        # A caller cancelled while waiting cancels only its future: the settlement stays
+        # queued and is written with its group (whose result for it then goes unread).
+        await self.submit(settlement)
 
     def reserve(self, token: Token, amount: int, tokens: int, owner: str, now: float) -> asyncio.Future:
         """Queue a reservation (limits.reserve_in); the future resolves to what it took once
