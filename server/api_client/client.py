@@ -80,10 +80,8 @@ class ApiClient:
             for conn in pool.idle:
                 conn.close()
             pool.idle.clear()
-            while pool.waiters:
-                waiter = pool.waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
+            while (waiter := _next_waiter(pool)) is not None:
+                waiter.set_result(None)
 
     # -- the pool --
 
@@ -161,7 +159,7 @@ class ApiClient:
         (`wait_rest`: only when its reader simply stopped, not when it failed or was cancelled)."""
         answer = conn.answer
         if (wait_rest and not self._closed and answer is not None and answer.on_end is None and not answer.complete
-                and answer._error is None and not conn.closed):
+                and answer.error is None and not conn.closed):
             timer = asyncio.get_running_loop().call_later(DISCARD_SECONDS, conn.close)
             answer.discard_rest(lambda: (timer.cancel(), self._release(conn, reuse=True)))
             return
@@ -172,12 +170,10 @@ class ApiClient:
             self._drop(conn)
             return
         conn.answer = None
-        while pool.waiters:
-            waiter = pool.waiters.popleft()
-            if not waiter.done():
-                conn.leased = True
-                waiter.set_result(conn)
-                return
+        if (waiter := _next_waiter(pool)) is not None:
+            conn.leased = True
+            waiter.set_result(conn)
+            return
         conn.idle_since = time.monotonic()
         pool.idle.append(conn)
         oldest = pool.idle[0]
@@ -206,11 +202,8 @@ class ApiClient:
 
     def _wake(self, pool: _Pool) -> None:
         """A slot freed up: the first waiter opens a connection of its own."""
-        while pool.waiters:
-            waiter = pool.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        if (waiter := _next_waiter(pool)) is not None:
+            waiter.set_result(None)
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -219,6 +212,15 @@ class ApiClient:
                 self._targets.clear()
             target = self._targets[url] = _parse(url)
         return target
+
+
+def _next_waiter(pool: _Pool) -> asyncio.Future[Connection | None] | None:
+    """The first caller still waiting for a connection (ones who left are passed over)."""
+    while pool.waiters:
+        waiter = pool.waiters.popleft()
+        if not waiter.done():
+            return waiter
+    return None
 
 
 def _parse(url: str) -> _Target:

@@ -71,6 +71,11 @@ class Answer:
     def complete(self) -> bool:
         return self._eof and self._error is None
 
+    @property
+    def error(self) -> BaseException | None:
+        """Why the answer failed (what its reads raise), if it did."""
+        return self._error
+
     async def read(self) -> bytes:
         """The whole body."""
         parts = []
@@ -242,8 +247,7 @@ class Connection(asyncio.Protocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._wake_drain()
 
     def pause_reading(self) -> None:
         if not self.closed and self.transport is not None:
@@ -262,8 +266,8 @@ class Connection(asyncio.Protocol):
             finally:
                 self._drain = None
         if self.closed:
-            if self.answer is not None and self.answer._error is not None:
-                raise self.answer._error
+            if self.answer is not None and self.answer.error is not None:
+                raise self.answer.error
             raise ConnectionDropped("the upstream closed the connection while the request was being sent")
 
     # -- asyncio.Protocol --
@@ -292,8 +296,7 @@ class Connection(asyncio.Protocol):
         self.closed = True
         if self.answer is not None:
             self.answer._lost(exc)
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._wake_drain()
         self._on_lost(self)
 
     def pause_writing(self) -> None:
@@ -301,6 +304,9 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._wake_drain()
+
+    def _wake_drain(self) -> None:
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 

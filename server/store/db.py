@@ -86,7 +86,7 @@ class DbWorker:
         if self._stopped:
             return
         closed: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._calls.put(_Call(lambda: self.db.close(), None, closed))
+        self._calls.put(_Call(self.db.close, None, closed))
         try:
             closed.result()
         finally:
