@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import time
 
 import pytest
 
 from server import call_record
+from server.billing import limits
 from server.billing.admission import Admission, Outcome
 from server.billing.group_commit import GroupCommit
 from server.billing.prices import PriceChanges
@@ -18,6 +21,7 @@ from server.store import prices as price_store
 from server.store import quota as quota_store
 from server.store import tokens as token_store
 from server.store.db import DbWorker, open_db
+from server.store.rate_limits import Limits
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -126,3 +130,106 @@ async def test_a_route_naming_an_api_st_ai_does_not_know_fails_before_anything_i
             async with admission.request(alice(catalog), "chat", "m", api="response"):
                 pass
     assert ledger(db_path) == []
+
+
+def held(db_path: str) -> tuple[int, int]:
+    """(reservations, slots in flight) the database holds."""
+    db = open_db(db_path)
+    try:
+        return (db.execute("SELECT COUNT(*) FROM reservations").fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM inflight").fetchone()[0])
+    finally:
+        db.close()
+
+
+async def wait_until_nothing_is_held(db_path: str) -> tuple[int, int]:
+    for _ in range(100):  # at most 5 s
+        if (now := await asyncio.to_thread(held, db_path)) == (0, 0):
+            return now
+        await asyncio.sleep(0.05)
+    return now
+
+
+@pytest.fixture
+def limited_path(db_path) -> str:
+    db = open_db(db_path)
+    token_store.create(db, "bob", quota=1_000_000, limits=Limits(max_concurrency=5))
+    db.close()
+    return db_path
+
+
+def bob(catalog: Catalog):
+    return next(t for t in catalog.snapshot.tokens_by_hash.values() if t.name == "bob")
+
+
+async def test_a_client_leaving_while_its_reservation_waits_for_the_group_gets_it_given_back(limited_path):
+    async with billing(limited_path) as (admission, catalog, worker):
+        writer = GroupCommit(worker)  # not running yet: the reservation waits for its group
+        admission._writer = writer
+        call_record.open_record("req-left")
+
+        async def request() -> None:
+            async with admission.request(bob(catalog), "chat", "m") as ticket:
+                await admission.admit(ticket, "m", lambda price: price.per_request)
+
+        leaving = asyncio.create_task(request())
+        for _ in range(100):
+            if writer._pending:
+                break
+            await asyncio.sleep(0)
+        leaving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        running = asyncio.create_task(writer.run())  # the group is written after the client left
+        try:
+            for _ in range(100):
+                if not writer._pending:
+                    break
+                await asyncio.sleep(0)
+            await worker.run(lambda db: None)  # the database thread has committed the group
+            assert await wait_until_nothing_is_held(limited_path) == (0, 0)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+
+class HandOverWriter:
+    """A group writer whose reservation the test resolves itself, at the moment it chooses."""
+
+    def __init__(self, real: GroupCommit) -> None:
+        self.real = real
+        self.reserving: asyncio.Future | None = None
+
+    def reserve(self, token, amount, tokens, owner, now, unclaimed=None) -> asyncio.Future:
+        self.reserving = asyncio.get_running_loop().create_future()
+        return self.reserving
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+async def test_a_reservation_made_just_as_its_client_leaves_is_given_back(limited_path):
+    async with billing(limited_path) as (admission, catalog, worker):
+        token = bob(catalog)
+        [taken] = await worker.run(quota_store.write_each, [functools.partial(
+            limits.reserve_in, token=token, amount=1_000, tokens=0, owner="this-process", now=time.time())])
+        assert await asyncio.to_thread(held, limited_path) == (1, 1)
+        writer = HandOverWriter(admission._writer)
+        admission._writer = writer
+        call_record.open_record("req-raced")
+
+        async def request() -> None:
+            async with admission.request(token, "chat", "m") as ticket:
+                await admission.admit(ticket, "m", lambda price: price.per_request)
+
+        leaving = asyncio.create_task(request())
+        for _ in range(100):
+            if writer.reserving is not None:
+                break
+            await asyncio.sleep(0)
+        # made, and the client gone, before the request's task ran again
+        writer.reserving.set_result(taken)
+        leaving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        assert await wait_until_nothing_is_held(limited_path) == (0, 0)

@@ -212,18 +212,19 @@ class Admission:
         return ticket
 
     async def _reserve(self, ticket: Ticket, amount: int, tokens: int) -> limits.Taken:
-        reserving = self._writer.reserve(ticket.token, amount, tokens, self._owner, self._clock())
+        # The client leaving while the reservation is written cancels the wait only: once
+        # made, the reservation is given back (the group's `unclaimed`, or here when it was
+        # made just as the cancellation came).
+        reserving = self._writer.reserve(ticket.token, amount, tokens, self._owner, self._clock(),
+                                         self._release_unused)
         try:
-            return await asyncio.shield(reserving)
+            return await reserving
         except asyncio.CancelledError:
-            # the client left while the reservation was being written: give it back once made
-            reserving.add_done_callback(self._release_unused)
+            if reserving.done() and not reserving.cancelled() and reserving.exception() is None:
+                self._release_unused(reserving.result())
             raise
 
-    def _release_unused(self, reserving: asyncio.Future) -> None:
-        if reserving.cancelled() or reserving.exception() is not None:
-            return
-        taken = reserving.result()
+    def _release_unused(self, taken: limits.Taken) -> None:
         if taken.reservation_id is None and taken.hold is None:
             return
         task = asyncio.ensure_future(self._worker.run(limits.release, taken))

@@ -33,6 +33,9 @@ class _Op:
     run: Callable[[sqlite3.Connection], object]
     done: asyncio.Future
     settlement: Settlement | None = None  # for the ledger's metrics and the failure log
+    # given what the op took when its caller stopped waiting before it was written (a
+    # reservation whose client left: what it holds is given back)
+    unclaimed: Callable[[object], None] | None = None
 
 
 class GroupCommit:
@@ -52,11 +55,13 @@ class GroupCommit:
         # queued and is written with its group (whose result for it then goes unread).
         await self.submit(settlement)
 
-    def reserve(self, token: Token, amount: int, tokens: int, owner: str, now: float) -> asyncio.Future:
+    def reserve(self, token: Token, amount: int, tokens: int, owner: str, now: float,
+                unclaimed: Callable[[limits.Taken], None] | None = None) -> asyncio.Future:
         """Queue a reservation (limits.reserve_in); the future resolves to what it took once
-        that is committed, or to its refusal."""
+        that is committed, or to its refusal. A caller cancelled while waiting cancels its
+        future only: the reservation is still written, and what it took goes to `unclaimed`."""
         run = functools.partial(limits.reserve_in, token=token, amount=amount, tokens=tokens, owner=owner, now=now)
-        return self._queue(_Op(run, asyncio.get_running_loop().create_future()))
+        return self._queue(_Op(run, asyncio.get_running_loop().create_future(), unclaimed=unclaimed))
 
     def _queue(self, op: _Op) -> asyncio.Future:
         self._pending.append(op)
@@ -99,7 +104,7 @@ class GroupCommit:
         for op, result in zip(batch, results):
             if isinstance(result, Exception) and op.settlement is not None:
                 log.error("settlement of request %s failed: %r", op.settlement.row.request_id, result)
-            _resolve(op.done, result)
+            _resolve(op, result)
 
 
 _writing: set[asyncio.Future] = set()
@@ -110,8 +115,11 @@ def _keep(task: asyncio.Future) -> None:
     task.add_done_callback(_writing.discard)
 
 
-def _resolve(done: asyncio.Future, result: object) -> None:
+def _resolve(op: _Op, result: object) -> None:
+    done = op.done
     if done.done():
+        if done.cancelled() and op.unclaimed is not None and not isinstance(result, Exception):
+            op.unclaimed(result)
         return
     if not isinstance(result, Exception):
         done.set_result(result)
