@@ -18,6 +18,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_completion_tokens": (1, 2**31 - 1),
     "top_logprobs": (0, 20),
 }
+_RANGE_KEYS = frozenset(RANGES)
 
 
 def validate_chat(body: dict) -> None:
@@ -39,7 +40,10 @@ def validate_chat(body: dict) -> None:
         if role == "tool" and not message.get("tool_call_id"):
             raise invalid_request(f"'messages[{i}].tool_call_id' is required for a tool message.",
                                   param=f"messages[{i}].tool_call_id", code="missing_required_parameter")
-    for field, (low, high) in RANGES.items():
+    # most requests set none or one of these: only those set are looked at, in RANGES' order
+    present = _RANGE_KEYS.intersection(body)
+    for field in (RANGES if len(present) > 1 else present):
+        low, high = RANGES[field]
         value = body.get(field)
         if value is not None and not (low <= value <= high):
             raise invalid_request(f"'{field}' must be between {low} and {high}; got {value}.",

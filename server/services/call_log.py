@@ -19,6 +19,7 @@ import orjson
 from server import call_record, logs, metrics, server_timing, tracing
 from server.billing import limits
 from server.errors import GRPC_TO_HTTP
+from server.services.answers import JSON_ANSWERS
 from server.services.interceptors import behaviour
 
 REQUEST_ID_KEY = "x-request-id"
@@ -40,7 +41,10 @@ def trailers(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes]
     if isinstance(record.rate, limits.RateState) and not record.rate.told:
         out += limits.headers(record.rate)  # an error's figures (server/services/client_calls.py)
     if private_peer(context):
-        out.append((FACTS_KEY, orjson.dumps(record.facts())))
+        # the same process's bridge (in-process dispatch) takes the dict as it is: metadata
+        # there is never serialized; over the socket the facts travel as JSON
+        facts = record.facts()
+        out.append((FACTS_KEY, facts if getattr(context, JSON_ANSWERS, False) else orjson.dumps(facts)))
     return tuple(out)
 
 
@@ -48,6 +52,8 @@ def facts_from(metadata) -> dict:
     """The bridge's side: the facts a server put in a call's trailing metadata."""
     for key, value in metadata or ():
         if key == FACTS_KEY:
+            if type(value) is dict:
+                return value
             try:
                 facts = orjson.loads(value)
             except orjson.JSONDecodeError:
