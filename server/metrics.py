@@ -15,9 +15,11 @@ What is counted in the database at scrape time (server/metrics_scrape.py) is han
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
 import os
 import re
-from typing import Iterable
+from typing import Callable, Iterable
 
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest)
@@ -95,27 +97,91 @@ def _child(metric, *labels: str):
     return child
 
 
+# Counting on the request path goes to the children's values directly: prometheus-client's
+# `inc` and `observe` check on every call what a labelled child settled when it was made
+# (its labels, the amount's sign) and walk the buckets one by one; with its lock, that was
+# a few per cent of a whole answer's instructions. The values are the library's own
+# (in-process, or its multiprocess files), so scrapes read them as before; a child whose
+# parts are not where they are looked for is counted through the public API instead
+# (tests/test_metrics_counting.py checks both give the same exposition).
+_counts: dict[tuple, Callable[[float], None]] = {}
+_observers: dict[tuple, Callable[[float], None]] = {}
+
+
+def _count(metric: Counter, *labels: str) -> Callable[[float], None]:
+    """`inc(amount)` of `metric`'s child for `labels` (amount ≥ 0, as every caller's is)."""
+    key = (metric, labels)
+    inc = _counts.get(key)
+    if inc is None:
+        child = _child(metric, *labels) if labels else metric
+        value = getattr(child, "_value", None)
+        inc = _counts[key] = value.inc if hasattr(value, "inc") else child.inc
+    return inc
+
+
+def _observer(metric: Histogram, *labels: str) -> Callable[[float], None]:
+    """`observe(seconds)` of `metric`'s child for `labels`."""
+    key = (metric, labels)
+    observe = _observers.get(key)
+    if observe is None:
+        child = _child(metric, *labels) if labels else metric
+        observe = _observers[key] = _fast_observe(child) or child.observe
+    return observe
+
+
+def _fast_observe(child: Histogram) -> Callable[[float], None] | None:
+    total, buckets, bounds = (getattr(child, name, None) for name in ("_sum", "_buckets", "_upper_bounds"))
+    if not (hasattr(total, "inc") and isinstance(buckets, list) and isinstance(bounds, list)
+            and len(buckets) == len(bounds) and bounds and bounds[-1] == math.inf):
+        return None
+    add, ones = total.inc, [bucket.inc for bucket in buckets]
+
+    def observe(amount: float) -> None:
+        add(amount)
+        ones[bisect.bisect_left(bounds, amount)](1)  # the first bucket whose bound is ≥ amount
+    return observe
+
+
+# Each function's own cache, by its arguments as given (a label's value once bounded: a
+# client's model name is never a key), so a repeated call skips building its labels.
+_attempts: dict[tuple, tuple[Callable[[float], None], Callable[[float], None]]] = {}
+_requests: dict[tuple, Callable[[float], None]] = {}
+_overheads: dict[tuple, Callable[[float], None]] = {}
+
+
 def attempt(channel: str, status: int, code: str | None, seconds: float) -> None:
     """One upstream call on `channel` ended (server/billing/admission.py Ticket.attempted)."""
-    _child(UPSTREAM_ATTEMPTS, channel, str(status), _codes.label(code)).inc()
-    _child(UPSTREAM_SECONDS, channel).observe(seconds)
+    key = (channel, status, _codes.label(code))
+    pair = _attempts.get(key)
+    if pair is None:
+        pair = _attempts[key] = (_count(UPSTREAM_ATTEMPTS, channel, str(status), key[2]),
+                                 _observer(UPSTREAM_SECONDS, channel))
+    pair[0](1)
+    pair[1](seconds)
 
 
 def request(model: str | None, channel: str | None, status: int, code: str | None) -> None:
     """A client request ended: counted once, where it was answered (the gRPC service, or
     the REST bridge for a request it refused before calling any)."""
-    _child(REQUESTS, model if (model and channel) else UNROUTED, channel or "", str(status),
-           _codes.label(code)).inc()
+    key = (model if (model and channel) else UNROUTED, channel or "", status, _codes.label(code))
+    inc = _requests.get(key)
+    if inc is None:
+        inc = _requests[key] = _count(REQUESTS, key[0], key[1], str(status), key[3])
+    inc(1)
 
 
 def overhead(front: str, stream: bool, seconds: float, upstream_seconds: float) -> None:
     """A request that came in by `front` ("rest" or "grpc") took `seconds` there, of which
     `upstream_seconds` waiting on upstreams: the rest was st-ai's own."""
-    _child(OVERHEAD_SECONDS, front, "true" if stream else "false").observe(max(0.0, seconds - upstream_seconds))
+    key = (front, stream)
+    observe = _overheads.get(key)
+    if observe is None:
+        observe = _overheads[key] = _observer(OVERHEAD_SECONDS, front, "true" if stream else "false")
+    observe(max(0.0, seconds - upstream_seconds))
 
 
 def first_token(model: str | None, channel: str | None, seconds: float) -> None:
-    _child(TTFT_SECONDS, model if (model and channel) else UNROUTED, channel or "").observe(seconds)
+    _observer(TTFT_SECONDS, model if (model and channel) else UNROUTED, channel or "")(seconds)
 
 
 def stream_started() -> None:
@@ -132,8 +198,8 @@ def video_task(state: str) -> None:
 
 
 def ledger_write(seconds: float, rows: int) -> None:
-    LEDGER_WRITE_SECONDS.observe(seconds)
-    LEDGER_WRITE_ROWS.inc(rows)
+    _observer(LEDGER_WRITE_SECONDS)(seconds)
+    _count(LEDGER_WRITE_ROWS)(rows)
 
 
 def sample_process() -> None:
