@@ -22,12 +22,14 @@ from server import metrics
 from server.billing import limits
 from server.store import quota as quota_store
 from server.store.db import DbWorker
+from server.store.quick_init import quick_init
 from server.store.quota import Settlement
 from server.store.tokens import Token
 
 log = logging.getLogger("st-ai.billing")
 
 
+@quick_init
 @dataclass(frozen=True)
 class _Op:
     run: Callable[[sqlite3.Connection], object]

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from server.billing.tokenizer import TokenTally, encoding_for
+from server.store.quick_init import quick_init
 
 
+@quick_init
 @dataclass(frozen=True)
 class TokenCounts:
     prompt: int

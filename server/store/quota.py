@@ -20,6 +20,7 @@ import sqlite_utils
 from server.billing import money
 from server.store import rate_limits
 from server.store import tokens as token_store
+from server.store.quick_init import quick_init
 
 T = TypeVar("T")
 
@@ -51,6 +52,7 @@ APIS = ("chat", "responses", "messages", "embeddings", "images", "videos")
 API_OF_KIND = {"chat": "chat", "images": "images", "embeddings": "embeddings", "video": "videos"}
 
 
+@quick_init
 @dataclass(frozen=True)
 class LedgerRow:
     """One client request, as it ended (attempts on several channels are one row)."""
@@ -83,6 +85,7 @@ class LedgerRow:
             object.__setattr__(self, "api", API_OF_KIND.get(self.kind))
 
 
+@quick_init
 @dataclass(frozen=True)
 class Attempt:
     """One upstream call made for a request, on one channel."""
@@ -93,6 +96,7 @@ class Attempt:
     latency_ms: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Settlement:
     """Close a reservation (if any) and book its request at its real cost, with the
