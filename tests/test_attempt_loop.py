@@ -226,3 +226,11 @@ def test_a_channel_at_fault_is_not_asked_again_within_the_request():
     with pytest.raises(GatewayError) as caught:
         run(loop(Health(), max_attempts=3).first(ticket(), [channel(1)], "m", call, deadline=1e12))
     assert caught.value is empty_account and calls == [1]
+
+
+def test_a_channels_own_timeouts_win_and_the_gateways_fill_only_what_it_left_unset():
+    gateway = Resilience(timeouts=Timeouts(connect=1.0, first_byte=2.0, idle=3.0, total=4.0))
+    assert gateway.timeouts_for(channel(1)) == Timeouts(1.0, 2.0, 3.0, 4.0)
+    assert gateway.timeouts_for(channel(2, timeouts=Timeouts(first_byte=0.5))) == Timeouts(1.0, 0.5, 3.0, 4.0)
+    own = Timeouts(5.0, 6.0, 7.0, 8.0)  # a snapshot's channel comes with every one filled
+    assert gateway.timeouts_for(channel(3, timeouts=own)) is own
