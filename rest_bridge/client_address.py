@@ -17,6 +17,8 @@ TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
 
 
 def of_request(request: web.BaseRequest, trusted: tuple[Network, ...]) -> str | None:
+    if not trusted:
+        return client_address.written(request.remote)
     peer = client_address.parse(request.remote)
     if peer is None or not client_address.within(peer, trusted):
         return str(peer) if peer is not None else None

@@ -32,6 +32,14 @@ def parse(text: str | None) -> ip_forms.Address | None:
     return ip_forms.canonical(address)
 
 
+@functools.lru_cache(maxsize=4096)
+def written(text: str | None) -> str | None:
+    """`parse(text)` in its usual written form, or None (an address object writes itself
+    out in Python, on every request otherwise)."""
+    address = parse(text)
+    return str(address) if address is not None else None
+
+
 def from_peer(peer: str | None) -> ip_forms.Address | None:
     """The address of a grpc peer string; None for a Unix socket or anything else."""
     kind, _, rest = (peer or "").partition(":")
@@ -52,8 +60,8 @@ def of_call(peer: str | None, claimed: str | None, trusted_bridges: tuple[Networ
     client, else the peer's own."""
     own = from_peer(peer)
     bridged = (peer or "").startswith("unix:") or within(own, trusted_bridges)
-    if bridged and (address := parse(claimed)) is not None:
-        return str(address)
+    if bridged and (address := written(claimed)) is not None:
+        return address
     return str(own) if own is not None else None
 
 

@@ -239,3 +239,13 @@ class _Transport:
 
     def is_closing(self) -> bool:
         return False
+
+
+@pytest.mark.parametrize("peer, expected", [
+    (("10.0.0.7", 40000), "10.0.0.7"), (("::ffff:10.0.0.7", 40000, 0, 0), "10.0.0.7"),
+    (("2001:DB8::1", 40000, 0, 0), "2001:db8::1"), (None, None)])
+def test_without_trusted_proxies_the_peer_is_the_client_in_its_usual_form(peer, expected):
+    request = make_mocked_request("GET", "/v1/models", headers={"X-Forwarded-For": "10.9.9.9"},
+                                  transport=_Transport(peer))
+    assert bridge_address.of_request(request, ()) == expected
+    assert client_address.of_call("unix:st-ai-in-process", expected, ()) == expected
