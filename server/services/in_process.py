@@ -180,21 +180,15 @@ class _Call:
 
 class _UnaryCall(_Call):
     def __await__(self):
-        return self._result().__await__()
-
-    async def _result(self) -> Any:
-        if not self._task.done():
+        task = self._task
+        if not task.done():
             # awaiting the task hands a cancellation of the caller (its client left) on to the call
-            await _propagating(self._task)
+            try:
+                yield from task.__await__()
+            except BaseException:  # the outcome is read from the task; only the caller's own cancel counts
+                if not task.done() or _current_task_cancelling():
+                    raise
         return self._outcome()
-
-
-async def _propagating(task: asyncio.Task) -> None:
-    try:
-        await task
-    except BaseException:  # the outcome is read from the task; only the caller's own cancel counts
-        if not task.done() or _current_task_cancelling():
-            raise
 
 
 class _Pipe:
