@@ -23,6 +23,7 @@ from typing import Awaitable, Callable, Generic, Mapping, Protocol, Sequence, Ty
 
 from server.billing.admission import Ticket
 from server.core.resilience import Resilience
+from server.core.time_limit import TimeLimit
 from server.draining import cancelled_status
 from server import call_record, upstream_errors
 from server.errors import GatewayError, all_resting, upstreams_rate_limited
@@ -144,7 +145,7 @@ class AttemptLoop:
             started = self.clock()
             try:
                 try:
-                    async with asyncio.timeout(budget):
+                    async with TimeLimit(budget):
                         value = await call(channel, budget)
                 except TimeoutError:
                     raise (no_first_byte(budget) if budget < remaining else out_of_time()) from None
