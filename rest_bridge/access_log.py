@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 from rest_bridge.state import UPSTREAM
 from server import call_record, logs, server_timing
 from server.call_record import CallRecord
-from server.services.call_log import REQUEST_ID_KEY, access_fields, facts_from
+from server.services.call_log import REQUEST_ID_KEY, access_fields, take_facts
 
 HEADER = "X-Request-Id"
 log = logging.getLogger("st_ai.bridge")
@@ -78,7 +78,7 @@ async def _take_facts(request: web.Request, pending: _Pending) -> None:
     for call in pending.calls:
         if call.done() and not call.cancelled():
             metadata = await call.trailing_metadata()
-            pending.record.take(facts_from(metadata))
+            take_facts(pending.record, metadata)
             for key, value in metadata or ():
                 if key == server_timing.KEY:
                     upstream += server_timing.upstream_seconds(value) or 0.0

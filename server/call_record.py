@@ -4,6 +4,7 @@ It knows neither HTTP nor gRPC; outside a call (e.g. the video poller) notes are
 from __future__ import annotations
 
 import contextvars
+import operator
 import os
 import re
 import time
@@ -69,10 +70,18 @@ class CallRecord:
             if key in _FACT_SET and isinstance(value, (str, int, bool)):
                 setattr(self, key, value)
 
+    def adopt(self, other: "CallRecord") -> None:
+        """Adopt the facts of the same process's record of this call (`take` of its `facts`,
+        without the dict between them)."""
+        for name, value in zip(_FACTS, _fact_values(other)):
+            if value is not None and value is not False:
+                setattr(self, name, value)
+
 
 _NOT_FACTS = ("request_id", "rate", "started", "upstream_seconds", "open_upstream_seconds", "span")
 _FACTS = tuple(f.name for f in fields(CallRecord) if f.name not in _NOT_FACTS)
 _FACT_SET = frozenset(_FACTS)
+_fact_values = operator.attrgetter(*_FACTS)
 _current: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar("st_ai_call", default=None)
 
 

@@ -41,25 +41,27 @@ def trailers(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes]
     if isinstance(record.rate, limits.RateState) and not record.rate.told:
         out += limits.headers(record.rate)  # an error's figures (server/services/client_calls.py)
     if private_peer(context):
-        # the same process's bridge (in-process dispatch) takes the dict as it is: metadata
-        # there is never serialized; over the socket the facts travel as JSON
-        facts = record.facts()
-        out.append((FACTS_KEY, facts if getattr(context, JSON_ANSWERS, False) else orjson.dumps(facts)))
+        # the same process's bridge (in-process dispatch) is handed the record itself:
+        # metadata there is never serialized; over the socket its facts travel as JSON
+        out.append((FACTS_KEY, record if getattr(context, JSON_ANSWERS, False) else orjson.dumps(record.facts())))
     return tuple(out)
 
 
-def facts_from(metadata) -> dict:
-    """The bridge's side: the facts a server put in a call's trailing metadata."""
+def take_facts(record: call_record.CallRecord, metadata) -> None:
+    """The bridge's side: `record` adopts the facts a server put in a call's trailing
+    metadata (the service's own record, in-process)."""
     for key, value in metadata or ():
         if key == FACTS_KEY:
-            if type(value) is dict:
-                return value
+            if type(value) is call_record.CallRecord:
+                record.adopt(value)
+                return
             try:
                 facts = orjson.loads(value)
             except orjson.JSONDecodeError:
-                return {}
-            return facts if isinstance(facts, dict) else {}
-    return {}
+                return
+            if isinstance(facts, dict):
+                record.take(facts)
+            return
 
 
 def access_fields(record: call_record.CallRecord, status: int, latency: float, bytes_in: int,
