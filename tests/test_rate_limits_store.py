@@ -192,7 +192,9 @@ def test_a_token_without_limits_takes_only_its_quota(db):
 # -- what clients are told ------------------------------------------------------------------
 
 @pytest.mark.parametrize("seconds, shown", [(0.02, "20ms"), (0.0, "0ms"), (1, "1s"), (8.64, "8.64s"),
-                                            (60, "1m0s"), (360, "6m0s"), (90.5, "1m30.5s")])
+                                            (60, "1m0s"), (360, "6m0s"), (90.5, "1m30.5s"),
+                                            (-3, "0ms"), (0.9996, "1s"), (59.9994, "59.999s"), (59.9996, "1m0s"),
+                                            (12.05, "12.05s"), (3.1, "3.1s"), (7.007, "7.007s")])
 def test_reset_times_are_written_as_openai_writes_them(seconds, shown):
     assert limits.duration(seconds) == shown
 

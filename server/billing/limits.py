@@ -144,15 +144,18 @@ def refused(exc: RateLimited, tokens: int) -> GatewayError:
                         "rate_limit_exceeded", type=exc.kind)
 
 
+_REQUESTS_NAMES, _TOKENS_NAMES = HEADER_NAMES[0:3], HEADER_NAMES[3:6]
+
+
 def headers(state: RateState) -> tuple[tuple[str, str], ...]:
     """The call's x-ratelimit-* (for the limits set) and Retry-After, as metadata."""
     out: list[tuple[str, str]] = []
     if state.figures is not None:
-        for kind, figure in (("requests", state.figures.requests), ("tokens", state.figures.tokens)):
+        for (limit, remaining, reset), figure in ((_REQUESTS_NAMES, state.figures.requests),
+                                                  (_TOKENS_NAMES, state.figures.tokens)):
             if figure is not None:
-                out += [(f"x-ratelimit-limit-{kind}", str(figure.limit)),
-                        (f"x-ratelimit-remaining-{kind}", str(figure.remaining)),
-                        (f"x-ratelimit-reset-{kind}", duration(figure.reset))]
+                out += [(limit, str(figure.limit)), (remaining, str(figure.remaining)),
+                        (reset, duration(figure.reset))]
     if state.retry_after is not None:
         out.append(("retry-after", str(state.retry_after)))
     return tuple(out)
@@ -160,9 +163,12 @@ def headers(state: RateState) -> tuple[tuple[str, str], ...]:
 
 def duration(seconds: float) -> str:
     """OpenAI's form of a reset time: `20ms`, `1s`, `8.64s`, `6m0s`."""
-    millis = max(0, round(seconds * 1000))
+    millis = round(seconds * 1000)
     if millis < 1000:
-        return f"{millis}ms"
+        return f"{millis}ms" if millis > 0 else "0ms"
+    if millis < 60_000:  # a minute's window: most resets
+        whole, part = divmod(millis, 1000)
+        return f"{whole}.{part:03d}".rstrip("0") + "s" if part else f"{whole}s"
     minutes, millis = divmod(millis, 60_000)
     secs = f"{millis / 1000:.3f}".rstrip("0").rstrip(".")
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
