@@ -10,33 +10,24 @@ from server.store.quick_init import quick_init
 from server.store.quota import LedgerRow
 
 
-@dataclasses.dataclass(frozen=True)
-class Plain:
-    """A ledger row's shape, built by the dataclass's own __init__."""
-    a: int
-    b: str | None
-    c: int = 0
-    d: tuple = ()
-    e: str | None = None
+def shape(decorate):
+    """A ledger row's shape: plain fields, plain defaults, a __post_init__ that fills one in."""
+    @decorate
+    @dataclasses.dataclass(frozen=True)
+    class Row:
+        a: int
+        b: str | None
+        c: int = 0
+        d: tuple = ()
+        e: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.e is None:
-            object.__setattr__(self, "e", f"from {self.b}")
+        def __post_init__(self) -> None:
+            if self.e is None:
+                object.__setattr__(self, "e", f"from {self.b}")
+    return Row
 
 
-@quick_init
-@dataclasses.dataclass(frozen=True)
-class Quick:
-    """The same shape, built by the quick __init__."""
-    a: int
-    b: str | None
-    c: int = 0
-    d: tuple = ()
-    e: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.e is None:
-            object.__setattr__(self, "e", f"from {self.b}")
+Plain, Quick = shape(lambda cls: cls), shape(quick_init)  # the dataclass's own __init__, the quick one
 
 
 @pytest.mark.parametrize("args, kwargs", [

@@ -25,8 +25,8 @@ T = TypeVar("T")
 
 # sqlite3 binds exact ints, floats and strings directly; any other value (None, a bool)
 # first goes through its adapter lookup, which ends by raising and swallowing an
-# AttributeError (no `__conform__`): a few thousand instructions per parameter, eight or so
-# on every request's books. Registered adapters give the same stored values (None is NULL,
+# AttributeError (no `__conform__`): a few thousand instructions per parameter, and every
+# request's books bind several. Registered adapters give the same stored values (None is NULL,
 # a bool its 0 or 1) by a dictionary lookup instead. sqlite3's registry is process-wide.
 sqlite3.register_adapter(type(None), lambda value: value)
 sqlite3.register_adapter(bool, int)
