@@ -84,23 +84,11 @@ class _ErrorCodes:
 _codes = _ErrorCodes()
 
 
-# Each metric's children by their labels: prometheus_client's labels() checks and locks on
-# every call, several times per request; a child, once made, is the same object for good.
-_children: dict[tuple, object] = {}
-
-
-def _child(metric, *labels: str):
-    key = (metric, labels)
-    child = _children.get(key)
-    if child is None:
-        child = _children[key] = metric.labels(*labels)
-    return child
-
-
-# Counting on the request path goes to the children's values directly: prometheus-client's
-# `inc` and `observe` check on every call what a labelled child settled when it was made
-# (its labels, the amount's sign) and walk the buckets one by one; with its lock, that was
-# a few per cent of a whole answer's instructions. The values are the library's own
+# Counting goes to the children's values directly, each child's made once per label values
+# and kept: prometheus-client's `labels()` checks and locks on every call, and its `inc` and
+# `observe` check on every call what a labelled child settled when it was made (its labels,
+# the amount's sign) and walk the buckets one by one; with its lock, that was a few per cent
+# of a whole answer's instructions. The values are the library's own
 # (in-process, or its multiprocess files), so scrapes read them as before; a child whose
 # parts are not where they are looked for is counted through the public API instead
 # (tests/test_metrics_counting.py checks both give the same exposition).
@@ -113,7 +101,7 @@ def _count(metric: Counter, *labels: str) -> Callable[[float], None]:
     key = (metric, labels)
     inc = _counts.get(key)
     if inc is None:
-        child = _child(metric, *labels) if labels else metric
+        child = metric.labels(*labels) if labels else metric
         value = getattr(child, "_value", None)
         inc = _counts[key] = value.inc if hasattr(value, "inc") else child.inc
     return inc
@@ -124,7 +112,7 @@ def _observer(metric: Histogram, *labels: str) -> Callable[[float], None]:
     key = (metric, labels)
     observe = _observers.get(key)
     if observe is None:
-        child = _child(metric, *labels) if labels else metric
+        child = metric.labels(*labels) if labels else metric
         observe = _observers[key] = _fast_observe(child) or child.observe
     return observe
 
@@ -194,7 +182,7 @@ def stream_ended() -> None:
 
 def video_task(state: str) -> None:
     """A video task reached `state` (one of st-ai's own task states)."""
-    _child(VIDEO_TASKS, state).inc()
+    _count(VIDEO_TASKS, state)(1)
 
 
 def ledger_write(seconds: float, rows: int) -> None:

@@ -167,8 +167,12 @@ def duration(seconds: float) -> str:
     if millis < 1000:
         return f"{millis}ms" if millis > 0 else "0ms"
     if millis < 60_000:  # a minute's window: most resets
-        whole, part = divmod(millis, 1000)
-        return f"{whole}.{part:03d}".rstrip("0") + "s" if part else f"{whole}s"
+        return _seconds(millis) + "s"
     minutes, millis = divmod(millis, 60_000)
-    secs = f"{millis / 1000:.3f}".rstrip("0").rstrip(".")
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+    return f"{minutes}m{_seconds(millis)}s"
+
+
+def _seconds(millis: int) -> str:
+    """Whole milliseconds as seconds, without trailing zeros: 8640 -> `8.64`, 1000 -> `1`."""
+    whole, part = divmod(millis, 1000)
+    return f"{whole}.{part:03d}".rstrip("0") if part else str(whole)

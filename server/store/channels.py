@@ -19,11 +19,11 @@ class Timeouts:
     total: float | None = None
 
     def filled(self, defaults: "Timeouts") -> "Timeouts":
-        if None not in _values(self):  # a snapshot's channel, filled when it was loaded
+        own = _values(self)
+        if None not in own:  # a snapshot's channel, filled when it was loaded
             return self
         # field by field: astuple deep-copies, a cost on every request
-        return Timeouts(*(mine if mine is not None else theirs
-                          for mine, theirs in zip(_values(self), _values(defaults))))
+        return Timeouts(*(mine if mine is not None else theirs for mine, theirs in zip(own, _values(defaults))))
 
 
 def _values(timeouts: Timeouts) -> tuple[float | None, ...]:
