@@ -150,6 +150,17 @@ async def wait_until_nothing_is_held(db_path: str) -> tuple[int, int]:
     return now
 
 
+async def until(condition, what: str) -> None:
+    """Waits for the request's task to get where the test needs it: its way there passes the
+    database thread (the catalog catches up: model "m" has no channel), so a busy machine
+    takes more than a few turns of the loop."""
+    for _ in range(500):  # at most 5 s
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"waited 5 s for {what}")
+
+
 @pytest.fixture
 def limited_path(db_path) -> str:
     db = open_db(db_path)
@@ -173,19 +184,13 @@ async def test_a_client_leaving_while_its_reservation_waits_for_the_group_gets_i
                 await admission.admit(ticket, "m", lambda price: price.per_request)
 
         leaving = asyncio.create_task(request())
-        for _ in range(100):
-            if writer._pending:
-                break
-            await asyncio.sleep(0)
+        await until(lambda: writer._pending, "the reservation to wait for its group")
         leaving.cancel()
         with pytest.raises(asyncio.CancelledError):
             await leaving
         running = asyncio.create_task(writer.run())  # the group is written after the client left
         try:
-            for _ in range(100):
-                if not writer._pending:
-                    break
-                await asyncio.sleep(0)
+            await until(lambda: not writer._pending, "the group to be taken")
             await worker.run(lambda db: None)  # the database thread has committed the group
             assert await wait_until_nothing_is_held(limited_path) == (0, 0)
         finally:
@@ -223,10 +228,7 @@ async def test_a_reservation_made_just_as_its_client_leaves_is_given_back(limite
                 await admission.admit(ticket, "m", lambda price: price.per_request)
 
         leaving = asyncio.create_task(request())
-        for _ in range(100):
-            if writer.reserving is not None:
-                break
-            await asyncio.sleep(0)
+        await until(lambda: writer.reserving is not None, "the reservation to be asked for")
         # made, and the client gone, before the request's task ran again
         writer.reserving.set_result(taken)
         leaving.cancel()
