@@ -54,9 +54,10 @@ def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_book
         for mode in ("unary", "stream"):
             assert (path, mode) in rows, (path, mode, out)
             assert rows[(path, mode)][-1] == "python" and rows[(path, mode)][-2] == "0"  # errors
-    # the bare gRPC server's CPU per call is measured and shown under st-ai's gRPC targets
-    assert float(rows[("grpc.aio floor", "unary")][10]) > 0 and float(rows[("grpc.aio floor", "stream")][10]) > 0
-    assert len(re.findall(r"^    bare grpc\.aio server \(floor\) +\d+\.\d\d ms CPU, at most [\d,]+/s", out, re.M)) == 2
+    # the bare gRPC server's CPU per call is measured and shown under st-ai's gRPC targets; forty
+    # calls of it can take less than one tick of the kernel's CPU clock (10 ms), read as zero
+    assert float(rows[("grpc.aio floor", "unary")][10]) >= 0 and float(rows[("grpc.aio floor", "stream")][10]) >= 0
+    assert len(re.findall(r"^    bare grpc\.aio server \(floor\) +\d+\.\d\d ms CPU(, at most [\d,]+/s)? ", out, re.M)) == 2
     assert_checks_passed(out, ["st-ai"])
     for target in ("REST whole answers", "REST streams (20 chunks)", "gRPC whole answers", "gRPC streams",
                    "REST added p50 at concurrency 1", "REST added time to first token", "RSS after load, per worker"):
