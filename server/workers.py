@@ -10,7 +10,7 @@ their own, and prints the ready line once every worker is ready. It forwards SIG
 SIGINT and SIGHUP to them as SIGTERM (each drains: server/shutdown.py; a second SIGTERM or
 SIGINT is passed on too, and cuts their drains short) and exits 0 when
 all of them stopped cleanly. A worker that dies on its own is started again, after a
-pause that doubles while it keeps dying young; after RestartPolicy.limit such deaths in
+pause that doubles while it keeps dying young (a start the system refuses counts as such a death); after RestartPolicy.limit such deaths in
 a row the parent stops the others and exits 1 rather than loop. A worker not ready within
 the start timeout of its start is stuck: at the first start the parent gives up (exit 1),
 later it kills it and counts that as one of those deaths. Text log lines of the parent
@@ -106,8 +106,10 @@ class Pool:
         worker = Worker(slot, proc, asyncio.get_running_loop().create_future())
         self.workers[slot] = worker  # before any await: a stop now still finds it
         worker.output = asyncio.create_task(self._read_output(worker), name=f"worker {slot} output")
-        proc.stdin.write(pickle.dumps(self._start))
-        with contextlib.suppress(ConnectionError):  # it died at once: its exit is handled
+        # It may have died at once (its exit is handled like any death): its pipe is then
+        # closed, and writing raises (uvloop: RuntimeError) or the drain does (ConnectionError).
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            proc.stdin.write(pickle.dumps(self._start))
             await proc.stdin.drain()
         proc.stdin.close()
         return worker
@@ -175,9 +177,22 @@ class Pool:
                 raise WorkersFailed(f"worker {slot} died {policy.limit + 1} times in a row "
                                     f"(last exit status {status}); stopping")
             log.warning("%s exited with status %s; starting another in %.1f s", worker.name, status, pause)
-            await asyncio.sleep(pause)
-            new = await self.spawn(slot)
+            new = await self._respawn(slot, policy, pause)
             log.info("%s started in place of pid %d", new.name, worker.proc.pid)
+
+    async def _respawn(self, slot: int, policy: RestartPolicy, pause: float) -> Worker:
+        """A new process for the slot after `pause`; a start that fails (the system refused
+        a process: memory, process limits) counts as a death of the slot's worker."""
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                return await self.spawn(slot)
+            except OSError as exc:
+                pause = policy.after_exit(0.0)
+                if pause is None:
+                    raise WorkersFailed(f"worker {slot} died or could not be started {policy.limit + 1} times in a row "
+                                        f"(last: {exc}); stopping") from None
+                log.error("starting worker %d failed (%s); trying again in %.1f s", slot, exc, pause)
 
     async def stop_all(self, timeout: float, hurry: asyncio.Event | None = None) -> bool:
         """SIGTERM to every worker, and a second one when `hurry` is set (each cuts its
