@@ -66,6 +66,8 @@ def pool_of_one(tmp_path) -> Pool:
 
 
 def run(loop: str, scenario, tmp_path, monkeypatch, plan: list[str | OSError]):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", exc_type=ImportError)  # an install without the uvloop extra
     async def main():
         starts = Starts(asyncio.create_subprocess_exec, plan)
         monkeypatch.setattr(asyncio, "create_subprocess_exec", starts)
