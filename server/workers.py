@@ -10,8 +10,9 @@ their own, and prints the ready line once every worker is ready. It forwards SIG
 SIGINT and SIGHUP to them as SIGTERM (each drains: server/shutdown.py; a second SIGTERM or
 SIGINT is passed on too, and cuts their drains short) and exits 0 when
 all of them stopped cleanly. A worker that dies on its own is started again, after a
-pause that doubles while it keeps dying young (a start the system refuses counts as such a death); after RestartPolicy.limit such deaths in
-a row the parent stops the others and exits 1 rather than loop. A worker not ready within
+pause that doubles while it keeps dying young (a start the system refuses counts as such a
+death); after RestartPolicy.limit such deaths in a row the parent stops the others and
+exits 1 rather than loop. A worker not ready within
 the start timeout of its start is stuck: at the first start the parent gives up (exit 1),
 later it kills it and counts that as one of those deaths. Text log lines of the parent
 and the workers carry their pid, as JSON lines do."""
@@ -190,8 +191,8 @@ class Pool:
             except OSError as exc:
                 pause = policy.after_exit(0.0)
                 if pause is None:
-                    raise WorkersFailed(f"worker {slot} died or could not be started {policy.limit + 1} times in a row "
-                                        f"(last: {exc}); stopping") from None
+                    raise WorkersFailed(f"worker {slot} died or could not be started {policy.limit + 1} times "
+                                        f"in a row (last: {exc}); stopping") from None
                 log.error("starting worker %d failed (%s); trying again in %.1f s", slot, exc, pause)
 
     async def stop_all(self, timeout: float, hurry: asyncio.Event | None = None) -> bool:

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(60)
 
 LOOPS = ["asyncio", "uvloop"]
 
-SERVES = "import pickle, sys, time; pickle.load(sys.stdin.buffer); print('st-ai ready: stand-in', flush=True); time.sleep(60)"
+SERVES = ("import pickle, sys, time; pickle.load(sys.stdin.buffer); "
+          "print('st-ai ready: stand-in', flush=True); time.sleep(60)")
 DIES_AT_ONCE = "pass"
 
 
@@ -68,6 +69,7 @@ def pool_of_one(tmp_path) -> Pool:
 def run(loop: str, scenario, tmp_path, monkeypatch, plan: list[str | OSError]):
     if loop == "uvloop":
         pytest.importorskip("uvloop", exc_type=ImportError)  # an install without the uvloop extra
+
     async def main():
         starts = Starts(asyncio.create_subprocess_exec, plan)
         monkeypatch.setattr(asyncio, "create_subprocess_exec", starts)
@@ -129,11 +131,13 @@ def test_a_replacement_the_system_refuses_to_start_is_tried_again(
                                     for e in errors), errors
 
 
-def test_a_worker_that_can_never_be_started_again_stops_the_pool_with_the_reason(tmp_path, monkeypatch, quick_restarts):
+def test_a_worker_that_can_never_be_started_again_stops_the_pool_with_the_reason(
+        tmp_path, monkeypatch, quick_restarts):
     async def scenario(pool: Pool, starts: Starts):
         await pool.start_all()
         pool.workers[1].proc.kill()
         await pool.keep(1)
 
+    refused = BlockingIOError(11, "Resource temporarily unavailable")
     with pytest.raises(WorkersFailed, match=r"worker 1 died or could not be started 6 times in a row \(last: .*Resource"):
-        run("auto", scenario, tmp_path, monkeypatch, [SERVES, BlockingIOError(11, "Resource temporarily unavailable")])
+        run("auto", scenario, tmp_path, monkeypatch, [SERVES, refused])
