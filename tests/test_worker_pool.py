@@ -80,27 +80,29 @@ def run(loop: str, scenario, tmp_path, monkeypatch, plan: list[str | OSError]):
     return event_loop.run(main(), loop)
 
 
-async def ready_replacement(pool: Pool, keeping: asyncio.Task, first: workers.Worker) -> workers.Worker:
-    while True:
-        assert not keeping.done(), keeping  # the keeper failed: the parent would stop every worker
-        now = pool.workers[1]
-        if now is not first and now.ready.done() and now.ready.result():
-            return now
-        await asyncio.sleep(0.02)
+async def replacement_of_killed(pool: Pool) -> workers.Worker:
+    """The pool started, its worker killed while the pool keeps the slot: the worker that
+    took its place, once ready."""
+    await pool.start_all()
+    first = pool.workers[1]
+    keeping = asyncio.create_task(pool.keep(1))
+    try:
+        first.proc.kill()
+        while True:
+            assert not keeping.done(), keeping  # the keeper failed: the parent would stop every worker
+            now = pool.workers[1]
+            if now is not first and now.ready.done() and now.ready.result():
+                return now
+            await asyncio.sleep(0.02)
+    finally:
+        keeping.cancel()
 
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_replacement_that_dies_before_it_reads_its_start_is_replaced_in_turn(
         loop, tmp_path, monkeypatch, quick_restarts, caplog):
     async def scenario(pool: Pool, starts: Starts):
-        await pool.start_all()
-        first = pool.workers[1]
-        keeping = asyncio.create_task(pool.keep(1))
-        try:
-            first.proc.kill()
-            replacement = await ready_replacement(pool, keeping, first)
-        finally:
-            keeping.cancel()
+        replacement = await replacement_of_killed(pool)
         return [p.returncode for p in starts.processes[:2]], replacement.proc.returncode
 
     caplog.set_level(logging.INFO, "st_ai.workers")
@@ -114,14 +116,7 @@ def test_a_replacement_that_dies_before_it_reads_its_start_is_replaced_in_turn(
 def test_a_replacement_the_system_refuses_to_start_is_tried_again(
         loop, tmp_path, monkeypatch, quick_restarts, caplog):
     async def scenario(pool: Pool, starts: Starts):
-        await pool.start_all()
-        first = pool.workers[1]
-        keeping = asyncio.create_task(pool.keep(1))
-        try:
-            first.proc.kill()
-            await ready_replacement(pool, keeping, first)
-        finally:
-            keeping.cancel()
+        await replacement_of_killed(pool)
 
     caplog.set_level(logging.INFO, "st_ai.workers")
     refused = BlockingIOError(11, "Resource temporarily unavailable")
