@@ -8,14 +8,13 @@ The parent serves nothing. It reserves the ports, prints what a first start prin
 demo token, the admin key) once, starts the workers (server/worker.py) in sessions of
 their own, and prints the ready line once every worker is ready. It forwards SIGTERM,
 SIGINT and SIGHUP to them as SIGTERM (each drains: server/shutdown.py; a second SIGTERM or
-SIGINT is passed on too, and cuts their drains short) and exits 0 when
-all of them stopped cleanly. A worker that dies on its own is started again, after a
-pause that doubles while it keeps dying young (a start the system refuses counts as such a
-death); after RestartPolicy.limit such deaths in a row the parent stops the others and
-exits 1 rather than loop. A worker not ready within
-the start timeout of its start is stuck: at the first start the parent gives up (exit 1),
-later it kills it and counts that as one of those deaths. Text log lines of the parent
-and the workers carry their pid, as JSON lines do."""
+SIGINT is passed on too, and cuts their drains short) and exits 0 when all of them stopped
+cleanly. A worker that dies on its own is started again, after a pause that doubles while
+it keeps dying young (a start the system refuses counts as such a death); after
+RestartPolicy.limit such deaths in a row the parent stops the others and exits 1 rather
+than loop. A worker not ready within the start timeout of its start is stuck: at the first
+start the parent gives up (exit 1), later it kills it and counts that as one of those
+deaths. Text log lines of the parent and the workers carry their pid, as JSON lines do."""
 from __future__ import annotations
 
 import asyncio
