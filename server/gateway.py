@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
@@ -49,6 +50,7 @@ from server.relay import ChatRelay
 from server.safe_fetch import FetchLimits, SafeFetch
 from server.shutdown import CLOSE_ALLOWANCE, Fronts, StopSignals, shut_down
 from server.store import responses as response_store
+from server.store.checkpoints import Checkpointer, last_pass, leave_to_background
 from server.store.db import DbWorker
 from server.url_guard import UrlGuard
 from server.callback_urls import CallbackRules
@@ -108,6 +110,8 @@ async def open_core(config: Config, public_url: str,
                     resolver: AbstractResolver | None = None) -> AsyncIterator[Core]:
     """`resolver` names the hosts of URLs providers return (default: the system's)."""
     worker = await asyncio.to_thread(DbWorker, config.db_path)
+    checkpointer = Checkpointer(config.db_path, functools.partial(worker.post, last_pass))
+    await worker.run(leave_to_background)
     catalog = Catalog(worker, config.catalog_refresh, config.resilience.timeouts)
     await catalog.load()
     assets = await asyncio.to_thread(AssetStore, config.assets_dir)
@@ -165,6 +169,7 @@ async def open_core(config: Config, public_url: str,
         await asyncio.gather(settler, return_exceptions=True)
         await http.close()
         await calls.close()
+        await asyncio.to_thread(checkpointer.stop)  # first: the last connection closed removes the WAL
         await asyncio.to_thread(worker.close)
         await asyncio.to_thread(tracing.stop)  # sends the spans still queued
         metrics.process_ended()

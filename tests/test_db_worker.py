@@ -1,6 +1,6 @@
 """server/store/db.py's DbWorker: every database call on its one thread, in order; results and
 errors come back to the caller's loop; a call whose caller left before its turn is not run;
-closing ends the thread and is safe twice."""
+a call posted from another thread runs in its turn; closing ends the thread and is safe twice."""
 from __future__ import annotations
 
 import asyncio
@@ -53,6 +53,30 @@ async def test_a_call_whose_caller_left_before_its_turn_is_not_run(worker):
     gate.set()
     await asyncio.wait_for(asyncio.gather(busy, kept), 10)
     assert left.cancelled() and ran == ["kept"]
+
+
+async def test_a_call_posted_from_another_thread_runs_on_the_one_thread_in_its_turn(worker):
+    ran: list[tuple[str, str]] = []
+
+    def note(db, what: str) -> None:
+        ran.append((what, threading.current_thread().name))
+
+    first = asyncio.ensure_future(worker.run(note, "asked first"))
+    await asyncio.sleep(0)  # asked: on the thread's queue
+    poster = threading.Thread(target=lambda: worker.post(lambda db: note(db, "posted")))
+    poster.start()
+    poster.join()
+    await first
+    await worker.run(note, "asked after")
+    assert ran == [("asked first", "st-ai-db"), ("posted", "st-ai-db"), ("asked after", "st-ai-db")]
+
+
+def test_a_call_posted_after_closing_is_dropped(tmp_path):
+    worker = DbWorker(str(tmp_path / "st-ai.db"))
+    worker.close()
+    ran: list[str] = []
+    worker.post(lambda db: ran.append("posted"))
+    assert ran == [] and not worker._thread.is_alive()
 
 
 async def test_closing_ends_the_thread_twice_safely_and_later_calls_are_refused(tmp_path):

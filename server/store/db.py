@@ -2,7 +2,8 @@
 the one thread that talks to it.
 
 Every SQLite call the server makes runs on `DbWorker`'s single thread, never on the
-event loop. The CLI calls the same store functions directly: it has no loop.
+event loop, but for the WAL checkpoints (server/store/checkpoints.py). The CLI calls the
+same store functions directly: it has no loop.
 """
 from __future__ import annotations
 
@@ -89,6 +90,12 @@ class DbWorker:
         done = loop.create_future()
         self._calls.put(_Call(functools.partial(fn, self.db, *args, **kwargs), loop, done))
         return await done
+
+    def post(self, fn: Callable[[sqlite_utils.Database], object]) -> None:
+        """Run `fn(db)` on the thread in its turn, asked from any thread, its result unread
+        (`fn` deals with its own failures)."""
+        if not self._stopped:
+            self._calls.put(_Call(functools.partial(fn, self.db), None, concurrent.futures.Future()))
 
     def close(self) -> None:
         if self._stopped:
