@@ -1,6 +1,7 @@
-"""server/store/checkpoints.py: the WAL is copied back by a thread of its own, the writer's
-next commit rewinds it (also while writers keep committing), and the gateway's database
-thread checkpoints only past the backstop."""
+"""server/store/checkpoints.py: the WAL is copied back by a thread of its own and the writer's
+next commit rewinds it, also when commits come between the passes; a round that cannot catch up
+leaves its last pass to the writer; the gateway runs the thread and its database thread
+checkpoints only past the backstop."""
 from __future__ import annotations
 
 import sqlite3
