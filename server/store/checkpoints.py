@@ -15,7 +15,9 @@ faster than a pass ends; the round's last pass is then the database thread's own
 turn between two writes, where no commit of this process can come meanwhile and what is
 left to copy is what the round's passes missed. Without these the WAL would grow to the
 backstop under steady traffic, and every rewind would be a full checkpoint on the request
-path again.
+path again. Under `serve --workers N` at full load the other processes' commits keep coming
+during that last pass too: the WAL then stays at the backstop, rewound by a database thread's
+own checkpoint there, which copies only what this thread has not.
 """
 from __future__ import annotations
 
