@@ -110,30 +110,27 @@ def test_the_thread_copies_the_wal_back_so_that_the_writer_rewinds_it(tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0] % ROWS_A_COMMIT == 0
 
 
-def reading_an_old_snapshot(path: Path) -> sqlite3.Connection:
-    """A reader in a transaction: the WAL's frames after its snapshot cannot be copied back."""
-    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    reader.execute("BEGIN")
-    reader.execute("SELECT COUNT(*) FROM rows").fetchall()
-    return reader
-
-
-def test_a_round_that_cannot_catch_up_says_so(tmp_path):
+def held_back_by_a_reader(tmp_path: Path) -> tuple[Path, sqlite3.Connection]:
+    """A database whose newest frames cannot be copied back: a reader in a transaction has a
+    snapshot from before them."""
     path = tmp_path / "st-ai.db"
     conn = writer(path)
     commit_rows(conn, 5)
-    reader = reading_an_old_snapshot(path)
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM rows").fetchall()
     commit_rows(conn, 5)
+    return path, reader
+
+
+def test_a_round_that_cannot_catch_up_says_so(tmp_path):
+    path, reader = held_back_by_a_reader(tmp_path)
     assert not catch_up(sqlite3.connect(path, isolation_level=None))
     reader.execute("COMMIT")
 
 
 def test_a_round_that_cannot_catch_up_leaves_its_last_pass_to_the_writer(tmp_path):
-    path = tmp_path / "st-ai.db"
-    conn = writer(path)
-    commit_rows(conn, 5)
-    reader = reading_an_old_snapshot(path)
-    commit_rows(conn, 5)
+    path, reader = held_back_by_a_reader(tmp_path)
     asked = threading.Event()
     checkpointer = Checkpointer(str(path), writer=asked.set, interval=0.02)
     try:
