@@ -13,7 +13,7 @@ import pytest
 
 from server.gateway import Config, open_core
 from server.store import checkpoints
-from server.store.checkpoints import Checkpointer, catch_up
+from server.store.checkpoints import Checkpointer, catch_up, checkpoint_pass
 from server.store.db import open_db
 
 pytestmark = pytest.mark.timeout(30)
@@ -40,7 +40,7 @@ def commit_rows(conn: sqlite3.Connection, transactions: int) -> None:
 
 def wal_frames(conn: sqlite3.Connection) -> int:
     """Frames in the WAL now (a checkpoint pass reports them; nothing is left to copy here)."""
-    return conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0][1]
+    return checkpoint_pass(conn)[1]
 
 
 def test_a_caught_up_wal_is_rewound_by_the_next_commit(tmp_path):

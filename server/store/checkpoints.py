@@ -40,14 +40,20 @@ def leave_to_background(db: sqlite_utils.Database) -> None:
     db.conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
 
 
+def checkpoint_pass(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """One PASSIVE pass: (busy, frames in the WAL, frames copied back)."""
+    # fetchall: the statement is done with, holding nothing, when the next pass starts
+    [(busy, frames, copied)] = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    return busy, frames, copied
+
+
 def catch_up(conn: sqlite3.Connection, max_passes: int = MAX_PASSES) -> bool:
     """Copy the WAL back into the database until a pass finds no new frame; True when one
     did (the WAL was then wholly copied back), False when the writers stayed ahead, another
     checkpoint was running or the database is not in WAL mode."""
     previous = None
     for _ in range(max_passes):
-        # fetchall: the statement is done with, holding nothing, when the next pass starts
-        [(busy, frames, copied)] = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        busy, frames, copied = checkpoint_pass(conn)
         if busy or frames < 0:
             return False
         if frames == copied == previous:
@@ -59,7 +65,7 @@ def catch_up(conn: sqlite3.Connection, max_passes: int = MAX_PASSES) -> bool:
 def last_pass(db: sqlite_utils.Database) -> None:
     """A round's last pass, on the writer's own thread (`DbWorker.post`)."""
     try:
-        db.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        checkpoint_pass(db.conn)
     except sqlite3.Error as exc:
         log.warning("a WAL checkpoint failed: %s", exc)
 
