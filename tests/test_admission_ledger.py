@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 import time
 
 import pytest
@@ -175,27 +176,33 @@ def bob(catalog: Catalog):
 
 async def test_a_client_leaving_while_its_reservation_waits_for_the_group_gets_it_given_back(limited_path):
     async with billing(limited_path) as (admission, catalog, worker):
-        writer = GroupCommit(worker)  # not running yet: the reservation waits for its group
-        admission._writer = writer
+        gate = threading.Event()
         call_record.open_record("req-left")
+        reserving: list[asyncio.Future] = []
+        busy: list[asyncio.Future] = []
+        reserve = admission._writer.reserve
+
+        def watched(*args, **kwargs) -> asyncio.Future:
+            busy.append(worker.start(lambda db: gate.wait(10)))  # the thread is writing another group
+            reserving.append(reserve(*args, **kwargs))
+            return reserving[-1]
+
+        admission._writer.reserve = watched
 
         async def request() -> None:
             async with admission.request(bob(catalog), "chat", "m") as ticket:
                 await admission.admit(ticket, "m", lambda price: price.per_request)
 
         leaving = asyncio.create_task(request())
-        await until(lambda: writer._pending, "the reservation to wait for its group")
+        await until(lambda: reserving, "the reservation to wait for its group")
         leaving.cancel()
         with pytest.raises(asyncio.CancelledError):
             await leaving
-        running = asyncio.create_task(writer.run())  # the group is written after the client left
-        try:
-            await until(lambda: not writer._pending, "the group to be taken")
-            await worker.run(lambda db: None)  # the database thread has committed the group
-            assert await wait_until_nothing_is_held(limited_path) == (0, 0)
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+        assert not busy[0].done() and reserving[0].cancelled()
+        gate.set()  # the group is written after the client left
+        await busy[0]
+        await worker.run(lambda db: None)  # the database thread has committed the group
+        assert await wait_until_nothing_is_held(limited_path) == (0, 0)
 
 
 class HandOverWriter:

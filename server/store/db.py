@@ -84,12 +84,17 @@ class DbWorker:
             raise
 
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return await self.start(fn, *args, **kwargs)
+
+    def start(self, fn: Callable[..., T], *args: object, **kwargs: object) -> "asyncio.Future[T]":
+        """`run` for a caller that goes on meanwhile: the future resolves on the loop once the
+        thread has run `fn`."""
         if self._stopped:
             raise RuntimeError("the database worker is closed")
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._calls.put(_Call(functools.partial(fn, self.db, *args, **kwargs), loop, done))
-        return await done
+        return done
 
     def post(self, fn: Callable[[sqlite_utils.Database], object]) -> None:
         """Run `fn(db)` on the thread in its turn, asked from any thread, its result unread
