@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
@@ -23,8 +24,8 @@ from rest_bridge import access_log, draining as bridge_draining, metrics_route
 from rest_bridge.app import DEFAULT_MAX_BODY_BYTES, build_app
 from rest_bridge.errors import openai_errors
 from rest_bridge.http_server import BridgeRunner, ClientTimeouts
-from server import (collector, event_loop, logs, memory, metrics, redact, responses_retention, shared_ports,
-                    socket_folders, tracing)
+from server import (collector, event_loop, helper_threads, logs, memory, metrics, redact, responses_retention,
+                    shared_ports, socket_folders, tracing)
 from server.admin import keys as admin_keys
 from server.admin.keys import AdminAuth
 from server.api_client import ApiClient
@@ -152,6 +153,7 @@ async def open_core(config: Config, public_url: str,
                   asyncio.create_task(ChannelProbe(catalog, registry, worker, health,
                                                    config.resilience.probe_interval).run(), name="channel-probe"),
                   asyncio.create_task(metrics.sample_every(), name="metrics-sampler"),
+                  asyncio.create_task(helper_threads.keep_behind_loop(), name="helper-threads"),
                   asyncio.create_task(responses_retention.sweep_expired(worker), name="responses-sweep")]
     # Every log line of this process is scrubbed of every channel's secrets.
     unscrub_logs = redact.install_log_scrubber(lambda: catalog.snapshot.channels_by_id.values())
@@ -245,8 +247,10 @@ def _announce(line: str) -> None:
 
 
 def _ready(line: str) -> None:
-    """The server has started: its collector is set for serving, then it says so."""
+    """The server has started: its collector is set for serving, its helper threads (grpc's
+    among them, started just now) yield to the loop, then it says so."""
     collector.settle_after_start()
+    helper_threads.sweep(threading.get_native_id())
     _announce(line)
 
 
