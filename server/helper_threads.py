@@ -5,7 +5,8 @@ threads) runs under Linux's SCHED_BATCH policy.
 Those threads wake for every database group and every gRPC event. Under the default policy
 each wake-up preempts the loop's thread when they share a core, only for the woken thread to
 find the GIL held and give the core back: over gRPC that was eleven involuntary switches of
-the loop's thread per call, and a third of its CPU. SCHED_BATCH keeps each thread's fair
+the loop's thread per call, and about a quarter of the process's CPU per call went with them
+(README, Tests and benchmarks). SCHED_BATCH keeps each thread's fair
 share of the CPU (same nice level) and takes away only that wake-up preemption: the threads
 run when the loop waits for I/O or its time slice ends, and their work comes in larger groups.
 Where another core is free they run there at once, as before. A process may lower its own

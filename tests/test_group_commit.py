@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
 import time
 
 import pytest
@@ -114,6 +115,36 @@ def test_stopping_the_writer_commits_what_was_queued(token_db):
 
     asyncio.run(scenario())
     assert used_and_rows(path, token_id) == (303, 3)
+
+
+def test_a_group_whose_transaction_fails_is_written_op_by_op_and_the_next_group_follows(token_db, monkeypatch):
+    path, token_id = token_db
+    real = quota_store.write_each
+    failed: list[int] = []
+
+    def locked_once(db, ops):
+        if len(ops) > 1 and not failed:
+            failed.append(len(ops))
+            raise sqlite3.OperationalError("database is locked")
+        return real(db, ops)
+
+    monkeypatch.setattr(quota_store, "write_each", locked_once)
+
+    async def scenario() -> None:
+        worker = DbWorker(path)
+        writer = GroupCommit(worker)
+        runner = asyncio.create_task(writer.run())
+        try:
+            await asyncio.wait_for(asyncio.gather(*(writer.commit(settlement(token_id, i + 1)) for i in range(3))), 10)
+            await asyncio.wait_for(writer.commit(settlement(token_id, 10)), 10)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            worker.close()
+
+    asyncio.run(scenario())
+    assert failed == [3]
+    assert used_and_rows(path, token_id) == (16, 4)
 
 
 def limited_token(path: str, quota: int, limits: Limits):

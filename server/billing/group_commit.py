@@ -103,7 +103,7 @@ class GroupCommit:
 
     def _written(self, batch: list[_Op], started: float, writing: asyncio.Future) -> None:
         if writing.exception() is None:
-            self._settle(batch, writing.result(), started)
+            self._resolve_group(batch, writing.result(), started)
             asyncio.get_running_loop().call_soon(self._send)
         else:
             _keep(asyncio.ensure_future(self._one_at_a_time(batch, writing.exception(), started)))
@@ -118,10 +118,10 @@ class GroupCommit:
                 results.append((await self._worker.run(quota_store.write_each, [op.run]))[0])
             except Exception as exc:
                 results.append(exc)
-        self._settle(batch, results, started)
+        self._resolve_group(batch, results, started)
         self._send()
 
-    def _settle(self, batch: list[_Op], results: list[object], started: float) -> None:
+    def _resolve_group(self, batch: list[_Op], results: list[object], started: float) -> None:
         settled = sum(1 for op, result in zip(batch, results)
                       if op.settlement is not None and not isinstance(result, Exception))
         if settled:
