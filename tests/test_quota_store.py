@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from server.store import quota as quota_store
+from server.store import schema
 from server.store import tokens as token_store
 from server.store.db import open_db
 from server.store.quota import InsufficientQuota, LedgerRow, Settlement
@@ -122,6 +124,33 @@ def test_a_release_database_gains_unlimited_quotas_with_nothing_used(release_db)
 
 
 # -- the CLI ---------------------------------------------------------------------------------
+
+def test_reservations_held_across_the_index_step_still_count_and_video_ones_are_found(tmp_path):
+    path = str(tmp_path / "st-ai.db")
+    conn = sqlite3.connect(path)
+    schema.migrate(conn, schema.MIGRATIONS[:14])  # the release before the covering index
+    token, _ = token_store.create(sqlite_utils.Database(conn), "t", quota=1_000)
+    conn.executemany("INSERT INTO reservations (token_id, amount, owner, created_at, video_id) VALUES (?, ?, ?, ?, ?)",
+                     [(token.id, 300, "me", time.time(), None), (token.id, 200, "me", time.time(), "video_1")])
+    conn.commit()
+    conn.close()
+
+    db = open_db(path)
+    try:
+        assert schema.version(db.conn) == schema.LATEST
+        assert quota_store.status(db, "t").remaining == 500
+        with pytest.raises(InsufficientQuota):
+            quota_store.reserve(db, token.id, 501, "me")
+        plan = " ".join(r[-1] for r in db.conn.execute(f"EXPLAIN QUERY PLAN {quota_store._RESERVE}",
+                                                        [token.id, 1, "me", 0.0, token.id, token.id, 1]))
+        assert "COVERING INDEX idx_reservations_token_id_amount" in plan  # the sum needs no table row
+        assert db.execute("SELECT SUM(amount) FROM reservations WHERE video_id = ?", ["video_1"]).fetchone()[0] == 200
+        plan = " ".join(r[-1] for r in db.conn.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM reservations WHERE video_id = ?", ["video_1"]))
+        assert "idx_reservations_video_id" in plan  # the partial index still finds a task's reservation
+    finally:
+        db.close()
+
 
 def test_token_create_update_and_show_speak_decimal_amounts(db_path):
     assert run("token", "create", "--name", "t", "--quota", "2.5", db=db_path).code == 0
