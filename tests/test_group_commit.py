@@ -5,9 +5,11 @@ nothing queued."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 import time
+from typing import AsyncIterator
 
 import pytest
 
@@ -59,20 +61,28 @@ def used_and_rows(path: str, token_id: int) -> tuple[int, int]:
         db.close()
 
 
+@contextlib.asynccontextmanager
+async def running_writer(path: str) -> AsyncIterator[GroupCommit]:
+    """A group writer on a database thread of its own, stopped as the server's shutdown stops
+    it when the block ends."""
+    worker = DbWorker(path)
+    writer = GroupCommit(worker)
+    runner = asyncio.create_task(writer.run())
+    try:
+        yield writer
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        worker.close()
+
+
 def test_concurrent_settlements_share_transactions_and_each_returns_committed(token_db, batches):
     path, token_id = token_db
 
     async def scenario() -> None:
-        worker = DbWorker(path)
-        writer = GroupCommit(worker)
-        runner = asyncio.create_task(writer.run())
-        try:
+        async with running_writer(path) as writer:
             await asyncio.wait_for(asyncio.gather(*(writer.commit(settlement(token_id, i + 1)) for i in range(40))), 10)
             assert used_and_rows(path, token_id) == (sum(range(1, 41)), 40)  # committed on return
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            worker.close()
 
     asyncio.run(scenario())
     assert sum(batches) == 40 and len(batches) < 40
@@ -82,18 +92,11 @@ def test_one_bad_settlement_fails_alone(token_db):
     path, token_id = token_db
 
     async def scenario() -> None:
-        worker = DbWorker(path)
-        writer = GroupCommit(worker)
-        runner = asyncio.create_task(writer.run())
-        try:
+        async with running_writer(path) as writer:
             results = await asyncio.wait_for(asyncio.gather(
                 writer.commit(settlement(token_id, 5)), writer.commit(settlement(token_id, 7, status=None)),
                 writer.commit(settlement(token_id, 11)), return_exceptions=True), 10)
             assert results[0] is None and results[2] is None and isinstance(results[1], Exception)
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            worker.close()
 
     asyncio.run(scenario())
     assert used_and_rows(path, token_id) == (16, 2)
@@ -131,16 +134,9 @@ def test_a_group_whose_transaction_fails_is_written_op_by_op_and_the_next_group_
     monkeypatch.setattr(quota_store, "write_each", locked_once)
 
     async def scenario() -> None:
-        worker = DbWorker(path)
-        writer = GroupCommit(worker)
-        runner = asyncio.create_task(writer.run())
-        try:
+        async with running_writer(path) as writer:
             await asyncio.wait_for(asyncio.gather(*(writer.commit(settlement(token_id, i + 1)) for i in range(3))), 10)
             await asyncio.wait_for(writer.commit(settlement(token_id, 10)), 10)
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            worker.close()
 
     asyncio.run(scenario())
     assert failed == [3]
@@ -173,12 +169,9 @@ def test_reservations_and_settlements_share_one_commit_and_a_refusal_takes_back_
     token = limited_token(path, 110, Limits(rpm=3, max_concurrency=10))
 
     async def scenario() -> list:
-        worker = DbWorker(path)
-        writer = GroupCommit(worker)
-        runner = asyncio.create_task(writer.run())
-        try:
+        async with running_writer(path) as writer:
             now = time.time()
-            # queued before the writer runs once: one group, in this order
+            # queued in one turn of the loop: one group, in this order
             ops = [writer.reserve(token, 60, 0, "me", now),  # fits
                    writer.reserve(token, 60, 0, "me", now),  # over the quota: its count and slot go back
                    writer.submit(settlement(token_id, 1)),
@@ -186,10 +179,6 @@ def test_reservations_and_settlements_share_one_commit_and_a_refusal_takes_back_
                    writer.reserve(token, 0, 0, "me", now),   # the rpm limit's third
                    writer.reserve(token, 0, 0, "me", now)]   # the fourth: refused
             return await asyncio.wait_for(asyncio.gather(*ops, return_exceptions=True), 10)
-        finally:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-            worker.close()
 
     results = asyncio.run(scenario())
     assert batches == [6]

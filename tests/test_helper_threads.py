@@ -26,7 +26,9 @@ def policies(pid: int) -> dict[int, int]:
     return found
 
 
-def parked_thread(started: threading.Event, stop: threading.Event, policy: int | None = None) -> threading.Thread:
+def parked_thread(stop: threading.Event, policy: int | None = None) -> threading.Thread:
+    started = threading.Event()
+
     def park() -> None:
         if policy is not None:
             os.sched_setscheduler(0, policy, os.sched_param(0))
@@ -43,8 +45,8 @@ def test_a_sweep_moves_every_other_thread_to_batch_and_keeps_the_loops_and_an_op
     loop_thread = threading.get_native_id()
     before = os.sched_getscheduler(0)
     stop = threading.Event()
-    helper = parked_thread(threading.Event(), stop)
-    idle = parked_thread(threading.Event(), stop, os.SCHED_IDLE)
+    helper = parked_thread(stop)
+    idle = parked_thread(stop, os.SCHED_IDLE)
     try:
         assert os.sched_getscheduler(helper.native_id) == os.SCHED_OTHER
         assert helper_threads.sweep(loop_thread) >= 1

@@ -49,8 +49,7 @@ class GroupCommit:
     def __init__(self, worker: DbWorker) -> None:
         self._worker = worker
         self._pending: list[_Op] = []
-        self._busy = False  # a group is being written or about to be sent
-        self._idle = asyncio.Event()
+        self._idle = asyncio.Event()  # cleared while a group is being written or about to be sent
         self._idle.set()
 
     def submit(self, settlement: Settlement) -> asyncio.Future:
@@ -73,8 +72,7 @@ class GroupCommit:
 
     def _queue(self, op: _Op) -> asyncio.Future:
         self._pending.append(op)
-        if not self._busy:
-            self._busy = True
+        if self._idle.is_set():
             self._idle.clear()
             asyncio.get_running_loop().call_soon(self._send)
         return op.done
@@ -90,7 +88,6 @@ class GroupCommit:
     def _send(self) -> None:
         batch, self._pending = self._pending, []
         if not batch:
-            self._busy = False
             self._idle.set()
             return
         started = time.monotonic()
