@@ -322,8 +322,8 @@ def test_two_workers_never_poll_one_video_task_twice_at_once(tmp_path):
             return all(r["status"] not in ("queued", "in_progress") for r in rows)
 
         wait_until(all_final, "every task to end", 60, every=0.02)
-        statuses = db_do(workers.gw, lambda db: [r["status"] for r in db.query("SELECT status FROM videos")])
-        assert statuses == ["completed"] * 8
+        tasks = db_do(workers.gw, lambda db: list(db.query("SELECT status, error_code, error_message FROM videos")))
+        assert [t["status"] for t in tasks] == ["completed"] * 8, [t for t in tasks if t["status"] != "completed"]
 
         # Which worker claims a due task is a race; one of them may win every claim. What must
         # hold is that only the workers held leases, and no task was polled twice at once.
