@@ -29,6 +29,7 @@ from server.store.db import default_path, open_db
 _UNSET = object()  # `token update` without --quota (None means --quota none: unlimited)
 MIN_POLL_INTERVAL = 0.1
 MAX_SECONDS = 7 * 86400  # no timeout an operator means is longer than a week
+MAX_COMMIT_DELAY_MS = 100.0
 MAX_BODY_BYTES = 4 * 1024**3  # a request body larger than this is a typo, not an upload
 MAX_VIDEO_BYTES = 64 * 1024**3
 MAX_PRIORITY = rules.MAX_PRIORITY
@@ -67,6 +68,16 @@ def parse_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
     if value > MAX_SECONDS:  # 1e308 is a typo, and overflows the event loop's timers
         raise argparse.ArgumentTypeError(f"{text!r} is more than a week ({MAX_SECONDS} seconds)")
+    return value
+
+
+def parse_commit_delay(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not 0 <= value <= MAX_COMMIT_DELAY_MS:  # every request of a busy gateway waits this long
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and {MAX_COMMIT_DELAY_MS} milliseconds")
     return value
 
 
@@ -176,6 +187,7 @@ def _client_timeouts(args: argparse.Namespace):
 
 def _config(args: argparse.Namespace):
     from server import gateway
+    from server.billing.group_commit import CommitDelay
     from server.video_tasks import VideoConfig
 
     video = VideoConfig(poll_interval=args.video_poll_interval, timeout=args.video_timeout,
@@ -193,7 +205,8 @@ def _config(args: argparse.Namespace):
                           admin_key=cli_admin.admin_key_from_env(), webhooks=cli_webhooks.config(args),
                           dispatch=getattr(args, "dispatch", "in-process"), loop=args.loop,
                           metrics_port=getattr(args, "metrics_port", None), metrics_auth=args.metrics_auth,
-                          responses_retention=args.responses_retention)
+                          responses_retention=args.responses_retention,
+                          commit_delay=CommitDelay(args.commit_delay_ms / 1000))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -398,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
         db_option(p)
         p.add_argument("--grpc-port", type=parse_port, default=50051)
         cli_resilience.add_serve_options(p, parse_seconds)
+        p.add_argument("--commit-delay-ms", type=parse_commit_delay, default=2.0, metavar="MS",
+                       help="the longest a reservation or settlement waits, while the process is busy, "
+                            "for those of other open requests to share its commit (0: never; default 2)")
         p.add_argument("--unpriced", choices=("allow", "deny"), default="allow",
                        help="a model without a price (st-ai price list): served at zero cost with one "
                             "warning per model (allow, the default), or refused with 403 (deny)")

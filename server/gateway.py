@@ -31,7 +31,7 @@ from server.admin.keys import AdminAuth
 from server.api_client import ApiClient
 from server.assets import AssetStore
 from server.billing.admission import Admission, release_stale_reservations, sweep_stale_reservations
-from server.billing.group_commit import GroupCommit
+from server.billing.group_commit import CommitDelay, GroupCommit
 from server.billing.video_billing import VideoBilling
 from server.catalog import Catalog
 from server.core.attempts import AttemptLoop
@@ -88,6 +88,7 @@ class Config:
     loop: str = "auto"  # the event loop (server/event_loop.py), also for `serve --workers`' workers
     # seconds a stored Responses API response is kept (None: until deleted); server/responses_retention.py
     responses_retention: float | None = response_store.DEFAULT_RETENTION
+    commit_delay: CommitDelay = field(default_factory=CommitDelay)  # server/billing/group_commit.py
 
 
 @dataclass
@@ -128,7 +129,7 @@ async def open_core(config: Config, public_url: str,
     calls = ApiClient()  # the model calls' own pooled client (server/api_client/client.py)
     registry = Registry.build(Upstream(http, assets, public_url, files, calls))
     owner = process_owner()
-    settlements = GroupCommit(worker)
+    settlements = GroupCommit(worker, config.commit_delay, company=lambda: admission.open_requests)
     admission = Admission(worker, settlements, owner, catalog, deny_unpriced=config.unpriced == "deny")
     video_billing = VideoBilling(worker, admission)
     callbacks = CallbackRules(UrlGuard(resolver), config.webhooks.allow_callback_hosts)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import ipaddress
 import threading
 import time
 
@@ -17,7 +19,7 @@ from server.billing.admission import Admission, Outcome
 from server.billing.group_commit import GroupCommit
 from server.billing.prices import PriceChanges
 from server.catalog import Catalog
-from server.errors import invalid_request
+from server.errors import GatewayError, invalid_request
 from server.store import prices as price_store
 from server.store import quota as quota_store
 from server.store import tokens as token_store
@@ -242,3 +244,26 @@ async def test_a_reservation_made_just_as_its_client_leaves_is_given_back(limite
         with pytest.raises(asyncio.CancelledError):
             await leaving
         assert await wait_until_nothing_is_held(limited_path) == (0, 0)
+
+
+async def test_open_requests_counts_each_request_from_its_opening_to_its_end_however_it_ends(db_path):
+    """The group writer's company (server/billing/group_commit.py): a request still open may
+    yet reserve or settle; one ended, however, never will."""
+    async with billing(db_path) as (admission, catalog, _):
+        call_record.open_record("req-open")
+        async with admission.request(alice(catalog), "chat", "m") as ticket:
+            async with admission.request(alice(catalog), "chat", "m"):
+                assert admission.open_requests == 2
+            await admission.admit(ticket, "m", lambda price: price.per_request)
+            await admission.settle(ticket, Outcome(200), lambda price: price.per_request)
+            assert admission.open_requests == 1
+        with pytest.raises(RuntimeError):
+            async with admission.request(alice(catalog), "chat", "m"):
+                raise RuntimeError("the relay failed")
+        elsewhere = dataclasses.replace(alice(catalog), allow_ip=(ipaddress.ip_network("192.0.2.0/24"),))
+        call_record.open_record("req-from-outside").client_address = "203.0.113.7"
+        with pytest.raises(GatewayError, match="IP address"):  # refused while it was being opened
+            async with admission.request(elsewhere, "chat", "m"):
+                pass
+        assert admission.open_requests == 0
+    assert [r["status"] for r in ledger(db_path)] == [200, 500, 403]

@@ -61,6 +61,8 @@ def test_an_upstream_key_that_is_not_ascii_is_refused(tmp_path, key):
     ("--video-download-timeout", "1e300", "a week"), ("--keepalive-timeout", "1e20", "a week"),
     ("--max-body-bytes", str(4 * 1024**3 + 1), "4 GiB"), ("--max-body-bytes", "9" * 40, "4 GiB"),
     ("--max-body-bytes", "\u00b2", "number of bytes"), ("--http-port", "\u00b9", "port"),
+    ("--commit-delay-ms", "1e9", "between 0 and 100"), ("--commit-delay-ms", "-1", "between 0 and 100"),
+    ("--commit-delay-ms", "nan", "between 0 and 100"), ("--commit-delay-ms", "2ms", "milliseconds"),
 ])
 def test_serve_refuses_absurd_numbers_in_one_line(tmp_path, option, value, words):
     result = run("serve", "--assets-dir", str(tmp_path / "assets"), option, value, db=str(tmp_path / "st-ai.db"))

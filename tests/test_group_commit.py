@@ -14,7 +14,7 @@ from typing import AsyncIterator
 import pytest
 
 from server.billing import limits
-from server.billing.group_commit import GroupCommit
+from server.billing.group_commit import CommitDelay, GroupCommit
 from server.billing.limits import Taken
 from server.store import quota as quota_store
 from server.store import tokens as token_store
@@ -62,11 +62,11 @@ def used_and_rows(path: str, token_id: int) -> tuple[int, int]:
 
 
 @contextlib.asynccontextmanager
-async def running_writer(path: str) -> AsyncIterator[GroupCommit]:
+async def running_writer(path: str, **options: object) -> AsyncIterator[GroupCommit]:
     """A group writer on a database thread of its own, stopped as the server's shutdown stops
     it when the block ends."""
     worker = DbWorker(path)
-    writer = GroupCommit(worker)
+    writer = GroupCommit(worker, **options)
     runner = asyncio.create_task(writer.run())
     try:
         yield writer
@@ -254,3 +254,65 @@ def test_a_group_whose_refusals_wrote_nothing_runs_without_savepoints(token_db):
     assert not [s for s in statements if "SAVEPOINT" in s or "ROLLBACK" in s]
     assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == ["BEGIN IMMEDIATE", "COMMIT"]
     assert counted(path, token.id)[0] == 2 and used_and_rows(path, token_id) == (6, 2)
+
+
+def test_a_busy_process_s_booking_waits_for_the_other_open_requests_and_shares_their_commit(token_db, batches):
+    path, token_id = token_db
+
+    async def scenario() -> None:
+        async with running_writer(path, delay=CommitDelay(30.0), company=lambda: 3, busy=lambda: True) as writer:
+            started = time.monotonic()
+            first = writer.submit(settlement(token_id, 1))
+            await asyncio.sleep(0.1)
+            second = writer.submit(settlement(token_id, 2))
+            await asyncio.sleep(0.1)
+            assert not first.done() and not second.done() and batches == []  # two of the three open
+            await asyncio.wait_for(writer.commit(settlement(token_id, 4)), 10)  # the third: sent at once
+            assert first.done() and second.done() and time.monotonic() - started < 10
+            assert used_and_rows(path, token_id) == (7, 3)
+
+    asyncio.run(scenario())
+    assert batches == [3]
+
+
+def test_a_booking_waits_for_company_no_longer_than_the_commit_delay(token_db, batches):
+    path, token_id = token_db
+
+    async def scenario() -> float:
+        async with running_writer(path, delay=CommitDelay(0.3), company=lambda: 50, busy=lambda: True) as writer:
+            started = time.monotonic()
+            await asyncio.wait_for(writer.commit(settlement(token_id, 5)), 10)
+            return time.monotonic() - started
+
+    waited = asyncio.run(scenario())
+    assert 0.25 <= waited < 5 and batches == [1]
+
+
+@pytest.mark.parametrize("company, busy", [(1, True), (50, False)], ids=["a lone request", "an idle process"])
+def test_a_lone_request_or_an_idle_process_never_waits_for_company(token_db, batches, company, busy):
+    path, token_id = token_db
+
+    async def scenario() -> float:
+        async with running_writer(path, delay=CommitDelay(30.0), company=lambda: company, busy=lambda: busy) as writer:
+            started = time.monotonic()
+            await asyncio.wait_for(writer.commit(settlement(token_id, 5)), 10)
+            return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 5 and batches == [1]
+
+
+def test_stopping_the_writer_while_a_group_waits_for_company_commits_it(token_db):
+    path, token_id = token_db
+
+    async def scenario() -> None:
+        worker = DbWorker(path)
+        writer = GroupCommit(worker, CommitDelay(0.2), company=lambda: 50, busy=lambda: True)
+        runner = asyncio.create_task(writer.run())
+        await asyncio.sleep(0)
+        writer.submit(settlement(token_id, 9))
+        runner.cancel()
+        await asyncio.wait_for(asyncio.gather(runner, return_exceptions=True), 10)
+        worker.close()
+
+    asyncio.run(scenario())
+    assert used_and_rows(path, token_id) == (9, 1)

@@ -113,6 +113,14 @@ class _Opened:
         self._admission, self._ticket = admission, ticket
 
     async def __aenter__(self) -> Ticket:
+        self._admission.open_requests += 1  # until __aexit__, which a raise here skips
+        try:
+            return await self._enter()
+        except BaseException:
+            self._admission.open_requests -= 1
+            raise
+
+    async def _enter(self) -> Ticket:
         model = self._ticket.model
         if model is not None and model not in self._admission._catalog.snapshot.channels_by_model:
             await self._admission._catalog.catch_up()  # a channel added a moment ago serves its first request
@@ -124,6 +132,7 @@ class _Opened:
         return self._ticket
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._admission.open_requests -= 1
         if exc is not None and not self._ticket.admitted:
             await self._admission._reject(self._ticket, exc)
 
@@ -144,6 +153,7 @@ class Admission:
         self._owner = owner
         self._warned: set[str] = set()
         self._releasing: set[asyncio.Future] = set()
+        self.open_requests = 0  # opened and not yet ended: each may still reserve or settle
 
     def request(self, token: Token, kind: str, model: object = None,
                 stream: bool = False, api: str | None = None) -> "_Opened":

@@ -7,6 +7,14 @@ loses a request a client saw answered; a reservation is made before the request 
 upstream. Grouping keeps both to one commit and one hop to the database thread per group
 instead of one per request: under load that hop and that commit were most of the database
 thread's work. An op that fails (a refused reservation, a bad settlement) fails alone.
+
+While the process is busy, a group may wait a little for company (PostgreSQL's
+`commit_delay` and `commit_siblings`): a group smaller than the number of requests open is
+sent once the others have queued their ops too, or once its oldest op has waited
+`CommitDelay.seconds`, whichever comes first. Each group costs a wake of the database thread,
+a commit and a wake of the loop: over gRPC, where grpc.aio hands the loop its calls a few at
+a time, groups were of two ops, and the wakes, not the writes, were the cost. A lone request
+never waits (nobody could join it), nor does any while the process has time to spare.
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ from typing import Callable
 
 from server import metrics
 from server.billing import limits
+from server.cpu_share import CpuShare
 from server.store import quota as quota_store
 from server.store.db import DbWorker
 from server.store.quick_init import quick_init
@@ -27,6 +36,12 @@ from server.store.quota import Settlement
 from server.store.tokens import Token
 
 log = logging.getLogger("st-ai.billing")
+
+
+@dataclass(frozen=True)
+class CommitDelay:
+    seconds: float = 0.002  # the longest an op waits for company; 0: never waits
+    busy_at: float = 0.8  # the share of one core the process uses before ops wait at all
 
 
 @quick_init
@@ -46,11 +61,19 @@ class GroupCommit:
     group's completion, a callback, sends the ops queued meanwhile. A task that woke for every
     group cost two task steps and a task's creation per group, on the loop's one core."""
 
-    def __init__(self, worker: DbWorker) -> None:
+    def __init__(self, worker: DbWorker, delay: CommitDelay = CommitDelay(0.0),
+                 company: Callable[[], int] = lambda: 0, busy: Callable[[], bool] | None = None) -> None:
+        """`company`: how many requests are open (each may still queue an op); `busy`: whether
+        the process is busy (default: its CPU share, server/cpu_share.py)."""
         self._worker = worker
         self._pending: list[_Op] = []
         self._idle = asyncio.Event()  # cleared while a group is being written or about to be sent
         self._idle.set()
+        self._delay = delay.seconds
+        self._company = company
+        self._busy = busy or CpuShare(delay.busy_at).busy
+        self._first_queued = 0.0  # loop time of the oldest pending op
+        self._waiting: asyncio.TimerHandle | None = None  # a group waiting for company
 
     def submit(self, settlement: Settlement) -> asyncio.Future:
         """Queue a settlement; the future resolves once it is committed (or fails)."""
@@ -71,9 +94,16 @@ class GroupCommit:
         return self._queue(_Op(run, asyncio.get_running_loop().create_future(), unclaimed=unclaimed))
 
     def _queue(self, op: _Op) -> asyncio.Future:
-        self._pending.append(op)
+        pending = self._pending
+        if not pending and self._delay:
+            self._first_queued = asyncio.get_running_loop().time()
+        pending.append(op)
         if self._idle.is_set():
             self._idle.clear()
+            asyncio.get_running_loop().call_soon(self._send)
+        elif self._waiting is not None and len(pending) >= self._company():
+            self._waiting.cancel()  # everyone who could join has
+            self._waiting = None
             asyncio.get_running_loop().call_soon(self._send)
         return op.done
 
@@ -86,10 +116,18 @@ class GroupCommit:
             await asyncio.shield(self._idle.wait())
 
     def _send(self) -> None:
-        batch, self._pending = self._pending, []
+        self._waiting = None
+        batch = self._pending
         if not batch:
             self._idle.set()
             return
+        if self._delay and len(batch) < self._company() and self._busy():
+            loop = asyncio.get_running_loop()
+            due = self._first_queued + self._delay
+            if due > loop.time():
+                self._waiting = loop.call_at(due, self._send)
+                return
+        self._pending = []
         started = time.monotonic()
         try:
             writing = self._worker.start(quota_store.write_each, [op.run for op in batch])
