@@ -3,6 +3,8 @@ clock over the last moments, and as idle when it did not; a verdict stands until
 seconds have passed."""
 from __future__ import annotations
 
+import time
+
 from server.cpu_share import CpuShare
 
 
@@ -32,7 +34,6 @@ def test_a_verdict_stands_until_its_time_is_up():
 
 
 def test_the_real_clocks_see_a_busy_loop_and_a_sleep():
-    import time
     share = CpuShare(busy_at=0.2, every=0.05)  # low: a shared host may lend this test little of a core
     spun_from, deadline = time.process_time(), time.monotonic() + 5
     while time.process_time() - spun_from < 0.1 and time.monotonic() < deadline:
