@@ -16,10 +16,12 @@ It starts, each in its own process and all on 127.0.0.1:
     every request is admitted against the limits, reserves, is settled at its cost and
     booked in the ledger; metrics are on (scraped at the end) and Server-Timing is checked
     on every answer (scripts/bench_checks.py);
-  * scripts/bench_grpc_floor.py, on the gateway's core after st-ai has run: a bare grpc.aio
-    server of st-ai's Chat service answering fixed messages, with nothing in between, the
-    floor under st-ai's gRPC rows (its CPU per call is the most one core lets any grpc.aio
-    server of this API serve);
+  * the floors, each on the gateway's core after st-ai has run: scripts/bench_rest_floor.py,
+    a bare aiohttp relay to the same upstream with nothing in between (its latency at
+    concurrency 1 is the least any aiohttp-based gateway adds on the machine), under st-ai's
+    REST rows; scripts/bench_grpc_floor.py, a bare grpc.aio server of st-ai's Chat service
+    answering fixed messages (its CPU per call is the most one core lets any grpc.aio server
+    of this API serve), under st-ai's gRPC rows;
   * with --portkey DIR and --litellm PATH, the gateways issue 11 measures st-ai against
     (scripts/bench_peers.py: Portkey's gateway installed by npm in DIR, LiteLLM's proxy
     from its own virtualenv), pointed at the same upstream, up together with a second
@@ -282,7 +284,7 @@ def main() -> None:
             problems.extend(peer_problems)
             rows.extend(r for r in compared if r["path"] != bench_report.OURS)
 
-        rows.extend(run_grpc_floor(procs, tmp, gw_core, lg_core, base_config, args))
+        rows.extend(run_floors(procs, tmp, gw_core, lg_core, base_config, args, upstream_url))
 
         order = {"direct": 0}
         rows.sort(key=lambda r: (r["stream"], order.get(r["path"], 1), r["path"].replace("REST", "A")))
@@ -311,23 +313,32 @@ def main() -> None:
         sys.exit(exit_code)
 
 
-def run_grpc_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: dict, args) -> list[dict]:
-    """The bare grpc.aio server of st-ai's Chat service (scripts/bench_grpc_floor.py) on the
-    gateway's core, loaded as st-ai's gRPC rows are: the floor under them."""
-    port_file = tmp / "grpc-floor.port"
-    log = tmp / "grpc-floor.log"
-    core = _one_core(gw_core)
-    floor = procs.start([sys.executable, str(SCRIPTS / "bench_grpc_floor.py"), "--chunks", str(args.chunks),
-                         "--port-file", str(port_file)], log, core)
-    port = wait_for("the gRPC floor", lambda: port_file.exists() and port_file.read_text(), floor, log)
-    path = bench_report.FLOOR
-    scenarios = [{"label": f"{path} {'stream' if stream else 'unary'}", "path": path, "transport": "grpc",
-                  "target": f"127.0.0.1:{port}", "auth": "-", "model": MODEL, "stream": stream}
+def run_floors(procs: Processes, tmp: Path, gw_core, lg_core, base_config: dict, args,
+               upstream_url: str) -> list[dict]:
+    """The floors under st-ai's rows, each on the gateway's core after st-ai has run and loaded
+    as st-ai's rows of its transport are: the bare aiohttp relay (scripts/bench_rest_floor.py)
+    under the REST rows, the bare grpc.aio server of st-ai's Chat service
+    (scripts/bench_grpc_floor.py) under the gRPC rows."""
+    rows = _run_floor(procs, tmp, gw_core, lg_core, base_config, args, bench_report.REST_FLOOR, "rest",
+                      [str(SCRIPTS / "bench_rest_floor.py"), upstream_url], lambda port: f"http://127.0.0.1:{port}/v1")
+    return rows + _run_floor(procs, tmp, gw_core, lg_core, base_config, args, bench_report.FLOOR, "grpc",
+                             [str(SCRIPTS / "bench_grpc_floor.py"), "--chunks", str(args.chunks)],
+                             lambda port: f"127.0.0.1:{port}")
+
+
+def _run_floor(procs: Processes, tmp: Path, gw_core, lg_core, base_config: dict, args, path: str, transport: str,
+               argv: list[str], target) -> list[dict]:
+    name = path.replace(" ", "-").replace(".", "")
+    port_file, log = tmp / f"{name}.port", tmp / f"{name}.log"
+    floor = procs.start([sys.executable, *argv, "--port-file", str(port_file)], log, _one_core(gw_core))
+    port = wait_for(f"the {path}", lambda: port_file.exists() and port_file.read_text(), floor, log)
+    scenarios = [{"label": f"{path} {'stream' if stream else 'unary'}", "path": path, "transport": transport,
+                  "target": target(port), "auth": "-", "model": MODEL, "stream": stream}
                  for stream in (False, True)]
     config = base_config | {"gateway_pid": floor.pid, "scenarios": scenarios, "grpc_channels": 1}
-    print(f"running against {path} (pid {floor.pid}):", file=sys.stderr)
+    print(f"running against the {path} (pid {floor.pid}):", file=sys.stderr)
     try:
-        return run_loadgen(procs, tmp, lg_core, config, len(scenarios) * (args.phase_cap * 3 + 15) + 30)
+        return run_loadgen(procs, tmp, lg_core, config, len(scenarios) * (args.phase_cap * 3 + args.seconds + 15) + 30)
     finally:
         procs.stop(floor)
 

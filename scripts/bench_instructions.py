@@ -11,9 +11,9 @@ with instrumentation off until it is warmed up, then counts every instruction it
 execute while N requests go through at concurrency C, on 127.0.0.1:
 
   * scripts/bench_upstream.py, the fixed-answer upstream (not counted);
-  * the floor: a bare aiohttp relay (aiohttp server in, one pooled aiohttp client out, no
-    checks, no books), the least any aiohttp-based gateway could cost; the ratio to it is
-    this script's "direct" reference;
+  * the floor: scripts/bench_rest_floor.py, a bare aiohttp relay (aiohttp server in, one
+    pooled aiohttp client out, no checks, no books), the least any aiohttp-based gateway
+    could cost; the ratio to it is this script's "direct" reference;
   * `st-ai serve` on a fresh database with every feature on, as scripts/bench.py sets it up:
     priced model, a token with a quota and requests, tokens and concurrency limits, metrics.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 import aiohttp
 
 import bench_checks
-from bench_proc import ROOT, Processes, free_port, start_upstream
+from bench_proc import ROOT, SCRIPTS, Processes, free_port, start_upstream
 from bench_upstream import MODEL, UPSTREAM_KEY
 
 PROMPT = "Say hello"
@@ -70,45 +70,6 @@ def _thread_totals(out: Path) -> dict[int, int]:
                 totals[int(match.group(2))] = int(line.split()[1])
                 break
     return totals
-
-
-# -- the floor: a bare aiohttp relay --------------------------------------------------------
-
-def serve_floor(upstream: str, port: int) -> None:
-    """The floor relay's process (run as `bench_instructions.py --floor UPSTREAM PORT`)."""
-    from aiohttp import web
-
-    async def main() -> None:
-        http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=256),
-                                     cookie_jar=aiohttp.DummyCookieJar())
-
-        async def relay(request: web.Request) -> web.StreamResponse:
-            body = await request.read()
-            headers = {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"}
-            async with http.post(upstream + "/chat/completions", data=body, headers=headers) as answer:
-                if answer.content_type != "text/event-stream":
-                    return web.Response(body=await answer.read(), status=answer.status,
-                                        content_type="application/json")
-                response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-                await response.prepare(request)
-                async for data in answer.content.iter_any():
-                    await response.write(data)
-                await response.write_eof()
-                return response
-
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", relay)
-        app.router.add_get("/healthz", lambda _: web.json_response({"status": "ok"}))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await asyncio.Event().wait()
-
-    try:
-        import uvloop  # the same loop st-ai's `--loop auto` picks
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -197,11 +158,7 @@ def main() -> int:
                              "(whole answers)")
     parser.add_argument("--chunks", type=int, default=20,
                         help="SSE chunks per stream (default 20); two runs with different counts give the cost per chunk")
-    parser.add_argument("--floor", nargs=2, metavar=("UPSTREAM", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.floor:
-        serve_floor(args.floor[0], int(args.floor[1]))
-        return 0
     paths = [p for p in args.paths.split(",") if p]
     if not paths or any(p not in ("rest", "stream", "grpc") for p in paths):
         parser.error("--paths takes rest, stream and grpc")
@@ -224,8 +181,8 @@ def main() -> int:
 
         floor_port = free_port()
         floor_out = tmp / "floor.cg"
-        floor = procs.start(_callgrind(floor_out, [sys.executable, str(Path(__file__).resolve()), "--floor",
-                                                   upstream, str(floor_port)]), tmp / "floor.log", None)
+        floor = procs.start(_callgrind(floor_out, [sys.executable, str(SCRIPTS / "bench_rest_floor.py"), upstream,
+                                                   "--port", str(floor_port)]), tmp / "floor.log", None)
         floor_base = f"http://127.0.0.1:{floor_port}"
         _wait_healthy(floor_base + "/healthz", floor)
 

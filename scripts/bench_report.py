@@ -19,6 +19,7 @@ TARGET_X_PORTKEY_RPS = 2.0
 TARGET_X_PORTKEY_STREAMS = 1.5
 SATURATED = 0.90  # the client side's core this busy: it, not the gateway, may have set the pace
 FLOOR = "grpc.aio floor"  # the rows of scripts/bench.py's bare gRPC server (scripts/bench_grpc_floor.py)
+REST_FLOOR = "aiohttp relay floor"  # ... and of its bare aiohttp relay (scripts/bench_rest_floor.py)
 OURS = "st-ai REST"  # st-ai's rows in the comparison with the other projects' gateways
 
 
@@ -109,6 +110,10 @@ def print_targets(rows: list[dict], peaks: dict[str, float], variant_paths: dict
                 shown = (f"{added:+.2f} ms" + (f" (p99 {p99:+.2f})" if p99 is not None and not stream else "")
                          if added is not None else "?")
                 print(_line(f"REST {what}", shown, f"<= {limit} ms", added <= limit if added is not None else None))
+                floor = by_key.get((REST_FLOOR, stream))
+                floor_added = _added(floor, direct.get(stream), key) if floor is not None else None
+                if floor_added is not None:
+                    print(_line("  bare aiohttp relay (floor)", f"{floor_added:+.2f} ms", "", None))
         if name in peaks:
             rss, hwm = peaks[name]
             print(_line("RSS after load, per worker", f"{rss:.1f} MB (peak {hwm:.1f})", f"<= {TARGET_RSS_MB} MB",

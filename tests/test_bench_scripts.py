@@ -50,7 +50,7 @@ def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_book
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     rows = table_rows(out)
-    for path in ("direct", "st-ai REST", "st-ai gRPC", "grpc.aio floor"):
+    for path in ("direct", "st-ai REST", "st-ai gRPC", "aiohttp relay floor", "grpc.aio floor"):
         for mode in ("unary", "stream"):
             assert (path, mode) in rows, (path, mode, out)
             assert rows[(path, mode)][-1] == "python" and rows[(path, mode)][-2] == "0"  # errors
@@ -58,6 +58,10 @@ def test_the_bench_measures_every_path_with_every_feature_on_and_checks_the_book
     # calls of it can take less than one tick of the kernel's CPU clock (10 ms), read as zero
     assert float(rows[("grpc.aio floor", "unary")][10]) >= 0 and float(rows[("grpc.aio floor", "stream")][10]) >= 0
     assert len(re.findall(r"^    bare grpc\.aio server \(floor\) +\d+\.\d\d ms CPU(, at most [\d,]+/s)? ", out, re.M)) == 2
+    # the bare aiohttp relay's added latency is shown under st-ai's (p50, then time to first token)
+    floor_lines = re.findall(r"^  REST added (p50 at concurrency 1|time to first token) .*\n"
+                             r"    bare aiohttp relay \(floor\) +[+-]\d+\.\d\d ms ", out, re.M)
+    assert floor_lines == ["p50 at concurrency 1", "time to first token"], out
     assert_checks_passed(out, ["st-ai"])
     for target in ("REST whole answers", "REST streams (20 chunks)", "gRPC whole answers", "gRPC streams",
                    "REST added p50 at concurrency 1", "REST added time to first token", "RSS after load, per worker"):
@@ -74,7 +78,7 @@ def test_the_bench_drives_rest_through_wrk_beside_a_bare_gateway():
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     rows = table_rows(out)
-    for path in ("direct", "st-ai REST", "st-ai REST [bare]"):
+    for path in ("direct", "st-ai REST", "st-ai REST [bare]", "aiohttp relay floor"):
         for mode in ("unary", "stream"):
             assert rows[(path, mode)][-1] == "wrk", (path, mode, out)
             assert rows[(path, mode)][-2] == "0", (path, mode, out)
