@@ -114,6 +114,7 @@ def _handler(route: Route):
             answer = await call
         response = marshal.json_response(answer)
         forward_headers(await call.initial_metadata(), response)
+        forward_headers(await call.trailing_metadata(), response)  # a unary answer's figures
         return response
 
     return handle

@@ -1,5 +1,5 @@
 """Response metadata a server may set that clients see as HTTP headers: from the initial
-metadata of an answer, or from the trailing metadata of an error."""
+metadata of an answer, from the trailing metadata of a unary answer or of an error."""
 from __future__ import annotations
 
 from aiohttp import web

@@ -39,7 +39,7 @@ def trailers(context: grpc.aio.ServicerContext) -> tuple[tuple[str, str | bytes]
     out: list[tuple[str, str | bytes]] = [(REQUEST_ID_KEY, record.request_id),
                                           (server_timing.KEY, server_timing.of_record(record))]
     if isinstance(record.rate, limits.RateState) and not record.rate.told:
-        out += limits.headers(record.rate)  # an error's figures (server/services/client_calls.py)
+        out += limits.headers(record.rate)  # a unary answer's or an error's figures (server/services/client_calls.py)
     if private_peer(context):
         # the same process's bridge (in-process dispatch) is handed the record itself:
         # metadata there is never serialized; over the socket its facts travel as JSON

@@ -3,12 +3,12 @@ for every method in one place:
 
 in:  the client's address on the call's record (server/client_address.py), before the
      servicer authenticates, so the token's `--allow-ip` rule sees it;
-out: a limited token's `x-ratelimit-*` figures (server/billing/limits.py) and, for a
-     stream, its `server-timing` so far (server/server_timing.py) as initial metadata,
-     sent with the unary answer or before a stream's first message, merged into any
-     initial metadata the servicer sends itself. A read, which takes nothing, is told
-     the figures as they stand. On an error the figures ride in the trailing metadata
-     instead (server/services/call_log.py `trailers`), with `retry-after` on a 429;
+out: a limited token's `x-ratelimit-*` figures (server/billing/limits.py): for a stream,
+     with its `server-timing` so far (server/server_timing.py), as initial metadata
+     before its first message; for a unary call, in the trailing metadata that comes
+     with its answer (server/services/call_log.py `trailers`), as on an error, with
+     `retry-after` on a 429. Initial metadata a servicer sends itself carries them too.
+     A read, which takes nothing, is told the figures as they stand;
 end: a concurrency slot the call's settlement did not free is freed when the call ends.
 """
 from __future__ import annotations
@@ -35,7 +35,8 @@ class _Told:
         self._context, self._worker, self._clock = context, worker, clock
         self.sent = False
         # a stream's timing so far goes before its first message; a unary call's whole
-        # timing is in its trailers, and sending initial metadata of its own would cost
+        # timing is in its trailers, with its figures: initial metadata of their own would
+        # cost grpc.aio a batch (a write, a completion, a wake of the loop) per call
         self._timing = _timing if streaming else tuple
 
     def __getattr__(self, name: str):
@@ -53,6 +54,15 @@ class _Told:
             self.sent = True
             if told := (*await self._figures(), *self._timing()):
                 await self._context.send_initial_metadata(told)
+
+    async def look_up_for_trailers(self) -> None:
+        """After a unary answer: a read's figures, looked up now for the trailing metadata
+        that call_log (the outermost wrap) writes once the call is over; a call admitted
+        against the limits has them already."""
+        record = call_record.current()
+        state = record.rate if record is not None else None
+        if isinstance(state, limits.RateState) and state.shown and state.figures is None:
+            state.figures = await self._worker.run(limits.peek, state, self._clock())
 
     async def _figures(self) -> tuple[tuple[str, str], ...]:
         record = call_record.current()
@@ -109,7 +119,7 @@ def client_calls(worker: DbWorker, trusted_bridges: tuple[Network, ...] = (),
                 context = _Told(context, worker, clock)
                 try:
                     response = await inner(request, context)
-                    await context.flush()
+                    await context.look_up_for_trailers()
                     return response
                 finally:
                     await free_held_slot(worker)
