@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 log = logging.getLogger("st_ai.tracing")
 
@@ -36,7 +37,14 @@ def disable() -> None:
 def start_from_environment() -> None:
     """At start: export over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the SDK reads its
     other OTEL_* variables itself), or trace nothing when it is unset."""
-    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return
+    where = urlsplit(endpoint.strip())
+    if where.scheme not in ("http", "https") or not where.hostname:
+        # the SDK would take it and fail every export, in the background, for as long as st-ai runs
+        log.warning("OTEL_EXPORTER_OTLP_ENDPOINT is not an http(s) URL (e.g. http://127.0.0.1:4318); "
+                    "no traces are sent")
         return
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -79,6 +79,20 @@ def test_without_an_endpoint_nothing_is_traced(monkeypatch):
     assert tracing.start_request("/st_ai.v1.Chat/CreateChatCompletion") is None
 
 
+@pytest.mark.parametrize("endpoint", ["not-a-url", "127.0.0.1:4318", "ftp://collector:21", "http://", "  "])
+def test_an_endpoint_that_is_no_http_url_is_refused_with_a_warning_and_nothing_is_traced(monkeypatch, caplog,
+                                                                                         endpoint):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    with caplog.at_level("WARNING"):
+        tracing.start_from_environment()
+    try:
+        assert tracing.start_request("/st_ai.v1.Chat/CreateChatCompletion") is None
+        assert [r.getMessage() for r in caplog.records] == [
+            "OTEL_EXPORTER_OTLP_ENDPOINT is not an http(s) URL (e.g. http://127.0.0.1:4318); no traces are sent"]
+    finally:
+        tracing.stop()
+
+
 def test_a_gateway_sends_its_spans_to_the_otlp_endpoint(tmp_path):
     collector = OtlpCollector().start()
     failing, working = FakeOpenAI(f"sk-upstream-{uuid.uuid4().hex}").start(), FakeOpenAI(
