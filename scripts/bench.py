@@ -199,8 +199,12 @@ def main() -> None:
                              "other gateway; medians are shown (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, db)")
     args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error("--rounds is at least 1")
+    for name in ("rounds", "requests", "stream_requests", "latency_requests", "concurrency", "chunks"):
+        if (value := getattr(args, name)) is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} is at least 1")
+    for name in ("seconds", "phase_cap"):
+        if not 0 < getattr(args, name) <= 3600:  # also refuses nan
+            parser.error(f"--{name.replace('_', '-')} is a number of seconds above 0, at most 3600")
     try:
         if args.portkey is not None:
             bench_peers.portkey_entry(args.portkey)

@@ -161,6 +161,17 @@ def test_the_bench_refuses_a_portkey_folder_without_portkey_before_starting_anyt
     assert result.returncode == 2 and "no litellm executable" in result.stderr
 
 
+@pytest.mark.parametrize("option, value, told", [
+    ("--concurrency", "0", "--concurrency is at least 1"), ("--requests", "-5", "--requests is at least 1"),
+    ("--stream-requests", "0", "--stream-requests is at least 1"), ("--chunks", "0", "--chunks is at least 1"),
+    ("--latency-requests", "0", "--latency-requests is at least 1"), ("--rounds", "0", "--rounds is at least 1"),
+    ("--seconds", "nan", "--seconds is a number of seconds"), ("--phase-cap", "-1", "--phase-cap is a number"),
+    ("--seconds", "86400", "at most 3600")])
+def test_the_bench_refuses_careless_numbers_before_starting_anything(option, value, told):
+    result = run("bench.py", option, value, timeout=30)
+    assert result.returncode == 2 and told in result.stderr and "Traceback" not in result.stderr
+
+
 def test_the_peer_table_shows_each_gateways_medians_and_judges_the_ratios_to_portkey(capsys):
     import bench_report
 
