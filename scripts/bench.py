@@ -79,8 +79,8 @@ import bench_upstream
 import bench_wrk
 from bench_loadgen import _ms  # noqa: F401  (scripts/bench_settlement.py prints with it)
 from bench_proc import (ROOT, SCRIPTS, Processes, child_setup, cpu_seconds,  # noqa: F401
-                        family_memory_mb, free_port, logged_problems, memory_mb, start_gateway, start_upstream,
-                        wait_for)
+                        family_memory_mb, free_port, logged_problems, memory_mb, refuse_careless, start_gateway,
+                        start_upstream, wait_for)
 from bench_upstream import MODEL, UPSTREAM_KEY
 
 for _path in (str(ROOT), str(ROOT / "generated")):
@@ -199,12 +199,8 @@ def main() -> None:
                              "other gateway; medians are shown (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, db)")
     args = parser.parse_args()
-    for name in ("rounds", "requests", "stream_requests", "latency_requests", "concurrency", "chunks"):
-        if (value := getattr(args, name)) is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} is at least 1")
-    for name in ("seconds", "phase_cap"):
-        if not 0 < getattr(args, name) <= 3600:  # also refuses nan
-            parser.error(f"--{name.replace('_', '-')} is a number of seconds above 0, at most 3600")
+    refuse_careless(parser, args, ("rounds", "requests", "stream_requests", "latency_requests", "concurrency",
+                                   "chunks"), ("seconds", "phase_cap"))
     try:
         if args.portkey is not None:
             bench_peers.portkey_entry(args.portkey)

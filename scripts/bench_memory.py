@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=60.0,
                         help="longest wait for RSS to come back, seconds (default 60)")
     args = parser.parse_args()
+    bench.refuse_careless(parser, args, ("body_mb", "concurrency", "many"), ("settle",))
 
     tmp = Path(tempfile.mkdtemp(prefix="st-ai-bench-memory-"))
     procs = bench.Processes()

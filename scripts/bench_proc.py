@@ -148,6 +148,17 @@ class Processes:
             self.stop(proc)
 
 
+def refuse_careless(parser, args, counts: tuple[str, ...] = (), seconds: tuple[str, ...] = ()) -> None:
+    """A bench's numeric options, refused in one line before anything starts: `counts` (attribute
+    names) at least 1 when given, `seconds` above 0 and at most an hour (nan refused too)."""
+    for name in counts:
+        if (value := getattr(args, name)) is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} is at least 1")
+    for name in seconds:
+        if not 0 < getattr(args, name) <= 3600:
+            parser.error(f"--{name.replace('_', '-')} is a number of seconds above 0, at most 3600")
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now, for a process that takes its port as an argument."""
     with socket.socket() as sock:

@@ -181,6 +181,8 @@ def main() -> None:
     parser.add_argument("--no-pin-core", dest="pin_core", action="store_false")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, dbs)")
     args = parser.parse_args()
+    bench.refuse_careless(parser, args, ("requests", "stream_requests", "latency_requests", "concurrency", "chunks"),
+                          ("phase_cap",))
     stream_requests = args.stream_requests or max(args.concurrency * 4, args.requests // 4)
     cores = sorted(os.sched_getaffinity(0))
     gw_core, lg_core = (cores[0], cores[1]) if args.pin_core and len(cores) >= 2 else (None, None)

@@ -161,14 +161,22 @@ def test_the_bench_refuses_a_portkey_folder_without_portkey_before_starting_anyt
     assert result.returncode == 2 and "no litellm executable" in result.stderr
 
 
-@pytest.mark.parametrize("option, value, told", [
-    ("--concurrency", "0", "--concurrency is at least 1"), ("--requests", "-5", "--requests is at least 1"),
-    ("--stream-requests", "0", "--stream-requests is at least 1"), ("--chunks", "0", "--chunks is at least 1"),
-    ("--latency-requests", "0", "--latency-requests is at least 1"), ("--rounds", "0", "--rounds is at least 1"),
-    ("--seconds", "nan", "--seconds is a number of seconds"), ("--phase-cap", "-1", "--phase-cap is a number"),
-    ("--seconds", "86400", "at most 3600")])
-def test_the_bench_refuses_careless_numbers_before_starting_anything(option, value, told):
-    result = run("bench.py", option, value, timeout=30)
+@pytest.mark.parametrize("script, option, value, told", [
+    ("bench.py", "--concurrency", "0", "--concurrency is at least 1"),
+    ("bench.py", "--requests", "-5", "--requests is at least 1"),
+    ("bench.py", "--stream-requests", "0", "--stream-requests is at least 1"),
+    ("bench.py", "--chunks", "0", "--chunks is at least 1"),
+    ("bench.py", "--latency-requests", "0", "--latency-requests is at least 1"),
+    ("bench.py", "--rounds", "0", "--rounds is at least 1"),
+    ("bench.py", "--seconds", "nan", "--seconds is a number of seconds"),
+    ("bench.py", "--phase-cap", "-1", "--phase-cap is a number"),
+    ("bench.py", "--seconds", "86400", "at most 3600"),
+    ("bench_settlement.py", "--concurrency", "0", "--concurrency is at least 1"),
+    ("bench_settlement.py", "--phase-cap", "inf", "--phase-cap is a number"),
+    ("bench_memory.py", "--many", "0", "--many is at least 1"),
+    ("bench_memory.py", "--settle", "nan", "--settle is a number")])
+def test_the_benches_refuse_careless_numbers_before_starting_anything(script, option, value, told):
+    result = run(script, option, value, timeout=30)
     assert result.returncode == 2 and told in result.stderr and "Traceback" not in result.stderr
 
 
