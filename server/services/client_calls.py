@@ -48,8 +48,8 @@ class _Told:
         await self._context.send_initial_metadata((*metadata, *figures, *self._timing()))
 
     async def flush(self) -> None:
-        """Before the answer: the figures and the timing so far go out now, unless initial
-        metadata already did."""
+        """Before a stream's first message: the figures and the timing so far go out now,
+        unless initial metadata already did."""
         if not self.sent:
             self.sent = True
             if told := (*await self._figures(), *self._timing()):
